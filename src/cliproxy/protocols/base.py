@@ -1,0 +1,81 @@
+"""The interface every wire protocol module implements.
+
+A protocol module parses its wire JSON into the canonical model and renders the canonical model
+back into its wire JSON, for requests, complete responses and streams. The server uses the module
+of the client's protocol on the way in and out; a provider uses the module of its upstream's
+protocol. Same protocol on both sides takes the pass-through path and skips the canonical model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from cliproxy.model import ProxyError, Request, Response, StreamEvent
+from cliproxy.protocols.sse import SSEEvent
+
+JSON = dict[str, Any]
+
+
+class StreamDecoder(ABC):
+    """Turns one upstream stream (already split into SSE events) into canonical events.
+
+    State for one stream lives in the instance. ``close()`` is called when the upstream body ends:
+    if the protocol's terminal event was never seen it must return a StreamError (kind UPSTREAM),
+    so a cut stream never looks like a normal end.
+    """
+
+    finished: bool = False  # set once the protocol's terminal event has been seen
+
+    @abstractmethod
+    def feed(self, event: SSEEvent) -> list[StreamEvent]: ...
+
+    @abstractmethod
+    def close(self) -> list[StreamEvent]: ...
+
+
+class StreamEncoder(ABC):
+    """Turns canonical events into this protocol's SSE bytes for one client stream.
+
+    ``feed`` returns the bytes to send now (possibly b""). MessageEnd renders the protocol's normal
+    terminal frames; StreamError renders its error frames. Either is the last event fed.
+    """
+
+    @abstractmethod
+    def feed(self, event: StreamEvent) -> bytes: ...
+
+
+class WireProtocol(ABC):
+    name: str  # "openai_chat" | "openai_responses" | "anthropic" | "gemini"
+
+    @abstractmethod
+    def parse_request(self, body: JSON) -> Request:
+        """Wire request → canonical. Raise ``invalid(message, param)`` on bad input: the message
+        names the offending field (e.g. "messages[2].content: expected a string or a list")."""
+
+    @abstractmethod
+    def render_request(self, request: Request) -> JSON: ...
+
+    @abstractmethod
+    def parse_response(self, body: JSON) -> Response:
+        """Upstream reply → canonical. Raise ProxyError(UPSTREAM, ...) if it is unusable."""
+
+    @abstractmethod
+    def render_response(self, response: Response) -> JSON: ...
+
+    @abstractmethod
+    def stream_decoder(self) -> StreamDecoder: ...
+
+    @abstractmethod
+    def stream_encoder(self, request: Request) -> StreamEncoder:
+        """An encoder for one client stream; ``request`` gives the model name the client asked
+        for and options such as OpenAI's ``include_usage``."""
+
+    @abstractmethod
+    def render_error(self, error: ProxyError) -> JSON:
+        """The protocol's own error body for ``error`` (the HTTP status is ``error.status``)."""
+
+    @abstractmethod
+    def parse_error(self, status: int, body: bytes) -> ProxyError:
+        """An upstream error reply → ProxyError with the upstream's message, status and any
+        retry hint (Retry-After is read by the caller from headers; body hints are read here)."""

@@ -1,0 +1,93 @@
+"""Server-sent events: an incremental parser for upstream bytes and a frame encoder.
+
+The parser follows the WHATWG rules that matter for LLM streams: lines end in LF, CRLF or CR;
+``data:`` lines of one event are joined with LF; a blank line dispatches; ``:`` lines are comments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    event: str | None
+    data: str
+
+
+class SSEParser:
+    """Feed raw bytes as they arrive; get back the events completed so far."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        self._buffer += chunk
+        events: list[SSEEvent] = []
+        while True:
+            cut = _line_end(self._buffer)
+            if cut is None:
+                break
+            end, skip = cut
+            line = self._buffer[:end].decode("utf-8", errors="replace")
+            self._buffer = self._buffer[end + skip :]
+            event = self._take_line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """Flush an event the upstream left without its final blank line."""
+        events: list[SSEEvent] = []
+        if self._buffer:
+            tail = self._buffer.decode("utf-8", errors="replace")
+            self._buffer = b""
+            event = self._take_line(tail)
+            if event is not None:
+                events.append(event)
+        event = self._take_line("")
+        if event is not None:
+            events.append(event)
+        return events
+
+    def _take_line(self, line: str) -> SSEEvent | None:
+        if line == "":
+            if not self._data and self._event is None:
+                return None
+            event = SSEEvent(self._event, "\n".join(self._data))
+            self._event, self._data = None, []
+            return event
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        if value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        return None
+
+
+def _line_end(buffer: bytes) -> tuple[int, int] | None:
+    """Position and length of the first line terminator, or None if no full line is buffered."""
+    lf = buffer.find(b"\n")
+    cr = buffer.find(b"\r")
+    if cr == -1 and lf == -1:
+        return None
+    if cr == -1 or (lf != -1 and lf < cr):
+        return lf, 1
+    # A CR at the very end may be the first half of CRLF: wait for more bytes.
+    if cr == len(buffer) - 1:
+        return None
+    return (cr, 2) if buffer[cr + 1 : cr + 2] == b"\n" else (cr, 1)
+
+
+def frame(data: bytes | str, event: str | None = None) -> bytes:
+    """One SSE frame. ``data`` must not contain newlines (compact JSON never does)."""
+    body = data.encode() if isinstance(data, str) else data
+    if event is None:
+        return b"data: " + body + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + body + b"\n\n"
