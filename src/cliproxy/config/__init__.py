@@ -1,0 +1,34 @@
+"""cliproxy configuration: CLIProxyAPI-compatible config.yaml, validation, hot reload."""
+
+from .errors import ConfigError, ConfigProblem
+from .load import check_config, default_config, load_config, parse_config_text
+from .schema import (
+    Config,
+    ModelAlias,
+    OpenAICompatibility,
+    OpenAIKeyEntry,
+    ProviderKey,
+    RemoteManagement,
+    RoutingConfig,
+    TLSConfig,
+)
+from .watch import ConfigWatcher, diff_keys
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "ConfigProblem",
+    "ConfigWatcher",
+    "ModelAlias",
+    "OpenAICompatibility",
+    "OpenAIKeyEntry",
+    "ProviderKey",
+    "RemoteManagement",
+    "RoutingConfig",
+    "TLSConfig",
+    "check_config",
+    "default_config",
+    "diff_keys",
+    "load_config",
+    "parse_config_text",
+]

@@ -1,0 +1,110 @@
+"""Keys CLIProxyAPI understands (current and past releases) that cliproxy reads but ignores.
+
+They are kept in the loaded config and listed as "not supported yet"; anything else is reported
+as an unknown key. Taken from CLIProxyAPI's config.example.yaml and its config structs.
+"""
+
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "amp-model-mappings",
+        "amp-restrict-management-to-localhost",
+        "amp-upstream-api-key",
+        "amp-upstream-url",
+        "ampcode",
+        "antigravity",
+        "antigravity-signature-bypass-strict",
+        "antigravity-signature-cache-enabled",
+        "auth-auto-refresh-workers",
+        "claude-code",
+        "claude-header-defaults",
+        "codex",
+        "codex-header-defaults",
+        "codex-instructions-enabled",
+        "commercial-mode",
+        "credential-concurrency",
+        "credential-in-flight",
+        "disable-claude-cloak-mode",
+        "disable-cooling",
+        "disable-image-generation",
+        "enable-gemini-cli-endpoint",
+        "error-logs-max-files",
+        "force-gpt-5-codex",
+        "force-model-prefix",
+        "gemini-web",
+        "gpt-image-2-base-model",
+        "home",
+        "interactions-api-key",
+        "logging-to-file",
+        "logs-max-total-size-mb",
+        "max-retry-credentials",
+        "max-retry-interval",
+        "model-name-mappings",
+        "nonstream-keepalive",
+        "nonstream-keepalive-interval",
+        "oauth-excluded-models",
+        "oauth-model-alias",
+        "oauth-model-blacklist",
+        "oauth-model-mappings",
+        "oauth-request-scoped-errors",
+        "passthrough-headers",
+        "payload",
+        "plugins",
+        "pprof",
+        "quota-exceeded",
+        "redis-usage-queue-retention-seconds",
+        "request-log",
+        "save-cooldown-status",
+        "streaming",
+        "transient-error-cooldown-seconds",
+        "usage-statistics-enabled",
+        "vertex-api-key",
+        "video-result-auth-cache-ttl",
+        "ws-auth",
+        "xai",
+        "xai-api-key",
+    }
+)
+
+MODEL_ENTRY_KEYS = frozenset(
+    {
+        "display-name",
+        "max-context-length",
+        "force-mapping",
+        "is-compat",
+        "thinking",
+        "image",
+        "input-modalities",
+        "output-modalities",
+        "fork",
+    }
+)
+
+PROVIDER_KEY_ENTRY_KEYS = frozenset(
+    {
+        "priority",
+        "weight",
+        "disable-cooling",
+        "request-retry",
+        "request-scoped-errors",
+        "cloak",
+        "fingerprint-profile",
+        "experimental-cch-signing",
+        "rebuild-mid-system-message",
+        "websockets",
+        "alpha-search",
+    }
+)
+
+OPENAI_PROVIDER_KEYS = frozenset(
+    {
+        "priority",
+        "support-prompt-cache-key",
+        "disable-cooling",
+        "request-retry",
+        "request-scoped-errors",
+    }
+)
+
+ROUTING_KEYS = frozenset({"session-affinity", "session-affinity-ttl", "session-affinity-subagents"})
+
+OPENAI_KEY_ENTRY_KEYS = frozenset({"weight"})

@@ -1,0 +1,451 @@
+"""Typed configuration, shaped after CLIProxyAPI's config.yaml so existing files load unchanged.
+
+Every model uses kebab-case aliases (the YAML spelling) and also accepts the Python field names.
+Unmodelled keys are kept (``extra="allow"``); load.py classifies them as "known to CLIProxyAPI
+but not supported yet" or "unknown" by walking the YAML tree against these models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from . import known_keys
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8317
+DEFAULT_AUTH_DIR = "~/.cli-proxy-api"
+ROUTING_STRATEGIES = ("round-robin", "fill-first")
+# Spellings CLIProxyAPI's management API accepts for the same strategies.
+_STRATEGY_SPELLINGS = {
+    "": "round-robin",
+    "round-robin": "round-robin",
+    "roundrobin": "round-robin",
+    "rr": "round-robin",
+    "fill-first": "fill-first",
+    "fillfirst": "fill-first",
+    "ff": "fill-first",
+}
+# CLIProxyAPI strategies we read but do not implement; routing falls back to round-robin.
+UNSUPPORTED_STRATEGIES = {"weighted-round-robin", "weightedroundrobin", "wrr"}
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+PROXY_WORDS = ("direct", "none")
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class ConfigModel(BaseModel):
+    """Base for every config section: YAML spelling, Python names, extra keys kept."""
+
+    model_config = ConfigDict(
+        alias_generator=_kebab,
+        populate_by_name=True,
+        extra="allow",
+        coerce_numbers_to_str=True,  # Go's yaml decodes `- 12345` into a string field fine
+    )
+    # Keys CLIProxyAPI understands in this section that we parse but do not act on yet.
+    cliproxyapi_keys: ClassVar[frozenset[str]] = frozenset()
+    # Old spellings we still accept; each maps to a hint shown as a warning.
+    legacy_keys: ClassVar[dict[str, str]] = {}
+
+
+def check_http_url(value: str, *, required: bool) -> str:
+    value = value.strip()
+    if not value:
+        if required:
+            raise ValueError("is required (an http:// or https:// URL)")
+        return value
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
+    return value
+
+
+def check_proxy_url(value: str) -> str:
+    value = value.strip()
+    if not value or value.lower() in PROXY_WORDS:
+        return value.lower()
+    parts = urlsplit(value)
+    scheme = parts.scheme.lower()
+    # Proxy URLs often carry credentials, so only the scheme is echoed back.
+    if scheme not in PROXY_SCHEMES:
+        allowed = ", ".join(f"{s}://" for s in PROXY_SCHEMES)
+        got = f"scheme {scheme!r}" if scheme else "no scheme"
+        raise ValueError(f"must start with one of {allowed} or be 'direct'/'none' (got {got})")
+    if not parts.hostname:
+        raise ValueError("must name a proxy host")
+    return value
+
+
+def _clean_headers(value: Any) -> Any:
+    # Same normalisation as CLIProxyAPI: trim names and values, drop empty pairs.
+    if not isinstance(value, dict):
+        return value
+    clean: dict[str, Any] = {}
+    for key, val in value.items():
+        name = str(key).strip()
+        text = str(val).strip() if isinstance(val, (str, int, float)) else val
+        if name and text != "":
+            clean[name] = text
+    return clean
+
+
+def _clean_prefix(value: str) -> str:
+    prefix = value.strip().strip("/")
+    if "/" in prefix:
+        raise ValueError(f"must be a single path segment without '/' (got {value!r})")
+    return prefix
+
+
+class ModelAlias(ConfigModel):
+    """One `models:` item: upstream model `name`, client-visible `alias` (empty = same name)."""
+
+    cliproxyapi_keys = known_keys.MODEL_ENTRY_KEYS
+
+    name: str
+    alias: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("alias")
+    @classmethod
+    def _strip_alias(cls, value: str) -> str:
+        return value.strip()
+
+    @property
+    def client_name(self) -> str:
+        """The model id clients ask for."""
+        return self.alias or self.name
+
+
+class ProviderKey(ConfigModel):
+    """One entry of gemini-api-key / claude-api-key / codex-api-key."""
+
+    cliproxyapi_keys = known_keys.PROVIDER_KEY_ENTRY_KEYS
+
+    api_key: str = Field(default="", repr=False)
+    base_url: str = ""
+    proxy_url: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    prefix: str = ""
+    models: list[ModelAlias] = Field(default_factory=list)
+    excluded_models: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_key(cls, data: Any) -> Any:
+        # Older configs listed keys as plain strings.
+        return {"api-key": data} if isinstance(data, str) else data
+
+    @field_validator("api_key")
+    @classmethod
+    def _strip_key(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_http_url(value, required=False)
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        return check_proxy_url(value)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        return _clean_headers(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return _clean_prefix(value)
+
+    @field_validator("excluded_models")
+    @classmethod
+    def _excluded(cls, value: list[str]) -> list[str]:
+        # CLIProxyAPI matches exclusions case-insensitively: trim, lowercase, dedupe.
+        seen: dict[str, None] = {}
+        for item in value:
+            if item.strip():
+                seen.setdefault(item.strip().lower(), None)
+        return list(seen)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.api_key and not self.base_url
+
+
+class OpenAIKeyEntry(ConfigModel):
+    """One `api-key-entries:` item of an openai-compatibility provider."""
+
+    cliproxyapi_keys = known_keys.OPENAI_KEY_ENTRY_KEYS
+
+    api_key: str = Field(default="", repr=False)
+    proxy_url: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_key(cls, data: Any) -> Any:
+        return {"api-key": data} if isinstance(data, str) else data
+
+    @field_validator("api_key")
+    @classmethod
+    def _strip_key(cls, value: str) -> str:
+        return value.strip()
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        return check_proxy_url(value)
+
+
+class OpenAICompatibility(ConfigModel):
+    """One `openai-compatibility:` provider (any OpenAI Chat Completions compatible upstream)."""
+
+    cliproxyapi_keys = known_keys.OPENAI_PROVIDER_KEYS
+    legacy_keys = {"api-keys": "use api-key-entries: [{api-key: ...}]"}
+
+    name: str
+    base_url: str
+    prefix: str = ""
+    disabled: bool = False
+    headers: dict[str, str] = Field(default_factory=dict)
+    api_key_entries: list[OpenAIKeyEntry] = Field(default_factory=list)
+    models: list[ModelAlias] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_legacy_api_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("api-keys"), list):
+            return data
+        merged = dict(data)
+        entries = list(merged.get("api-key-entries") or [])
+        entries.extend({"api-key": key} for key in merged.pop("api-keys") if isinstance(key, str))
+        merged["api-key-entries"] = entries
+        return merged
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_http_url(value, required=True)
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        return _clean_headers(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return _clean_prefix(value)
+
+
+class TLSConfig(ConfigModel):
+    enable: bool = False
+    cert: str = ""
+    key: str = ""
+
+
+class RoutingConfig(ConfigModel):
+    cliproxyapi_keys = known_keys.ROUTING_KEYS
+
+    strategy: str = "round-robin"
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _strategy(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        spelled = value.strip().lower()
+        if spelled in _STRATEGY_SPELLINGS:
+            return _STRATEGY_SPELLINGS[spelled]
+        if spelled in UNSUPPORTED_STRATEGIES:
+            return "round-robin"  # load.py reports it as not supported yet
+        raise ValueError(f"must be one of {', '.join(ROUTING_STRATEGIES)} (got {value!r})")
+
+
+class RemoteManagement(ConfigModel):
+    allow_remote: bool = False
+    secret_key: str = Field(default="", repr=False)
+    disable_control_panel: bool = False
+    disable_auto_update_panel: bool = False
+    panel_github_repository: str = ""
+
+
+class Config(ConfigModel):
+    """The whole config file. Build with load.load_config / parse_config_text / default_config."""
+
+    cliproxyapi_keys = known_keys.TOP_LEVEL_KEYS
+    legacy_keys = {
+        "generative-language-api-key": "its keys are added to gemini-api-key",
+        "auth": "api-keys of its config-api-key providers are added to api-keys",
+    }
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    auth_dir: Path = Field(default_factory=lambda: Path(DEFAULT_AUTH_DIR).expanduser())
+    api_keys: list[str] = Field(default_factory=list, repr=False)
+    debug: bool = False
+    proxy_url: str = ""
+    request_retry: int = 3
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    remote_management: RemoteManagement = Field(default_factory=RemoteManagement)
+    gemini_api_key: list[ProviderKey] = Field(default_factory=list)
+    claude_api_key: list[ProviderKey] = Field(default_factory=list)
+    codex_api_key: list[ProviderKey] = Field(default_factory=list)
+    openai_compatibility: list[OpenAICompatibility] = Field(default_factory=list)
+    # cliproxy extensions (not in CLIProxyAPI):
+    request_body_limit_mb: int = 32
+    upstream_timeout_seconds: float = 600.0
+    demo: bool = False  # resolved in _resolve_demo when the file does not say
+
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+    _unsupported: list[tuple[str, int | None]] = PrivateAttr(default_factory=list)
+    _demo_explicit: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _merge_legacy_sections(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        # The legacy sections are consumed here (not kept as extras) so their secrets don't
+        # linger in repr() output; load.py still warns about them from the YAML tree.
+        legacy_gemini = merged.pop("generative-language-api-key", None)
+        if isinstance(legacy_gemini, list):
+            current = merged.get("gemini-api-key")
+            gemini = list(current) if isinstance(current, list) else []
+            gemini.extend({"api-key": k} for k in legacy_gemini if isinstance(k, str))
+            merged["gemini-api-key"] = gemini
+        auth = merged.pop("auth", None)
+        if isinstance(auth, dict) and isinstance(auth.get("providers"), list):
+            current_keys = merged.get("api-keys")
+            keys = list(current_keys) if isinstance(current_keys, list) else []
+            for provider in auth["providers"]:
+                if isinstance(provider, dict) and isinstance(provider.get("api-keys"), list):
+                    for key in provider["api-keys"]:
+                        if key not in keys:
+                            keys.append(key)
+            merged["api-keys"] = keys
+        return merged
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        # CLIProxyAPI reads an empty host as "every interface".
+        return value.strip() or "0.0.0.0"
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError(f"must be between 1 and 65535 (got {value})")
+        return value
+
+    @field_validator("auth_dir", mode="before")
+    @classmethod
+    def _auth_dir(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return Path(value.strip() or DEFAULT_AUTH_DIR).expanduser()
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: list[str]) -> list[str]:
+        return [key.strip() for key in value if key.strip()]
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_url(cls, value: str) -> str:
+        return check_proxy_url(value)
+
+    @field_validator("request_retry")
+    @classmethod
+    def _request_retry(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must be 0 or more (got {value})")
+        return value
+
+    @field_validator("request_body_limit_mb")
+    @classmethod
+    def _body_limit(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 (got {value})")
+        return value
+
+    @field_validator("upstream_timeout_seconds")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError(f"must be greater than 0 (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_demo(self) -> Config:
+        self._demo_explicit = "demo" in self.model_fields_set
+        if not self._demo_explicit:
+            self.demo = not self.has_providers()
+        return self
+
+    # --- derived views -------------------------------------------------------------------
+
+    def has_providers(self) -> bool:
+        """True when the file configures at least one upstream credential we can use."""
+        return bool(
+            self.gemini_api_key
+            or self.claude_api_key
+            or self.codex_api_key
+            or any(not provider.disabled for provider in self.openai_compatibility)
+        )
+
+    @property
+    def demo_explicit(self) -> bool:
+        """True when the file set `demo:` itself (otherwise it follows has_providers())."""
+        return self._demo_explicit
+
+    @property
+    def warnings(self) -> list[str]:
+        """Non-fatal findings with file:line (unknown keys, legacy spellings, duplicates)."""
+        return list(self._warnings)
+
+    def unsupported_keys(self) -> list[str]:
+        """Dotted paths of CLIProxyAPI keys present in the file that cliproxy ignores for now."""
+        return [path for path, _line in self._unsupported]
+
+    def unsupported_key_lines(self) -> list[tuple[str, int | None]]:
+        """Like unsupported_keys() with the 1-based line of each key (None when unknown)."""
+        return list(self._unsupported)
+
+    def set_findings(self, warnings: list[str], unsupported: list[tuple[str, int | None]]) -> None:
+        """Used by the loader to attach what it found while reading the file."""
+        self._warnings = list(warnings)
+        self._unsupported = list(unsupported)
+
+    @property
+    def request_body_limit_bytes(self) -> int:
+        return self.request_body_limit_mb * 1024 * 1024

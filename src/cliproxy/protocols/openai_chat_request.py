@@ -1,0 +1,554 @@
+"""OpenAI Chat Completions requests: wire JSON ⇄ canonical Request."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from cliproxy.model import (
+    FilePart,
+    ImagePart,
+    Message,
+    Part,
+    Reasoning,
+    ReasoningPart,
+    Request,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    ToolCallPart,
+    ToolChoice,
+    ToolResultPart,
+    invalid,
+)
+from cliproxy.protocols.base import JSON
+
+NAME = "openai_chat"
+
+_DATA_URL = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*?);base64,(.*)$", re.DOTALL)
+
+# Top-level request fields this module maps onto the canonical Request. Everything else the
+# client sends is kept verbatim in request.extras[NAME] and put back by render_request.
+_HANDLED = frozenset(
+    {
+        "model",
+        "messages",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "n",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "reasoning_effort",
+        "response_format",
+        "stream",
+        "stream_options",
+        "user",
+        "metadata",
+    }
+)
+
+# --- request validation helpers --------------------------------------------------------------
+
+
+def _dict(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid(f"{path}: expected an object", path)
+    return value
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise invalid(f"{path}: expected a string", path)
+    return value
+
+
+def _opt_str(body: JSON, key: str, path: str) -> str | None:
+    value = body.get(key)
+    return None if value is None else _str(value, path)
+
+
+def _opt_int(body: JSON, key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"{key}: expected an integer", key)
+    return value
+
+
+def _opt_number(body: JSON, key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(f"{key}: expected a number", key)
+    return float(value)
+
+
+def _opt_bool(body: JSON, key: str, path: str) -> bool | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise invalid(f"{path}: expected a boolean", path)
+    return value
+
+
+# --- request: wire → canonical ------------------------------------------------------------------
+
+
+def _text_parts(content: Any, path: str, allow_refusal: bool = False) -> list[TextPart]:
+    """Content that may only hold text (system, tool and assistant messages)."""
+    if isinstance(content, str):
+        return [TextPart(content)]
+    if content is None:
+        return []
+    if not isinstance(content, list):
+        raise invalid(f"{path}: expected a string or a list of parts", path)
+    parts: list[TextPart] = []
+    for i, item in enumerate(content):
+        item_path = f"{path}[{i}]"
+        item = _dict(item, item_path)
+        kind = item.get("type")
+        if kind == "text":
+            parts.append(TextPart(_str(item.get("text"), f"{item_path}.text")))
+        elif kind == "refusal" and allow_refusal:
+            parts.append(TextPart(_str(item.get("refusal"), f"{item_path}.refusal")))
+        else:
+            raise invalid(f"{item_path}.type: expected 'text', got {kind!r}", f"{item_path}.type")
+    return parts
+
+
+def _data_url(url: str) -> tuple[str, str] | None:
+    """(media_type, base64 data) of a ``data:...;base64,...`` URL, else None."""
+    match = _DATA_URL.match(url)
+    return (match.group(1), match.group(3)) if match else None
+
+
+def _user_parts(content: Any, path: str) -> list[Part]:
+    if isinstance(content, str):
+        return [TextPart(content)]
+    if not isinstance(content, list):
+        raise invalid(f"{path}: expected a string or a list of parts", path)
+    parts: list[Part] = []
+    for i, item in enumerate(content):
+        item_path = f"{path}[{i}]"
+        item = _dict(item, item_path)
+        kind = item.get("type")
+        if kind == "text":
+            parts.append(TextPart(_str(item.get("text"), f"{item_path}.text")))
+        elif kind == "image_url":
+            parts.append(_image_part(item.get("image_url"), f"{item_path}.image_url"))
+        elif kind == "input_audio":
+            audio = _dict(item.get("input_audio"), f"{item_path}.input_audio")
+            data = _str(audio.get("data"), f"{item_path}.input_audio.data")
+            fmt = _str(audio.get("format", "wav"), f"{item_path}.input_audio.format")
+            # No audio part in the canonical model: an audio FilePart carries it.
+            parts.append(FilePart(media_type=f"audio/{fmt}", data=data))
+        elif kind == "file":
+            parts.append(_file_part(item.get("file"), f"{item_path}.file"))
+        else:
+            raise invalid(
+                f"{item_path}.type: expected text, image_url, input_audio or file, got {kind!r}",
+                f"{item_path}.type",
+            )
+    return parts
+
+
+def _image_part(raw: Any, path: str) -> ImagePart:
+    if isinstance(raw, str):  # some clients send the URL directly
+        raw = {"url": raw}
+    raw = _dict(raw, path)
+    url = _str(raw.get("url"), f"{path}.url")
+    detail = _opt_str(raw, "detail", f"{path}.detail")
+    inline = _data_url(url)
+    if inline:
+        return ImagePart(media_type=inline[0], data=inline[1], detail=detail)
+    return ImagePart(url=url, detail=detail)
+
+
+def _file_part(raw: Any, path: str) -> FilePart:
+    raw = _dict(raw, path)
+    file_data = _opt_str(raw, "file_data", f"{path}.file_data")
+    file_id = _opt_str(raw, "file_id", f"{path}.file_id")
+    filename = _opt_str(raw, "filename", f"{path}.filename")
+    if file_data is None and file_id is None:
+        raise invalid(f"{path}: needs file_data or file_id", path)
+    part = FilePart(file_id=file_id, filename=filename)
+    if file_data is not None:
+        inline = _data_url(file_data)
+        part.media_type, part.data = inline if inline else ("application/pdf", file_data)
+    return part
+
+
+def _tool_calls(raw: Any, path: str) -> list[ToolCallPart]:
+    if not isinstance(raw, list):
+        raise invalid(f"{path}: expected a list", path)
+    calls: list[ToolCallPart] = []
+    for i, item in enumerate(raw):
+        item_path = f"{path}[{i}]"
+        item = _dict(item, item_path)
+        function = _dict(item.get("function"), f"{item_path}.function")
+        arguments = function.get("arguments", "{}")
+        if isinstance(arguments, dict):  # lenient: some clients send the object itself
+            arguments = orjson.dumps(arguments).decode()
+        calls.append(
+            ToolCallPart(
+                id=_str(item.get("id"), f"{item_path}.id"),
+                name=_str(function.get("name"), f"{item_path}.function.name"),
+                arguments=_str(arguments, f"{item_path}.function.arguments") or "{}",
+            )
+        )
+    return calls
+
+
+def _parse_messages(raw: Any, request: Request) -> None:
+    if not isinstance(raw, list) or not raw:
+        raise invalid("messages: expected a non-empty list", "messages")
+    tool_names: dict[str, str] = {}  # call id → tool name, for ToolResultPart.name (Gemini)
+    for i, msg in enumerate(raw):
+        path = f"messages[{i}]"
+        msg = _dict(msg, path)
+        role = msg.get("role")
+        content = msg.get("content")
+        if role in ("system", "developer"):
+            parts = _text_parts(content, f"{path}.content")
+            if not request.messages:
+                request.system.extend(parts)
+            else:
+                request.messages.append(Message("system", list(parts)))
+        elif role == "user":
+            if content is None:
+                raise invalid(f"{path}.content: required for user messages", f"{path}.content")
+            request.messages.append(Message("user", _user_parts(content, f"{path}.content")))
+        elif role == "assistant":
+            assistant: list[Part] = []
+            reasoning = msg.get("reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                assistant.append(ReasoningPart(text=reasoning))
+            # Empty text next to tool calls is noise other protocols reject (Anthropic).
+            texts = _text_parts(content, f"{path}.content", allow_refusal=True)
+            assistant.extend(p for p in texts if p.text)
+            if isinstance(msg.get("refusal"), str) and msg["refusal"] and content is None:
+                assistant.append(TextPart(msg["refusal"]))
+            if msg.get("tool_calls") is not None:
+                calls = _tool_calls(msg["tool_calls"], f"{path}.tool_calls")
+                tool_names.update((call.id, call.name) for call in calls)
+                assistant.extend(calls)
+            request.messages.append(Message("assistant", assistant))
+        elif role == "tool":
+            call_id = _str(msg.get("tool_call_id"), f"{path}.tool_call_id")
+            result = ToolResultPart(
+                call_id=call_id,
+                content=list(_text_parts(content, f"{path}.content")),
+                name=tool_names.get(call_id),
+            )
+            last = request.messages[-1] if request.messages else None
+            # Consecutive tool messages answer one assistant turn: one user message holds them.
+            if (
+                last
+                and last.role == "user"
+                and all(isinstance(p, ToolResultPart) for p in last.content)
+            ):
+                last.content.append(result)
+            else:
+                request.messages.append(Message("user", [result]))
+        else:
+            raise invalid(
+                f"{path}.role: expected system, developer, user, assistant or tool, got {role!r}",
+                f"{path}.role",
+            )
+
+
+def _parse_tools(raw: Any) -> list[Tool]:
+    if not isinstance(raw, list):
+        raise invalid("tools: expected a list", "tools")
+    tools: list[Tool] = []
+    for i, item in enumerate(raw):
+        path = f"tools[{i}]"
+        item = _dict(item, path)
+        kind = item.get("type", "function")
+        if kind != "function":
+            inner = item.get(kind) if isinstance(kind, str) else None
+            name = inner.get("name") if isinstance(inner, dict) else None
+            tools.append(Tool(name=name if isinstance(name, str) else str(kind), builtin=item))
+            continue
+        function = _dict(item.get("function"), f"{path}.function")
+        parameters = function.get("parameters")
+        tool = Tool(
+            name=_str(function.get("name"), f"{path}.function.name"),
+            description=_opt_str(function, "description", f"{path}.function.description") or "",
+            strict=_opt_bool(function, "strict", f"{path}.function.strict"),
+        )
+        if parameters is not None:
+            tool.parameters = _dict(parameters, f"{path}.function.parameters")
+        tools.append(tool)
+    return tools
+
+
+def _parse_tool_choice(raw: Any, extras: JSON) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if raw in ("auto", "none", "required"):
+        return ToolChoice(mode=raw)
+    if isinstance(raw, dict) and raw.get("type") == "function":
+        function = _dict(raw.get("function"), "tool_choice.function")
+        return ToolChoice(mode="tool", name=_str(function.get("name"), "tool_choice.function.name"))
+    if isinstance(raw, dict) and isinstance(raw.get("type"), str):
+        # allowed_tools / custom: no canonical form; kept for a same-protocol round trip.
+        extras["tool_choice"] = raw
+        return None
+    raise invalid("tool_choice: expected auto, none, required or an object", "tool_choice")
+
+
+def _parse_response_format(raw: Any) -> ResponseFormat | None:
+    if raw is None:
+        return None
+    raw = _dict(raw, "response_format")
+    kind = raw.get("type")
+    if kind in ("text", "json_object"):
+        return ResponseFormat(type=kind)
+    if kind == "json_schema":
+        spec = _dict(raw.get("json_schema"), "response_format.json_schema")
+        schema = spec.get("schema")
+        return ResponseFormat(
+            type="json_schema",
+            name=_opt_str(spec, "name", "response_format.json_schema.name"),
+            schema=None if schema is None else _dict(schema, "response_format.json_schema.schema"),
+            strict=_opt_bool(spec, "strict", "response_format.json_schema.strict"),
+        )
+    raise invalid(
+        f"response_format.type: expected text, json_object or json_schema, got {kind!r}",
+        "response_format.type",
+    )
+
+
+def _parse_stop(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and all(isinstance(s, str) for s in raw):
+        return list(raw)
+    raise invalid("stop: expected a string or a list of strings", "stop")
+
+
+def parse_common(body: JSON, request: Request) -> None:
+    """Sampling, limits and stream options shared with the legacy completions endpoint."""
+    request.max_tokens = _opt_int(body, "max_completion_tokens")
+    if request.max_tokens is None:
+        request.max_tokens = _opt_int(body, "max_tokens")
+    request.temperature = _opt_number(body, "temperature")
+    request.top_p = _opt_number(body, "top_p")
+    top_k = _opt_int(body, "top_k")  # not OpenAI's, but vLLM & co. accept it
+    request.top_k = top_k
+    request.stop = _parse_stop(body.get("stop"))
+    n = _opt_int(body, "n")
+    if n is not None and n != 1:
+        raise invalid("n: only n=1 is supported (one choice per request)", "n")
+    request.seed = _opt_int(body, "seed")
+    request.presence_penalty = _opt_number(body, "presence_penalty")
+    request.frequency_penalty = _opt_number(body, "frequency_penalty")
+    request.stream = bool(_opt_bool(body, "stream", "stream"))
+    options = body.get("stream_options")
+    if options is not None:
+        options = _dict(options, "stream_options")
+        request.include_usage = bool(
+            _opt_bool(options, "include_usage", "stream_options.include_usage")
+        )
+    request.user = _opt_str(body, "user", "user")
+    if body.get("metadata") is not None:
+        request.metadata = _dict(body["metadata"], "metadata")
+
+
+def parse_request(body: JSON) -> Request:
+    body = _dict(body, "body")
+    request = Request(model=_str(body.get("model"), "model"))
+    extras = {key: value for key, value in body.items() if key not in _HANDLED}
+    _parse_messages(body.get("messages"), request)
+    parse_common(body, request)
+    if body.get("tools") is not None:
+        request.tools = _parse_tools(body["tools"])
+    request.tool_choice = _parse_tool_choice(body.get("tool_choice"), extras)
+    request.parallel_tool_calls = _opt_bool(body, "parallel_tool_calls", "parallel_tool_calls")
+    effort = _opt_str(body, "reasoning_effort", "reasoning_effort")
+    if effort is not None:
+        request.reasoning = Reasoning(effort=effort)
+    request.response_format = _parse_response_format(body.get("response_format"))
+    if body.get("max_completion_tokens") is not None:
+        # Remembers which field name the client used; the value itself is request.max_tokens.
+        extras["max_completion_tokens"] = body["max_completion_tokens"]
+    if extras:
+        request.extras[NAME] = extras
+    return request
+
+
+# --- request: canonical → wire -----------------------------------------------------------------
+
+
+def _image_to_wire(part: ImagePart) -> JSON:
+    url = part.url or f"data:{part.media_type or 'image/png'};base64,{part.data or ''}"
+    image: JSON = {"url": url}
+    if part.detail:
+        image["detail"] = part.detail
+    return {"type": "image_url", "image_url": image}
+
+
+def _file_to_wire(part: FilePart) -> JSON:
+    if part.media_type.startswith("audio/") and part.data:
+        fmt = part.media_type.split("/", 1)[1]
+        fmt = {"mpeg": "mp3", "x-wav": "wav", "wave": "wav"}.get(fmt, fmt)
+        return {"type": "input_audio", "input_audio": {"data": part.data, "format": fmt}}
+    if part.file_id:
+        return {"type": "file", "file": {"file_id": part.file_id}}
+    if part.data:
+        media = part.media_type or "application/pdf"
+        file: JSON = {"file_data": f"data:{media};base64,{part.data}"}
+        file["filename"] = part.filename or "file"
+        return {"type": "file", "file": file}
+    # A file only known by URL has no Chat Completions form; name it so the model knows.
+    return {"type": "text", "text": f"[file: {part.url or part.filename or 'unavailable'}]"}
+
+
+def _content_to_wire(parts: list[Part]) -> str | list[JSON]:
+    """A plain string when the content is only text (what every compatible server accepts)."""
+    if all(isinstance(p, TextPart) for p in parts):
+        return "".join(p.text for p in parts if isinstance(p, TextPart))
+    wire: list[JSON] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            wire.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            wire.append(_image_to_wire(part))
+        elif isinstance(part, FilePart):
+            wire.append(_file_to_wire(part))
+    return wire
+
+
+def _user_to_wire(message: Message) -> list[JSON]:
+    wire: list[JSON] = []
+    rest: list[Part] = []
+    for part in message.content:
+        if isinstance(part, ToolResultPart):
+            wire.append({"role": "tool", "tool_call_id": part.call_id, "content": part.text()})
+            # Tool messages only take text: their images follow as a user message.
+            rest.extend(p for p in part.content if not isinstance(p, TextPart))
+        elif not isinstance(part, ToolCallPart | ReasoningPart):
+            rest.append(part)
+    if rest or not wire:
+        wire.append({"role": "user", "content": _content_to_wire(rest)})
+    return wire
+
+
+def _assistant_to_wire(message: Message) -> JSON:
+    text = "".join(p.text for p in message.content if isinstance(p, TextPart))
+    calls = [p for p in message.content if isinstance(p, ToolCallPart)]
+    wire: JSON = {"role": "assistant", "content": text if text or not calls else None}
+    if calls:
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments or "{}"},
+            }
+            for call in calls
+        ]
+    return wire
+
+
+def _messages_to_wire(request: Request) -> list[JSON]:
+    wire: list[JSON] = []
+    if request.system:
+        wire.append({"role": "system", "content": request.system_text()})
+    for message in request.messages:
+        if message.role == "system":
+            wire.append({"role": "system", "content": message.text()})
+        elif message.role == "assistant":
+            wire.append(_assistant_to_wire(message))
+        else:
+            wire.extend(_user_to_wire(message))
+    return wire
+
+
+def _tool_to_wire(tool: Tool) -> JSON | None:
+    if tool.builtin is not None:
+        # Only Chat's own non-function tools fit here; other vendors' built-ins have no form.
+        return tool.builtin if tool.builtin.get("type") == "custom" else None
+    function: JSON = {"name": tool.name, "parameters": tool.parameters}
+    if tool.description:
+        function["description"] = tool.description
+    if tool.strict is not None:
+        function["strict"] = tool.strict
+    return {"type": "function", "function": function}
+
+
+def _effort(reasoning: Reasoning) -> str | None:
+    if reasoning.effort:
+        return reasoning.effort
+    if reasoning.enabled is False or not reasoning.budget:
+        return None
+    if reasoning.budget < 2048:
+        return "low"
+    return "medium" if reasoning.budget < 16384 else "high"
+
+
+def render_request(request: Request) -> JSON:
+    extras = dict(request.extras.get(NAME, {}))
+    body: JSON = {"model": request.model, "messages": _messages_to_wire(request)}
+    tools = [t for t in (_tool_to_wire(tool) for tool in request.tools) if t is not None]
+    if tools:
+        body["tools"] = tools
+        choice = request.tool_choice
+        if choice is not None:
+            body["tool_choice"] = (
+                {"type": "function", "function": {"name": choice.name}}
+                if choice.mode == "tool"
+                else choice.mode
+            )
+        if request.parallel_tool_calls is not None:
+            body["parallel_tool_calls"] = request.parallel_tool_calls
+    effort = _effort(request.reasoning) if request.reasoning else None
+    if effort:
+        body["reasoning_effort"] = effort
+    if request.max_tokens is not None:
+        # Reasoning models reject max_tokens; older compatible servers only know max_tokens.
+        use_new = "max_completion_tokens" in extras or effort is not None
+        body["max_completion_tokens" if use_new else "max_tokens"] = request.max_tokens
+    extras.pop("max_completion_tokens", None)
+    for key in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user"):
+        value = getattr(request, key)
+        if value is not None:
+            body[key] = value
+    if request.stop:
+        body["stop"] = request.stop
+    fmt = request.response_format
+    if fmt is not None:
+        body["response_format"] = _response_format_to_wire(fmt)
+    if request.metadata and extras.get("store"):
+        # OpenAI only accepts metadata on stored completions.
+        body["metadata"] = request.metadata
+    if request.stream:
+        body["stream"] = True
+        # Always ask for usage: the proxy counts tokens even when the client did not ask.
+        body["stream_options"] = {"include_usage": True}
+    for key, value in extras.items():
+        body.setdefault(key, value)
+    return body
+
+
+def _response_format_to_wire(fmt: ResponseFormat) -> JSON:
+    if fmt.type != "json_schema":
+        return {"type": fmt.type}
+    spec: JSON = {"name": fmt.name or "response", "schema": fmt.schema or {"type": "object"}}
+    if fmt.strict is not None:
+        spec["strict"] = fmt.strict
+    return {"type": "json_schema", "json_schema": spec}

@@ -1,0 +1,101 @@
+"""The provider interface: how one kind of upstream is reached.
+
+A provider knows which wire protocol its upstream speaks, builds the HTTP request for a credential
+and a model, and classifies upstream failures. Routing decides which provider/credential serves a
+request; the server does the HTTP and the protocol translation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cliproxy.model import Request, Response
+from cliproxy.protocols.base import WireProtocol
+
+
+def mask_secret(secret: str) -> str:
+    """A key as it may appear in logs and listings: enough to recognise, never enough to use."""
+    if len(secret) <= 8:
+        return "*" * len(secret)
+    return f"{secret[:4]}…{secret[-4:]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """One way to authenticate to one upstream: an API key (or, later, an OAuth token)."""
+
+    id: str  # stable and unique, e.g. "claude-api-key[0]"
+    secret: str
+    base_url: str
+    proxy_url: str | None = None  # None: use the global proxy; "direct": bypass it
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} ({mask_secret(self.secret)})"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a provider may need to know about the client call besides the body."""
+
+    stream: bool
+    client_headers: Mapping[str, str]  # lower-case names
+    client_query: Mapping[str, str]
+    # Name of the client's wire protocol; equal to the provider's protocol on the pass-through path.
+    client_protocol: str
+
+
+def resolve_headers(
+    configured: Mapping[str, str], client_headers: Mapping[str, str]
+) -> dict[str, str]:
+    """Configured extra headers; a value "$name" copies header ``name`` from the client request."""
+    out: dict[str, str] = {}
+    for name, value in configured.items():
+        if value.startswith("$"):
+            copied = client_headers.get(value[1:].lower())
+            if copied is not None:
+                out[name] = copied
+        else:
+            out[name] = value
+    return out
+
+
+class Provider(ABC):
+    """One configured upstream family (e.g. all claude-api-key entries, or one
+    openai-compatibility entry)."""
+
+    name: str  # shown in logs and listings
+    protocol: WireProtocol
+
+    @abstractmethod
+    def build_request(
+        self, credential: Credential, model: str, body: dict[str, object], ctx: RequestContext
+    ) -> UpstreamRequest:
+        """The upstream HTTP request. ``body`` is already in this provider's protocol; the
+        provider sets the model (in the body or the URL) and adds what its upstream requires."""
+
+    def should_retry(self, status: int) -> bool:
+        """Whether another credential may succeed where this one got ``status``."""
+        return status in (401, 403, 408, 429) or status >= 500
+
+
+class LocalProvider(ABC):
+    """A provider answered inside the proxy (the offline demo): no HTTP, canonical in and out."""
+
+    name: str
+
+    @abstractmethod
+    def models(self) -> list[str]: ...
+
+    @abstractmethod
+    async def respond(self, request: Request) -> Response: ...

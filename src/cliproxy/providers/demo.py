@@ -1,0 +1,136 @@
+"""The offline demo provider: deterministic answers without any network.
+
+``demo-echo`` repeats the last user message; ``demo-tools`` calls the first offered tool with
+arguments made from its schema, and answers in text once the tool result comes back. It lets a new
+user try every client protocol, streaming and tools included, before configuring an upstream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from cliproxy.model import (
+    FinishReason,
+    Message,
+    Request,
+    Response,
+    TextPart,
+    Tool,
+    ToolCallPart,
+    ToolResultPart,
+    Usage,
+)
+from cliproxy.providers.base import LocalProvider
+
+ECHO_MODEL = "demo-echo"
+TOOLS_MODEL = "demo-tools"
+
+
+def estimate_tokens(text: str) -> int:
+    """Roughly four characters a token, at least one for any non-empty text."""
+    return (len(text) + 3) // 4
+
+
+class DemoProvider(LocalProvider):
+    name = "demo"
+
+    def models(self) -> list[str]:
+        return [ECHO_MODEL, TOOLS_MODEL]
+
+    async def respond(self, request: Request) -> Response:
+        last = _last_user(request.messages)
+        if request.model.endswith(TOOLS_MODEL):
+            content, finish = _tools_answer(request, last)
+        else:
+            content, finish = [TextPart(_echo(last))], FinishReason.STOP
+        if request.max_tokens is not None and content and isinstance(content[0], TextPart):
+            limit = max(request.max_tokens, 1) * 4
+            if len(content[0].text) > limit:
+                content = [TextPart(content[0].text[:limit])]
+                finish = FinishReason.LENGTH
+        prompt = request.system_text() + "".join(_message_text(m) for m in request.messages)
+        answer = "".join(
+            p.text
+            if isinstance(p, TextPart)
+            else p.arguments
+            if isinstance(p, ToolCallPart)
+            else ""
+            for p in content
+        )
+        usage = Usage(input_tokens=estimate_tokens(prompt), output_tokens=estimate_tokens(answer))
+        digest = hashlib.sha256(prompt.encode()).hexdigest()[:24]
+        return Response(
+            id=f"demo-{digest}",
+            model=request.model,
+            content=list(content),
+            finish_reason=finish,
+            usage=usage,
+        )
+
+
+def _last_user(messages: list[Message]) -> Message | None:
+    for message in reversed(messages):
+        if message.role == "user":
+            return message
+    return None
+
+
+def _message_text(message: Message) -> str:
+    pieces = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            pieces.append(part.text)
+        elif isinstance(part, ToolResultPart):
+            pieces.append(part.text())
+    return "".join(pieces)
+
+
+def _echo(last: Message | None) -> str:
+    text = last.text().strip() if last else ""
+    return f"Echo: {text}" if text else "Echo: (no user text)"
+
+
+def _tools_answer(request: Request, last: Message | None) -> tuple[list[Any], FinishReason]:
+    results = [p for p in last.content if isinstance(p, ToolResultPart)] if last else []
+    if results:
+        summary = "; ".join(f"{r.name or r.call_id} returned {r.text()!r}" for r in results)
+        return [TextPart(f"Tool result received: {summary}")], FinishReason.STOP
+    callable_tools = [t for t in request.tools if t.builtin is None]
+    if not callable_tools or (request.tool_choice and request.tool_choice.mode == "none"):
+        return [TextPart("demo-tools: no tools were offered, so there is nothing to call.")], (
+            FinishReason.STOP
+        )
+    tool = callable_tools[0]
+    if request.tool_choice and request.tool_choice.mode == "tool":
+        tool = next((t for t in callable_tools if t.name == request.tool_choice.name), tool)
+    arguments = orjson.dumps(_sample_arguments(tool, last.text() if last else "")).decode()
+    call_id = "call_" + hashlib.sha256((tool.name + arguments).encode()).hexdigest()[:24]
+    return [ToolCallPart(id=call_id, name=tool.name, arguments=arguments)], FinishReason.TOOL_CALLS
+
+
+def _sample_arguments(tool: Tool, user_text: str) -> dict[str, Any]:
+    """Arguments that satisfy the required properties of the tool's schema."""
+    schema = tool.parameters or {}
+    properties: dict[str, Any] = schema.get("properties") or {}
+    required = schema.get("required") or list(properties)[:1]
+    return {name: _sample_value(properties.get(name) or {}, user_text) for name in required}
+
+
+def _sample_value(schema: dict[str, Any], user_text: str) -> Any:
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return []
+    if kind == "object":
+        return {}
+    return user_text or "demo"

@@ -1,0 +1,117 @@
+"""Build the model registry from a loaded config (called at start and on every reload)."""
+
+from __future__ import annotations
+
+from cliproxy.config.schema import Config, ModelAlias, OpenAICompatibility, ProviderKey
+from cliproxy.providers.api_keys import (
+    DEFAULT_BASE_URLS,
+    ClaudeApiKeyProvider,
+    CodexApiKeyProvider,
+    GeminiApiKeyProvider,
+    OpenAICompatProvider,
+)
+from cliproxy.providers.base import Credential, Provider
+from cliproxy.providers.demo import DemoProvider
+from cliproxy.routing.registry import Candidate, ModelRegistry
+
+# Model names an API-key entry without a `models:` list answers for, and the ones it lists in
+# /v1/models. Any other name with the same family prefix is still forwarded.
+FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "claude": (
+        ("claude-",),
+        ("claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5"),
+    ),
+    "gemini": (
+        ("gemini-", "gemma-", "learnlm-"),
+        ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-pro-preview"),
+    ),
+    "codex": (
+        ("gpt-", "o1", "o3", "o4", "codex-", "chatgpt-"),
+        ("gpt-5", "gpt-5-codex", "gpt-5.1", "gpt-5.1-codex"),
+    ),
+}
+
+
+def build_registry(config: Config) -> ModelRegistry:
+    registry = ModelRegistry()
+    if config.demo:
+        demo = DemoProvider()
+        for model in demo.models():
+            registry.add(model, Candidate(demo, None, model))
+    sections: list[tuple[str, list[ProviderKey], Provider]] = [
+        ("claude", config.claude_api_key, ClaudeApiKeyProvider()),
+        ("gemini", config.gemini_api_key, GeminiApiKeyProvider()),
+        ("codex", config.codex_api_key, CodexApiKeyProvider()),
+    ]
+    for family, entries, provider in sections:
+        for index, entry in enumerate(entries):
+            if not entry.api_key:
+                continue
+            credential = Credential(
+                id=f"{family}-api-key[{index}]",
+                secret=entry.api_key,
+                base_url=entry.base_url or DEFAULT_BASE_URLS[family],
+                proxy_url=entry.proxy_url or None,
+                headers=dict(entry.headers),
+            )
+            if entry.models:
+                _add_models(
+                    registry,
+                    provider,
+                    credential,
+                    entry.models,
+                    entry.prefix,
+                    entry.excluded_models,
+                )
+            else:
+                prefixes, listed = FAMILIES[family]
+                registry.add_family(
+                    prefixes,
+                    provider,
+                    credential,
+                    route_prefix=entry.prefix,
+                    listed_models=[m for m in listed if not _excluded(m, entry.excluded_models)],
+                )
+    for compat in config.openai_compatibility:
+        if not compat.disabled:
+            _add_openai_compat(registry, compat)
+    return registry
+
+
+def _add_openai_compat(registry: ModelRegistry, compat: OpenAICompatibility) -> None:
+    provider = OpenAICompatProvider(compat.name)
+    entries = compat.api_key_entries or []
+    keys = [(e.api_key, e.proxy_url) for e in entries] or [("", "")]
+    for index, (api_key, proxy_url) in enumerate(keys):
+        credential = Credential(
+            id=f"openai-compatibility[{compat.name}][{index}]",
+            secret=api_key,
+            base_url=compat.base_url,
+            proxy_url=proxy_url or None,
+            headers=dict(compat.headers),
+        )
+        _add_models(registry, provider, credential, compat.models, compat.prefix, [])
+
+
+def _add_models(
+    registry: ModelRegistry,
+    provider: Provider,
+    credential: Credential,
+    models: list[ModelAlias],
+    prefix: str,
+    excluded: list[str],
+) -> None:
+    for model in models:
+        if _excluded(model.client_name, excluded) or _excluded(model.name, excluded):
+            continue
+        candidate = Candidate(provider, credential, model.name)
+        registry.add(model.client_name, candidate)
+        if prefix:
+            registry.add(f"{prefix}/{model.client_name}", candidate)
+
+
+def _excluded(model: str, patterns: list[str]) -> bool:
+    from fnmatch import fnmatchcase
+
+    name = model.lower()
+    return any(fnmatchcase(name, pattern) for pattern in patterns)

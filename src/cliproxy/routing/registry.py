@@ -1,0 +1,122 @@
+"""Model registry: which (provider, credential, upstream model) can serve a client model name.
+
+Built once per config load and swapped whole on reload, so a request always sees one consistent
+registry. Exact names (aliases and prefixed names included) win; a name that matches none falls
+back to the model families of entries that list no models (e.g. any "claude-*" name goes to
+claude-api-key entries without a models list).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.providers.base import Credential, LocalProvider, Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    provider: Provider | LocalProvider
+    credential: Credential | None  # None for local providers
+    upstream_model: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    owned_by: str
+
+
+@dataclass(slots=True)
+class _Family:
+    prefixes: tuple[str, ...]
+    route_prefix: str  # the entry's "prefix/" (empty when none)
+    provider: Provider
+    credential: Credential
+
+
+@dataclass
+class ModelRegistry:
+    _exact: dict[str, list[Candidate]] = field(default_factory=dict)
+    _families: list[_Family] = field(default_factory=list)
+    _listed: dict[str, ModelInfo] = field(default_factory=dict)
+
+    def add(self, name: str, candidate: Candidate, *, listed: bool = True) -> None:
+        self._exact.setdefault(name, []).append(candidate)
+        if listed and name not in self._listed:
+            self._listed[name] = ModelInfo(name, candidate.provider.name)
+
+    def add_family(
+        self,
+        prefixes: Iterable[str],
+        provider: Provider,
+        credential: Credential,
+        *,
+        route_prefix: str = "",
+        listed_models: Iterable[str] = (),
+    ) -> None:
+        """Serve any model whose name starts with one of ``prefixes`` through this credential,
+        and list ``listed_models`` in /v1/models."""
+        family = _Family(tuple(prefixes), route_prefix, provider, credential)
+        self._families.append(family)
+        for model in listed_models:
+            name = f"{route_prefix}/{model}" if route_prefix else model
+            if name not in self._listed:
+                self._listed[name] = ModelInfo(name, provider.name)
+
+    def candidates(self, model: str) -> list[Candidate]:
+        found = self._exact.get(model)
+        if found:
+            return found
+        family_matches: list[Candidate] = []
+        for family in self._families:
+            name = model
+            if family.route_prefix:
+                head, sep, rest = model.partition("/")
+                if not sep or head != family.route_prefix:
+                    continue
+                name = rest
+            if name.startswith(family.prefixes):
+                family_matches.append(Candidate(family.provider, family.credential, name))
+        if family_matches:
+            return family_matches
+        raise ProxyError(
+            ErrorKind.NOT_FOUND,
+            f"model '{model}' is not served here; GET /v1/models lists the available models",
+            param="model",
+        )
+
+    def models(self) -> list[ModelInfo]:
+        return list(self._listed.values())
+
+
+class RoundRobin:
+    """Rotates the start of each model's candidate list, one step per request."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, itertools.count[int]] = {}
+
+    def order(self, model: str, candidates: list[Candidate], attempts: int) -> list[Candidate]:
+        counter = self._counters.get(model)
+        if counter is None:
+            counter = self._counters.setdefault(model, itertools.count())
+        start = next(counter) % len(candidates)
+        rotated = candidates[start:] + candidates[:start]
+        # Retry on other credentials first; come back round only if retries outnumber them.
+        return [rotated[i % len(rotated)] for i in range(max(attempts, 1))]
+
+
+class FillFirst:
+    """Always tries the first candidate first: use one credential until it fails."""
+
+    def order(self, model: str, candidates: list[Candidate], attempts: int) -> list[Candidate]:
+        return [candidates[i % len(candidates)] for i in range(max(attempts, 1))]
+
+
+Selector = RoundRobin | FillFirst
+
+
+def make_selector(strategy: str) -> Selector:
+    return FillFirst() if strategy == "fill-first" else RoundRobin()

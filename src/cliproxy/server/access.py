@@ -1,0 +1,79 @@
+"""Client access control as a plain ASGI middleware.
+
+A client key may come as ``Authorization: Bearer``, ``x-api-key``, ``x-goog-api-key`` or
+``?key=`` (each SDK has its own habit). With no api-keys configured only loopback clients are
+served. Refusals are written in the calling protocol's own error JSON.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.server.errors import error_response, protocol_for
+from cliproxy.server.state import AppState
+
+# Paths anyone may reach (health checks from load balancers and container runtimes).
+OPEN_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def presented_key(headers: dict[str, str], query_string: bytes) -> str | None:
+    auth = headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    for name in ("x-api-key", "x-goog-api-key"):
+        if headers.get(name):
+            return headers[name].strip()
+    if query_string:
+        values = parse_qs(query_string.decode("latin-1")).get("key")
+        if values:
+            return values[0]
+    return None
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp, state_getter: Callable[[], AppState]) -> None:
+        self.app = app
+        self.state_getter = state_getter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith("/v0/management") or scope["path"] == "/management.html":
+            await self.app(scope, receive, send)  # the management API has its own secret
+            return
+        runtime = self.state_getter().runtime
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        error: ProxyError | None = None
+        if runtime.api_keys:
+            key = presented_key(headers, scope.get("query_string", b""))
+            if key is None:
+                error = ProxyError(ErrorKind.AUTHENTICATION, "missing API key")
+            elif not runtime.key_allowed(key):
+                error = ProxyError(ErrorKind.AUTHENTICATION, "invalid API key")
+        else:
+            client = scope.get("client")
+            if not is_loopback(client[0] if client else None):
+                error = ProxyError(
+                    ErrorKind.PERMISSION,
+                    "no api-keys are configured, so only clients on this machine are served",
+                )
+        if error is not None:
+            response = error_response(protocol_for(scope["path"], headers), error)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

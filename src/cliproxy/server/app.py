@@ -1,0 +1,152 @@
+"""Building the ASGI application: routes, middleware stack and lifecycle in one visible place."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cliproxy import __version__
+from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
+from cliproxy.config.schema import Config
+from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.server import routes_llm, routes_models
+from cliproxy.server.access import AccessMiddleware
+from cliproxy.server.errors import error_response, protocol_for
+from cliproxy.server.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+class ErrorMiddleware:
+    """Outermost layer: any error that escapes a route becomes the client protocol's own error
+    JSON. A ProxyError keeps its status; anything else is a 500 and is logged with its
+    traceback here (the client never sees one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if isinstance(exc, ProxyError):
+                error = exc
+            else:
+                log.exception("unhandled error on %s", scope.get("path"))
+                error = ProxyError(ErrorKind.SERVER, "internal error in cliproxy; see its log")
+            if started:
+                # Headers are out; the stream generators end with their own error frames, so
+                # this only happens for a bug. Nothing more can be said to the client.
+                log.error("error after the response started on %s: %s", scope["path"], error)
+                return
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            response = error_response(protocol_for(scope["path"], headers), error)
+            await response(scope, receive, send)
+
+
+async def healthz(request: HTTPRequest) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+async def root(request: HTTPRequest) -> Response:
+    return JSONResponse({"name": "cliproxy", "version": __version__, "health": "/healthz"})
+
+
+async def not_found(request: HTTPRequest, exc: Exception) -> Response:
+    return error_response(
+        protocol_for(request.url.path, dict(request.headers)),
+        ProxyError(ErrorKind.NOT_FOUND, f"no route for {request.method} {request.url.path}"),
+    )
+
+
+async def method_not_allowed(request: HTTPRequest, exc: Exception) -> Response:
+    return error_response(
+        protocol_for(request.url.path, dict(request.headers)),
+        ProxyError(
+            ErrorKind.INVALID_REQUEST,
+            f"{request.method} is not allowed on {request.url.path}",
+            status=405,
+        ),
+    )
+
+
+ROUTES = [
+    Route("/", root, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/v1/chat/completions", routes_llm.chat_completions, methods=["POST"]),
+    Route("/v1/completions", routes_llm.completions, methods=["POST"]),
+    Route("/v1/responses", routes_llm.responses, methods=["POST"]),
+    Route("/v1/messages", routes_llm.messages, methods=["POST"]),
+    Route("/v1/messages/count_tokens", routes_llm.messages_count_tokens, methods=["POST"]),
+    Route("/v1/models", routes_models.list_models, methods=["GET"]),
+    Route("/v1beta/models", routes_models.list_models, methods=["GET"]),
+    Route("/v1/models/{target:path}", routes_models.get_model, methods=["GET"]),
+    Route("/v1beta/models/{target:path}", routes_models.get_model, methods=["GET"]),
+    Route("/v1/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
+    Route("/v1beta/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
+]
+
+
+def build_app(config: Config, config_path: Path | None = None) -> Starlette:
+    state = AppState(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher_task = None
+        if config_path is not None:
+            watcher = ConfigWatcher(config_path, _on_reload(state), _on_reload_error)
+            watcher_task = asyncio.create_task(watcher.run())
+        try:
+            yield
+        finally:
+            if watcher_task is not None:
+                watcher_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await watcher_task
+            await state.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, 405: method_not_allowed},
+    )
+    app.state.cliproxy = state
+    # Outermost first: errors → access → routes.
+    app.add_middleware(AccessMiddleware, state_getter=lambda: state)
+    app.add_middleware(ErrorMiddleware)
+    return app
+
+
+def _on_reload(state: AppState) -> Callable[[Config], None]:
+    def apply(new: Config) -> None:
+        changed = diff_keys(state.runtime.config, new)
+        state.apply(new)
+        log.info("config reloaded: %s", ", ".join(changed) or "no effective change")
+
+    return apply
+
+
+def _on_reload_error(error: ConfigError) -> None:
+    log.error("config change rejected; the previous config stays in force:\n%s", error)

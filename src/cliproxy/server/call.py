@@ -1,0 +1,81 @@
+"""One client call as the forwarding core sees it, and reading its body safely."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request as HTTPRequest
+
+from cliproxy.model import ErrorKind, ProxyError, Request, invalid
+from cliproxy.protocols.base import StreamEncoder, WireProtocol
+
+
+@dataclass(slots=True)
+class ClientCall:
+    protocol: WireProtocol  # the protocol the client speaks
+    body: dict[str, Any]
+    model: str
+    stream: bool
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    started: float  # perf_counter() when the request arrived
+    # Set when the client wants a stream framing other than the protocol's default (Gemini's
+    # JSON-array stream without alt=sse); such calls always take the translating path.
+    encoder_factory: Callable[[Request], StreamEncoder] | None = None
+    stream_media_type: str = "text/event-stream"
+
+    def canonical(self) -> Request:
+        request = self.protocol.parse_request(self.body)
+        request.model = self.model
+        request.stream = self.stream
+        return request
+
+
+async def read_json_body(request: HTTPRequest, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object; 413 past ``limit`` bytes, 400 if it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise invalid("request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise invalid(f"request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError(
+        ErrorKind.TOO_LARGE,
+        f"request body exceeds the limit of {limit} bytes (request-body-limit-mb)",
+    )
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise invalid("model: required, a non-empty string", "model")
+    return model
+
+
+def require_stream_flag(body: dict[str, Any]) -> bool:
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise invalid("stream: expected true or false", "stream")
+    return stream

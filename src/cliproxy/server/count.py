@@ -1,0 +1,87 @@
+"""Token counting: asked of the upstream when it can count, estimated locally otherwise."""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+import orjson
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import Response
+
+from cliproxy.model import ProxyError
+from cliproxy.protocols.base import WireProtocol
+from cliproxy.providers.base import Provider, RequestContext
+from cliproxy.server.state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """About four characters a token over the prompt-bearing fields; never zero."""
+    fields = ("system", "messages", "tools", "contents", "systemInstruction", "input")
+    text = orjson.dumps({k: body.get(k) for k in fields if k in body})
+    return max(1, len(text) // 4)
+
+
+def _render(protocol: WireProtocol, tokens: int) -> dict[str, Any]:
+    if protocol.name == "gemini":
+        return {"totalTokens": tokens}
+    return {"input_tokens": tokens}
+
+
+async def count_tokens(
+    state: AppState,
+    protocol: WireProtocol,
+    model: str,
+    body: dict[str, Any],
+    request: HTTPRequest,
+    started: float,
+) -> Response:
+    runtime = state.runtime
+    candidates = runtime.registry.candidates(model)  # unknown model → 404 like generation
+    upstream_seconds = 0.0
+    for candidate in candidates:
+        provider = candidate.provider
+        if not (
+            isinstance(provider, Provider)
+            and provider.protocol is protocol
+            and hasattr(provider, "build_count_request")
+            and candidate.credential is not None
+        ):
+            continue
+        ctx = RequestContext(False, request.headers, request.query_params, protocol.name)
+        upstream_request = provider.build_count_request(
+            candidate.credential, candidate.upstream_model, dict(body), ctx
+        )
+        sent = perf_counter()
+        try:
+            upstream = await state.upstream.send(upstream_request, candidate.credential.proxy_url)
+            try:
+                raw = await upstream.read()
+            finally:
+                upstream.release()
+        except (ProxyError, aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+            log.warning("count_tokens via %s failed: %s", provider.name, exc)
+            upstream_seconds += perf_counter() - sent
+            continue
+        upstream_seconds += perf_counter() - sent
+        if upstream.status == 200:
+            overhead = (perf_counter() - started - upstream_seconds) * 1000
+            return Response(
+                raw,
+                200,
+                media_type="application/json",
+                headers={"x-cliproxy-overhead-ms": f"{overhead:.2f}"},
+            )
+        log.warning("count_tokens via %s answered %d", provider.name, upstream.status)
+        break
+    overhead = (perf_counter() - started - upstream_seconds) * 1000
+    return Response(
+        orjson.dumps(_render(protocol, estimate_tokens(body))),
+        200,
+        media_type="application/json",
+        headers={"x-cliproxy-overhead-ms": f"{overhead:.2f}"},
+    )

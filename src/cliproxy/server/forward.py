@@ -1,0 +1,206 @@
+"""The forwarding core: pick a candidate, build the upstream call, retry, answer the client.
+
+Same protocol on both sides takes the pass-through path (body forwarded with only the model and
+auth changed, stream relayed as bytes); otherwise the request goes through the canonical model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from time import perf_counter
+from typing import Any
+
+import aiohttp
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from cliproxy.model import ErrorKind, ProxyError, Request
+from cliproxy.model.accumulate import response_events
+from cliproxy.protocols.base import StreamEncoder
+from cliproxy.providers.base import LocalProvider, Provider, RequestContext
+from cliproxy.routing.registry import Candidate
+from cliproxy.server.call import ClientCall
+from cliproxy.server.errors import error_response
+from cliproxy.server.relay import StreamOutcome, relay_local, relay_passthrough, relay_translated
+from cliproxy.server.state import AppState
+
+log = logging.getLogger(__name__)
+
+OVERHEAD_HEADER = "x-cliproxy-overhead-ms"
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def _overhead(ms: float) -> dict[str, str]:
+    return {OVERHEAD_HEADER: f"{ms * 1000:.2f}"}
+
+
+async def forward(state: AppState, call: ClientCall) -> Response:
+    runtime = state.runtime
+    candidates = runtime.registry.candidates(call.model)
+    order = runtime.selector.order(call.model, candidates, runtime.request_retry + 1)
+    canonical: Request | None = None
+    last_error: ProxyError | None = None
+    upstream_seconds = 0.0
+    for attempt, candidate in enumerate(order):
+        provider = candidate.provider
+        if isinstance(provider, LocalProvider):
+            canonical = canonical or call.canonical()
+            return await _serve_local(
+                provider, replace(canonical, model=candidate.upstream_model), call
+            )
+        assert candidate.credential is not None
+        passthrough = provider.protocol is call.protocol and call.encoder_factory is None
+        if passthrough:
+            body: dict[str, Any] = dict(call.body)
+        else:
+            canonical = canonical or call.canonical()
+            upstream_canonical = replace(canonical, model=candidate.upstream_model)
+            body = provider.protocol.render_request(upstream_canonical)
+        ctx = RequestContext(call.stream, call.headers, call.query, call.protocol.name)
+        upstream_request = provider.build_request(
+            candidate.credential, candidate.upstream_model, body, ctx
+        )
+        sent_at = perf_counter()
+        try:
+            upstream = await state.upstream.send(upstream_request, candidate.credential.proxy_url)
+        except ProxyError as send_error:
+            upstream_seconds += perf_counter() - sent_at
+            log.warning("%s %s: %s", provider.name, candidate.credential.label, send_error.message)
+            last_error = send_error
+            continue
+        headers_at = perf_counter()
+        upstream_seconds += headers_at - sent_at
+        if upstream.status >= 400:
+            error, raw = await _read_error(provider, upstream)
+            upstream_seconds += perf_counter() - headers_at
+            log.warning(
+                "%s %s answered %d: %s",
+                provider.name,
+                candidate.credential.label,
+                upstream.status,
+                error.message,
+            )
+            if provider.should_retry(upstream.status) and attempt + 1 < len(order):
+                last_error = error
+                continue
+            overhead = _overhead(perf_counter() - call.started - upstream_seconds)
+            if passthrough and _is_json(raw):
+                return Response(
+                    raw, upstream.status, media_type="application/json", headers=overhead
+                )
+            response = error_response(call.protocol, error)
+            response.headers.update(overhead)
+            return response
+        if call.stream:
+            overhead = _overhead(perf_counter() - call.started - upstream_seconds)
+            return _stream(call, candidate, upstream, passthrough, canonical, overhead)
+        return await _complete(call, candidate, upstream, passthrough, upstream_seconds, headers_at)
+    raise last_error or ProxyError(ErrorKind.UPSTREAM, "no upstream could serve the request")
+
+
+async def _read_error(
+    provider: Provider, upstream: aiohttp.ClientResponse
+) -> tuple[ProxyError, bytes]:
+    try:
+        raw = await upstream.read()
+    except (aiohttp.ClientError, ConnectionError, TimeoutError):
+        raw = b""
+    finally:
+        upstream.release()
+    error = provider.protocol.parse_error(upstream.status, raw)
+    retry_after = upstream.headers.get("retry-after")
+    if retry_after and error.retry_after is None:
+        try:
+            error.retry_after = float(retry_after)
+        except ValueError:
+            pass
+    return error, raw
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        return isinstance(orjson.loads(raw), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+async def _complete(
+    call: ClientCall,
+    candidate: Candidate,
+    upstream: aiohttp.ClientResponse,
+    passthrough: bool,
+    upstream_seconds: float,
+    headers_at: float,
+) -> Response:
+    provider = candidate.provider
+    assert isinstance(provider, Provider)
+    try:
+        raw = await upstream.read()
+    except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+        raise ProxyError(
+            ErrorKind.UPSTREAM, f"upstream reply was cut off ({exc.__class__.__name__})"
+        ) from None
+    finally:
+        upstream.release()
+    upstream_seconds += perf_counter() - headers_at
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise ProxyError(ErrorKind.UPSTREAM, f"{provider.name} sent a reply that is not JSON")
+    if passthrough:
+        overhead = _overhead(perf_counter() - call.started - upstream_seconds)
+        return Response(raw, 200, media_type="application/json", headers=overhead)
+    reply = provider.protocol.parse_response(data)
+    reply.model = call.model
+    body = orjson.dumps(call.protocol.render_response(reply))
+    overhead = _overhead(perf_counter() - call.started - upstream_seconds)
+    return Response(body, 200, media_type="application/json", headers=overhead)
+
+
+def _stream(
+    call: ClientCall,
+    candidate: Candidate,
+    upstream: aiohttp.ClientResponse,
+    passthrough: bool,
+    canonical: Request | None,
+    overhead: dict[str, str],
+) -> Response:
+    provider = candidate.provider
+    assert isinstance(provider, Provider)
+    outcome = StreamOutcome()
+    client_request = canonical or Request(model=call.model, stream=True)
+    if passthrough:
+        body = relay_passthrough(upstream, call.protocol, client_request, outcome)
+    else:
+        encoder = _encoder(call, client_request)
+        body = relay_translated(upstream, provider.protocol.stream_decoder(), encoder, outcome)
+    return StreamingResponse(
+        body, media_type=call.stream_media_type, headers={**SSE_HEADERS, **overhead}
+    )
+
+
+def _encoder(call: ClientCall, request: Request) -> StreamEncoder:
+    if call.encoder_factory is not None:
+        return call.encoder_factory(request)
+    return call.protocol.stream_encoder(request)
+
+
+async def _serve_local(provider: LocalProvider, request: Request, call: ClientCall) -> Response:
+    reply = await provider.respond(request)
+    reply.model = call.model
+    if call.stream:
+        request.model = call.model
+        events = list(response_events(reply, chunk_size=16))
+        overhead = _overhead(perf_counter() - call.started)
+        return StreamingResponse(
+            relay_local(events, _encoder(call, request)),
+            media_type=call.stream_media_type,
+            headers={**SSE_HEADERS, **overhead},
+        )
+    body = orjson.dumps(call.protocol.render_response(reply))
+    return Response(
+        body, 200, media_type="application/json", headers=_overhead(perf_counter() - call.started)
+    )

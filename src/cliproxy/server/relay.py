@@ -1,0 +1,163 @@
+"""Streaming an upstream reply to the client: byte relay (pass-through) or translation.
+
+Both paths end a stream the same way: the protocol's normal terminal event when the upstream
+finished, or the client protocol's error event when the upstream failed or was cut, never a
+silent normal end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from cliproxy.model import (
+    ErrorKind,
+    MessageEnd,
+    ProxyError,
+    Request,
+    StreamError,
+    StreamEvent,
+    UsageUpdate,
+)
+from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
+from cliproxy.protocols.sse import SSEParser
+
+log = logging.getLogger(__name__)
+
+# What an aiohttp body read raises when the upstream hangs up or stalls.
+_CUT = (aiohttp.ClientError, ConnectionError, TimeoutError)
+
+
+def _cut_error(exc: BaseException) -> ProxyError:
+    if isinstance(exc, TimeoutError):
+        return ProxyError(ErrorKind.TIMEOUT, "upstream stream stalled and timed out")
+    return ProxyError(ErrorKind.UPSTREAM, f"upstream stream was cut off ({exc.__class__.__name__})")
+
+
+class StreamOutcome:
+    """What the relay learned, for logging and usage records."""
+
+    def __init__(self) -> None:
+        self.error: ProxyError | None = None
+        self.end: MessageEnd | None = None
+
+    def see(self, event: StreamEvent) -> None:
+        if isinstance(event, MessageEnd):
+            self.end = event
+        elif isinstance(event, StreamError):
+            self.error = event.error
+        elif isinstance(event, UsageUpdate):
+            pass
+
+
+def _complete_frames(pending: bytes) -> int:
+    """Length of the prefix of ``pending`` that ends on an SSE event boundary."""
+    lf = pending.rfind(b"\n\n")
+    crlf = pending.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+
+
+async def relay_passthrough(
+    upstream: aiohttp.ClientResponse,
+    protocol: WireProtocol,
+    client_request: Request,
+    outcome: StreamOutcome,
+) -> AsyncIterator[bytes]:
+    """Relay the upstream's SSE bytes unchanged, event by event, reading them on the side to
+    know whether the stream really finished. Only whole events are forwarded, so a cut in the
+    middle of an event never leaves the client holding half a frame."""
+    parser = SSEParser()
+    decoder = protocol.stream_decoder()
+    pending = b""
+    try:
+        try:
+            async for chunk in upstream.content.iter_any():
+                pending += chunk
+                cut = _complete_frames(pending)
+                if cut:
+                    out, pending = pending[:cut], pending[cut:]
+                    _observe(parser.feed(out), decoder, outcome)
+                    yield out
+            if pending:
+                # A final event without its blank line still counts; relay it properly closed.
+                _observe(parser.feed(pending), decoder, outcome)
+                yield pending + b"\n\n"
+            _observe(parser.close(), decoder, outcome)
+            for event in decoder.close():
+                outcome.see(event)
+        except _CUT as exc:
+            outcome.error = _cut_error(exc)
+        if outcome.error is not None and outcome.end is None:
+            log.warning("stream to client ends with an error: %s", outcome.error.message)
+            yield protocol.stream_encoder(client_request).feed(StreamError(outcome.error))
+    finally:
+        upstream.release()
+
+
+def _observe(events: list, decoder: StreamDecoder, outcome: StreamOutcome) -> None:
+    for sse in events:
+        for event in decoder.feed(sse):
+            outcome.see(event)
+
+
+async def relay_translated(
+    upstream: aiohttp.ClientResponse,
+    decoder: StreamDecoder,
+    encoder: StreamEncoder,
+    outcome: StreamOutcome,
+) -> AsyncIterator[bytes]:
+    """Decode the upstream's stream into canonical events and encode them for the client."""
+    parser = SSEParser()
+    try:
+        try:
+            async for chunk in upstream.content.iter_any():
+                out = _translate(parser.feed(chunk), decoder, encoder, outcome)
+                if out:
+                    yield out
+                if outcome.end is not None or outcome.error is not None:
+                    return
+            out = _translate(parser.close(), decoder, encoder, outcome)
+            if outcome.end is None and outcome.error is None:
+                out += _encode(decoder.close(), encoder, outcome)
+            if out:
+                yield out
+        except _CUT as exc:
+            if outcome.end is None and outcome.error is None:
+                yield _encode([StreamError(_cut_error(exc))], encoder, outcome)
+        if outcome.end is None and outcome.error is None:
+            # The decoder promised a terminal event at close(); keep that promise here too.
+            error = ProxyError(ErrorKind.UPSTREAM, "upstream stream ended early")
+            yield _encode([StreamError(error)], encoder, outcome)
+    finally:
+        upstream.release()
+
+
+def _translate(
+    sse_events: list, decoder: StreamDecoder, encoder: StreamEncoder, outcome: StreamOutcome
+) -> bytes:
+    out = b""
+    for sse in sse_events:
+        out += _encode(decoder.feed(sse), encoder, outcome)
+        if outcome.end is not None or outcome.error is not None:
+            break
+    return out
+
+
+def _encode(events: list[StreamEvent], encoder: StreamEncoder, outcome: StreamOutcome) -> bytes:
+    out = b""
+    for event in events:
+        if outcome.end is not None or outcome.error is not None:
+            break
+        outcome.see(event)
+        out += encoder.feed(event)
+    return out
+
+
+async def relay_local(events: list[StreamEvent], encoder: StreamEncoder) -> AsyncIterator[bytes]:
+    """Stream events produced inside the proxy (the demo provider), one frame at a time."""
+    for event in events:
+        out = encoder.feed(event)
+        if out:
+            yield out

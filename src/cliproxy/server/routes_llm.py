@@ -1,0 +1,104 @@
+"""Client routes for the OpenAI, Anthropic and Gemini generation endpoints."""
+
+from __future__ import annotations
+
+from time import perf_counter
+
+from starlette.requests import Request as HTTPRequest
+from starlette.responses import Response
+
+from cliproxy.model import Request, invalid
+from cliproxy.protocols.base import StreamEncoder, WireProtocol
+from cliproxy.protocols.gemini_stream import GeminiStreamEncoder
+from cliproxy.protocols.registry import (
+    ANTHROPIC,
+    GEMINI,
+    OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
+    OPENAI_RESPONSES,
+)
+from cliproxy.server.call import ClientCall, read_json_body, require_model, require_stream_flag
+from cliproxy.server.count import count_tokens
+from cliproxy.server.forward import forward
+from cliproxy.server.state import AppState
+
+
+def _state(request: HTTPRequest) -> AppState:
+    state: AppState = request.app.state.cliproxy
+    return state
+
+
+async def _simple_call(request: HTTPRequest, protocol: WireProtocol) -> Response:
+    started = perf_counter()
+    state = _state(request)
+    body = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
+    call = ClientCall(
+        protocol=protocol,
+        body=body,
+        model=require_model(body),
+        stream=require_stream_flag(body),
+        headers=request.headers,
+        query=request.query_params,
+        started=started,
+    )
+    return await forward(state, call)
+
+
+async def chat_completions(request: HTTPRequest) -> Response:
+    return await _simple_call(request, OPENAI_CHAT)
+
+
+async def completions(request: HTTPRequest) -> Response:
+    return await _simple_call(request, OPENAI_COMPLETIONS)
+
+
+async def responses(request: HTTPRequest) -> Response:
+    return await _simple_call(request, OPENAI_RESPONSES)
+
+
+async def messages(request: HTTPRequest) -> Response:
+    return await _simple_call(request, ANTHROPIC)
+
+
+async def messages_count_tokens(request: HTTPRequest) -> Response:
+    started = perf_counter()
+    state = _state(request)
+    body = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
+    return await count_tokens(state, ANTHROPIC, require_model(body), body, request, started)
+
+
+def _gemini_array_encoder(request: Request) -> StreamEncoder:
+    return GeminiStreamEncoder(request, sse=False)
+
+
+GEMINI_METHODS = ("generateContent", "streamGenerateContent", "countTokens")
+
+
+async def gemini_post(request: HTTPRequest) -> Response:
+    """POST /v1beta/models/{model}:{method} (also under /v1/models/...)."""
+    started = perf_counter()
+    target = request.path_params["target"]
+    model, sep, method = target.rpartition(":")
+    model = model.removeprefix("models/")
+    if not sep or not model or method not in GEMINI_METHODS:
+        raise invalid(
+            f"unknown Gemini method in '{target}'; expected {{model}}:" + "|".join(GEMINI_METHODS)
+        )
+    state = _state(request)
+    body = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
+    if method == "countTokens":
+        return await count_tokens(state, GEMINI, model, body, request, started)
+    call = ClientCall(
+        protocol=GEMINI,
+        body=body,
+        model=model,
+        stream=method == "streamGenerateContent",
+        headers=request.headers,
+        query=request.query_params,
+        started=started,
+    )
+    if call.stream and request.query_params.get("alt") != "sse":
+        # Without alt=sse Gemini streams one JSON array; only our own encoder writes that.
+        call.encoder_factory = _gemini_array_encoder
+        call.stream_media_type = "application/json"
+    return await forward(state, call)

@@ -1,0 +1,80 @@
+"""Running the server: start-up checks, the banner, uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from cliproxy.config.schema import Config
+from cliproxy.server.access import is_loopback
+from cliproxy.server.app import build_app
+
+log = logging.getLogger("cliproxy")
+
+
+def _display_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def binds_loopback_only(host: str) -> bool:
+    return host == "localhost" or is_loopback(host)
+
+
+def banner(config: Config, path: Path | None) -> str:
+    scheme = "https" if config.tls.enable else "http"
+    base = f"{scheme}://{_display_host(config.host)}:{config.port}"
+    models = "demo-echo" if config.demo else "<model>"
+    key = f' -H "Authorization: Bearer {config.api_keys[0][:4]}…"' if config.api_keys else ""
+    lines = [
+        f"cliproxy listening on {base}  (config: {path or 'embedded default'})",
+        f"  OpenAI base URL:     {base}/v1",
+        f"  Anthropic base URL:  {base}",
+        f"  Gemini base URL:     {base}",
+        "  Try it:",
+        f"  curl -s {base}/v1/chat/completions{key} -H 'content-type: application/json' \\",
+        f'    -d \'{{"model": "{models}", "messages": [{{"role": "user", "content": "hello"}}]}}\'',
+    ]
+    if config.demo:
+        lines.insert(1, "  demo provider on: models demo-echo, demo-tools (offline)")
+    return "\n".join(lines)
+
+
+def run_server(config: Config, path: Path | None) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if config.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not config.api_keys and not binds_loopback_only(config.host):
+        print(
+            f"refusing to listen on {config.host}: no api-keys are configured, so anyone on the "
+            "network could use your accounts. Add api-keys to the config or listen on 127.0.0.1.",
+            file=sys.stderr,
+        )
+        return 2
+    for key, line in config.unsupported_key_lines():
+        where = f" (line {line})" if line else ""
+        log.warning("config key %s%s is not supported yet and is ignored", key, where)
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    print(banner(config, path), flush=True)
+    app = build_app(config, path)
+    server_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=config.debug,
+        log_level="info",
+        ssl_certfile=config.tls.cert if config.tls.enable else None,
+        ssl_keyfile=config.tls.key if config.tls.enable else None,
+        timeout_keep_alive=30,
+    )
+    server = uvicorn.Server(server_config)
+    server.run()
+    return 0
