@@ -8,6 +8,7 @@ silent normal end.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -52,11 +53,17 @@ class StreamOutcome:
             pass
 
 
-def _complete_frames(pending: bytes) -> int:
-    """Length of the prefix of ``pending`` that ends on an SSE event boundary."""
-    lf = pending.rfind(b"\n\n")
-    crlf = pending.rfind(b"\r\n\r\n")
-    return max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+def _split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Whole SSE events (each with its blank-line terminator) and the incomplete rest."""
+    events: list[bytes] = []
+    start = 0
+    for match in _EVENT_END.finditer(buffer):
+        events.append(buffer[start : match.end()])
+        start = match.end()
+    return events, buffer[start:]
 
 
 async def relay_passthrough(
@@ -65,41 +72,52 @@ async def relay_passthrough(
     client_request: Request,
     outcome: StreamOutcome,
 ) -> AsyncIterator[bytes]:
-    """Relay the upstream's SSE bytes unchanged, event by event, reading them on the side to
-    know whether the stream really finished. Only whole events are forwarded, so a cut in the
-    middle of an event never leaves the client holding half a frame."""
+    """Relay the upstream's SSE bytes unchanged, reading each event on the side to know whether
+    the stream really finished. Only whole, well-formed events are forwarded: a cut in the middle
+    of an event, an unparsable event or an upstream error event ends the stream with the
+    protocol's own error frame, so the client never holds half a frame or a normal ending."""
     parser = SSEParser()
     decoder = protocol.stream_decoder()
     pending = b""
     try:
         try:
             async for chunk in upstream.content.iter_any():
-                pending += chunk
-                cut = _complete_frames(pending)
-                if cut:
-                    out, pending = pending[:cut], pending[cut:]
-                    _observe(parser.feed(out), decoder, outcome)
-                    yield out
-            if pending:
+                events, pending = _split_events(pending + chunk)
+                good = _vet(events, parser, decoder, outcome)
+                if good:
+                    yield good
+                if outcome.error is not None:
+                    break
+            if outcome.error is None and pending.strip():
                 # A final event without its blank line still counts; relay it properly closed.
-                _observe(parser.feed(pending), decoder, outcome)
-                yield pending + b"\n\n"
-            _observe(parser.close(), decoder, outcome)
-            for event in decoder.close():
-                outcome.see(event)
+                good = _vet([pending + b"\n\n"], parser, decoder, outcome)
+                if good:
+                    yield good
+            if outcome.error is None:
+                for event in decoder.close():
+                    outcome.see(event)
         except _CUT as exc:
             outcome.error = _cut_error(exc)
-        if outcome.error is not None and outcome.end is None:
+        if outcome.error is not None:
             log.warning("stream to client ends with an error: %s", outcome.error.message)
             yield protocol.stream_encoder(client_request).feed(StreamError(outcome.error))
     finally:
         upstream.release()
 
 
-def _observe(events: list, decoder: StreamDecoder, outcome: StreamOutcome) -> None:
-    for sse in events:
-        for event in decoder.feed(sse):
-            outcome.see(event)
+def _vet(
+    raw_events: list[bytes], parser: SSEParser, decoder: StreamDecoder, outcome: StreamOutcome
+) -> bytes:
+    """The raw events that decode cleanly, up to the first one that signals an error."""
+    good: list[bytes] = []
+    for raw in raw_events:
+        for sse in parser.feed(raw):
+            for event in decoder.feed(sse):
+                outcome.see(event)
+        if outcome.error is not None:
+            break
+        good.append(raw)
+    return b"".join(good)
 
 
 async def relay_translated(
