@@ -905,3 +905,21 @@ def test_usage_update_event_reaches_completed() -> None:
         MessageEnd(FinishReason.STOP),
     ]
     assert frames(encode(events))[-1]["response"]["usage"]["output_tokens"] == 42
+
+
+def test_codex_usage_limit_reached_gives_the_reset_as_retry_hint() -> None:
+    import orjson
+
+    from cliproxy.model import ErrorKind
+    from cliproxy.protocols.openai_responses import PROTOCOL as RESPONSES
+
+    body = {
+        "error": {
+            "type": "usage_limit_reached",
+            "message": "The usage limit has been reached",
+            "resets_in_seconds": 1234,
+        }
+    }
+    error = RESPONSES.parse_error(429, orjson.dumps(body))
+    assert error.kind is ErrorKind.RATE_LIMIT
+    assert error.retry_after == 1234

@@ -298,6 +298,15 @@ def error_from_wire(raw: Any, default: ErrorKind, status: int | None = None) -> 
     retry_after = None
     if retry is not None:
         retry_after = float(retry.group(1)) / (1000 if retry.group(2).lower() == "ms" else 1)
+    # The ChatGPT Codex backend's usage_limit_reached carries the reset time explicitly.
+    resets_in = raw.get("resets_in_seconds")
+    resets_at = raw.get("resets_at")
+    if isinstance(resets_in, int | float) and not isinstance(resets_in, bool):
+        retry_after = float(resets_in)
+    elif isinstance(resets_at, int | float) and not isinstance(resets_at, bool):
+        retry_after = max(0.0, float(resets_at) - time.time())
+    if raw.get("type") == "usage_limit_reached":
+        kind = ErrorKind.RATE_LIMIT
     param = raw.get("param") if isinstance(raw.get("param"), str) else None
     return ProxyError(kind, message, status=status, param=param, retry_after=retry_after)
 
