@@ -138,7 +138,7 @@ def test_openai_compat_keys_rotate_round_robin(
 def test_rate_limit_after_retries_reaches_the_client_with_its_hint(
     pool_proxy: ProxyServer, gemini_sim: GeminiSim
 ) -> None:
-    gemini_sim.queue(Reply.error(429, retry_after=12), Reply.error(429, retry_after=12))
+    gemini_sim.queue(Reply.error(429, retry_after=12))
     reply = httpx.post(
         pool_proxy.base_url + "/v1/chat/completions",
         json={"model": "lonely", "messages": [{"role": "user", "content": "hi"}]},
@@ -150,8 +150,10 @@ def test_rate_limit_after_retries_reaches_the_client_with_its_hint(
         "insufficient_quota",
     )
     assert reply.headers["retry-after"] == "12"
+    # The only credential refused this request; asking it again at once could not help.
+    assert len(gemini_sim.requests) == 1
     client = genai.Client(api_key="k", http_options={"base_url": pool_proxy.base_url})
-    gemini_sim.queue(Reply.error(429, retry_after=12), Reply.error(429, retry_after=12))
+    gemini_sim.queue(Reply.error(429, retry_after=12))
     with pytest.raises(gerrors.ClientError) as caught:
         client.models.generate_content(model="lonely", contents="hi")
     assert caught.value.code == 429

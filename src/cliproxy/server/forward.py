@@ -28,6 +28,7 @@ from cliproxy.server.state import AppState
 log = logging.getLogger(__name__)
 
 OVERHEAD_HEADER = "x-cliproxy-overhead-ms"
+REFUSALS = frozenset({401, 403, 429})
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -42,8 +43,13 @@ async def forward(state: AppState, call: ClientCall) -> Response:
     canonical: Request | None = None
     last_error: ProxyError | None = None
     upstream_seconds = 0.0
+    # Credentials refused for this request (auth, permission, quota): asking them again within
+    # the same request cannot help, so later rounds skip them.
+    refused: set[str] = set()
     for attempt, candidate in enumerate(order):
         provider = candidate.provider
+        if candidate.credential is not None and candidate.credential.id in refused:
+            continue
         if isinstance(provider, LocalProvider):
             canonical = canonical or call.canonical()
             return await _serve_local(
@@ -81,7 +87,11 @@ async def forward(state: AppState, call: ClientCall) -> Response:
                 upstream.status,
                 error.message,
             )
-            if provider.should_retry(upstream.status) and attempt + 1 < len(order):
+            if upstream.status in REFUSALS:
+                refused.add(candidate.credential.id)
+            if provider.should_retry(upstream.status) and _more_to_try(
+                order[attempt + 1 :], refused
+            ):
                 last_error = error
                 continue
             overhead = _overhead(perf_counter() - call.started - upstream_seconds)
@@ -97,6 +107,10 @@ async def forward(state: AppState, call: ClientCall) -> Response:
             return _stream(call, candidate, upstream, passthrough, canonical, overhead)
         return await _complete(call, candidate, upstream, passthrough, upstream_seconds, headers_at)
     raise last_error or ProxyError(ErrorKind.UPSTREAM, "no upstream could serve the request")
+
+
+def _more_to_try(rest: list[Candidate], refused: set[str]) -> bool:
+    return any(c.credential is None or c.credential.id not in refused for c in rest)
 
 
 async def _read_error(
