@@ -158,3 +158,27 @@ def test_healthz_and_overhead_header(proxy: ProxyServer) -> None:
         json={"model": "demo-echo", "messages": [{"role": "user", "content": "x"}]},
     )
     assert float(reply.headers["x-cliproxy-overhead-ms"]) >= 0
+
+
+def test_legacy_completions(proxy: ProxyServer) -> None:
+    client = openai.OpenAI(base_url=proxy.base_url + "/v1", api_key="unused")
+    reply = client.completions.create(model="demo-echo", prompt="legacy prompt")
+    assert reply.choices[0].text == "Echo: legacy prompt"
+    assert reply.choices[0].finish_reason == "stop"
+    pieces = list(client.completions.create(model="demo-echo", prompt="streamed", stream=True))
+    assert "".join(p.choices[0].text for p in pieces if p.choices) == "Echo: streamed"
+
+
+def test_gemini_json_array_stream_without_alt_sse(proxy: ProxyServer) -> None:
+    reply = httpx.post(
+        proxy.base_url + "/v1beta/models/demo-echo:streamGenerateContent",
+        json={"contents": [{"role": "user", "parts": [{"text": "array please"}]}]},
+    )
+    assert reply.status_code == 200
+    chunks = reply.json()
+    assert isinstance(chunks, list)
+    text = "".join(
+        part.get("text", "") for c in chunks for part in c["candidates"][0]["content"]["parts"]
+    )
+    assert text == "Echo: array please"
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
