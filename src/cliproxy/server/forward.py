@@ -6,6 +6,7 @@ auth changed, stream relayed as bytes); otherwise the request goes through the c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import replace
 from time import perf_counter
@@ -22,7 +23,13 @@ from cliproxy.providers.base import LocalProvider, Provider, RequestContext
 from cliproxy.routing.registry import Candidate
 from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
-from cliproxy.server.relay import StreamOutcome, relay_local, relay_passthrough, relay_translated
+from cliproxy.server.relay import (
+    StreamOutcome,
+    relay_json_reply,
+    relay_local,
+    relay_passthrough,
+    relay_translated,
+)
 from cliproxy.server.state import AppState
 
 log = logging.getLogger(__name__)
@@ -186,7 +193,14 @@ def _stream(
     assert isinstance(provider, Provider)
     outcome = StreamOutcome()
     client_request = canonical or Request(model=call.model, stream=True)
-    if passthrough:
+    if upstream.content_type == "application/json":
+        if canonical is None:
+            # Pass-through skipped parsing; the encoder needs the client's stream options.
+            with contextlib.suppress(ProxyError):
+                client_request = call.canonical()
+        encoder = _encoder(call, client_request)
+        body = relay_json_reply(upstream, provider.protocol, encoder, outcome)
+    elif passthrough:
         body = relay_passthrough(upstream, call.protocol, client_request, outcome)
     else:
         encoder = _encoder(call, client_request)

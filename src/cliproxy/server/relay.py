@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 
 import aiohttp
+import orjson
 
 from cliproxy.model import (
     ErrorKind,
@@ -22,6 +23,7 @@ from cliproxy.model import (
     StreamEvent,
     UsageUpdate,
 )
+from cliproxy.model.accumulate import response_events
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.sse import SSEParser
 
@@ -171,6 +173,33 @@ def _encode(events: list[StreamEvent], encoder: StreamEncoder, outcome: StreamOu
         outcome.see(event)
         out += encoder.feed(event)
     return out
+
+
+async def relay_json_reply(
+    upstream: aiohttp.ClientResponse,
+    upstream_protocol: WireProtocol,
+    encoder: StreamEncoder,
+    outcome: StreamOutcome,
+) -> AsyncIterator[bytes]:
+    """Some upstreams ignore ``stream: true`` and answer with one JSON reply: replay it to the
+    client as the stream it asked for."""
+    try:
+        try:
+            raw = await upstream.read()
+        finally:
+            upstream.release()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise ProxyError(ErrorKind.UPSTREAM, "upstream sent a reply that is not JSON")
+        events: list[StreamEvent] = list(response_events(upstream_protocol.parse_response(data)))
+    except _CUT as exc:
+        events = [StreamError(_cut_error(exc))]
+    except ProxyError as error:
+        events = [StreamError(error)]
+    yield _encode(events, encoder, outcome)
 
 
 async def relay_local(events: list[StreamEvent], encoder: StreamEncoder) -> AsyncIterator[bytes]:
