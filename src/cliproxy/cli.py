@@ -50,11 +50,14 @@ def serve(
         Path | None, typer.Option("--config", "-c", help="Path to config.yaml (hot reloaded).")
     ] = None,
     host: Annotated[str | None, typer.Option(help="Listen address (overrides config).")] = None,
-    port: Annotated[int | None, typer.Option(help="Listen port (overrides config).")] = None,
+    # Range checked here because the override skips the config validator; uvicorn would
+    # otherwise bind port 70000 as 70000 % 65536 and print a banner with the wrong port.
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Listen port (overrides config).")
+    ] = None,
 ) -> None:
     """Start the proxy. Without a config file it serves the offline demo models."""
     from cliproxy.config import ConfigError, default_config, load_config
-    from cliproxy.server.serve import run_server
 
     path = _find_config(config)
     try:
@@ -62,6 +65,9 @@ def serve(
     except ConfigError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
+    # Imported only now: the server stack is slow to import and a bad config needs none of it.
+    from cliproxy.server.serve import run_server
+
     updates = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if updates:
         cfg = cfg.model_copy(update=updates)

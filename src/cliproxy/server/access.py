@@ -25,9 +25,14 @@ def is_loopback(host: str | None) -> bool:
     if not host:
         return False
     try:
-        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+        address = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return host == "localhost"
+    # A dual-stack socket reports a local IPv4 client as ::ffff:127.0.0.1, which Python does
+    # not call loopback by itself.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def presented_key(headers: dict[str, str], query_string: bytes) -> str | None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -82,7 +83,7 @@ async def not_found(request: HTTPRequest, exc: Exception) -> Response:
 
 
 async def method_not_allowed(request: HTTPRequest, exc: Exception) -> Response:
-    return error_response(
+    response = error_response(
         protocol_for(request.url.path, dict(request.headers)),
         ProxyError(
             ErrorKind.INVALID_REQUEST,
@@ -90,6 +91,19 @@ async def method_not_allowed(request: HTTPRequest, exc: Exception) -> Response:
             status=405,
         ),
     )
+    # HTTP requires a 405 to say which methods the resource does take.
+    allow = (getattr(exc, "headers", None) or {}).get("Allow")
+    if allow:
+        response.headers["allow"] = allow
+    return response
+
+
+async def get_model_or_refuse_method(request: HTTPRequest) -> Response:
+    """GET /v1beta/models/{target}: one model's details; but `{model}:generateContent` and its
+    siblings are POST-only, so a GET there is a 405 rather than "no such model"."""
+    if request.path_params["target"].rpartition(":")[2] in routes_llm.GEMINI_METHODS:
+        return await method_not_allowed(request, HTTPException(405, headers={"Allow": "POST"}))
+    return await routes_models.get_model(request)
 
 
 ROUTES = [
@@ -102,8 +116,8 @@ ROUTES = [
     Route("/v1/messages/count_tokens", routes_llm.messages_count_tokens, methods=["POST"]),
     Route("/v1/models", routes_models.list_models, methods=["GET"]),
     Route("/v1beta/models", routes_models.list_models, methods=["GET"]),
-    Route("/v1/models/{target:path}", routes_models.get_model, methods=["GET"]),
-    Route("/v1beta/models/{target:path}", routes_models.get_model, methods=["GET"]),
+    Route("/v1/models/{target:path}", get_model_or_refuse_method, methods=["GET"]),
+    Route("/v1beta/models/{target:path}", get_model_or_refuse_method, methods=["GET"]),
     Route("/v1/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
     Route("/v1beta/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
 ]
