@@ -268,3 +268,24 @@ async def test_with_api_keys_a_remote_client_with_the_key_is_served() -> None:
         assert ok.status_code == 200
         refused = await client.post("/v1/chat/completions", json=CHAT_BODY)
         assert refused.status_code == 401
+
+
+def test_browser_preflight_is_answered_without_a_key() -> None:
+    with ProxyServer("api-keys: [browser-key]\n") as proxy:
+        preflight = httpx.options(
+            proxy.base_url + "/v1/chat/completions",
+            headers={
+                "origin": "http://localhost:3000",
+                "access-control-request-method": "POST",
+                "access-control-request-headers": "authorization, content-type",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "*"
+        refused = httpx.post(
+            proxy.base_url + "/v1/chat/completions",
+            json={"model": "demo-echo", "messages": []},
+            headers={"origin": "http://localhost:3000"},
+        )
+        assert refused.status_code == 401
+        assert refused.headers["access-control-allow-origin"] == "*"

@@ -2,15 +2,25 @@
 
 Sessions are keyed by proxy URL so that credentials behind different proxies never share
 connections. ``direct`` / ``none`` on a credential bypass the global proxy.
+
+Proxy schemes: ``http://`` / ``https://`` go through aiohttp's own proxy support (absolute-URI
+requests for http upstreams, CONNECT tunnels for https ones); ``socks5://`` / ``socks5h://``
+through aiohttp_socks. Both SOCKS spellings hand the host name to the proxy for resolution,
+as CLIProxyAPI's Go dialer does for either, so no DNS query leaves this machine for an upstream
+that is meant to be reached through the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
-from aiohttp_socks import ProxyConnector
+from aiohttp_socks import ProxyConnectionError as SocksConnectionError
+from aiohttp_socks import ProxyConnector, ProxyType
+from aiohttp_socks import ProxyError as SocksError
+from aiohttp_socks import ProxyTimeoutError as SocksTimeoutError
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import UpstreamRequest
@@ -18,19 +28,24 @@ from cliproxy.providers.base import UpstreamRequest
 log = logging.getLogger(__name__)
 
 _BYPASS = {"direct", "none"}
+_HTTP_SCHEMES = {"http", "https"}
+_SOCKS_SCHEMES = {"socks5", "socks5h"}
+_SOCKS_DEFAULT_PORT = 1080
 
 
 class UpstreamClient:
     def __init__(self, global_proxy: str | None = None, read_timeout: float = 600.0) -> None:
-        self.global_proxy = global_proxy or None
+        self.global_proxy = (global_proxy or "").strip() or None
         self.read_timeout = read_timeout
         self._sessions: dict[str | None, aiohttp.ClientSession] = {}
         self._lock = asyncio.Lock()
 
     def effective_proxy(self, proxy_url: str | None) -> str | None:
-        if proxy_url and proxy_url.strip().lower() in _BYPASS:
+        # The entry's own setting wins, "direct"/"none" included; the global one fills in.
+        chosen = (proxy_url or "").strip() or self.global_proxy
+        if chosen is None or chosen.lower() in _BYPASS:
             return None
-        return proxy_url or self.global_proxy
+        return chosen
 
     async def _session(self, proxy: str | None) -> aiohttp.ClientSession:
         session = self._sessions.get(proxy)
@@ -40,8 +55,8 @@ class UpstreamClient:
             session = self._sessions.get(proxy)
             if session is None or session.closed:
                 connector: aiohttp.BaseConnector
-                if proxy and proxy.startswith(("socks4", "socks5")):
-                    connector = ProxyConnector.from_url(proxy, limit=0, ttl_dns_cache=300)
+                if proxy is not None and _scheme(proxy) in _SOCKS_SCHEMES:
+                    connector = _socks_connector(proxy)
                 else:
                     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
                 timeout = aiohttp.ClientTimeout(
@@ -58,15 +73,24 @@ class UpstreamClient:
     ) -> aiohttp.ClientResponse:
         """Send and return once the status and headers are in; the caller reads and releases."""
         proxy = self.effective_proxy(proxy_url)
+        http_proxy = _http_proxy(proxy)
         session = await self._session(proxy)
-        http_proxy = proxy if proxy and proxy.startswith(("http://", "https://")) else None
         try:
             return await session.post(
                 request.url, data=request.body, headers=request.headers, proxy=http_proxy
             )
-        except TimeoutError as exc:
+        except (TimeoutError, SocksTimeoutError) as exc:
             raise ProxyError(
                 ErrorKind.TIMEOUT, f"upstream did not answer in time: {_host(request.url)}"
+            ) from exc
+        except (SocksConnectionError, SocksError) as exc:
+            # aiohttp_socks errors are not aiohttp.ClientError. Their text names the proxy's
+            # host and port (never its credentials), which helps whoever reads the log.
+            log.warning("SOCKS proxy failed for %s: %s", _host(request.url), exc)
+            raise ProxyError(
+                ErrorKind.UPSTREAM,
+                f"cannot reach upstream {_host(request.url)} through its SOCKS proxy: "
+                f"{exc.__class__.__name__}",
             ) from exc
         except aiohttp.ClientError as exc:
             raise ProxyError(
@@ -78,6 +102,51 @@ class UpstreamClient:
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
+
+
+def _scheme(proxy: str) -> str:
+    return proxy.split("://", 1)[0].lower() if "://" in proxy else ""
+
+
+def _http_proxy(proxy: str | None) -> str | None:
+    """The URL to pass as aiohttp's ``proxy=``; None for no proxy or a SOCKS one.
+
+    An unknown scheme is refused rather than ignored: silently going direct would send traffic
+    past a proxy the operator asked for.
+    """
+    if proxy is None:
+        return None
+    scheme = _scheme(proxy)
+    if scheme in _SOCKS_SCHEMES:
+        return None
+    if scheme in _HTTP_SCHEMES:
+        # yarl keeps the scheme's case and aiohttp compares it case-sensitively.
+        return scheme + proxy[len(scheme) :]
+    raise ProxyError(
+        ErrorKind.SERVER,
+        f"proxy-url scheme {scheme!r} is not supported (use http, https, socks5 or socks5h)",
+    )
+
+
+def _socks_connector(proxy: str) -> ProxyConnector:
+    # python-socks parses only socks5://, so the URL is taken apart here; socks5h:// differs
+    # only in asking for remote resolution, which rdns=True gives both spellings.
+    parts = urlsplit(proxy)
+    try:
+        port = parts.port or _SOCKS_DEFAULT_PORT
+    except ValueError as exc:
+        raise ProxyError(ErrorKind.SERVER, "proxy-url has an invalid port") from exc
+    if not parts.hostname:
+        raise ProxyError(ErrorKind.SERVER, "proxy-url does not name a proxy host")
+    return ProxyConnector(
+        proxy_type=ProxyType.SOCKS5,
+        host=parts.hostname,
+        port=port,
+        username=unquote(parts.username) if parts.username is not None else None,
+        password=unquote(parts.password) if parts.password is not None else None,
+        rdns=True,
+        limit=0,
+    )
 
 
 def _host(url: str) -> str:

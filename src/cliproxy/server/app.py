@@ -10,6 +10,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -147,8 +148,18 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
     app.state.cliproxy = state
-    # Outermost first: errors → access → routes.
+    # Outermost first: errors → CORS → access → routes.
     app.add_middleware(AccessMiddleware, state_getter=lambda: state)
+    # Browser-based clients send a preflight without credentials; answer it before access
+    # checks, and put CORS headers on every reply (401s included) so the browser can read it.
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["x-cliproxy-overhead-ms", "retry-after"],
+        max_age=600,
+    )
     app.add_middleware(ErrorMiddleware)
     return app
 
