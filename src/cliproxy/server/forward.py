@@ -111,9 +111,27 @@ async def forward(state: AppState, call: ClientCall) -> Response:
             return response
         if call.stream:
             overhead = _overhead(perf_counter() - call.started - upstream_seconds)
+            _log_served(call, candidate, passthrough, headers_at - sent_at)
             return _stream(call, candidate, upstream, passthrough, canonical, overhead)
+        _log_served(call, candidate, passthrough, headers_at - sent_at)
         return await _complete(call, candidate, upstream, passthrough, upstream_seconds, headers_at)
     raise last_error or ProxyError(ErrorKind.UPSTREAM, "no upstream could serve the request")
+
+
+def _log_served(call: ClientCall, candidate: Candidate, passthrough: bool, wait: float) -> None:
+    if log.isEnabledFor(logging.INFO):
+        credential = candidate.credential.label if candidate.credential else "-"
+        log.info(
+            "%s %s%s -> %s %s as %s (%s, first byte %.0f ms)",
+            call.protocol.name,
+            call.model,
+            " stream" if call.stream else "",
+            candidate.provider.name,
+            credential,
+            candidate.upstream_model,
+            "pass-through" if passthrough else "translated",
+            wait * 1000,
+        )
 
 
 def _more_to_try(rest: list[Candidate], refused: set[str]) -> bool:
