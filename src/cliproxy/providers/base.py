@@ -31,6 +31,9 @@ class Credential:
     base_url: str
     proxy_url: str | None = None  # None: use the global proxy; "direct": bypass it
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Account facts an OAuth provider needs besides the token (codex: account_id; gemini:
+    # project_id; all: email). Empty for API keys.
+    account: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
