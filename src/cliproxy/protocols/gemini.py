@@ -17,7 +17,9 @@ from typing import Any
 from cliproxy.model import (
     ErrorKind,
     FinishReason,
+    Part,
     ProxyError,
+    ReasoningPart,
     Request,
     Response,
     ToolCallPart,
@@ -25,6 +27,7 @@ from cliproxy.model import (
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.gemini_errors import error_from_object, parse_error, render_error
 from cliproxy.protocols.gemini_parts import (
+    ISSUER,
     JSON,
     CallIds,
     get,
@@ -97,7 +100,7 @@ class Gemini(WireProtocol):
 
     def render_response(self, response: Response) -> JSON:
         try:
-            parts = render_parts(response.content, {}, "content")
+            parts = render_parts(_shown_reasoning(response.content), {}, "content")
         except ProxyError as error:
             raise ProxyError(ErrorKind.UPSTREAM, error.message) from None
         return {
@@ -125,6 +128,17 @@ class Gemini(WireProtocol):
 
     def parse_error(self, status: int, body: bytes) -> ProxyError:
         return parse_error(status, body)
+
+
+def _shown_reasoning(content: list[Part]) -> list[Part]:
+    """Another vendor's reasoning text is still shown to the client as thought parts, as the
+    stream encoder does; only its signature, meaningless to Gemini, is left out."""
+    return [
+        ReasoningPart(text=p.text, issuer=ISSUER)
+        if isinstance(p, ReasoningPart) and p.issuer != ISSUER and p.text and not p.redacted
+        else p
+        for p in content
+    ]
 
 
 def count_tokens_response(total: int) -> JSON:

@@ -10,6 +10,7 @@ back onto the part that follows it.
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import uuid
 from typing import Any
@@ -141,7 +142,11 @@ def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[
     if has(part, "fileData"):
         ref = _object(get(part, "fileData"), f"{path}.fileData")
         uri = _string(get(ref, "fileUri"), f"{path}.fileData.fileUri")
-        return [FilePart(media_type=str(get(ref, "mimeType") or ""), url=uri)]
+        mime = str(get(ref, "mimeType") or "")
+        if mime.startswith("image/"):
+            # An image by reference: other protocols have image-URL forms for it, not file ones.
+            return [ImagePart(media_type=mime, url=uri)]
+        return [FilePart(media_type=mime, url=uri)]
     if has(part, "functionCall"):
         call = _object(get(part, "functionCall"), f"{path}.functionCall")
         name = _string(call.get("name"), f"{path}.functionCall.name")
@@ -215,6 +220,10 @@ def _render_media(part: ImagePart | FilePart, path: str) -> JSON:
     ref: JSON = {"fileUri": uri}
     if part.media_type:
         ref["mimeType"] = part.media_type
+    elif isinstance(part, ImagePart):
+        # OpenAI clients link images without a type; Gemini needs one to treat it as an image.
+        guessed = mimetypes.guess_type(uri)[0] or ""
+        ref["mimeType"] = guessed if guessed.startswith("image/") else default_mime
     return {"fileData": ref}
 
 
@@ -241,9 +250,14 @@ def _response_object(result: ToolResultPart) -> JSON:
             parsed = orjson.loads(text)
         except orjson.JSONDecodeError:
             parsed = None
-        if isinstance(parsed, dict):
+        # A lone {"output": str} / {"error": str} would read back as the wrapper: wrap it too.
+        if isinstance(parsed, dict) and not _is_wrapper(parsed):
             return parsed
     return {"output": text}
+
+
+def _is_wrapper(response: JSON) -> bool:
+    return len(response) == 1 and isinstance(response.get("output", response.get("error")), str)
 
 
 def render_parts(parts: list[Part], call_names: dict[str, str], path: str) -> list[JSON]:
