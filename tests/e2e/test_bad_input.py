@@ -148,6 +148,7 @@ WRONG_TYPES: list[tuple[str, Shape, dict[str, Any], str]] = [
     ("/v1/messages", anthropic_error, {"messages": [{"role": "bogus", "content": "x"}]}, "role"),
     ("/v1beta/models/demo-echo:generateContent", gemini_error, {"contents": 5}, "contents"),
     ("/v1beta/models/demo-echo:generateContent", gemini_error, {"contents": [5]}, "contents[0]"),
+    ("/v1beta/models/demo-echo:generateContent", gemini_error, {"contents": []}, "contents"),
     (
         "/v1beta/models/demo-echo:generateContent",
         gemini_error,
@@ -252,6 +253,8 @@ def test_unknown_route_is_404_in_protocol_format(
 ) -> None:
     assert_client_error(client.post(path, json={}), 404, shape)
     assert_client_error(client.get(path), 404, shape)
+    if shape is openai_error:
+        assert client.post(path, json={}).json()["error"]["code"] != "model_not_found"
 
 
 @pytest.mark.parametrize(("path", "shape", "good"), ROUTES, ids=ROUTE_IDS)

@@ -111,6 +111,10 @@ def parse_request(body: Any) -> Request:
     extras.update({key: value for key, value in body.items() if key not in known})
     if extras:
         request.extras["gemini"] = extras
+    if not contents:
+        # Checked last so other field errors are reported first; the real API refuses an empty
+        # conversation with 400 INVALID_ARGUMENT too.
+        raise invalid("contents: must not be empty", "contents")
     return request
 
 

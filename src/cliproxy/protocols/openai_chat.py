@@ -159,6 +159,8 @@ def error_body(error: ProxyError) -> JSON:
     kind = error.kind
     err_type = _ERROR_TYPES.get(kind, "server_error")
     code = _ERROR_CODES.get(kind)
+    if kind is ErrorKind.NOT_FOUND and error.param != "model":
+        code = "not_found"  # an unknown route is not an unknown model
     if kind is ErrorKind.RATE_LIMIT and "quota" in error.message.lower():
         err_type = code = "insufficient_quota"
     return {
