@@ -47,8 +47,13 @@ class ResponseAccumulator:
                     part = self._add(index, TextPart(""))
                 assert isinstance(part, TextPart)
                 part.text += text
-            case ReasoningStart(index=index, id=id_, redacted=redacted, encrypted=encrypted):
-                self._add(index, ReasoningPart(id=id_, redacted=redacted, encrypted=encrypted))
+            case ReasoningStart(
+                index=index, id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
+            ):
+                self._add(
+                    index,
+                    ReasoningPart(id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer),
+                )
             case ReasoningDelta(index=index, text=text, signature=signature, encrypted=encrypted):
                 part = self._blocks.get(index)
                 if not isinstance(part, ReasoningPart):
@@ -118,7 +123,11 @@ def response_events(response: Response, chunk_size: int = 0) -> Iterator[StreamE
                 yield TextDelta(index, piece)
         elif isinstance(part, ReasoningPart):
             yield ReasoningStart(
-                index, id=part.id, redacted=part.redacted, encrypted=part.encrypted
+                index,
+                id=part.id,
+                redacted=part.redacted,
+                encrypted=part.encrypted,
+                issuer=part.issuer,
             )
             for piece in _pieces(part.text, chunk_size):
                 yield ReasoningDelta(index, text=piece)

@@ -42,6 +42,9 @@ class ReasoningStart:
     id: str | None = None
     redacted: bool = False
     encrypted: str | None = None  # redacted_thinking data / encrypted_content when known up front
+    # The protocol whose upstream produced this block's signature/encrypted blob (the decoder's
+    # own name); an encoder only hands those back to a client of the same issuer unchanged.
+    issuer: str | None = None
 
 
 @dataclass(slots=True)
