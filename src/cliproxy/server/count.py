@@ -15,15 +15,16 @@ from cliproxy.model import ProxyError
 from cliproxy.protocols.base import WireProtocol
 from cliproxy.providers.base import Provider, RequestContext
 from cliproxy.server.state import AppState
+from cliproxy.usage.tokens import count_request
 
 log = logging.getLogger(__name__)
 
 
-def estimate_tokens(body: dict[str, Any]) -> int:
-    """About four characters a token over the prompt-bearing fields; never zero."""
-    fields = ("system", "messages", "tools", "contents", "systemInstruction", "input")
-    text = orjson.dumps({k: body.get(k) for k in fields if k in body})
-    return max(1, len(text) // 4)
+def estimate_tokens(protocol: WireProtocol, body: dict[str, Any]) -> int:
+    """A local count of what the client sent (see usage/tokens.py). Raises the protocol's 400
+    for a body it cannot read, as the upstream's counting endpoint would."""
+    parse = getattr(protocol, "parse_count_tokens_request", None) or protocol.parse_request
+    return count_request(parse(body))
 
 
 def _render(protocol: WireProtocol, tokens: int) -> dict[str, Any]:
@@ -80,7 +81,7 @@ async def count_tokens(
         break
     overhead = (perf_counter() - started - upstream_seconds) * 1000
     return Response(
-        orjson.dumps(_render(protocol, estimate_tokens(body))),
+        orjson.dumps(_render(protocol, estimate_tokens(protocol, body))),
         200,
         media_type="application/json",
         headers={"x-cliproxy-overhead-ms": f"{overhead:.2f}"},
