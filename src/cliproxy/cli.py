@@ -10,10 +10,12 @@ from typing import Annotated
 import typer
 
 from cliproxy import __version__
+from cliproxy.cli_auth import auth_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 config_app = typer.Typer(no_args_is_help=True, help="Work with config files.")
 app.add_typer(config_app, name="config")
+app.add_typer(auth_app)  # login, accounts
 
 log = logging.getLogger("cliproxy")
 

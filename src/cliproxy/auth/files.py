@@ -1,0 +1,99 @@
+"""Atomic, private writes of auth files.
+
+A token file is replaced, never edited in place: the new content goes to a temporary file in
+the same directory (same filesystem, so the rename is atomic), is flushed to disk, and is
+renamed over the old one. A crash leaves either the old file or the new one, never half of
+each. Mode 0600 because the file holds live credentials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+TEMP_SUFFIX = ".tmp"  # not ".json": the store ignores half-written files
+
+
+class AuthWriteError(Exception):
+    """A file could not be written; the message says which and why, in plain words."""
+
+
+def dump_record(raw: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(raw, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def ensure_dir(path: Path) -> None:
+    """Create the auth directory (private) if it is missing."""
+    try:
+        path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AuthWriteError(f"cannot create auth directory {path}: {_why(exc)}") from exc
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically, mode 0600. Raises AuthWriteError."""
+    directory = path.parent
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise AuthWriteError(f"cannot write {path}: {_why(exc)}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), FILE_MODE)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp_name)
+        raise AuthWriteError(f"cannot write {path}: {_why(exc)}") from exc
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform lets a directory be opened.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def loose_permissions(mode: int) -> str | None:
+    """A warning when other users may read a token file, else None."""
+    if mode & 0o077:
+        return (
+            f"readable by other users (mode {stat.S_IMODE(mode):04o}); "
+            f"run chmod 600 on it to keep its tokens private"
+        )
+    return None
+
+
+def _why(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied (is the auth directory read-only or owned by another user?)"
+    if exc.errno == errno.EROFS:
+        return "the file system is read-only"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return exc.strerror or str(exc)
+
+
+def describe_os_error(exc: OSError) -> str:
+    return _why(exc)

@@ -1,0 +1,155 @@
+"""One login, start to finish: authorize in the browser (or by pasting the callback), exchange
+the code, learn who the account is, and write its auth file.
+
+The terminal side (printing, prompting, opening the browser) is behind `LoginUI`, so the CLI
+renders it with rich and tests drive it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+
+from cliproxy.providers.transport import UpstreamClient
+
+from .flows import OAuthFlow, oauth_flow
+from .gemini_setup import discover_project, fetch_email
+from .identity import Identity, auth_file_name, identity_from_tokens, login_file
+from .oauth import (
+    CallbackServer,
+    OAuthError,
+    TokenError,
+    authorize_url,
+    exchange_code,
+    new_pkce,
+    new_state,
+    parse_pasted,
+)
+from .records import AuthRecord
+from .store import AuthStore
+
+CALLBACK_TIMEOUT = 600.0
+
+
+class LoginUI(Protocol):
+    def info(self, message: str) -> None: ...
+
+    def show_url(self, url: str, *, paste: bool) -> None: ...
+
+    def prompt(self, message: str) -> str:
+        """Blocking; runs in a worker thread."""
+        ...
+
+    def open_browser(self, url: str) -> bool:
+        """Blocking; runs in a worker thread. False when no browser could be started."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    record: AuthRecord
+    identity: Identity
+    replaced: bool  # an auth file for this account existed and was updated
+
+
+async def run_login(
+    provider: str,
+    store: AuthStore,
+    ui: LoginUI,
+    *,
+    flow: OAuthFlow | None = None,
+    no_browser: bool = False,
+    port: int | None = None,
+    project: str | None = None,
+    proxy_url: str | None = None,
+    callback_timeout: float = CALLBACK_TIMEOUT,
+    onboard_poll_interval: float = 2.0,
+) -> LoginResult:
+    """Raises OAuthError (with a message for the user) or AuthWriteError."""
+    flow = flow or oauth_flow(provider)
+    pkce, state = new_pkce(), new_state()
+    if no_browser:
+        redirect_uri = flow.redirect_uri(port)
+        url = authorize_url(flow, redirect_uri, state, pkce)
+        ui.show_url(url, paste=True)
+        pasted = await asyncio.to_thread(ui.prompt, "Paste the callback URL here")
+        code = parse_pasted(pasted, state)
+    else:
+        server = CallbackServer(flow.callback_path, state)
+        await server.start(flow.callback_port if port is None else port)
+        try:
+            redirect_uri = flow.redirect_uri(server.port)
+            url = authorize_url(flow, redirect_uri, state, pkce)
+            ui.show_url(url, paste=False)
+            if not await asyncio.to_thread(ui.open_browser, url):
+                ui.info("No browser could be opened here: open the URL above yourself.")
+            ui.info(f"Waiting for the login callback on {redirect_uri} ...")
+            try:
+                code = await asyncio.wait_for(server.wait(), callback_timeout)
+            except TimeoutError:
+                raise OAuthError("no login callback arrived in time; start again") from None
+        finally:
+            await server.close()
+
+    ui.info("Exchanging the authorization code for tokens ...")
+    client = UpstreamClient(global_proxy=proxy_url, read_timeout=60)
+    try:
+        tokens = await exchange_code(
+            client, flow, code=code, verifier=pkce.verifier, redirect_uri=redirect_uri, state=state
+        )
+    except TokenError as exc:
+        raise OAuthError(f"the token exchange failed: {exc}") from None
+    finally:
+        await client.close()
+
+    identity = identity_from_tokens(flow.provider, tokens)
+    project_id, project_auto = project or "", False
+    if flow.provider == "gemini":
+        identity, project_id, project_auto = await _gemini_account(
+            flow, tokens, project, ui, proxy_url, onboard_poll_interval
+        )
+    if not identity.email:
+        raise OAuthError("the provider did not say which account this is (no email)")
+
+    store.load()
+    name = auth_file_name(flow.provider, identity.email, project_id)
+    existing = store.get(name)
+    raw = login_file(
+        flow,
+        tokens,
+        identity,
+        project_id=project_id,
+        project_auto=project_auto,
+        existing=existing.raw if existing is not None else None,
+    )
+    saved = store.create(name, raw)
+    return LoginResult(saved.record, identity, replaced=existing is not None)
+
+
+async def _gemini_account(
+    flow: OAuthFlow,
+    tokens: dict[str, Any],
+    project: str | None,
+    ui: LoginUI,
+    proxy_url: str | None,
+    poll_interval: float,
+) -> tuple[Identity, str, bool]:
+    access = str(tokens["access_token"])
+    # Only plain HTTP(S) proxies here; SOCKS needs the transport's connector.
+    proxy = proxy_url if proxy_url and proxy_url.startswith(("http://", "https://")) else None
+    async with aiohttp.ClientSession(trust_env=False, proxy=proxy) as session:
+        email = await fetch_email(session, flow.userinfo_url, access)
+        if project:
+            return Identity(email=email), project, False
+        ui.info("Looking up the Google Cloud project for Gemini Code Assist ...")
+        found = await discover_project(
+            session,
+            flow.code_assist_base_url,
+            access,
+            poll_interval=poll_interval,
+            progress=ui.info,
+        )
+    return Identity(email=email), found, True

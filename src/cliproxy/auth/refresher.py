@@ -1,0 +1,207 @@
+"""Keeps OAuth access tokens fresh: ahead of expiry in the background, on demand before a
+request, and after an upstream 401.
+
+One refresh at a time per account: concurrent callers share the same in-flight refresh. A
+rotated refresh token is written to the account's file before the new access token is handed
+out (the store writes first). A refresh the token endpoint refuses for good marks the account
+"needs login"; a transient failure (5xx, network) is retried later without marking it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.providers.transport import UpstreamClient
+
+from .flows import OAuthFlow, default_flows
+from .identity import refreshed_file
+from .oauth import TokenError, TokenSender, refresh_grant
+from .records import AccountState, AuthRecord
+from .store import AuthStore
+
+log = logging.getLogger(__name__)
+
+
+class AccountNeedsLogin(ProxyError):
+    """The account cannot be used until the user logs in again."""
+
+    def __init__(self, record_id: str, reason: str) -> None:
+        super().__init__(ErrorKind.AUTHENTICATION, f"account {record_id} needs login: {reason}")
+        self.record_id = record_id
+        self.reason = reason
+
+
+class RefreshFailed(ProxyError):
+    """A refresh failed for now (network, 5xx); another credential may serve the request."""
+
+    def __init__(self, record_id: str, reason: str) -> None:
+        super().__init__(ErrorKind.UPSTREAM, f"cannot refresh account {record_id}: {reason}")
+        self.record_id = record_id
+
+
+class Refresher:
+    def __init__(
+        self,
+        store: AuthStore,
+        *,
+        flows: Mapping[str, OAuthFlow] | None = None,
+        sender: TokenSender | None = None,
+        lead_time: float = 300.0,
+        interval: float = 30.0,
+        retry_delay: float = 60.0,
+    ) -> None:
+        """``lead_time``: refresh when fewer seconds than this are left. ``interval``: how
+        often the background task looks. ``retry_delay``: wait after a transient failure.
+        ``sender``: an UpstreamClient to share (proxies); one is made when omitted."""
+        self.store = store
+        self.flows = dict(flows) if flows is not None else default_flows()
+        self.lead_time = lead_time
+        self.interval = interval
+        self.retry_delay = retry_delay
+        self._own_sender = sender is None
+        self._sender: TokenSender = sender if sender is not None else UpstreamClient()
+        self._inflight: dict[str, asyncio.Task[AuthRecord]] = {}
+        self._retry_at: dict[str, float] = {}  # monotonic time before which we don't retry
+        self._stop = asyncio.Event()
+        self.refresh_count = 0  # token-endpoint calls made (for tests and metrics)
+
+    # ----- on demand --------------------------------------------------------------------------
+
+    async def ensure_fresh(self, record: AuthRecord | str) -> AuthRecord:
+        """The account's current record with a token good for at least ``lead_time`` when
+        possible. Raises AccountNeedsLogin, or RefreshFailed when the token has expired and
+        could not be refreshed just now. A token still valid is returned even if its early
+        refresh failed."""
+        current = self._current(record)
+        self._check_usable(current)
+        if not current.expires_within(self.lead_time):
+            return current
+        if self._backing_off(current.id) and not current.expires_within(0):
+            return current
+        try:
+            return await self._single_flight(current.id)
+        except RefreshFailed:
+            latest = self._current(current.id)
+            if not latest.expires_within(0):
+                return latest
+            raise
+
+    async def refresh_after_401(self, record: AuthRecord) -> AuthRecord:
+        """The upstream refused ``record``'s access token: refresh it once. Callers that got
+        the 401 with the same old token share one refresh; a caller whose token was already
+        replaced gets the current record without another refresh."""
+        current = self._current(record.id)
+        self._check_usable(current)
+        if current.access_token != record.access_token:
+            return current
+        return await self._single_flight(current.id)
+
+    async def refresh(self, record_id: str) -> AuthRecord:
+        """Refresh now, whatever the expiry (single-flight)."""
+        return await self._single_flight(record_id)
+
+    def _current(self, record: AuthRecord | str) -> AuthRecord:
+        record_id = record if isinstance(record, str) else record.id
+        current = self.store.get(record_id)
+        if current is None:
+            raise AccountNeedsLogin(record_id, "its auth file is gone")
+        return current
+
+    def _check_usable(self, record: AuthRecord) -> None:
+        status = self.store.status(record)
+        if status.state is AccountState.NEEDS_LOGIN:
+            raise AccountNeedsLogin(record.id, status.reason)
+
+    def _backing_off(self, record_id: str) -> bool:
+        return time.monotonic() < self._retry_at.get(record_id, 0.0)
+
+    async def _single_flight(self, record_id: str) -> AuthRecord:
+        task = self._inflight.get(record_id)
+        if task is None:
+            task = asyncio.create_task(self._refresh(record_id), name=f"refresh {record_id}")
+            self._inflight[record_id] = task
+            task.add_done_callback(lambda _: self._inflight.pop(record_id, None))
+        # shield: one caller giving up (client disconnect) must not cancel the others' refresh.
+        return await asyncio.shield(task)
+
+    async def _refresh(self, record_id: str) -> AuthRecord:
+        record = self._current(record_id)
+        if not record.refresh_token:
+            reason = "no refresh token in the auth file; log in again"
+            self.store.mark_needs_login(record_id, reason)
+            raise AccountNeedsLogin(record_id, reason)
+        flow = self.flows.get(record.type)
+        if flow is None:
+            raise RefreshFailed(record_id, f"no token endpoint known for type {record.type!r}")
+        token_block = record.raw.get("token")
+        token_block = token_block if isinstance(token_block, dict) else {}
+        self.refresh_count += 1
+        try:
+            tokens = await refresh_grant(
+                self._sender,
+                flow,
+                record.refresh_token,
+                client_id=str(token_block.get("client_id") or ""),
+                client_secret=str(token_block.get("client_secret") or ""),
+                proxy_url=record.proxy_url or None,
+            )
+        except TokenError as exc:
+            if exc.permanent:
+                reason = f"the refresh was refused ({exc}); run `cliproxy login {record.type}`"
+                self.store.mark_needs_login(record_id, reason)
+                raise AccountNeedsLogin(record_id, reason) from None
+            self._retry_at[record_id] = time.monotonic() + self.retry_delay
+            log.warning("refreshing %s failed, will retry: %s", record_id, exc)
+            raise RefreshFailed(record_id, str(exc)) from None
+        self._retry_at.pop(record_id, None)
+        # The store writes the file (with any rotated refresh token) before memory changes.
+        saved = self.store.save(record_id, refreshed_file(record, tokens, datetime.now(UTC)))
+        log.info("refreshed the access token of %s", record_id)
+        return saved.record
+
+    # ----- background -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Refresh accounts that are about to expire, every ``interval`` seconds, until stop().
+        Cooling-down accounts are refreshed too, so they are ready when the cooldown ends."""
+        self._stop.clear()
+        while not self._stop.is_set():
+            await self.refresh_due()
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.interval)
+            except TimeoutError:
+                pass
+
+    async def refresh_due(self) -> int:
+        """One background pass; returns how many refreshes were attempted."""
+        due = [
+            record
+            for record in self.store.records()
+            if record.refresh_token
+            and not record.disabled
+            and self.store.status(record).state is not AccountState.NEEDS_LOGIN
+            and record.expires_within(self.lead_time)
+            and not self._backing_off(record.id)
+        ]
+        results = await asyncio.gather(
+            *(self._single_flight(r.id) for r in due), return_exceptions=True
+        )
+        for record, result in zip(due, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, ProxyError):
+                log.error("refreshing %s failed unexpectedly: %r", record.id, result)
+        return len(due)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def close(self) -> None:
+        self.stop()
+        for task in list(self._inflight.values()):
+            task.cancel()
+        if self._own_sender and isinstance(self._sender, UpstreamClient):
+            await self._sender.close()

@@ -1,0 +1,234 @@
+"""Token refresh against the OAuth simulator: ahead of expiry, after a 401, single-flight,
+rotation saved before use, permanent vs transient failures, the background pass."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from cliproxy.auth import files as auth_files
+from cliproxy.auth.records import AccountState, AuthRecord
+from cliproxy.auth.refresher import AccountNeedsLogin, Refresher, RefreshFailed
+from cliproxy.auth.store import AuthStore
+from tests.simulators.oauth_sim import (  # noqa: F401 (pytest fixtures)
+    OAuthSim,
+    oauth_sim_fixture,
+    oauth_sim_server_fixture,
+)
+
+
+@pytest.fixture
+async def refresher(tmp_path: Path, oauth_sim: OAuthSim) -> AsyncIterator[Refresher]:
+    store = AuthStore(tmp_path)
+    refresher = Refresher(store, flows=oauth_sim.flows(), lead_time=300, retry_delay=60)
+    yield refresher
+    await refresher.close()
+
+
+def add_account(
+    refresher: Refresher, sim: OAuthSim, style: str, *, expires_in: float, **extra: Any
+) -> AuthRecord:
+    name = f"{style}-{sim.emails[style]}.json"
+    raw = {**sim.auth_file(style, expires_in=expires_in), **extra}
+    (refresher.store.auth_dir / name).write_bytes(orjson.dumps(raw))
+    refresher.store.load()
+    record = refresher.store.get(name)
+    assert record is not None
+    return record
+
+
+def on_disk(record: AuthRecord) -> dict[str, Any]:
+    return orjson.loads(record.path.read_bytes())
+
+
+@pytest.mark.parametrize("style", ["codex", "claude", "gemini"])
+async def test_expiring_token_is_refreshed_before_use(
+    refresher: Refresher, oauth_sim: OAuthSim, style: str
+) -> None:
+    record = add_account(refresher, oauth_sim, style, expires_in=60, prefix="keep-me")
+    fresh = await refresher.ensure_fresh(record)
+    assert fresh.access_token != record.access_token
+    assert oauth_sim.access_token_valid(fresh.access_token)
+    assert oauth_sim.refresh_calls == 1
+    assert fresh.expires_at is not None
+    assert fresh.expires_at > datetime.now(UTC) + timedelta(minutes=50)
+    disk = on_disk(record)
+    assert disk["prefix"] == "keep-me"  # untouched fields survive
+    stored_access = disk["token"]["access_token"] if style == "gemini" else disk["access_token"]
+    assert stored_access == fresh.access_token
+    request = oauth_sim.token_requests[-1]
+    assert request["grant_type"] == "refresh_token"
+    expected_type = "application/json" if style == "claude" else "application/x-www-form-urlencoded"
+    assert request["content_type"].startswith(expected_type)
+    # Still fresh: no second call.
+    assert (await refresher.ensure_fresh(fresh)).access_token == fresh.access_token
+    assert oauth_sim.refresh_calls == 1
+
+
+async def test_token_far_from_expiry_is_not_refreshed(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    record = add_account(refresher, oauth_sim, "claude", expires_in=3600)
+    assert await refresher.ensure_fresh(record.id) == record
+    assert oauth_sim.refresh_calls == 0
+
+
+async def test_concurrent_callers_share_one_refresh(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    record = add_account(refresher, oauth_sim, "codex", expires_in=10)
+    oauth_sim.refresh_delay = 0.2
+    results = await asyncio.gather(*(refresher.ensure_fresh(record) for _ in range(10)))
+    assert oauth_sim.refresh_calls == 1
+    assert len({r.access_token for r in results}) == 1
+    assert results[0].access_token != record.access_token
+
+
+async def test_401_gives_exactly_one_refresh(refresher: Refresher, oauth_sim: OAuthSim) -> None:
+    record = add_account(refresher, oauth_sim, "claude", expires_in=3600)
+    oauth_sim.refresh_delay = 0.1
+    results = await asyncio.gather(*(refresher.refresh_after_401(record) for _ in range(5)))
+    assert oauth_sim.refresh_calls == 1
+    assert {r.access_token for r in results} == {results[0].access_token}
+    # A late 401 for the old token: the token was already replaced, no second refresh.
+    late = await refresher.refresh_after_401(record)
+    assert late.access_token == results[0].access_token
+    assert oauth_sim.refresh_calls == 1
+
+
+async def test_rotated_refresh_token_is_on_disk_before_the_new_access_token_is_used(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    oauth_sim.rotate_refresh_tokens = True
+    record = add_account(refresher, oauth_sim, "codex", expires_in=10)
+    seen_on_disk: list[str] = []
+    refresher.store.subscribe(lambda change: seen_on_disk.append(on_disk(record)["refresh_token"]))
+    fresh = await refresher.ensure_fresh(record)
+    assert fresh.refresh_token != record.refresh_token
+    assert seen_on_disk == [fresh.refresh_token]  # already written when memory changed
+    assert record.refresh_token in oauth_sim.revoked
+    # The rotated token works for the next refresh.
+    again = await refresher.refresh(record.id)
+    assert again.access_token != fresh.access_token
+    assert refresher.store.status(record).state is AccountState.ACTIVE
+
+
+async def test_revoked_refresh_token_marks_needs_login(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    record = add_account(refresher, oauth_sim, "gemini", expires_in=10)
+    oauth_sim.revoke(record.refresh_token)
+    with pytest.raises(AccountNeedsLogin, match="invalid_grant"):
+        await refresher.ensure_fresh(record)
+    status = refresher.store.status(record)
+    assert status.state is AccountState.NEEDS_LOGIN
+    assert "invalid_grant" in status.reason and "cliproxy login gemini" in status.reason
+    # Marked: later callers fail fast without hammering the token endpoint.
+    with pytest.raises(AccountNeedsLogin):
+        await refresher.ensure_fresh(record)
+    assert oauth_sim.refresh_calls == 1
+    assert on_disk(record)["token"]["refresh_token"] == record.refresh_token  # file untouched
+
+
+async def test_transient_failure_is_retried_later_without_marking(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    record = add_account(refresher, oauth_sim, "claude", expires_in=-5)  # already expired
+    oauth_sim.fail_token_with.append(503)
+    with pytest.raises(RefreshFailed, match="503"):
+        await refresher.ensure_fresh(record)
+    assert refresher.store.status(record).state is AccountState.ACTIVE
+    refresher._retry_at.clear()  # the retry delay has passed
+    fresh = await refresher.ensure_fresh(record)
+    assert fresh.access_token != record.access_token
+    assert oauth_sim.refresh_calls == 2
+
+
+async def test_early_refresh_failure_keeps_the_still_valid_token(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    record = add_account(refresher, oauth_sim, "codex", expires_in=120)
+    oauth_sim.fail_token_with.append(502)
+    assert (await refresher.ensure_fresh(record)).access_token == record.access_token
+    # Backing off: the next call does not hit the endpoint again.
+    assert (await refresher.ensure_fresh(record)).access_token == record.access_token
+    assert oauth_sim.refresh_calls == 1
+
+
+async def test_unreachable_token_endpoint_is_transient(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    record = add_account(refresher, oauth_sim, "claude", expires_in=-5)
+    flows = dict(refresher.flows)
+    from dataclasses import replace
+
+    flows["claude"] = replace(flows["claude"], token_url="http://127.0.0.1:9/oauth/token")
+    refresher.flows = flows
+    with pytest.raises(RefreshFailed, match="cannot reach"):
+        await refresher.ensure_fresh(record)
+    assert refresher.store.status(record).state is AccountState.ACTIVE
+
+
+async def test_refresh_that_cannot_be_saved_keeps_tokens_in_memory(
+    refresher: Refresher,
+    oauth_sim: OAuthSim,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    record = add_account(refresher, oauth_sim, "claude", expires_in=10)
+    before = record.path.read_bytes()
+
+    def denied(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(auth_files.tempfile, "mkstemp", denied)
+    fresh = await refresher.ensure_fresh(record)
+    assert oauth_sim.access_token_valid(fresh.access_token)
+    assert record.path.read_bytes() == before
+    assert "permission denied" in caplog.text and "kept in memory only" in caplog.text
+    assert refresher.store.get(record.id) == fresh
+
+
+async def test_background_pass_refreshes_due_accounts_including_cooling_ones(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    due = add_account(refresher, oauth_sim, "codex", expires_in=30)
+    cooling = add_account(refresher, oauth_sim, "claude", expires_in=30)
+    refresher.store.mark_cooling(cooling.id, datetime.now(UTC) + timedelta(hours=1))
+    fine = add_account(refresher, oauth_sim, "gemini", expires_in=7200)
+    refresher.interval = 0.05
+    task = asyncio.create_task(refresher.run())
+    try:
+        async with asyncio.timeout(5):
+            while oauth_sim.refresh_calls < 2:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+    finally:
+        refresher.stop()
+        await asyncio.wait_for(task, 5)
+    store = refresher.store
+    assert store.get(due.id) != due and store.get(cooling.id) != cooling
+    assert store.get(fine.id) == fine
+    assert oauth_sim.refresh_calls == 2  # fresh tokens are not refreshed again
+
+
+async def test_disabled_accounts_are_not_refreshed_in_background(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    add_account(refresher, oauth_sim, "codex", expires_in=30, disabled=True)
+    assert await refresher.refresh_due() == 0
+    assert oauth_sim.refresh_calls == 0
+
+
+async def test_missing_refresh_token_needs_login(refresher: Refresher, oauth_sim: OAuthSim) -> None:
+    record = add_account(refresher, oauth_sim, "claude", expires_in=-5, refresh_token="")
+    with pytest.raises(AccountNeedsLogin, match="no refresh token"):
+        await refresher.ensure_fresh(record)
+    assert oauth_sim.refresh_calls == 0
