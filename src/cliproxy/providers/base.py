@@ -10,9 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cliproxy.model import Request, Response
 from cliproxy.protocols.base import WireProtocol
+from cliproxy.protocols.sse import SSEEvent
 
 
 def mask_secret(secret: str) -> str:
@@ -90,6 +92,31 @@ class Provider(ABC):
     def should_retry(self, status: int) -> bool:
         """Whether another credential may succeed where this one got ``status``."""
         return status in (401, 403, 408, 429) or status >= 500
+
+    # --- optional capabilities; the defaults describe a plain upstream -------------------------
+
+    # The upstream only answers with a stream (the Codex backend): the server asks for one even
+    # when the client did not, and collects it into a JSON reply for that client.
+    stream_only: bool = False
+    # The upstream wraps every reply and stream chunk in an envelope (Code Assist's
+    # {"response": ...}); the server passes upstream bytes through the two unwrap hooks below
+    # before anything else reads them. False keeps the byte-for-byte pass-through relay.
+    wraps_replies: bool = False
+
+    def unwrap_json(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A complete upstream reply as its protocol's plain JSON."""
+        return data
+
+    def unwrap_stream_event(self, event: SSEEvent) -> SSEEvent:
+        """One upstream SSE event as its protocol's plain event."""
+        return event
+
+    def observe_reply(
+        self, credential: Credential, status: int, headers: Mapping[str, str]
+    ) -> None:
+        """Called with every upstream reply's status and headers (success or error) before the
+        body is read, e.g. to keep the account's usage-limit headers. Must not raise."""
+        return None
 
 
 class LocalProvider(ABC):

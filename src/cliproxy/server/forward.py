@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from time import perf_counter
 from typing import Any
@@ -19,12 +20,14 @@ from starlette.responses import Response, StreamingResponse
 from cliproxy.model import ErrorKind, ProxyError, Request
 from cliproxy.model.accumulate import response_events
 from cliproxy.protocols.base import StreamEncoder
+from cliproxy.protocols.sse import SSEEvent
 from cliproxy.providers.base import LocalProvider, Provider, RequestContext
 from cliproxy.routing.registry import Candidate
 from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
 from cliproxy.server.relay import (
     StreamOutcome,
+    collect_stream,
     relay_json_reply,
     relay_local,
     relay_passthrough,
@@ -84,6 +87,7 @@ async def forward(state: AppState, call: ClientCall) -> Response:
             continue
         headers_at = perf_counter()
         upstream_seconds += headers_at - sent_at
+        provider.observe_reply(candidate.credential, upstream.status, upstream.headers)
         if upstream.status >= 400:
             error, raw = await _read_error(provider, upstream)
             upstream_seconds += perf_counter() - headers_at
@@ -103,6 +107,10 @@ async def forward(state: AppState, call: ClientCall) -> Response:
                 continue
             overhead = _overhead(perf_counter() - call.started - upstream_seconds)
             if passthrough and _is_json(raw):
+                # The upstream's own body goes back as is; its reset hint (body or header)
+                # still reaches the client as Retry-After.
+                if error.retry_after is not None:
+                    overhead["retry-after"] = str(max(0, round(error.retry_after)))
                 return Response(
                     raw, upstream.status, media_type="application/json", headers=overhead
                 )
@@ -114,6 +122,8 @@ async def forward(state: AppState, call: ClientCall) -> Response:
             _log_served(call, candidate, passthrough, headers_at - sent_at)
             return _stream(call, candidate, upstream, passthrough, canonical, overhead)
         _log_served(call, candidate, passthrough, headers_at - sent_at)
+        if provider.stream_only and upstream.content_type != "application/json":
+            return await _collect(call, provider, upstream, upstream_seconds, headers_at)
         return await _complete(call, candidate, upstream, passthrough, upstream_seconds, headers_at)
     raise last_error or ProxyError(ErrorKind.UPSTREAM, "no upstream could serve the request")
 
@@ -189,6 +199,9 @@ async def _complete(
         data = None
     if not isinstance(data, dict):
         raise ProxyError(ErrorKind.UPSTREAM, f"{provider.name} sent a reply that is not JSON")
+    if provider.wraps_replies:
+        data = provider.unwrap_json(data)
+        raw = orjson.dumps(data)
     if passthrough:
         overhead = _overhead(perf_counter() - call.started - upstream_seconds)
         return Response(raw, 200, media_type="application/json", headers=overhead)
@@ -197,6 +210,30 @@ async def _complete(
     body = orjson.dumps(call.protocol.render_response(reply))
     overhead = _overhead(perf_counter() - call.started - upstream_seconds)
     return Response(body, 200, media_type="application/json", headers=overhead)
+
+
+async def _collect(
+    call: ClientCall,
+    provider: Provider,
+    upstream: aiohttp.ClientResponse,
+    upstream_seconds: float,
+    headers_at: float,
+) -> Response:
+    """A non-streaming client of a stream-only upstream: read the whole stream into one reply
+    and answer it as JSON in the client's protocol (pass-through or not, the canonical reply
+    is rendered, since the upstream never sent a JSON body to forward)."""
+    reply = await collect_stream(
+        upstream, provider.protocol.stream_decoder(), _event_unwrapper(provider)
+    )
+    upstream_seconds += perf_counter() - headers_at
+    reply.model = call.model
+    body = orjson.dumps(call.protocol.render_response(reply))
+    overhead = _overhead(perf_counter() - call.started - upstream_seconds)
+    return Response(body, 200, media_type="application/json", headers=overhead)
+
+
+def _event_unwrapper(provider: Provider) -> Callable[[SSEEvent], SSEEvent] | None:
+    return provider.unwrap_stream_event if provider.wraps_replies else None
 
 
 def _stream(
@@ -217,12 +254,21 @@ def _stream(
             with contextlib.suppress(ProxyError):
                 client_request = call.canonical()
         encoder = _encoder(call, client_request)
-        body = relay_json_reply(upstream, provider.protocol, encoder, outcome)
+        unwrap_json = provider.unwrap_json if provider.wraps_replies else None
+        body = relay_json_reply(upstream, provider.protocol, encoder, outcome, unwrap_json)
     elif passthrough:
-        body = relay_passthrough(upstream, call.protocol, client_request, outcome)
+        body = relay_passthrough(
+            upstream, call.protocol, client_request, outcome, _event_unwrapper(provider)
+        )
     else:
         encoder = _encoder(call, client_request)
-        body = relay_translated(upstream, provider.protocol.stream_decoder(), encoder, outcome)
+        body = relay_translated(
+            upstream,
+            provider.protocol.stream_decoder(),
+            encoder,
+            outcome,
+            _event_unwrapper(provider),
+        )
     return StreamingResponse(
         body, media_type=call.stream_media_type, headers={**SSE_HEADERS, **overhead}
     )

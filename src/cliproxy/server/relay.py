@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import aiohttp
 import orjson
@@ -19,13 +20,18 @@ from cliproxy.model import (
     MessageEnd,
     ProxyError,
     Request,
+    Response,
     StreamError,
     StreamEvent,
     UsageUpdate,
 )
-from cliproxy.model.accumulate import response_events
+from cliproxy.model.accumulate import ResponseAccumulator, response_events
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
-from cliproxy.protocols.sse import SSEParser
+from cliproxy.protocols.sse import SSEEvent, SSEParser
+
+# A provider hook that turns an upstream's enveloped SSE event into its protocol's plain event
+# (Provider.unwrap_stream_event); None when the upstream sends plain events.
+Unwrap = Callable[[SSEEvent], SSEEvent] | None
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +79,10 @@ async def relay_passthrough(
     protocol: WireProtocol,
     client_request: Request,
     outcome: StreamOutcome,
+    unwrap: Unwrap = None,
 ) -> AsyncIterator[bytes]:
-    """Relay the upstream's SSE bytes unchanged, reading each event on the side to know whether
+    """Relay the upstream's SSE bytes unchanged (re-framed only when ``unwrap`` takes an
+    envelope off each event), reading each event on the side to know whether
     the stream really finished. Only whole, well-formed events are forwarded: a cut in the middle
     of an event, an unparsable event or an upstream error event ends the stream with the
     protocol's own error frame, so the client never holds half a frame or a normal ending."""
@@ -85,14 +93,14 @@ async def relay_passthrough(
         try:
             async for chunk in upstream.content.iter_any():
                 events, pending = _split_events(pending + chunk)
-                good = _vet(events, parser, decoder, outcome)
+                good = _vet(events, parser, decoder, outcome, unwrap)
                 if good:
                     yield good
                 if outcome.error is not None:
                     break
             if outcome.error is None and pending.strip():
                 # A final event without its blank line still counts; relay it properly closed.
-                good = _vet([pending + b"\n\n"], parser, decoder, outcome)
+                good = _vet([pending + b"\n\n"], parser, decoder, outcome, unwrap)
                 if good:
                     yield good
             if outcome.error is None:
@@ -108,18 +116,31 @@ async def relay_passthrough(
 
 
 def _vet(
-    raw_events: list[bytes], parser: SSEParser, decoder: StreamDecoder, outcome: StreamOutcome
+    raw_events: list[bytes],
+    parser: SSEParser,
+    decoder: StreamDecoder,
+    outcome: StreamOutcome,
+    unwrap: Unwrap = None,
 ) -> bytes:
     """The raw events that decode cleanly, up to the first one that signals an error."""
     good: list[bytes] = []
     for raw in raw_events:
-        for sse in parser.feed(raw):
+        events = parser.feed(raw)
+        if unwrap is not None:
+            events = [unwrap(sse) for sse in events]
+        for sse in events:
             for event in decoder.feed(sse):
                 outcome.see(event)
         if outcome.error is not None:
             break
-        good.append(raw)
+        good.append(raw if unwrap is None else b"".join(_reframe(sse) for sse in events))
     return b"".join(good)
+
+
+def _reframe(event: SSEEvent) -> bytes:
+    head = f"event: {event.event}\n".encode() if event.event is not None else b""
+    lines = b"".join(b"data: " + line.encode() + b"\n" for line in event.data.split("\n"))
+    return head + lines + b"\n"
 
 
 async def relay_translated(
@@ -127,18 +148,19 @@ async def relay_translated(
     decoder: StreamDecoder,
     encoder: StreamEncoder,
     outcome: StreamOutcome,
+    unwrap: Unwrap = None,
 ) -> AsyncIterator[bytes]:
     """Decode the upstream's stream into canonical events and encode them for the client."""
     parser = SSEParser()
     try:
         try:
             async for chunk in upstream.content.iter_any():
-                out = _translate(parser.feed(chunk), decoder, encoder, outcome)
+                out = _translate(_unwrapped(parser.feed(chunk), unwrap), decoder, encoder, outcome)
                 if out:
                     yield out
                 if outcome.end is not None or outcome.error is not None:
                     return
-            out = _translate(parser.close(), decoder, encoder, outcome)
+            out = _translate(_unwrapped(parser.close(), unwrap), decoder, encoder, outcome)
             if outcome.end is None and outcome.error is None:
                 out += _encode(decoder.close(), encoder, outcome)
             if out:
@@ -152,6 +174,10 @@ async def relay_translated(
             yield _encode([StreamError(error)], encoder, outcome)
     finally:
         upstream.release()
+
+
+def _unwrapped(sse_events: list[SSEEvent], unwrap: Unwrap) -> list[SSEEvent]:
+    return sse_events if unwrap is None else [unwrap(sse) for sse in sse_events]
 
 
 def _translate(
@@ -180,6 +206,7 @@ async def relay_json_reply(
     upstream_protocol: WireProtocol,
     encoder: StreamEncoder,
     outcome: StreamOutcome,
+    unwrap_json: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> AsyncIterator[bytes]:
     """Some upstreams ignore ``stream: true`` and answer with one JSON reply: replay it to the
     client as the stream it asked for."""
@@ -194,6 +221,8 @@ async def relay_json_reply(
             data = None
         if not isinstance(data, dict):
             raise ProxyError(ErrorKind.UPSTREAM, "upstream sent a reply that is not JSON")
+        if unwrap_json is not None:
+            data = unwrap_json(data)
         events: list[StreamEvent] = list(response_events(upstream_protocol.parse_response(data)))
     except _CUT as exc:
         events = [StreamError(_cut_error(exc))]
@@ -208,3 +237,31 @@ async def relay_local(events: list[StreamEvent], encoder: StreamEncoder) -> Asyn
         out = encoder.feed(event)
         if out:
             yield out
+
+
+async def collect_stream(
+    upstream: aiohttp.ClientResponse, decoder: StreamDecoder, unwrap: Unwrap = None
+) -> Response:
+    """Read a whole upstream stream into one canonical reply (for a non-streaming client of a
+    stream-only upstream). A cut, an error event or a missing terminal event raises."""
+    parser = SSEParser()
+    accumulator = ResponseAccumulator()
+    try:
+        try:
+            async for chunk in upstream.content.iter_any():
+                for sse in _unwrapped(parser.feed(chunk), unwrap):
+                    for event in decoder.feed(sse):
+                        accumulator.feed(event)
+                if accumulator.done:
+                    return accumulator.result()
+            for sse in _unwrapped(parser.close(), unwrap):
+                for event in decoder.feed(sse):
+                    accumulator.feed(event)
+            if not accumulator.done:
+                for event in decoder.close():
+                    accumulator.feed(event)
+        except _CUT as exc:
+            raise _cut_error(exc) from None
+    finally:
+        upstream.release()
+    return accumulator.result()
