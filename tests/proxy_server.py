@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,11 @@ class ProxyServer:
     ) -> None:
         if isinstance(config, str):
             config = parse_config_text(config, "test-config.yaml")
-        self.config = config or default_config()
+        config = config or default_config()
+        if "auth_dir" not in config.model_fields_set:
+            # Never read the developer's real accounts (~/.cli-proxy-api) in a test.
+            config = config.model_copy(update={"auth_dir": Path(tempfile.mkdtemp(prefix="auth-"))})
+        self.config = config
         self.config_path = config_path
         self.app = build_app(self.config, config_path)
         self._ssl = (ssl_certfile, ssl_keyfile)

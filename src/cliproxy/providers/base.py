@@ -89,6 +89,10 @@ class Provider(ABC):
         """The upstream HTTP request. ``body`` is already in this provider's protocol; the
         provider sets the model (in the body or the URL) and adds what its upstream requires."""
 
+    def models(self) -> list[str]:
+        """Model names this provider lists in /v1/models when no config names them."""
+        return []
+
     def should_retry(self, status: int) -> bool:
         """Whether another credential may succeed where this one got ``status``."""
         return status in (401, 403, 408, 429) or status >= 500

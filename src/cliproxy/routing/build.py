@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
+
+from cliproxy.auth.records import AuthRecord
 from cliproxy.config.schema import Config, ModelAlias, OpenAICompatibility, ProviderKey
 from cliproxy.providers.api_keys import (
     DEFAULT_BASE_URLS,
@@ -32,9 +36,14 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def build_registry(config: Config) -> ModelRegistry:
+def build_registry(
+    config: Config,
+    accounts: Sequence[AuthRecord] = (),
+    account_providers: Mapping[str, Provider] | None = None,
+) -> ModelRegistry:
     registry = ModelRegistry()
-    if config.demo:
+    usable = [a for a in accounts if account_providers and a.type in account_providers]
+    if config.demo and (config.demo_explicit or not usable):
         demo = DemoProvider()
         for model in demo.models():
             registry.add(model, Candidate(demo, None, model))
@@ -75,7 +84,41 @@ def build_registry(config: Config) -> ModelRegistry:
     for compat in config.openai_compatibility:
         if not compat.disabled:
             _add_openai_compat(registry, compat)
+    for record in usable:
+        assert account_providers is not None
+        _add_account(registry, record, account_providers[record.type])
     return registry
+
+
+# Auth-file types → the model family prefixes their accounts answer for beyond the listed models.
+ACCOUNT_FAMILIES = {
+    "codex": FAMILIES["codex"][0],
+    "claude": FAMILIES["claude"][0],
+    "gemini": FAMILIES["gemini"][0],
+}
+
+
+def account_base_url(record: AuthRecord) -> str:
+    """An account's upstream: the file's own base_url, else $CLIPROXY_<TYPE>_BASE_URL (tests,
+    gateways), else the provider's default (empty)."""
+    own = record.raw.get("base_url")
+    if isinstance(own, str) and own:
+        return own
+    return os.environ.get(f"CLIPROXY_{record.type.upper()}_BASE_URL", "")
+
+
+def _add_account(registry: ModelRegistry, record: AuthRecord, provider: Provider) -> None:
+    credential = record.credential(account_base_url(record))
+    excluded = [pattern.lower() for pattern in record.excluded_models]
+    listed = [m for m in provider.models() if not _excluded(m, excluded)]
+    # A family, like API keys without a models list, so accounts and keys of one vendor pool.
+    registry.add_family(
+        ACCOUNT_FAMILIES[record.type],
+        provider,
+        credential,
+        route_prefix=record.prefix,
+        listed_models=listed,
+    )
 
 
 def _add_openai_compat(registry: ModelRegistry, compat: OpenAICompatibility) -> None:

@@ -129,17 +129,21 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        watcher_task = None
+        tasks = [
+            asyncio.create_task(state.auth_store.watch(), name="auth-dir watch"),
+            asyncio.create_task(state.refresher.run(), name="token refresher"),
+        ]
         if config_path is not None:
             watcher = ConfigWatcher(config_path, _on_reload(state), _on_reload_error)
-            watcher_task = asyncio.create_task(watcher.run())
+            tasks.append(asyncio.create_task(watcher.run(), name="config watch"))
         try:
             yield
         finally:
-            if watcher_task is not None:
-                watcher_task.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await watcher_task
+                    await task
             await state.close()
 
     app = Starlette(

@@ -21,7 +21,7 @@ from cliproxy.model import ErrorKind, ProxyError, Request
 from cliproxy.model.accumulate import response_events
 from cliproxy.protocols.base import StreamEncoder
 from cliproxy.protocols.sse import SSEEvent
-from cliproxy.providers.base import LocalProvider, Provider, RequestContext
+from cliproxy.providers.base import Credential, LocalProvider, Provider, RequestContext
 from cliproxy.routing.registry import Candidate
 from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
@@ -56,7 +56,10 @@ async def forward(state: AppState, call: ClientCall) -> Response:
     # Credentials refused for this request (auth, permission, quota): asking them again within
     # the same request cannot help, so later rounds skip them.
     refused: set[str] = set()
-    for attempt, candidate in enumerate(order):
+    reauthorized: set[str] = set()  # accounts already refreshed after a 401 in this request
+    queue = list(order)
+    while queue:
+        candidate = queue.pop(0)
         provider = candidate.provider
         if candidate.credential is not None and candidate.credential.id in refused:
             continue
@@ -66,6 +69,16 @@ async def forward(state: AppState, call: ClientCall) -> Response:
                 provider, replace(canonical, model=candidate.upstream_model), call
             )
         assert candidate.credential is not None
+        credential = candidate.credential
+        from_store = bool(credential.account) and state.auth_store.get(credential.id) is not None
+        if from_store:
+            try:
+                credential = await _fresh_credential(state, credential)
+            except ProxyError as account_error:
+                log.warning("%s: %s", credential.label, account_error.message)
+                refused.add(credential.id)
+                last_error = account_error
+                continue
         passthrough = provider.protocol is call.protocol and call.encoder_factory is None
         if passthrough:
             body: dict[str, Any] = dict(call.body)
@@ -74,35 +87,43 @@ async def forward(state: AppState, call: ClientCall) -> Response:
             upstream_canonical = replace(canonical, model=candidate.upstream_model)
             body = provider.protocol.render_request(upstream_canonical)
         ctx = RequestContext(call.stream, call.headers, call.query, call.protocol.name)
-        upstream_request = provider.build_request(
-            candidate.credential, candidate.upstream_model, body, ctx
-        )
+        upstream_request = provider.build_request(credential, candidate.upstream_model, body, ctx)
         sent_at = perf_counter()
         try:
-            upstream = await state.upstream.send(upstream_request, candidate.credential.proxy_url)
+            upstream = await state.upstream.send(upstream_request, credential.proxy_url)
         except ProxyError as send_error:
             upstream_seconds += perf_counter() - sent_at
-            log.warning("%s %s: %s", provider.name, candidate.credential.label, send_error.message)
+            log.warning("%s %s: %s", provider.name, credential.label, send_error.message)
             last_error = send_error
             continue
         headers_at = perf_counter()
         upstream_seconds += headers_at - sent_at
-        provider.observe_reply(candidate.credential, upstream.status, upstream.headers)
+        provider.observe_reply(credential, upstream.status, upstream.headers)
+        if upstream.status == 401 and from_store and credential.id not in reauthorized:
+            # An account token the upstream no longer accepts: refresh once, then try again.
+            upstream.release()
+            reauthorized.add(credential.id)
+            if await _reauthorize(state, credential):
+                queue.insert(0, candidate)
+                continue
+            refused.add(credential.id)
+            last_error = ProxyError(
+                ErrorKind.AUTHENTICATION, f"account {credential.id} was refused by the upstream"
+            )
+            continue
         if upstream.status >= 400:
             error, raw = await _read_error(provider, upstream)
             upstream_seconds += perf_counter() - headers_at
             log.warning(
                 "%s %s answered %d: %s",
                 provider.name,
-                candidate.credential.label,
+                credential.label,
                 upstream.status,
                 error.message,
             )
             if upstream.status in REFUSALS:
-                refused.add(candidate.credential.id)
-            if provider.should_retry(upstream.status) and _more_to_try(
-                order[attempt + 1 :], refused
-            ):
+                refused.add(credential.id)
+            if provider.should_retry(upstream.status) and _more_to_try(queue, refused):
                 last_error = error
                 continue
             overhead = _overhead(perf_counter() - call.started - upstream_seconds)
@@ -142,6 +163,27 @@ def _log_served(call: ClientCall, candidate: Candidate, passthrough: bool, wait:
             "pass-through" if passthrough else "translated",
             wait * 1000,
         )
+
+
+async def _fresh_credential(state: AppState, credential: Credential) -> Credential:
+    """The account's credential with a token that is valid now (refreshed first if due)."""
+    record = await state.refresher.ensure_fresh(credential.id)
+    if record.access_token == credential.secret:
+        return credential
+    return replace(credential, secret=record.access_token)
+
+
+async def _reauthorize(state: AppState, credential: Credential) -> bool:
+    """Refresh an account after a 401; True when a new token came of it."""
+    record = state.auth_store.get(credential.id)
+    if record is None:
+        return False
+    try:
+        fresh = await state.refresher.refresh_after_401(record)
+    except ProxyError as error:
+        log.warning("%s: refresh after 401 failed: %s", credential.label, error.message)
+        return False
+    return bool(fresh.access_token) and fresh.access_token != credential.secret
 
 
 def _more_to_try(rest: list[Candidate], refused: set[str]) -> bool:

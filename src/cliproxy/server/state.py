@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from cliproxy.auth.records import AccountState, AuthRecord
+from cliproxy.auth.refresher import Refresher
+from cliproxy.auth.store import AuthStore
 from cliproxy.config.schema import Config
+from cliproxy.providers.base import Provider
+from cliproxy.providers.claude import ClaudeOAuthProvider
+from cliproxy.providers.codex import CodexProvider
+from cliproxy.providers.gemini_cli import GeminiCLIProvider
 from cliproxy.providers.transport import UpstreamClient
 from cliproxy.routing.build import build_registry
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
@@ -34,11 +42,16 @@ class Runtime:
         return allowed
 
 
-def build_runtime(config: Config, previous: Runtime | None = None) -> Runtime:
+def build_runtime(
+    config: Config,
+    previous: Runtime | None = None,
+    accounts: Sequence[AuthRecord] = (),
+    account_providers: Mapping[str, Provider] | None = None,
+) -> Runtime:
     selector = previous.selector if previous and _same_strategy(previous.config, config) else None
     return Runtime(
         config=config,
-        registry=build_registry(config),
+        registry=build_registry(config, accounts, account_providers),
         selector=selector or make_selector(config.routing.strategy),
         api_keys=tuple(key.encode() for key in config.api_keys),
     )
@@ -48,16 +61,49 @@ def _same_strategy(old: Config, new: Config) -> bool:
     return old.routing.strategy == new.routing.strategy
 
 
+def account_providers() -> dict[str, Provider]:
+    """One provider instance per auth-file type, kept for the process's life (they hold
+    per-account usage snapshots)."""
+    return {
+        "codex": CodexProvider(),
+        "claude": ClaudeOAuthProvider(),
+        "gemini": GeminiCLIProvider(),
+    }
+
+
 class AppState:
     def __init__(self, config: Config) -> None:
-        self.runtime = build_runtime(config)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
+        self.account_providers = account_providers()
+        self.auth_store = AuthStore(config.auth_dir)
+        self.auth_store.load()
+        self.refresher = Refresher(self.auth_store, sender=self.upstream)
+        self.runtime = build_runtime(config, None, self._usable_accounts(), self.account_providers)
+        self.auth_store.subscribe(lambda change: self.rebuild())
+
+    def _usable_accounts(self) -> list[AuthRecord]:
+        """Accounts that can serve requests now: enabled and not waiting for a new login."""
+        return [
+            record
+            for record in self.auth_store.records()
+            if not record.disabled
+            and self.auth_store.status(record).state is not AccountState.NEEDS_LOGIN
+        ]
+
+    def rebuild(self) -> None:
+        """Rebuild the registry from the current config and accounts (auth dir changed)."""
+        config = self.runtime.config
+        self.runtime = build_runtime(
+            config, self.runtime, self._usable_accounts(), self.account_providers
+        )
 
     def apply(self, config: Config) -> None:
         """Swap in a new config (hot reload)."""
         old = self.runtime.config
-        self.runtime = build_runtime(config, self.runtime)
+        self.runtime = build_runtime(
+            config, self.runtime, self._usable_accounts(), self.account_providers
+        )
         if (old.proxy_url, old.upstream_timeout_seconds) != (
             config.proxy_url,
             config.upstream_timeout_seconds,
@@ -70,6 +116,8 @@ class AppState:
             self.retired_clients.append(retired)
 
     async def close(self) -> None:
+        self.auth_store.stop()
+        await self.refresher.close()
         await self.upstream.close()
         for client in self.retired_clients:
             await client.close()
