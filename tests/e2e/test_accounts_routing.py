@@ -139,3 +139,27 @@ def _wait_for(check: Any, timeout: float = 10) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.parametrize("style", list(MODELS))
+async def test_login_then_the_proxy_serves_with_that_account(
+    style: str, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The whole path a user takes: `cliproxy login` writes the file into the running proxy's
+    auth dir, and the next request is served with the new account's token."""
+    from cliproxy.auth.login import run_login
+    from cliproxy.auth.store import AuthStore
+    from tests.e2e.test_login import BrowserUI
+
+    for old in world["auth_dir"].glob(f"{style}-account.json"):
+        old.unlink()
+    oauth: OAuthSim = world["oauth"]
+    result = await run_login(
+        style, AuthStore(world["auth_dir"]), BrowserUI(), flow=oauth.flows()[style], port=0
+    )
+    token = result.record.access_token
+    _wait_for(lambda: _token_in_store(world, result.record.path.name) == token)
+    world["sims"][style].queue(Reply.text("served by the new login"))
+    answer = ask("openai_chat", world["proxy"].base_url, MODELS[style], "hi", stream=False)
+    assert answer.text == "served by the new login"
+    assert world["sims"][style].last_request.headers["authorization"] == f"Bearer {token}"
