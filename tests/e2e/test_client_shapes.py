@@ -162,3 +162,38 @@ def test_count_tokens_is_asked_of_the_upstream_that_can_count(
         json={"model": "chat-model", "messages": [{"role": "user", "content": "count me"}]},
     )
     assert reply.json()["input_tokens"] > 0
+
+
+def test_foreign_signature_in_history_is_not_forwarded_by_pass_through(
+    matrix_proxy: ProxyServer, anthropic_sim: AnthropicSim
+) -> None:
+    """An Anthropic client whose earlier turn was served by Gemini holds a wrapped Gemini
+    signature; Anthropic must never receive it (it would refuse the request)."""
+    from cliproxy.protocols.signatures import wrap
+
+    foreign = wrap("gemini", "Z2VtaW5pLXNpZ25hdHVyZQ==")
+    body = {
+        "model": "claude-model",
+        "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": "first"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "thought elsewhere", "signature": foreign},
+                    {"type": "text", "text": "answer from gemini"},
+                ],
+            },
+            {"role": "user", "content": "second"},
+        ],
+    }
+    anthropic_sim.queue(Reply.text("fine"))
+    reply = httpx.post(
+        matrix_proxy.base_url + "/v1/messages",
+        json=body,
+        headers={"anthropic-version": "2023-06-01"},
+    )
+    assert reply.status_code == 200, reply.text
+    sent = anthropic_sim.last_request.body
+    assert foreign.encode() not in sent and b"Z2VtaW5pLXNpZ25hdHVyZQ==" not in sent
+    assert b"answer from gemini" in sent

@@ -399,8 +399,8 @@ def test_render_foreign_conversation() -> None:
         (Reasoning(effort="medium"), 4000, {"type": "enabled", "budget_tokens": 2000}, 4000),
         (Reasoning(effort="high"), 1500, None, 1500),  # no room for the minimum budget
         (Reasoning(budget=50000), None, {"type": "enabled", "budget_tokens": 50000}, 58192),
-        (Reasoning(budget=0), None, None, 32000),
-        (Reasoning(effort="none"), None, None, 32000),
+        (Reasoning(budget=0), None, {"type": "disabled"}, 32000),
+        (Reasoning(effort="none"), None, {"type": "disabled"}, 32000),
         (Reasoning(enabled=True), 20000, {"type": "enabled", "budget_tokens": 8192}, 20000),
         (Reasoning(summary="auto"), None, None, 32000),
     ],
@@ -419,7 +419,7 @@ def test_render_reasoning_budget(
     body = PROTOCOL.render_request(request)
     assert body.get("thinking") == thinking
     assert body["max_tokens"] == expected_max
-    if thinking is not None:
+    if thinking is not None and thinking["type"] == "enabled":
         assert thinking["budget_tokens"] < body["max_tokens"]
         assert "temperature" not in body and "top_k" not in body  # refused with thinking on
     else:
@@ -675,7 +675,7 @@ def test_decoder_full_stream() -> None:
     events = _decode(UPSTREAM_STREAM)
     assert events == [
         MessageStart("msg_1", "claude-x", Usage(input_tokens=10, output_tokens=1, cached_tokens=3)),
-        ReasoningStart(0),
+        ReasoningStart(0, issuer="anthropic"),
         ReasoningDelta(0, text="plan"),
         ReasoningDelta(0, signature="SIG"),
         BlockEnd(0),
@@ -913,8 +913,8 @@ def test_encoder_then_decoder_preserves_the_reply() -> None:
         id="msg_rt",
         model="m",
         content=[
-            ReasoningPart(text="why", signature="sig"),
-            ReasoningPart(redacted=True, encrypted="blob"),
+            ReasoningPart(text="why", signature="sig", issuer="anthropic"),
+            ReasoningPart(redacted=True, encrypted="blob", issuer="anthropic"),
             TextPart("answer"),
             ToolCallPart(id="toolu_x", name="f", arguments='{"k":"v"}'),
         ],

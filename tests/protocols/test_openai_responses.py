@@ -115,7 +115,7 @@ TEXT_EVENTS: list[StreamEvent] = [
 
 TOOL_EVENTS: list[StreamEvent] = [
     MessageStart(id="resp_tool", model="upstream"),
-    ReasoningStart(0, id="rs_1"),
+    ReasoningStart(0, id="rs_1", issuer="openai_responses"),
     ReasoningDelta(0, text="think"),
     ReasoningDelta(0, encrypted="ENC"),
     BlockEnd(0),
@@ -376,7 +376,8 @@ def test_string_input_and_foreign_parts_render() -> None:
             "content": [{"type": "output_text", "text": "a", "annotations": []}],
         },
     ]
-    assert "tools" not in rendered and "stop" not in rendered
+    # Another vendor's web search becomes this API's own web_search tool.
+    assert rendered["tools"] == [{"type": "web_search"}] and "stop" not in rendered
     assert rendered["reasoning"] == {"effort": "high"}
 
 
@@ -725,7 +726,7 @@ def test_decoder_completed_only_and_reasoning_encrypted_at_done() -> None:
     events = decode([{"type": "response.completed", "response": wire_response([REASONING, MSG])}])
     reply = collect(events)
     assert reply.content == [
-        ReasoningPart(text="hmm", encrypted="ENC", id="rs_1"),
+        ReasoningPart(text="hmm", encrypted="ENC", issuer="openai_responses", id="rs_1"),
         TextPart("hi"),
     ]
     assert reply.finish_reason is FinishReason.STOP

@@ -30,6 +30,7 @@ from cliproxy.protocols.anthropic_wire import (
     error_body,
     finish_reason,
     message_id,
+    parse_reasoning_block,
     parse_usage,
     reasoning_block,
     render_usage,
@@ -169,13 +170,10 @@ def _parse_content_block(block: Any) -> Part | None:
         )
     if kind == "thinking":
         signature = block.get("signature")
-        return ReasoningPart(
-            text=str(block.get("thinking") or ""),
-            signature=signature if isinstance(signature, str) and signature else None,
-            issuer=NAME,
-        )
+        text = str(block.get("thinking") or "")
+        return parse_reasoning_block(kind, text, signature if isinstance(signature, str) else None)
     if kind == "redacted_thinking":
-        return ReasoningPart(encrypted=str(block.get("data") or ""), redacted=True, issuer=NAME)
+        return parse_reasoning_block(kind, "", str(block.get("data") or ""))
     return None
 
 

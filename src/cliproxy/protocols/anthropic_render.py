@@ -9,16 +9,21 @@ Choices made here so the API accepts what other protocols' clients sent:
   system entries) becomes user text wrapped in ``<system-reminder>`` tags, the convention Claude
   models already follow for out-of-band instructions; the plain API has no mid-conversation system
   role without a beta.
-- Reasoning given as an effort only becomes ``thinking: enabled`` with EFFORT_BUDGETS tokens.
+- Reasoning given as an effort only becomes ``thinking: enabled`` with EFFORT_BUDGETS tokens;
+  effort "none" (or Gemini's budget 0) becomes ``thinking: disabled``.
   With thinking on, sampling settings the API refuses (temperature other than 1, top_k, top_p
   below 0.95) are left out.
 - Only thinking blocks Anthropic signed are replayed; other vendors' reasoning is dropped.
 - Tool arguments that are not a JSON object become ``{"_raw": text}`` (see anthropic_wire).
+- A tool result without its call becomes user text; other vendors' built-in tools are kept only
+  when they are web search (as web_search_20250305), else dropped with a log line; audio and
+  video input is refused with a 400 (see cross_vendor).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any
 
 from cliproxy.model import (
@@ -42,8 +47,18 @@ from cliproxy.protocols.anthropic_wire import (
     tool_use_block,
     tool_use_id,
 )
+from cliproxy.protocols.cross_vendor import (
+    builtin_label,
+    is_web_search,
+    log_dropped_builtins,
+    refuse_media,
+    settle_orphan_results,
+)
 
 DEFAULT_MAX_TOKENS = 32000
+# Anthropic's own server / client tools are versioned by date: web_search_20250305, bash_20250124.
+_SERVER_TOOL_TYPE = re.compile(r"^[a-z_]+_\d{8}$")
+WEB_SEARCH_TOOL: JSON = {"type": "web_search_20250305", "name": "web_search"}
 MIN_THINKING_BUDGET = 1024  # the API's lower bound for budget_tokens
 EFFORT_BUDGETS = {
     "minimal": 1024,
@@ -68,10 +83,14 @@ def render_request(request: Request) -> JSON:
     system = [_text_block(part) for part in request.system if part.text]
     if system:
         body["system"] = system
-    body["messages"] = _render_messages(request.messages)
-    if request.tools:
-        tool_extras = extras.get(TOOL_EXTRAS, {})
-        body["tools"] = [_render_tool(tool, tool_extras) for tool in request.tools]
+    body["messages"] = _render_messages(settle_orphan_results(request.messages))
+    tool_extras = extras.get(TOOL_EXTRAS, {})
+    tools = [_render_tool(tool, tool_extras) for tool in request.tools]
+    log_dropped_builtins(
+        NAME, [builtin_label(t) for t, w in zip(request.tools, tools, strict=True) if w is None]
+    )
+    if any(tools):
+        body["tools"] = [tool for tool in tools if tool is not None]
         choice = _render_tool_choice(request)
         if choice is not None:
             body["tool_choice"] = choice
@@ -156,7 +175,9 @@ def _thinking_and_max_tokens(request: Request, extras: JSON) -> tuple[JSON | Non
         return (raw if isinstance(raw, dict) else None), max_tokens
     budget = _budget_for(request.reasoning)
     if budget is None:
-        return None, request.max_tokens or DEFAULT_MAX_TOKENS
+        # An explicit "no thinking" (effort none, Gemini budget 0) is said, not just implied.
+        off = _thinking_off(request.reasoning)
+        return ({"type": "disabled"} if off else None), request.max_tokens or DEFAULT_MAX_TOKENS
     if request.max_tokens is None:
         return _enabled(budget), max(DEFAULT_MAX_TOKENS, budget + 8192)
     if budget >= request.max_tokens:
@@ -164,6 +185,12 @@ def _thinking_and_max_tokens(request: Request, extras: JSON) -> tuple[JSON | Non
     if budget < MIN_THINKING_BUDGET:
         return None, request.max_tokens
     return _enabled(budget), request.max_tokens
+
+
+def _thinking_off(reasoning: Reasoning | None) -> bool:
+    if reasoning is None:
+        return False
+    return reasoning.enabled is False or reasoning.effort == "none" or reasoning.budget == 0
 
 
 def _enabled(budget: int) -> JSON:
@@ -217,9 +244,13 @@ def _render_metadata(request: Request) -> JSON | None:
 # Tools
 
 
-def _render_tool(tool: Tool, tool_extras: dict[str, JSON]) -> JSON:
+def _render_tool(tool: Tool, tool_extras: dict[str, JSON]) -> JSON | None:
     if tool.builtin is not None:
-        return tool.builtin
+        kind = tool.builtin.get("type")
+        if isinstance(kind, str) and _SERVER_TOOL_TYPE.match(kind):
+            return tool.builtin
+        # Another vendor's web search has a server-tool twin; other built-ins have none.
+        return dict(WEB_SEARCH_TOOL) if is_web_search(tool.builtin) else None
     wire: JSON = {"name": tool.name}
     if tool.description:
         wire["description"] = tool.description
@@ -317,6 +348,8 @@ def _with_cache(block: JSON, cache_control: dict[str, Any] | None) -> JSON:
 
 def _media_block(part: ImagePart | FilePart) -> JSON:
     media = part.media_type or ""
+    if isinstance(part, FilePart):
+        refuse_media(part, NAME, ("audio", "video"))
     if isinstance(part, ImagePart):
         source = _image_source(part)
         return _with_cache({"type": "image", "source": source}, part.cache_control)

@@ -19,7 +19,6 @@ from cliproxy.model import (
     Message,
     Part,
     Reasoning,
-    ReasoningPart,
     Request,
     ResponseFormat,
     TextPart,
@@ -40,6 +39,7 @@ from cliproxy.protocols.anthropic_wire import (
     optional_int,
     optional_number,
     optional_str,
+    parse_reasoning_block,
 )
 
 # Top-level fields with a canonical home. Everything else is kept raw in extras["anthropic"];
@@ -219,16 +219,12 @@ def _parse_block(block: Any, path: str, tool_names: dict[str, str]) -> list[Part
     if kind == "tool_result":
         return [_parse_tool_result(block, path, tool_names)]
     if kind == "thinking":
-        return [
-            ReasoningPart(
-                text=expect_str(block.get("thinking"), f"{path}.thinking"),
-                signature=optional_str(block.get("signature"), f"{path}.signature"),
-                issuer=NAME,
-            )
-        ]
+        text = expect_str(block.get("thinking"), f"{path}.thinking")
+        signature = optional_str(block.get("signature"), f"{path}.signature")
+        return [parse_reasoning_block(kind, text, signature)]
     if kind == "redacted_thinking":
         data = expect_str(block.get("data"), f"{path}.data")
-        return [ReasoningPart(encrypted=data, redacted=True, issuer=NAME)]
+        return [parse_reasoning_block(kind, "", data)]
     return []  # see the module docstring
 
 

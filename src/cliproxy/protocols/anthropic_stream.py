@@ -21,6 +21,7 @@ from cliproxy.model import (
     MessageStart,
     ProxyError,
     ReasoningDelta,
+    ReasoningPart,
     ReasoningStart,
     StreamError,
     StreamEvent,
@@ -34,6 +35,7 @@ from cliproxy.model import (
 from cliproxy.protocols.anthropic_wire import (
     ERROR_KINDS,
     JSON,
+    NAME,
     error_body,
     finish_reason,
     message_id,
@@ -43,6 +45,7 @@ from cliproxy.protocols.anthropic_wire import (
     tool_use_id,
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder
+from cliproxy.protocols.signatures import foreign, wrap_part
 from cliproxy.protocols.sse import SSEEvent, frame
 
 # ---------------------------------------------------------------------------------------------
@@ -53,6 +56,9 @@ from cliproxy.protocols.sse import SSEEvent, frame
 class _WireBlock:
     index: int  # the wire index (order of content_block_start)
     kind: str  # text | thinking | redacted_thinking | tool_use
+    # Another vendor's reasoning: its signature/blob is collected here and sent wrapped in one
+    # signature_delta when the block stops (the SDK keeps only the last signature_delta).
+    carry: ReasoningPart | None = None
 
 
 def _event(kind: str, payload: JSON) -> bytes:
@@ -93,15 +99,23 @@ class AnthropicStreamEncoder(StreamEncoder):
                 block = self._ensure(index, "text", out)
                 if text:
                     out.append(self._delta(block, {"type": "text_delta", "text": text}))
-            case ReasoningStart(index=index, redacted=True, encrypted=encrypted):
+            case ReasoningStart(index=index, redacted=True, encrypted=encrypted, issuer=issuer) if (
+                not foreign(issuer, NAME)
+            ):
                 payload = {"type": "redacted_thinking", "data": encrypted or ""}
                 self._start(index, "redacted_thinking", payload, out)
-            case ReasoningStart(index=index):
-                self._start(
+            case ReasoningStart(
+                index=index, id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
+            ):
+                started = self._start(
                     index, "thinking", {"type": "thinking", "thinking": "", "signature": ""}, out
                 )
-            case ReasoningDelta(index=index, text=text, signature=signature):
-                self._reasoning_delta(index, text, signature, out)
+                if foreign(issuer, NAME):
+                    started.carry = ReasoningPart(
+                        id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
+                    )
+            case ReasoningDelta(index=index, text=text, signature=signature, encrypted=encrypted):
+                self._reasoning_delta(index, text, signature, encrypted, out)
             case ToolCallStart(index=index, id=call_id, name=name):
                 self._saw_tool_call = True
                 tool_block: JSON = {
@@ -171,7 +185,12 @@ class AnthropicStreamEncoder(StreamEncoder):
         return self._start(index, kind, payload, out)
 
     def _reasoning_delta(
-        self, index: int, text: str, signature: str | None, out: list[bytes]
+        self,
+        index: int,
+        text: str,
+        signature: str | None,
+        encrypted: str | None,
+        out: list[bytes],
     ) -> None:
         current = self._open.get(index)
         if current is not None and current.kind == "redacted_thinking":
@@ -179,7 +198,12 @@ class AnthropicStreamEncoder(StreamEncoder):
         block = self._ensure(index, "thinking", out)
         if text:
             out.append(self._delta(block, {"type": "thinking_delta", "thinking": text}))
-        if signature:
+        if block.carry is not None:
+            if signature:
+                block.carry.signature = (block.carry.signature or "") + signature
+            if encrypted:
+                block.carry.encrypted = encrypted
+        elif signature:
             out.append(self._delta(block, {"type": "signature_delta", "signature": signature}))
 
     def _delta(self, block: _WireBlock, delta: JSON) -> bytes:
@@ -187,8 +211,12 @@ class AnthropicStreamEncoder(StreamEncoder):
 
     def _stop(self, index: int, out: list[bytes]) -> None:
         block = self._open.pop(index, None)
-        if block is not None:
-            out.append(_event("content_block_stop", {"index": block.index}))
+        if block is None:
+            return
+        wrapped = wrap_part(block.carry) if block.carry is not None else None
+        if wrapped:
+            out.append(self._delta(block, {"type": "signature_delta", "signature": wrapped}))
+        out.append(_event("content_block_stop", {"index": block.index}))
 
     def _finish(self, end: MessageEnd, out: list[bytes]) -> None:
         for index in sorted(self._open, key=lambda i: self._open[i].index):
@@ -317,7 +345,7 @@ class AnthropicStreamDecoder(StreamDecoder):
             if block.get("text"):
                 out.append(TextDelta(index, str(block["text"])))
         elif kind == "thinking":
-            out.append(ReasoningStart(index))
+            out.append(ReasoningStart(index, issuer=NAME))
             if block.get("thinking") or block.get("signature"):
                 out.append(
                     ReasoningDelta(
@@ -327,7 +355,8 @@ class AnthropicStreamDecoder(StreamDecoder):
                     )
                 )
         elif kind == "redacted_thinking":
-            out.append(ReasoningStart(index, redacted=True, encrypted=str(block.get("data") or "")))
+            blob = str(block.get("data") or "")
+            out.append(ReasoningStart(index, redacted=True, encrypted=blob, issuer=NAME))
         else:
             call_id = str(block.get("id") or tool_use_id(None))
             out.append(ToolCallStart(index, id=call_id, name=str(block.get("name") or "")))
@@ -371,7 +400,7 @@ class AnthropicStreamDecoder(StreamDecoder):
         elif kind == "input_json_delta":
             out.append(ToolCallStart(index, id=tool_use_id(None), name=""))
         else:
-            out.append(ReasoningStart(index))
+            out.append(ReasoningStart(index, issuer=NAME))
         return _OpenBlock(index) if not isinstance(wire_index, int) else self._open[wire_index]
 
     def _block_stop(self, data: JSON, out: list[StreamEvent]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from cliproxy.model import ErrorKind, FinishReason, ReasoningPart, ToolCallPart, Usage, invalid
+from cliproxy.protocols.signatures import carried_part, foreign, wrap_part
 
 NAME = "anthropic"
 JSON = dict[str, Any]
@@ -127,7 +128,11 @@ def tool_use_block(part: ToolCallPart) -> JSON:
 def reasoning_block(part: ReasoningPart, *, require_signature: bool) -> JSON | None:
     """thinking / redacted_thinking for ``part``. Upstream requests (``require_signature``) only
     carry blocks Anthropic signed itself: anything else would be rejected as an invalid
-    signature, so it is dropped."""
+    signature, so it is dropped (never forged). Replies to a client carry another vendor's
+    signature/blob wrapped in the signature field (see signatures.py), so it comes back with the
+    client's next request and can be returned to its issuer."""
+    if not require_signature and foreign(part.issuer, NAME):
+        return {"type": "thinking", "thinking": part.text, "signature": wrap_part(part) or ""}
     if part.redacted:
         if part.encrypted and (part.issuer == NAME or not require_signature):
             return {"type": "redacted_thinking", "data": part.encrypted}
@@ -135,6 +140,18 @@ def reasoning_block(part: ReasoningPart, *, require_signature: bool) -> JSON | N
     if require_signature and (part.issuer != NAME or not part.signature):
         return None
     return {"type": "thinking", "thinking": part.text, "signature": part.signature or ""}
+
+
+def parse_reasoning_block(kind: str, text: str, value: str | None) -> ReasoningPart:
+    """A thinking (``value`` = signature) or redacted_thinking (``value`` = data) block from a
+    client or upstream. A wrapped value is another vendor's reasoning that rode through this
+    protocol: it gets its issuer back; anything else is Anthropic's own."""
+    carried = carried_part(value, text)
+    if carried is not None:
+        return carried
+    if kind == "redacted_thinking":
+        return ReasoningPart(encrypted=value or "", redacted=True, issuer=NAME)
+    return ReasoningPart(text=text, signature=value or None, issuer=NAME)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ back), OTHER and unknown values → stop (the content so far stands).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from cliproxy.model import (
@@ -48,6 +49,7 @@ from cliproxy.protocols.gemini_stream import (
     GeminiStreamEncoder,
     new_response_id,
 )
+from cliproxy.protocols.signatures import foreign, wrap_part
 
 GENERATION_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 
@@ -131,14 +133,24 @@ class Gemini(WireProtocol):
 
 
 def _shown_reasoning(content: list[Part]) -> list[Part]:
-    """Another vendor's reasoning text is still shown to the client as thought parts, as the
-    stream encoder does; only its signature, meaningless to Gemini, is left out."""
-    return [
-        ReasoningPart(text=p.text, issuer=ISSUER)
-        if isinstance(p, ReasoningPart) and p.issuer != ISSUER and p.text and not p.redacted
-        else p
-        for p in content
-    ]
+    """Reasoning as a Gemini client gets it, the way the stream encoder sends it. Gemini's own
+    (or untagged) reasoning goes as it is. Another vendor's text is shown as thought parts and
+    its signature/blob follows wrapped (signatures.py, with the text: Gemini CLI keeps
+    signatures but not thoughts in its history) as a signature-only part, which render_parts
+    puts on the next part."""
+    out: list[Part] = []
+    for part in content:
+        if not isinstance(part, ReasoningPart):
+            out.append(part)
+        elif not foreign(part.issuer, ISSUER):
+            out.append(part if part.issuer else replace(part, issuer=ISSUER))
+        else:
+            if part.text and not part.redacted:
+                out.append(ReasoningPart(text=part.text, issuer=ISSUER))
+            wrapped = wrap_part(part, with_text=True)
+            if wrapped:
+                out.append(ReasoningPart(signature=wrapped, issuer=ISSUER))
+    return out
 
 
 def count_tokens_response(total: int) -> JSON:

@@ -5,7 +5,9 @@ Signatures: Gemini puts ``thoughtSignature`` on a thought part, a function-call 
 text part. A signature on a function call becomes ``ToolCallPart.signature``; one on a thought
 part stays on that ReasoningPart; one on a plain text part becomes an empty ReasoningPart
 (issuer "gemini") just before the text, and rendering puts such a signature-only ReasoningPart
-back onto the part that follows it.
+back onto the part that follows it. A *wrapped* thoughtSignature (signatures.py) is another
+vendor's reasoning that rode through a Gemini client: it becomes a ReasoningPart of that issuer
+(before the part that carried it), and the thought parts that showed its text are dropped.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -29,6 +32,7 @@ from cliproxy.model import (
     Usage,
     invalid,
 )
+from cliproxy.protocols.signatures import carried_part
 
 ISSUER = "gemini"
 JSON = dict[str, Any]
@@ -125,11 +129,23 @@ def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[
     part = _object(part, path)
     signature = get(part, "thoughtSignature")
     signature = signature if isinstance(signature, str) and signature else None
+    # Another vendor's reasoning that rode through a Gemini client (signatures.py): it stands
+    # before the part that carried it, as Gemini's own signature-only reasoning does.
+    carried = carried_part(signature)
+    if carried is not None:
+        signature = None
+    before: list[Part] = [carried] if carried is not None else []
     if "text" in part:
         text = _string(part["text"], f"{path}.text")
         if part.get("thought") is True:
+            if carried is not None and not carried.text:
+                return [replace(carried, text=text)]
+            # A carried part with its own text does not own this thought's text.
+            shown = [ReasoningPart(text=text, issuer=ISSUER)] if text else []
+            if carried is not None:
+                return [carried, *shown]
             return [ReasoningPart(text=text, signature=signature, issuer=ISSUER)]
-        out: list[Part] = []
+        out: list[Part] = before
         if signature:
             out.append(ReasoningPart(signature=signature, issuer=ISSUER))
         if text:
@@ -153,7 +169,8 @@ def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[
         args = call.get("args")
         args = {} if args is None else _object(args, f"{path}.functionCall.args")
         call_id = ids.for_call(name, call.get("id"))
-        return [ToolCallPart(call_id, name, orjson.dumps(args).decode(), signature=signature)]
+        call_part = ToolCallPart(call_id, name, orjson.dumps(args).decode(), signature=signature)
+        return [*before, call_part]
     if has(part, "functionResponse"):
         return [_function_response(part, path, ids)]
     if has(part, "executableCode"):
@@ -163,9 +180,9 @@ def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[
     if has(part, "codeExecutionResult"):
         result = _object(get(part, "codeExecutionResult"), f"{path}.codeExecutionResult")
         return [TextPart(str(result.get("output", "")))]
-    if part.get("thought") is True or signature or not strict:
+    if part.get("thought") is True or signature or carried is not None or not strict:
         # A bare signature part, or a kind a reply may carry that we cannot represent.
-        return [ReasoningPart(signature=signature, issuer=ISSUER)] if signature else []
+        return before + ([ReasoningPart(signature=signature, issuer=ISSUER)] if signature else [])
     raise invalid(f"{path}: unsupported part with keys {sorted(part)}", path)
 
 
@@ -194,8 +211,31 @@ def parse_parts(parts: Any, path: str, ids: CallIds, strict: bool = True) -> lis
         raise invalid(f"{path}: expected a list of parts", path)
     out: list[Part] = []
     for n, part in enumerate(parts):
-        out.extend(parse_part(part, f"{path}[{n}]", ids, strict))
+        parsed = parse_part(part, f"{path}[{n}]", ids, strict)
+        for item in parsed:
+            if isinstance(item, ReasoningPart) and item.issuer != ISSUER and item.text:
+                _drop_shown_copy(out, item.text)
+        out.extend(parsed)
     return out
+
+
+def _drop_shown_copy(out: list[Part], text: str) -> None:
+    """Remove the unsigned thought parts just before a carried reasoning part when they hold
+    its text: they are the copy shown to the client (the wrapper holds the text too, because
+    Gemini CLI keeps signatures but not thought parts in its history)."""
+    joined = ""
+    for start in range(len(out) - 1, -1, -1):
+        previous = out[start]
+        if not isinstance(previous, ReasoningPart) or previous.issuer != ISSUER:
+            return
+        if previous.signature or not previous.text:
+            return
+        joined = previous.text + joined
+        if joined == text:
+            del out[start:]
+            return
+        if not text.endswith(joined):
+            return
 
 
 # --- canonical → wire ---------------------------------------------------------------------------
@@ -227,16 +267,18 @@ def _render_media(part: ImagePart | FilePart, path: str) -> JSON:
     return {"fileData": ref}
 
 
-def _args_object(arguments: str, path: str) -> JSON:
+def _args_object(arguments: str) -> JSON:
+    """functionCall.args must be an object. History from a protocol that carries arguments as
+    text may hold broken JSON or a bare array (a model's mistake, replayed by the client):
+    refusing it would make the whole conversation unusable, so the text is kept as
+    ``{"_raw": text}``, the same form the Anthropic renderer uses."""
     if not arguments.strip():
         return {}
     try:
         args = orjson.loads(arguments)
     except orjson.JSONDecodeError:
-        raise invalid(f"{path}: tool call arguments are not valid JSON", path) from None
-    if not isinstance(args, dict):
-        raise invalid(f"{path}: tool call arguments must be a JSON object", path)
-    return args
+        return {"_raw": arguments}
+    return args if isinstance(args, dict) else {"_raw": arguments}
 
 
 def _response_object(result: ToolResultPart) -> JSON:
@@ -276,6 +318,8 @@ def render_parts(parts: list[Part], call_names: dict[str, str], path: str) -> li
                 continue
             signature = wire_signature(part.signature)
             if not part.text:
+                if signature and pending:  # two in a row: the first keeps a part of its own
+                    out.append({"text": "", "thoughtSignature": pending})
                 pending = signature or pending
                 continue
             wire = {"text": part.text, "thought": True}
@@ -285,7 +329,7 @@ def render_parts(parts: list[Part], call_names: dict[str, str], path: str) -> li
             wire = _render_media(part, where)
         elif isinstance(part, ToolCallPart):
             call_names[part.id] = part.name
-            call: JSON = {"name": part.name, "args": _args_object(part.arguments, where)}
+            call: JSON = {"name": part.name, "args": _args_object(part.arguments)}
             if part.id:
                 call["id"] = part.id
             wire = {"functionCall": call}
@@ -298,12 +342,21 @@ def render_parts(parts: list[Part], call_names: dict[str, str], path: str) -> li
         if wire is None:
             continue
         if pending and ("text" in wire or "functionCall" in wire):
-            wire.setdefault("thoughtSignature", pending)
+            # A signed part or a thought cannot take it (a thought's signature would read as
+            # that thought's own): then it goes on an empty part of its own, order kept.
+            if "thoughtSignature" in wire or wire.get("thought"):
+                out.append({"text": "", "thoughtSignature": pending})
+            else:
+                wire["thoughtSignature"] = pending
             pending = None
         out.append(wire)
     if pending:
         last = out[-1] if out else None
-        signable = last is not None and ("text" in last or "functionCall" in last)
+        signable = (
+            last is not None
+            and ("text" in last or "functionCall" in last)
+            and not last.get("thought")
+        )
         if last is not None and signable and "thoughtSignature" not in last:
             last["thoughtSignature"] = pending
         else:

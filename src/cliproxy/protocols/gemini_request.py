@@ -26,6 +26,11 @@ from cliproxy.model import (
     ToolChoice,
     invalid,
 )
+from cliproxy.protocols.cross_vendor import (
+    builtin_label,
+    log_dropped_builtins,
+    settle_orphan_results,
+)
 from cliproxy.protocols.gemini_parts import (
     JSON,
     CallIds,
@@ -300,7 +305,7 @@ def render_request(request: Request) -> JSON:
     call_names: dict[str, str] = {}
     contents: list[JSON] = []
     system_texts = [p.text for p in request.system if p.text]
-    for n, message in enumerate(request.messages):
+    for n, message in enumerate(settle_orphan_results(request.messages)):
         if message.role == "system" and not contents:
             # Leading system turns belong in systemInstruction; later ones stay in place as
             # user text (Gemini has no system role inside contents).
@@ -348,11 +353,14 @@ def _sign_first_call(parts: list[JSON]) -> None:
 def _render_tools(tools: list[Tool]) -> list[JSON]:
     declarations: list[JSON] = []
     others: list[JSON] = []
+    dropped: list[str] = []
     for tool in tools:
         if tool.builtin is not None:
             native = _native_builtin(tool.builtin)
             if native is not None:
                 others.append(native)
+            else:
+                dropped.append(builtin_label(tool))
             continue
         declaration: JSON = {"name": tool.name}
         if tool.description:
@@ -362,6 +370,7 @@ def _render_tools(tools: list[Tool]) -> list[JSON]:
         if parameters.get("properties"):
             declaration["parameters"] = parameters
         declarations.append(declaration)
+    log_dropped_builtins("gemini", dropped)
     return ([{"functionDeclarations": declarations}] if declarations else []) + others
 
 
@@ -423,7 +432,7 @@ def _render_thinking(reasoning: Reasoning, model: str) -> JSON:
     major = _gemini_major(model)
     budgets_only = major is not None and major < 3
     effort = reasoning.effort
-    if reasoning.enabled is False or effort == "none":
+    if reasoning.enabled is False or effort == "none" or reasoning.budget == 0:
         if budgets_only:
             # 2.5 Pro cannot switch thinking off; 128 is its minimum budget.
             config["thinkingBudget"] = 128 if "pro" in model else 0

@@ -38,6 +38,7 @@ from cliproxy.model import (
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder
 from cliproxy.protocols.gemini_errors import error_from_object, render_error
 from cliproxy.protocols.gemini_parts import (
+    ISSUER,
     JSON,
     CallIds,
     get,
@@ -48,6 +49,7 @@ from cliproxy.protocols.gemini_parts import (
     render_usage,
     wire_signature,
 )
+from cliproxy.protocols.signatures import foreign, wrap_part
 from cliproxy.protocols.sse import SSEEvent, frame
 
 
@@ -158,14 +160,17 @@ class GeminiStreamDecoder(StreamDecoder):
                 index, events = self._open[0], []
             else:
                 index, events = self._start("reasoning")
-                events.append(ReasoningStart(index))
+                events.append(ReasoningStart(index, issuer=ISSUER))
             events.append(ReasoningDelta(index, text=part.text, signature=signature))
             self._open_signed = self._open_signed or bool(signature)
             return events
         if isinstance(part, ReasoningPart) and part.signature:
             # A signature on a plain text part: its own signature-only reasoning block.
             index, events = self._start("reasoning")
-            events += [ReasoningStart(index), ReasoningDelta(index, signature=part.signature)]
+            events += [
+                ReasoningStart(index, issuer=ISSUER),
+                ReasoningDelta(index, signature=part.signature),
+            ]
             return [*events, *self._close_open()]
         if isinstance(part, ToolCallPart):
             self._tool_calls = True
@@ -209,6 +214,9 @@ class _Block:
     name: str = ""
     arguments: str = ""
     signature: str = ""
+    # Another vendor's reasoning (text, signature/blob): sent wrapped as a thoughtSignature
+    # (signatures.py) on the next part, like Gemini's own reasoning signature.
+    carry: ReasoningPart | None = None
 
 
 class GeminiStreamEncoder(StreamEncoder):
@@ -239,11 +247,23 @@ class GeminiStreamEncoder(StreamEncoder):
             case TextDelta(text=text):
                 if text:
                     return self._parts([self._signed({"text": text})])
-            case ReasoningStart(index=index):
+            case ReasoningStart(
+                index=index, id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
+            ):
                 self._blocks[index] = _Block("reasoning")
-            case ReasoningDelta(index=index, text=text, signature=signature):
+                if foreign(issuer, ISSUER):
+                    self._blocks[index].carry = ReasoningPart(
+                        id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
+                    )
+            case ReasoningDelta(index=index, text=text, signature=signature, encrypted=encrypted):
                 block = self._blocks.setdefault(index, _Block("reasoning"))
-                if signature:
+                if block.carry is not None:
+                    block.carry.text += text
+                    if signature:
+                        block.carry.signature = (block.carry.signature or "") + signature
+                    if encrypted:
+                        block.carry.encrypted = encrypted
+                elif signature:
                     block.signature += signature
                 if text:
                     return self._parts([{"text": text, "thought": True}])
@@ -276,8 +296,8 @@ class GeminiStreamEncoder(StreamEncoder):
         block = self._blocks.pop(index, None)
         if block is None:
             return b""
-        if block.kind == "reasoning" and wire_signature(block.signature):
-            self._pending_signature = block.signature
+        if block.kind == "reasoning":
+            return self._hold_signature(block)
         if block.kind != "tool":
             return b""
         try:
@@ -297,6 +317,21 @@ class GeminiStreamEncoder(StreamEncoder):
         if wire_signature(block.signature):
             part["thoughtSignature"] = block.signature
         return self._parts([self._signed(part)])
+
+    def _hold_signature(self, block: _Block) -> bytes:
+        """Keep an ended reasoning block's signature for the next part (one already waiting
+        goes out first on an empty part of its own, so none is lost)."""
+        if block.carry is not None:
+            signature = wrap_part(block.carry, with_text=True)
+        else:
+            signature = wire_signature(block.signature)
+        if not signature:
+            return b""
+        out = b""
+        if self._pending_signature:
+            out = self._parts([{"text": "", "thoughtSignature": self._pending_signature}])
+        self._pending_signature = signature
+        return out
 
     def _signed(self, part: JSON) -> JSON:
         if self._pending_signature and "thoughtSignature" not in part:

@@ -24,6 +24,12 @@ from cliproxy.model import (
     invalid,
 )
 from cliproxy.protocols.base import JSON
+from cliproxy.protocols.cross_vendor import (
+    builtin_label,
+    log_dropped_builtins,
+    refuse_media,
+    settle_orphan_results,
+)
 
 NAME = "openai_chat"
 
@@ -404,6 +410,7 @@ def _image_to_wire(part: ImagePart) -> JSON:
 
 
 def _file_to_wire(part: FilePart) -> JSON:
+    refuse_media(part, NAME, ("video",))
     if part.media_type.startswith("audio/") and part.data:
         fmt = part.media_type.split("/", 1)[1]
         fmt = {"mpeg": "mp3", "x-wav": "wav", "wave": "wav"}.get(fmt, fmt)
@@ -469,7 +476,7 @@ def _messages_to_wire(request: Request) -> list[JSON]:
     wire: list[JSON] = []
     if request.system:
         wire.append({"role": "system", "content": request.system_text()})
-    for message in request.messages:
+    for message in settle_orphan_results(request.messages):
         if message.role == "system":
             wire.append({"role": "system", "content": message.text()})
         elif message.role == "assistant":
@@ -491,20 +498,31 @@ def _tool_to_wire(tool: Tool) -> JSON | None:
     return {"type": "function", "function": function}
 
 
-def _effort(reasoning: Reasoning) -> str | None:
+def openai_effort(reasoning: Reasoning) -> str | None:
+    """OpenAI's reasoning effort (Chat ``reasoning_effort``, Responses ``reasoning.effort``) for
+    canonical settings. Thinking switched off (Anthropic disabled, Gemini budget 0) is "none";
+    an effort goes as is; a token budget becomes the effort whose usual budget it is nearest
+    (Anthropic/Gemini use 1024 / 8192 / 24576 for low / medium / high, and those map back).
+    A dynamic or absent budget says nothing: the model's default applies."""
+    if reasoning.enabled is False or reasoning.budget == 0:
+        return "none"
     if reasoning.effort:
         return reasoning.effort
-    if reasoning.enabled is False or not reasoning.budget:
+    if reasoning.budget is None or reasoning.budget < 0:
         return None
-    if reasoning.budget < 2048:
+    if reasoning.budget <= 2048:
         return "low"
-    return "medium" if reasoning.budget < 16384 else "high"
+    return "medium" if reasoning.budget <= 12288 else "high"
 
 
 def render_request(request: Request) -> JSON:
     extras = dict(request.extras.get(NAME, {}))
     body: JSON = {"model": request.model, "messages": _messages_to_wire(request)}
     tools = [t for t in (_tool_to_wire(tool) for tool in request.tools) if t is not None]
+    log_dropped_builtins(
+        NAME,
+        [builtin_label(t) for t in request.tools if t.builtin and _tool_to_wire(t) is None],
+    )
     if tools:
         body["tools"] = tools
         choice = request.tool_choice
@@ -516,7 +534,7 @@ def render_request(request: Request) -> JSON:
             )
         if request.parallel_tool_calls is not None:
             body["parallel_tool_calls"] = request.parallel_tool_calls
-    effort = _effort(request.reasoning) if request.reasoning else None
+    effort = openai_effort(request.reasoning) if request.reasoning else None
     if effort:
         body["reasoning_effort"] = effort
     if request.max_tokens is not None:

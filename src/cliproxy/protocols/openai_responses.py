@@ -32,6 +32,7 @@ from cliproxy.protocols.openai_responses_request import (
     parse_request,
     render_request,
 )
+from cliproxy.protocols.signatures import carried_part, foreign, wrap_part
 
 JSON = dict[str, Any]
 
@@ -130,6 +131,15 @@ def reasoning_item_id(part_id: str | None) -> str:
     return part_id if part_id and part_id.startswith("rs_") else new_id("rs")
 
 
+def client_reasoning_item(part: ReasoningPart) -> JSON:
+    """A reasoning output item for a client. Our own encrypted_content goes out unchanged;
+    another vendor's signature/blob rides in encrypted_content wrapped (signatures.py), so the
+    client's next request hands it back and it can be returned to its issuer."""
+    if foreign(part.issuer, PROTOCOL_NAME):
+        return reasoning_item(new_id("rs"), part.text, wrap_part(part))
+    return reasoning_item(reasoning_item_id(part.id), part.text, part.encrypted)
+
+
 def terminal_state(reason: FinishReason) -> tuple[str, JSON | None]:
     """The response status and incomplete_details for a canonical finish reason."""
     if reason is FinishReason.LENGTH:
@@ -190,8 +200,7 @@ def _render_output(content: list[Part]) -> list[JSON]:
                 function_call_item(new_id("fc"), part.id, part.name, part.arguments or "{}")
             )
         elif isinstance(part, ReasoningPart):
-            encrypted = part.encrypted if part.issuer in (None, PROTOCOL_NAME) else None
-            output.append(reasoning_item(reasoning_item_id(part.id), part.text, encrypted))
+            output.append(client_reasoning_item(part))
     return output
 
 
@@ -223,8 +232,12 @@ def parse_reasoning_item(item: JSON) -> ReasoningPart:
     if not any(texts):  # open-weight models report raw reasoning as content instead
         texts = [c.get("text") for c in item.get("content") or [] if isinstance(c, dict)]
     encrypted = item.get("encrypted_content")
+    text = "\n\n".join(t for t in texts if isinstance(t, str) and t)
+    carried = carried_part(encrypted, text)
+    if carried is not None:
+        return carried
     return ReasoningPart(
-        text="\n\n".join(t for t in texts if isinstance(t, str) and t),
+        text=text,
         encrypted=encrypted if isinstance(encrypted, str) and encrypted else None,
         issuer=PROTOCOL_NAME,
         id=item.get("id") if isinstance(item.get("id"), str) else None,

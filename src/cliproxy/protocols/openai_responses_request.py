@@ -23,6 +23,15 @@ from cliproxy.model import (
     ToolResultPart,
     invalid,
 )
+from cliproxy.protocols.cross_vendor import (
+    builtin_label,
+    is_web_search,
+    log_dropped_builtins,
+    refuse_media,
+    settle_orphan_results,
+)
+from cliproxy.protocols.openai_chat_request import openai_effort
+from cliproxy.protocols.signatures import carried_part
 
 JSON = dict[str, Any]
 PROTOCOL_NAME = "openai_responses"
@@ -64,6 +73,9 @@ _HOSTED_TOOL_TYPES = {
     "namespace",
     "tool_search",
 }
+
+# Request fields that make the Responses API supply earlier turns from its own storage.
+_SERVER_STATE = ("previous_response_id", "conversation")
 
 _ROLE_MAP = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
@@ -208,8 +220,13 @@ def _parse_reasoning_item(item: JSON, path: str) -> ReasoningPart:
     if not texts and isinstance(item.get("content"), list):
         texts = [c.get("text", "") for c in item["content"] if isinstance(c, dict)]
     encrypted = item.get("encrypted_content")
+    text = "\n\n".join(t for t in texts if isinstance(t, str) and t)
+    # Another vendor's reasoning that rode through this client comes back to its issuer.
+    carried = carried_part(encrypted, text)
+    if carried is not None:
+        return carried
     return ReasoningPart(
-        text="\n\n".join(t for t in texts if isinstance(t, str) and t),
+        text=text,
         encrypted=encrypted if isinstance(encrypted, str) else None,
         issuer=PROTOCOL_NAME,
         id=item.get("id") if isinstance(item.get("id"), str) else None,
@@ -375,10 +392,19 @@ def _parse_text_config(raw: Any, request: Request) -> None:
 
 
 def render_request(request: Request) -> JSON:
-    body: JSON = {"model": request.model, "input": _render_messages(request.messages)}
+    extras = dict(request.extras.get(PROTOCOL_NAME, {}))
+    messages = request.messages
+    if not any(extras.get(key) for key in _SERVER_STATE):
+        # Without server-side history a function_call_output needs its function_call.
+        messages = settle_orphan_results(messages)
+    body: JSON = {"model": request.model, "input": _render_messages(messages)}
     if request.system_text():
         body["instructions"] = request.system_text()
     tools = [t for t in (_render_tool(tool) for tool in request.tools) if t is not None]
+    log_dropped_builtins(
+        PROTOCOL_NAME,
+        [builtin_label(t) for t in request.tools if t.builtin and _render_tool(t) is None],
+    )
     if tools:
         body["tools"] = tools
     if request.tool_choice is not None:
@@ -398,7 +424,6 @@ def render_request(request: Request) -> JSON:
     reasoning = _render_reasoning(request.reasoning)
     if reasoning:
         body["reasoning"] = reasoning
-    extras = dict(request.extras.get(PROTOCOL_NAME, {}))
     text: JSON = dict(extras.pop("text", None) or {})
     if request.response_format is not None:
         text["format"] = _render_format(request.response_format)
@@ -465,6 +490,7 @@ def _render_part(part: Part, role: str) -> JSON | None:
         url = part.url or f"data:{part.media_type or 'image/png'};base64,{part.data or ''}"
         return {"type": "input_image", "image_url": url, "detail": part.detail or "auto"}
     if isinstance(part, FilePart):
+        refuse_media(part, PROTOCOL_NAME, ("audio", "video"))
         if part.file_id and part.media_type.startswith("image"):
             return {"type": "input_image", "file_id": part.file_id, "detail": "auto"}
         file: JSON = {"type": "input_file"}
@@ -507,7 +533,10 @@ def _render_reasoning_item(part: ReasoningPart) -> JSON | None:
 
 def _render_tool(tool: Tool) -> JSON | None:
     if tool.builtin is not None:
-        return tool.builtin if tool.builtin.get("type") in _HOSTED_TOOL_TYPES else None
+        if tool.builtin.get("type") in _HOSTED_TOOL_TYPES:
+            return tool.builtin
+        # Anthropic's web_search_2025xxxx and Gemini's googleSearch have a hosted twin here.
+        return {"type": "web_search"} if is_web_search(tool.builtin) else None
     rendered: JSON = {"type": "function", "name": tool.name, "parameters": tool.parameters}
     if tool.description:
         rendered["description"] = tool.description
@@ -520,11 +549,7 @@ def _render_reasoning(reasoning: Reasoning | None) -> JSON:
     if reasoning is None:
         return {}
     rendered: JSON = {}
-    effort = reasoning.effort
-    if effort is None and reasoning.budget is not None:
-        effort = _effort_for_budget(reasoning.budget)
-    if effort is None and reasoning.enabled is False:
-        effort = "none"
+    effort = openai_effort(reasoning)
     if effort is not None:
         rendered["effort"] = effort
     summary = reasoning.summary
@@ -533,16 +558,6 @@ def _render_reasoning(reasoning: Reasoning | None) -> JSON:
     if summary is not None:
         rendered["summary"] = summary
     return rendered
-
-
-def _effort_for_budget(budget: int) -> str:
-    if budget <= 0:
-        return "none"
-    if budget <= 2048:
-        return "low"
-    if budget <= 12288:
-        return "medium"
-    return "high"
 
 
 def _render_format(fmt: ResponseFormat) -> JSON:

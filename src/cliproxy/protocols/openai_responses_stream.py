@@ -22,6 +22,7 @@ from cliproxy.model import (
     MessageStart,
     ProxyError,
     ReasoningDelta,
+    ReasoningPart,
     ReasoningStart,
     Request,
     StreamError,
@@ -50,6 +51,8 @@ from cliproxy.protocols.openai_responses import (
     response_object,
     terminal_state,
 )
+from cliproxy.protocols.openai_responses_request import PROTOCOL_NAME
+from cliproxy.protocols.signatures import foreign, wrap_part
 from cliproxy.protocols.sse import SSEEvent, frame
 
 JSON = dict[str, Any]
@@ -69,6 +72,9 @@ class _OutputItem:
     encrypted: str | None = None
     summary_open: bool = False  # a reasoning summary part was announced
     done: bool = False
+    # Another vendor's reasoning: its signature/blob, sent wrapped in encrypted_content when
+    # the item is done (signatures.py).
+    carry: ReasoningPart | None = None
 
 
 class ResponsesStreamEncoder(StreamEncoder):
@@ -110,11 +116,24 @@ class ResponsesStreamEncoder(StreamEncoder):
                     delta=text,
                     logprobs=[],
                 )
-            case ReasoningStart(index=index, id=id_, encrypted=encrypted):
-                self._open(out, index, "reasoning", reasoning_id=id_, encrypted=encrypted)
-            case ReasoningDelta(index=index, text=text, encrypted=encrypted):
+            case ReasoningStart(
+                index=index, id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
+            ):
+                if foreign(issuer, PROTOCOL_NAME):
+                    carry = ReasoningPart(
+                        id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
+                    )
+                    self._open(out, index, "reasoning").carry = carry
+                else:
+                    self._open(out, index, "reasoning", reasoning_id=id_, encrypted=encrypted)
+            case ReasoningDelta(index=index, text=text, signature=signature, encrypted=encrypted):
                 item = self._item(out, index, "reasoning")
-                if encrypted:
+                if item.carry is not None:
+                    if signature:
+                        item.carry.signature = (item.carry.signature or "") + signature
+                    if encrypted:
+                        item.carry.encrypted = encrypted
+                elif encrypted:
                     item.encrypted = encrypted
                 if text:
                     self._reasoning_text(out, item, text)
@@ -252,6 +271,8 @@ class ResponsesStreamEncoder(StreamEncoder):
                     summary_index=0,
                     part=summary,
                 )
+            if item.carry is not None:
+                item.encrypted = wrap_part(item.carry)
             full = reasoning_item(item.item_id, item.text, item.encrypted)
         else:
             arguments = item.text or "{}"
@@ -434,7 +455,9 @@ class ResponsesStreamDecoder(StreamDecoder):
         encrypted = encrypted if isinstance(encrypted, str) and encrypted else None
         block.encrypted_sent = encrypted is not None
         item_id = item.get("id") if isinstance(item.get("id"), str) else None
-        out.append(ReasoningStart(block.index, id=item_id, encrypted=encrypted))
+        out.append(
+            ReasoningStart(block.index, id=item_id, encrypted=encrypted, issuer=PROTOCOL_NAME)
+        )
 
     def _item_added(self, out: list[StreamEvent], output_index: Any, item: Any) -> None:
         if not isinstance(item, dict):

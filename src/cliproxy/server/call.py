@@ -11,6 +11,7 @@ from starlette.requests import Request as HTTPRequest
 
 from cliproxy.model import ErrorKind, ProxyError, Request, invalid
 from cliproxy.protocols.base import StreamEncoder, WireProtocol
+from cliproxy.protocols.signatures import mentions_wrapped
 
 
 @dataclass(slots=True)
@@ -26,6 +27,9 @@ class ClientCall:
     # JSON-array stream without alt=sse); such calls always take the translating path.
     encoder_factory: Callable[[Request], StreamEncoder] | None = None
     stream_media_type: str = "text/event-stream"
+    # The history holds reasoning signed by another vendor, wrapped for the ride through this
+    # client (protocols/signatures.py); forwarding it untouched would get it refused upstream.
+    carries_foreign_reasoning: bool = False
 
     def canonical(self) -> Request:
         request = self.protocol.parse_request(self.body)
@@ -34,8 +38,9 @@ class ClientCall:
         return request
 
 
-async def read_json_body(request: HTTPRequest, limit: int) -> dict[str, Any]:
-    """The request body as a JSON object; 413 past ``limit`` bytes, 400 if it is not JSON."""
+async def read_json_body(request: HTTPRequest, limit: int) -> tuple[dict[str, Any], bool]:
+    """The request body as a JSON object, and whether it carries wrapped foreign reasoning;
+    413 past ``limit`` bytes, 400 if it is not JSON."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -55,7 +60,7 @@ async def read_json_body(request: HTTPRequest, limit: int) -> dict[str, Any]:
         raise invalid(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise invalid(f"request body must be a JSON object, not {type(body).__name__}")
-    return body
+    return body, mentions_wrapped(raw)
 
 
 def _too_large(limit: int) -> ProxyError:

@@ -79,7 +79,11 @@ async def forward(state: AppState, call: ClientCall) -> Response:
                 refused.add(credential.id)
                 last_error = account_error
                 continue
-        passthrough = provider.protocol is call.protocol and call.encoder_factory is None
+        passthrough = (
+            provider.protocol is call.protocol
+            and call.encoder_factory is None
+            and not call.carries_foreign_reasoning
+        )
         if passthrough:
             body: dict[str, Any] = dict(call.body)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from time import perf_counter
 
 from starlette.requests import Request as HTTPRequest
@@ -22,6 +23,13 @@ from cliproxy.server.count import count_tokens
 from cliproxy.server.forward import forward
 from cliproxy.server.state import AppState
 
+_NO_QUERY: Mapping[str, str] = {}
+
+
+def _query(request: HTTPRequest) -> Mapping[str, str]:
+    # Most calls have no query string; skip building Starlette's QueryParams for them.
+    return request.query_params if request.scope.get("query_string") else _NO_QUERY
+
 
 def _state(request: HTTPRequest) -> AppState:
     state: AppState = request.app.state.cliproxy
@@ -31,15 +39,16 @@ def _state(request: HTTPRequest) -> AppState:
 async def _simple_call(request: HTTPRequest, protocol: WireProtocol) -> Response:
     started = perf_counter()
     state = _state(request)
-    body = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
+    body, foreign = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
     call = ClientCall(
         protocol=protocol,
         body=body,
         model=require_model(body),
         stream=require_stream_flag(body),
         headers=request.headers,
-        query=request.query_params,
+        query=_query(request),
         started=started,
+        carries_foreign_reasoning=foreign,
     )
     return await forward(state, call)
 
@@ -63,7 +72,7 @@ async def messages(request: HTTPRequest) -> Response:
 async def messages_count_tokens(request: HTTPRequest) -> Response:
     started = perf_counter()
     state = _state(request)
-    body = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
+    body, _ = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
     return await count_tokens(state, ANTHROPIC, require_model(body), body, request, started)
 
 
@@ -85,7 +94,7 @@ async def gemini_post(request: HTTPRequest) -> Response:
             f"unknown Gemini method in '{target}'; expected {{model}}:" + "|".join(GEMINI_METHODS)
         )
     state = _state(request)
-    body = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
+    body, foreign = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
     if method == "countTokens":
         return await count_tokens(state, GEMINI, model, body, request, started)
     call = ClientCall(
@@ -96,6 +105,7 @@ async def gemini_post(request: HTTPRequest) -> Response:
         headers=request.headers,
         query=request.query_params,
         started=started,
+        carries_foreign_reasoning=foreign,
     )
     if call.stream and request.query_params.get("alt") != "sse":
         # Without alt=sse Gemini streams one JSON array; only our own encoder writes that.
