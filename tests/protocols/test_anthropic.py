@@ -1091,3 +1091,16 @@ def test_sdk_raises_on_error_event() -> None:
         client.messages.stream(model="m", max_tokens=10, messages=messages) as stream,
     ):
         stream.get_final_message()
+
+
+def test_json_object_output_becomes_an_object_schema() -> None:
+    from cliproxy.model import ResponseFormat
+
+    body = PROTOCOL.render_request(
+        Request(
+            model="m",
+            messages=[Message("user", [TextPart("json please")])],
+            response_format=ResponseFormat(type="json_object"),
+        )
+    )
+    assert body["output_config"]["format"] == {"type": "json_schema", "schema": {"type": "object"}}

@@ -222,6 +222,9 @@ def _render_output_config(request: Request, extras: JSON) -> JSON:
         config.pop("format", None)
         if wanted is not None and wanted.type == "json_schema" and wanted.schema is not None:
             config["format"] = {"type": "json_schema", "schema": wanted.schema}
+        elif wanted is not None and wanted.type in ("json_object", "json_schema"):
+            # "Any JSON object" (OpenAI's json_object) has no schema: the loosest object one.
+            config["format"] = {"type": "json_schema", "schema": {"type": "object"}}
     return config
 
 
