@@ -182,3 +182,27 @@ def test_gemini_json_array_stream_without_alt_sse(proxy: ProxyServer) -> None:
     )
     assert text == "Echo: array please"
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+
+
+def test_demo_echoes_what_the_person_typed_in_cli_shaped_requests(proxy: ProxyServer) -> None:
+    """Coding CLIs send context blocks before the typed prompt; the echo is the prompt."""
+    from tests.e2e.shapes import CODEX_HEADERS, codex_body
+
+    body = {**codex_body("demo-echo"), "stream": False}
+    reply = httpx.post(proxy.base_url + "/v1/responses", json=body, headers=CODEX_HEADERS)
+    assert reply.json()["output"][0]["content"][0]["text"] == "Echo: say hi"
+    client = anthropic.Anthropic(base_url=proxy.base_url, api_key="unused")
+    message = client.messages.create(
+        model="demo-echo",
+        max_tokens=100,
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "<system-reminder>context</system-reminder>"},
+                    {"type": "text", "text": "say hi"},
+                ],
+            }
+        ],
+    )
+    assert message.content[0].text == "Echo: say hi"

@@ -89,8 +89,11 @@ def _message_text(message: Message) -> str:
 
 
 def _echo(last: Message | None) -> str:
-    text = last.text().strip() if last else ""
-    return f"Echo: {text}" if text else "Echo: (no user text)"
+    """The last text block of the last user message: coding CLIs put their context (system
+    reminders, environment) in earlier blocks and what the person typed last."""
+    texts = [p.text.strip() for p in last.content if isinstance(p, TextPart)] if last else []
+    texts = [t for t in texts if t]
+    return f"Echo: {texts[-1]}" if texts else "Echo: (no user text)"
 
 
 def _tools_answer(request: Request, last: Message | None) -> tuple[list[Any], FinishReason]:
