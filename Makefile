@@ -26,5 +26,13 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest
 
+# `make bench`: direct vs cliproxy vs LiteLLM on a local simulator (bench/README.md). Not part of
+# `make test`; LiteLLM goes into its own venv under build/, never into .venv.
+BENCH_DURATION ?= 5
+LITELLM_VENV := build/litellm-venv
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --duration $(BENCH_DURATION) --litellm-venv $(LITELLM_VENV) $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ Anthropic Messages (claude-api-key), Gemini (gemini-api-key) and OpenAI Response
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 import orjson
@@ -38,8 +39,14 @@ def _headers(credential: Credential, ctx: RequestContext, auth: dict[str, str]) 
         "user-agent": USER_AGENT,
         **auth,
     }
-    headers.update(resolve_headers(credential.headers, ctx.client_headers))
+    if credential.headers:
+        headers.update(resolve_headers(credential.headers, ctx.client_headers))
     return headers
+
+
+@lru_cache(maxsize=256)  # a handful of configured base URLs, asked on every request
+def _is_official_anthropic(base_url: str) -> bool:
+    return urlsplit(base_url).hostname == "api.anthropic.com"
 
 
 class OpenAICompatProvider(Provider):
@@ -98,7 +105,7 @@ class ClaudeApiKeyProvider(Provider):
         if from_anthropic_client and ctx.client_query.get("beta") == "true":
             url += "?beta=true"
         # Anthropic's own API wants x-api-key; compatible gateways commonly want a bearer token.
-        if urlsplit(credential.base_url).hostname == "api.anthropic.com":
+        if _is_official_anthropic(credential.base_url):
             auth = {"x-api-key": credential.secret}
         else:
             auth = {"authorization": f"Bearer {credential.secret}"}

@@ -62,8 +62,15 @@ class UpstreamClient:
                 timeout = aiohttp.ClientTimeout(
                     total=None, connect=30, sock_connect=30, sock_read=self.read_timeout
                 )
+                # No cookie jar: upstreams answer many credentials and clients through one
+                # session, so a cookie set for one must never ride along with another (and
+                # skipping the jar saves its per-request filtering).
                 session = aiohttp.ClientSession(
-                    connector=connector, timeout=timeout, auto_decompress=True, trust_env=False
+                    connector=connector,
+                    timeout=timeout,
+                    auto_decompress=True,
+                    trust_env=False,
+                    cookie_jar=aiohttp.DummyCookieJar(),
                 )
                 self._sessions[proxy] = session
             return session
@@ -74,7 +81,9 @@ class UpstreamClient:
         """Send and return once the status and headers are in; the caller reads and releases."""
         proxy = self.effective_proxy(proxy_url)
         http_proxy = _http_proxy(proxy)
-        session = await self._session(proxy)
+        session = self._sessions.get(proxy)
+        if session is None or session.closed:
+            session = await self._session(proxy)
         try:
             return await session.post(
                 request.url, data=request.body, headers=request.headers, proxy=http_proxy

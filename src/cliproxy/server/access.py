@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -21,6 +22,7 @@ from cliproxy.server.state import AppState
 OPEN_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
 
 
+@lru_cache(maxsize=1024)  # called on every request with the same few client addresses
 def is_loopback(host: str | None) -> bool:
     if not host:
         return False
@@ -62,10 +64,9 @@ class AccessMiddleware:
             await self.app(scope, receive, send)  # the management API has its own secret
             return
         runtime = self.state_getter().runtime
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         error: ProxyError | None = None
         if runtime.api_keys:
-            key = presented_key(headers, scope.get("query_string", b""))
+            key = presented_key(_key_headers(scope), scope.get("query_string", b""))
             if key is None:
                 error = ProxyError(ErrorKind.AUTHENTICATION, "missing API key")
             elif not runtime.key_allowed(key):
@@ -78,7 +79,24 @@ class AccessMiddleware:
                     "no api-keys are configured, so only clients on this machine are served",
                 )
         if error is not None:
-            response = error_response(protocol_for(scope["path"], headers), error)
-            await response(scope, receive, send)
+            protocol = protocol_for(scope["path"], _headers(scope))
+            await error_response(protocol, error)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+_KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key"})
+
+
+def _key_headers(scope: Scope) -> dict[str, str]:
+    """Only the headers that can carry a client key (decoding all of them on every request
+    costs more than the key check itself)."""
+    return {
+        name.lower().decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name.lower() in _KEY_HEADERS
+    }
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}

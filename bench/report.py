@@ -1,0 +1,186 @@
+"""Turning the runner's raw numbers into bench/results.md: the machine, the table, the targets."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+Results = dict[str, dict[str, dict[str, Any]]]  # target -> "mode|case" -> loadgen numbers
+
+
+def machine_description(litellm_version: str | None) -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    rev = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "src"], capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        f"- Date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+        f"- CPU: {cpu}, {os.cpu_count()} cores; RAM {mem_kb // 1024} MB; "
+        f"Linux {platform.release()}; Python {platform.python_version()}",
+        f"- cliproxy: git {rev or '?'}{' (with uncommitted changes in src/)' if dirty else ''}",
+        f"- LiteLLM: {litellm_version or 'not run'}",
+    ]
+    return "\n".join(lines)
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _diff(a: Any, b: Any) -> float | None:
+    if a is None or b is None or a != a or b != b:
+        return None
+    return float(a) - float(b)
+
+
+def _per_chunk_us(results: Results, target: str, mode: str, chunks: int) -> float | None:
+    """Proxy CPU per streamed chunk, from saturated runs at concurrency 16: (time per stream -
+    time per JSON call) / chunks. Both runs keep the proxy's core busy, so 1/throughput is the
+    proxy's cost per request."""
+    numbers = results.get(target, {})
+    stream = numbers.get(f"{mode}|stream c=16", {}).get("rps")
+    plain = numbers.get(f"{mode}|json c=16", {}).get("rps")
+    if not stream or not plain:
+        return None
+    return (1 / stream - 1 / plain) / chunks * 1e6
+
+
+def render_results(
+    results: Results,
+    cases: list[str],
+    modes: list[str],
+    machine: str,
+    notes: list[str],
+    duration: float,
+    chunks: int,
+) -> str:
+    out = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (bench/run.py). Proxy under test pinned to core 0; upstream",
+        "simulator, load generator (bench/loadgen.py, asyncio + uvloop + httptools) and runner",
+        f"on core 1. Each timed run lasts {duration:g} s after 1 s of warm-up, except the idle",
+        "streams (1,000 connections, one 50-chunk stream each, one chunk every 200 ms).",
+        '"Added" = proxied percentile minus the direct percentile of the same case. TTFB =',
+        "time to the first body byte. Peak RSS is sampled every 100 ms during the run.",
+        "",
+        machine,
+        "",
+        "| Mode | Case | Target | req/s | p50 ms | p99 ms | added p50 | added p99 | TTFB p50 "
+        "| added TTFB | peak RSS MB | ok / errors | cliproxy ÷ LiteLLM |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for mode in modes:
+        for case in cases:
+            key = f"{mode}|{case}"
+            direct = results.get("direct", {}).get(key, {})
+            for target in ("direct", "cliproxy", "litellm"):
+                row = results.get(target, {}).get(key)
+                if row is None:
+                    continue
+                ratio = ""
+                other = results.get("litellm", {}).get(key)
+                if target == "cliproxy" and other:
+                    if case.startswith("1000"):
+                        a, b = row.get("peak_rss_mb"), other.get("peak_rss_mb")
+                        ratio = f"RSS {a / b:.2f}x" if a and b else ""
+                    elif row.get("rps") and other.get("rps"):
+                        ratio = f"{row['rps'] / other['rps']:.1f}x req/s"
+                added = target != "direct"
+                out.append(
+                    f"| {mode} | {case} | {target} | {_num(row.get('rps'), 1)} "
+                    f"| {_num(row.get('p50_ms'))} | {_num(row.get('p99_ms'))} "
+                    f"| {_num(_diff(row.get('p50_ms'), direct.get('p50_ms'))) if added else ''} "
+                    f"| {_num(_diff(row.get('p99_ms'), direct.get('p99_ms'))) if added else ''} "
+                    f"| {_num(row.get('ttfb_p50_ms'))} "
+                    f"| {_num(_diff(row.get('ttfb_p50_ms'), direct.get('ttfb_p50_ms'))) if added else ''} "
+                    f"| {_num(row.get('peak_rss_mb'), 1) if added else ''} "
+                    f"| {row.get('requests')} / {row.get('errors')} | {ratio} |"
+                )
+    out += ["", "## Targets (cliproxy)", "", "| Target | Measured | Met |", "|---|---|---|"]
+    out += _targets(results, chunks)
+    if notes:
+        out += ["", "## Notes", ""] + [f"- {note}" for note in notes]
+    return "\n".join(out) + "\n"
+
+
+def _targets(results: Results, chunks: int) -> list[str]:
+    proxy = results.get("cliproxy", {})
+    direct = results.get("direct", {})
+    litellm = results.get("litellm", {})
+    rows: list[str] = []
+
+    def add(label: str, value: float | None, limit: float, unit: str, at_most: bool = True) -> None:
+        if value is None:
+            rows.append(f"| {label} | not measured | - |")
+            return
+        met = value <= limit if at_most else value >= limit
+        rows.append(f"| {label} | {value:.2f} {unit} | {'yes' if met else 'NO'} |")
+
+    c1 = "pass-through|json c=1"
+    add(
+        "pass-through c=1 added p50 ≤ 0.5 ms",
+        _diff(proxy.get(c1, {}).get("p50_ms"), direct.get(c1, {}).get("p50_ms")),
+        0.5,
+        "ms",
+    )
+    add(
+        "pass-through c=1 added p99 ≤ 1.5 ms",
+        _diff(proxy.get(c1, {}).get("p99_ms"), direct.get(c1, {}).get("p99_ms")),
+        1.5,
+        "ms",
+    )
+    s1 = "pass-through|stream c=1"
+    add(
+        "pass-through stream added TTFB (p50) ≤ 1 ms",
+        _diff(proxy.get(s1, {}).get("ttfb_p50_ms"), direct.get(s1, {}).get("ttfb_p50_ms")),
+        1.0,
+        "ms",
+    )
+    for mode in ("pass-through", "translated"):
+        key = f"{mode}|json c=64"
+        mine, theirs = proxy.get(key, {}).get("rps"), litellm.get(key, {}).get("rps")
+        add(
+            f"{mode} c=64 throughput ≥ 5x LiteLLM",
+            mine / theirs if mine and theirs else None,
+            5.0,
+            "x",
+            at_most=False,
+        )
+    passthrough = _per_chunk_us(results, "cliproxy", "pass-through", chunks)
+    translated = _per_chunk_us(results, "cliproxy", "translated", chunks)
+    if passthrough is not None and translated is not None:
+        rows.append(
+            f"| per-chunk cost: pass-through {passthrough:.1f} µs, translated "
+            f"{translated:.1f} µs | {translated / passthrough:.2f}x "
+            f"| {'yes' if translated <= 1.5 * passthrough else 'NO'} (≤ 1.5x) |"
+        )
+    for mode in ("pass-through", "translated"):
+        idle = proxy.get(f"{mode}|1000 idle streams", {})
+        rss, ok, errors = idle.get("peak_rss_mb"), idle.get("requests"), idle.get("errors")
+        met = rss is not None and rss < 300 and ok == 1000 and errors == 0
+        rows.append(
+            f"| {mode}: 1,000 open streams < 300 MB, none dropped "
+            f"| {_num(rss, 1)} MB, {ok} complete, {errors} failed | {'yes' if met else 'NO'} |"
+        )
+    return rows

@@ -1,0 +1,374 @@
+"""`make bench`: direct vs cliproxy vs LiteLLM's proxy against one fast upstream simulator.
+
+Placement on a 2-core machine: the proxy under test is pinned to core 0; the upstream simulator
+(bench/upstream.py), the load generator (bench/loadgen.py) and this runner share core 1. Every
+process listens on 127.0.0.1 only, and every load run is bounded in time (or, for the idle
+streams, in count). Results go to bench/results.md (and the raw numbers to build/bench/).
+
+    python bench/run.py [--duration S] [--skip-litellm] [--only cliproxy,direct]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import machine_description, render_results
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "bench"
+PY = sys.executable
+PROXY_CORE = "0"
+TOOLS_CORE = "1"
+CHUNKS = 50
+
+OPENAI_BODY = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 64}
+ANTHROPIC_BODY = {"messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 64}
+
+
+@dataclass
+class Case:
+    name: str
+    stream: bool
+    concurrency: int
+    once: bool = False  # each connection sends exactly one request (the idle streams)
+    slow: bool = False
+
+
+CASES = [
+    Case("json c=1", False, 1),
+    Case("json c=16", False, 16),
+    Case("json c=64", False, 64),
+    Case("stream c=1", True, 1),
+    Case("stream c=16", True, 16),
+    Case("1000 idle streams", True, 1000, once=True, slow=True),
+]
+
+# mode -> the direct request to the upstream (path, model, body); clients of a proxy always
+# speak OpenAI Chat, so "translated" means OpenAI client -> Anthropic upstream.
+MODES = {
+    "pass-through": ("/v1/chat/completions", "gpt-bench", OPENAI_BODY),
+    "translated": ("/v1/messages", "claude-bench", ANTHROPIC_BODY),
+}
+CLIENT_MODEL = {"pass-through": "bench-openai", "translated": "bench-claude"}
+
+
+@dataclass
+class Target:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+    results: dict[tuple[str, str], dict[str, object]] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(cmd: list[str], log_name: str, core: str, env: dict[str, str] | None = None):
+    log = open(BUILD / log_name, "wb")  # noqa: SIM115 - lives as long as the process
+    return subprocess.Popen(
+        ["taskset", "-c", core, *cmd],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group, so stop() takes its children too
+    )
+
+
+def stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def wait_ready(port: int, path: str, body: dict[str, object], process, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    data = orjson.dumps(body)
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}{path}",
+            data=data,
+            headers={"content-type": "application/json", "authorization": "Bearer sk-bench"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                if reply.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def tree_rss_kb(pid: int) -> int:
+    """RSS of a process and all its descendants (LiteLLM may fork workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def run_load(
+    target: Target, mode: str, case: Case, upstream_port: int, duration: float
+) -> dict[str, object]:
+    path, model, body = MODES[mode]
+    anthropic_reply = target.name == "direct" and mode == "translated"
+    if target.name != "direct":
+        port, path, model, body = (
+            target.port,
+            "/v1/chat/completions",
+            CLIENT_MODEL[mode],
+            OPENAI_BODY,
+        )
+    else:
+        port = upstream_port
+    # A reply only counts when it is complete: the protocol's own end marker must be in it.
+    if case.stream:
+        marker = "message_stop" if anthropic_reply else "[DONE]"
+    else:
+        marker = "end_turn" if anthropic_reply else '"stop"'
+    request_body = {**body, "model": model + ("-slow" if case.slow else ""), "stream": case.stream}
+    cmd = [
+        "taskset", "-c", TOOLS_CORE, PY, str(ROOT / "bench" / "loadgen.py"),
+        "--url", f"http://127.0.0.1:{port}{path}",
+        "--body", orjson.dumps(request_body).decode(),
+        "--header", "authorization: Bearer sk-bench",
+        "--header", "anthropic-version: 2023-06-01",
+        "--concurrency", str(case.concurrency),
+        "--duration", str(duration),
+        "--expect", marker,
+    ]  # fmt: skip
+    if case.once:
+        cmd.append("--once")
+    loadgen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = 0
+    watched = target.process.pid if target.process is not None else None
+    limit = time.monotonic() + duration + 120
+    while loadgen.poll() is None:
+        if watched is not None:
+            peak = max(peak, tree_rss_kb(watched))
+        if time.monotonic() > limit:
+            loadgen.kill()
+        time.sleep(0.1)
+    out, err = loadgen.communicate()
+    try:
+        result: dict[str, object] = orjson.loads(out.strip().splitlines()[-1])
+    except (orjson.JSONDecodeError, IndexError):
+        result = {"requests": 0, "errors": -1, "first_error": err.decode()[-300:]}
+    result["peak_rss_mb"] = round(peak / 1024, 1) if peak else None
+    return result
+
+
+def install_litellm(venv: Path) -> str | None:
+    """Install litellm[proxy] into its own venv; None when it worked, else why not."""
+    binary = venv / "bin" / "litellm"
+    if binary.exists():
+        return None
+    print(f"installing litellm[proxy] into {venv} ...", flush=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "litellm[proxy]"],
+            check=True,
+            timeout=1200,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        return f"pip install 'litellm[proxy]' failed: {exc}"
+    return None if binary.exists() else "litellm installed without its CLI"
+
+
+def cliproxy_config(upstream: int, port: int) -> str:
+    return f"""host: 127.0.0.1
+port: {port}
+auth-dir: {BUILD / "auth"}
+demo: false
+api-keys: [sk-bench]  # both proxies check the client's key, as LiteLLM's master_key does
+openai-compatibility:
+  - name: bench
+    base-url: http://127.0.0.1:{upstream}/v1
+    api-key-entries:
+      - api-key: sk-bench
+    models:
+      - {{name: gpt-bench, alias: bench-openai}}
+      - {{name: gpt-bench-slow, alias: bench-openai-slow}}
+claude-api-key:
+  - api-key: sk-bench
+    base-url: http://127.0.0.1:{upstream}
+    models:
+      - {{name: claude-bench, alias: bench-claude}}
+      - {{name: claude-bench-slow, alias: bench-claude-slow}}
+"""
+
+
+def litellm_config(upstream: int) -> str:
+    entries = []
+    for alias, model, base in (
+        ("bench-openai", "openai/gpt-bench", f"http://127.0.0.1:{upstream}/v1"),
+        ("bench-openai-slow", "openai/gpt-bench-slow", f"http://127.0.0.1:{upstream}/v1"),
+        ("bench-claude", "anthropic/claude-bench", f"http://127.0.0.1:{upstream}"),
+        ("bench-claude-slow", "anthropic/claude-bench-slow", f"http://127.0.0.1:{upstream}"),
+    ):
+        entries.append(
+            f"  - model_name: {alias}\n    litellm_params:\n      model: {model}\n"
+            f"      api_base: {base}\n      api_key: sk-bench\n"
+        )
+    return (
+        "model_list:\n" + "".join(entries) + "litellm_settings:\n  telemetry: false\n"
+        "  drop_params: true\n  set_verbose: false\n"
+        "general_settings:\n  master_key: sk-bench\n"
+    )
+
+
+# Keep LiteLLM offline: bundled model-cost map, no telemetry, no database, quiet logs.
+LITELLM_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_TELEMETRY": "False",
+    "LITELLM_LOG": "ERROR",
+    "DISABLE_SCHEMA_UPDATE": "True",
+    "NO_DOCS": "True",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
+    parser.add_argument("--litellm-venv", default=str(ROOT / "build" / "litellm-venv"))
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--only", default="direct,cliproxy,litellm")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results.md"))
+    args = parser.parse_args()
+    BUILD.mkdir(parents=True, exist_ok=True)
+    (BUILD / "auth").mkdir(exist_ok=True)
+    wanted = args.only.split(",")
+    notes: list[str] = []
+
+    litellm_problem = None
+    if "litellm" in wanted and not args.skip_litellm:
+        litellm_problem = install_litellm(Path(args.litellm_venv))
+    elif "litellm" in wanted:
+        litellm_problem = "skipped (--skip-litellm)"
+
+    upstream_port = free_port()
+    upstream = start(
+        [PY, str(ROOT / "bench" / "upstream.py"), str(upstream_port)], "upstream.log", TOOLS_CORE
+    )
+    targets = [Target("direct", upstream_port)]
+    try:
+        if not wait_ready(upstream_port, "/v1/chat/completions", {"model": "x"}, upstream, 10):
+            print("the upstream simulator did not start; see build/bench/upstream.log")
+            return 1
+        if "cliproxy" in wanted:
+            port = free_port()
+            # A directory of its own: cliproxy watches its config's directory for hot reloads,
+            # and the logs written next to it would otherwise wake that watcher constantly.
+            config = BUILD / "cliproxy-config" / "config.yaml"
+            config.parent.mkdir(exist_ok=True)
+            config.write_text(cliproxy_config(upstream_port, port))
+            cliproxy_bin = str(Path(PY).parent / "cliproxy")
+            process = start(
+                [cliproxy_bin, "serve", "--config", str(config)], "cliproxy.log", PROXY_CORE
+            )
+            targets.append(Target("cliproxy", port, process))
+        if "litellm" in wanted and litellm_problem is None:
+            port = free_port()
+            config = BUILD / "litellm.yaml"
+            config.write_text(litellm_config(upstream_port))
+            binary = str(Path(args.litellm_venv) / "bin" / "litellm")
+            cmd = [binary, "--config", str(config), "--host", "127.0.0.1", "--port", str(port),
+                   "--num_workers", "1"]  # fmt: skip
+            process = start(cmd, "litellm.log", PROXY_CORE, LITELLM_ENV)
+            targets.append(Target("litellm", port, process))
+        for target in targets[1:]:
+            probe = {**OPENAI_BODY, "model": "bench-openai"}
+            timeout = 180 if target.name == "litellm" else 30
+            if not wait_ready(target.port, "/v1/chat/completions", probe, target.process, timeout):
+                problem = f"{target.name} did not start; see build/bench/{target.name}.log"
+                print(problem)
+                notes.append(problem)
+                if target.name == "litellm":
+                    litellm_problem = problem
+                stop(target.process)
+                target.process = None
+        live = [t for t in targets if t.name == "direct" or t.process is not None]
+        for mode in MODES:
+            for case in CASES:
+                for target in live:
+                    if target.name != "direct" or "direct" in wanted:
+                        result = run_load(target, mode, case, upstream_port, args.duration)
+                        target.results[(mode, case.name)] = result
+                        print(
+                            f"{mode:13} {case.name:18} {target.name:9} {orjson.dumps(result).decode()}",
+                            flush=True,
+                        )
+    finally:
+        for target in targets:
+            stop(target.process)
+        stop(upstream)
+
+    raw = {t.name: {f"{m}|{c}": r for (m, c), r in t.results.items()} for t in targets}
+    (BUILD / "results.json").write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2))
+    if litellm_problem:
+        notes.append(f"LiteLLM was not benchmarked: {litellm_problem}")
+    litellm_version = _litellm_version(Path(args.litellm_venv)) if not litellm_problem else None
+    text = render_results(
+        raw, [c.name for c in CASES], list(MODES), machine_description(litellm_version), notes,
+        args.duration, CHUNKS,
+    )  # fmt: skip
+    Path(args.output).write_text(text)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+def _litellm_version(venv: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; print(m.version('litellm'))"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return out.stdout.strip() or None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
