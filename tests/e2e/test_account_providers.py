@@ -248,6 +248,8 @@ def test_limit_reset_hint_reaches_the_client(
     reply = _post(client, proxy.base_url, account.model)
     assert reply.status_code == 429
     assert abs(int(reply.headers["retry-after"]) - seconds) <= 2
+    # The account now rests until the reset; later tests need it serving again.
+    proxy.state.cooldowns.clear()
 
 
 def test_codex_limit_moves_on_to_the_next_account(

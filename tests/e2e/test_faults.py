@@ -70,8 +70,11 @@ def test_garbage_from_upstream_is_a_clean_error(
     _stream_fails(client, matrix_proxy.base_url, model)
 
 
+# These tests are about rotation within one request; cooldowns across requests (which would
+# rest a key between the parametrized cases) are tested in test_pool.py.
 POOL_CONFIG = """
 request-retry: 1
+disable-cooling: true
 upstream-timeout-seconds: 1
 claude-api-key:
   - api-key: first-key

@@ -238,8 +238,8 @@ def test_routing_strategy_spellings() -> None:
     assert parse_config_text("routing: {strategy: RR}", "c").routing.strategy == "round-robin"
     assert parse_config_text("routing: {strategy: ff}", "c").routing.strategy == "fill-first"
     weighted = parse_config_text("routing:\n  strategy: weighted-round-robin\n", "c")
-    assert weighted.routing.strategy == "round-robin"
-    assert weighted.unsupported_key_lines() == [("routing.strategy", 2)]
+    assert weighted.routing.strategy == "weighted-round-robin"
+    assert weighted.unsupported_key_lines() == []
 
 
 # --- defaults and the demo switch --------------------------------------------------------------
@@ -297,7 +297,8 @@ def test_bad_strategy_names_line_and_choices() -> None:
         """
     )
     assert str(problem) == (
-        "config.yaml:3: routing.strategy: must be one of round-robin, fill-first (got 'rand')"
+        "config.yaml:3: routing.strategy: must be one of round-robin, fill-first, "
+        "weighted-round-robin (got 'rand')"
     )
 
 

@@ -24,7 +24,6 @@ TOP_LEVEL_KEYS = frozenset(
         "credential-concurrency",
         "credential-in-flight",
         "disable-claude-cloak-mode",
-        "disable-cooling",
         "disable-image-generation",
         "enable-gemini-cli-endpoint",
         "error-logs-max-files",
@@ -55,7 +54,6 @@ TOP_LEVEL_KEYS = frozenset(
         "request-log",
         "save-cooldown-status",
         "streaming",
-        "transient-error-cooldown-seconds",
         "usage-statistics-enabled",
         "vertex-api-key",
         "video-result-auth-cache-ttl",
@@ -81,9 +79,6 @@ MODEL_ENTRY_KEYS = frozenset(
 
 PROVIDER_KEY_ENTRY_KEYS = frozenset(
     {
-        "priority",
-        "weight",
-        "disable-cooling",
         "request-retry",
         "request-scoped-errors",
         "cloak",
@@ -97,9 +92,7 @@ PROVIDER_KEY_ENTRY_KEYS = frozenset(
 
 OPENAI_PROVIDER_KEYS = frozenset(
     {
-        "priority",
         "support-prompt-cache-key",
-        "disable-cooling",
         "request-retry",
         "request-scoped-errors",
     }
@@ -107,4 +100,4 @@ OPENAI_PROVIDER_KEYS = frozenset(
 
 ROUTING_KEYS = frozenset({"session-affinity", "session-affinity-ttl", "session-affinity-subagents"})
 
-OPENAI_KEY_ENTRY_KEYS = frozenset({"weight"})
+OPENAI_KEY_ENTRY_KEYS: frozenset[str] = frozenset()

@@ -18,7 +18,7 @@ from . import known_keys
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8317
 DEFAULT_AUTH_DIR = "~/.cli-proxy-api"
-ROUTING_STRATEGIES = ("round-robin", "fill-first")
+ROUTING_STRATEGIES = ("round-robin", "fill-first", "weighted-round-robin")
 # Spellings CLIProxyAPI's management API accepts for the same strategies.
 _STRATEGY_SPELLINGS = {
     "": "round-robin",
@@ -28,9 +28,12 @@ _STRATEGY_SPELLINGS = {
     "fill-first": "fill-first",
     "fillfirst": "fill-first",
     "ff": "fill-first",
+    "weighted-round-robin": "weighted-round-robin",
+    "weightedroundrobin": "weighted-round-robin",
+    "wrr": "weighted-round-robin",
 }
-# CLIProxyAPI strategies we read but do not implement; routing falls back to round-robin.
-UNSUPPORTED_STRATEGIES = {"weighted-round-robin", "weightedroundrobin", "wrr"}
+# CLIProxyAPI strategies we read but do not implement (none now; tree.py still consults it).
+UNSUPPORTED_STRATEGIES: frozenset[str] = frozenset()
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 PROXY_WORDS = ("direct", "none")
 
@@ -80,6 +83,13 @@ def check_proxy_url(value: str) -> str:
     if not parts.hostname:
         raise ValueError("must name a proxy host")
     return value
+
+
+def check_weight(value: int) -> int:
+    # 0 is what a file that does not care writes (Go's zero value): the same as the default 1.
+    if value < 0:
+        raise ValueError(f"must be 0 or more (got {value})")
+    return value or 1
 
 
 def _clean_headers(value: Any) -> Any:
@@ -145,6 +155,14 @@ class ProviderKey(ConfigModel):
     prefix: str = ""
     models: list[ModelAlias] = Field(default_factory=list)
     excluded_models: list[str] = Field(default_factory=list)
+    priority: int = 0
+    weight: int = 1
+    disable_cooling: bool = False
+
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, value: int) -> int:
+        return check_weight(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -199,6 +217,15 @@ class OpenAIKeyEntry(ConfigModel):
 
     api_key: str = Field(default="", repr=False)
     proxy_url: str = ""
+    weight: int = 1
+    # cliproxy extension: CLIProxyAPI sets priority on the provider only; an entry's own
+    # priority wins over the provider's when set.
+    priority: int | None = None
+
+    @field_validator("weight")
+    @classmethod
+    def _weight(cls, value: int) -> int:
+        return check_weight(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -226,6 +253,8 @@ class OpenAICompatibility(ConfigModel):
     base_url: str
     prefix: str = ""
     disabled: bool = False
+    priority: int = 0
+    disable_cooling: bool = False
     headers: dict[str, str] = Field(default_factory=dict)
     api_key_entries: list[OpenAIKeyEntry] = Field(default_factory=list)
     models: list[ModelAlias] = Field(default_factory=list)
@@ -283,8 +312,6 @@ class RoutingConfig(ConfigModel):
         spelled = value.strip().lower()
         if spelled in _STRATEGY_SPELLINGS:
             return _STRATEGY_SPELLINGS[spelled]
-        if spelled in UNSUPPORTED_STRATEGIES:
-            return "round-robin"  # load.py reports it as not supported yet
         raise ValueError(f"must be one of {', '.join(ROUTING_STRATEGIES)} (got {value!r})")
 
 
@@ -313,6 +340,8 @@ class Config(ConfigModel):
     debug: bool = False
     proxy_url: str = ""
     request_retry: int = 3
+    disable_cooling: bool = False
+    transient_error_cooldown_seconds: float = 5.0
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     remote_management: RemoteManagement = Field(default_factory=RemoteManagement)
     gemini_api_key: list[ProviderKey] = Field(default_factory=list)
@@ -322,6 +351,8 @@ class Config(ConfigModel):
     # cliproxy extensions (not in CLIProxyAPI):
     request_body_limit_mb: int = 32
     upstream_timeout_seconds: float = 600.0
+    rate_limit_cooldown_seconds: float = 60.0  # a 429 that carries no reset hint
+    max_cooldown_seconds: float = 6 * 3600.0  # cap on any reset hint
     demo: bool = False  # resolved in _resolve_demo when the file does not say
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
@@ -396,6 +427,15 @@ class Config(ConfigModel):
     def _body_limit(cls, value: int) -> int:
         if value < 1:
             raise ValueError(f"must be at least 1 (got {value})")
+        return value
+
+    @field_validator(
+        "transient_error_cooldown_seconds", "rate_limit_cooldown_seconds", "max_cooldown_seconds"
+    )
+    @classmethod
+    def _cooldown(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"must be 0 or more (got {value})")
         return value
 
     @field_validator("upstream_timeout_seconds")

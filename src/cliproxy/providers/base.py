@@ -36,6 +36,10 @@ class Credential:
     # Account facts an OAuth provider needs besides the token (codex: account_id; gemini:
     # project_id; all: email). Empty for API keys.
     account: Mapping[str, str] = field(default_factory=dict)
+    # Routing: a higher priority is tried before a lower one; weight shares requests under
+    # weighted-round-robin.
+    weight: int = 1
+    priority: int = 0
 
     @property
     def label(self) -> str:

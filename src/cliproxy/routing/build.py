@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from cliproxy.auth.records import AuthRecord
-from cliproxy.config.schema import Config, ModelAlias, OpenAICompatibility, ProviderKey
+from cliproxy.config.schema import (
+    Config,
+    ModelAlias,
+    OpenAICompatibility,
+    OpenAIKeyEntry,
+    ProviderKey,
+)
 from cliproxy.providers.api_keys import (
     DEFAULT_BASE_URLS,
     ClaudeApiKeyProvider,
@@ -62,7 +69,11 @@ def build_registry(
                 base_url=entry.base_url or DEFAULT_BASE_URLS[family],
                 proxy_url=entry.proxy_url or None,
                 headers=dict(entry.headers),
+                weight=entry.weight,
+                priority=entry.priority,
             )
+            if entry.disable_cooling:
+                registry.cooling_exempt.add(credential.id)
             if entry.models:
                 _add_models(
                     registry,
@@ -109,6 +120,8 @@ def account_base_url(record: AuthRecord) -> str:
 
 def _add_account(registry: ModelRegistry, record: AuthRecord, provider: Provider) -> None:
     credential = record.credential(account_base_url(record))
+    # Auth files leave weight/priority unset unless the user wrote them (0 weight = default).
+    credential = replace(credential, weight=record.weight or 1, priority=record.priority or 0)
     excluded = [pattern.lower() for pattern in record.excluded_models]
     listed = [m for m in provider.models() if not _excluded(m, excluded)]
     # A family, like API keys without a models list, so accounts and keys of one vendor pool.
@@ -124,15 +137,18 @@ def _add_account(registry: ModelRegistry, record: AuthRecord, provider: Provider
 def _add_openai_compat(registry: ModelRegistry, compat: OpenAICompatibility) -> None:
     provider = OpenAICompatProvider(compat.name)
     entries = compat.api_key_entries or []
-    keys = [(e.api_key, e.proxy_url) for e in entries] or [("", "")]
-    for index, (api_key, proxy_url) in enumerate(keys):
+    for index, entry in enumerate(entries or [OpenAIKeyEntry()]):
         credential = Credential(
             id=f"openai-compatibility[{compat.name}][{index}]",
-            secret=api_key,
+            secret=entry.api_key,
             base_url=compat.base_url,
-            proxy_url=proxy_url or None,
+            proxy_url=entry.proxy_url or None,
             headers=dict(compat.headers),
+            weight=entry.weight,
+            priority=compat.priority if entry.priority is None else entry.priority,
         )
+        if compat.disable_cooling:
+            registry.cooling_exempt.add(credential.id)
         _add_models(registry, provider, credential, compat.models, compat.prefix, [])
 
 

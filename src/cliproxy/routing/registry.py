@@ -42,6 +42,8 @@ class ModelRegistry:
     _exact: dict[str, list[Candidate]] = field(default_factory=dict)
     _families: list[_Family] = field(default_factory=list)
     _listed: dict[str, ModelInfo] = field(default_factory=dict)
+    # Credentials whose entry says `disable-cooling: true`: failures never rest them.
+    cooling_exempt: set[str] = field(default_factory=set)
 
     def add(self, name: str, candidate: Candidate, *, listed: bool = True) -> None:
         self._exact.setdefault(name, []).append(candidate)
@@ -92,31 +94,81 @@ class ModelRegistry:
         return list(self._listed.values())
 
 
-class RoundRobin:
+class _PrioritySelector:
+    """Shared ordering: the highest priority present is tried first and ordered by the
+    strategy; lower priorities follow in listing order as fall-backs. A cooling credential is
+    filtered out before ordering, so when a whole priority cools the next one becomes the top
+    and gets the strategy."""
+
+    def order(self, model: str, candidates: list[Candidate], attempts: int) -> list[Candidate]:
+        top = max(_priority(c) for c in candidates)
+        best = [c for c in candidates if _priority(c) == top]
+        rest = sorted((c for c in candidates if _priority(c) != top), key=lambda c: -_priority(c))
+        sequence = self._rank(model, best) + rest
+        # Retry on other credentials first; come back round only if retries outnumber them.
+        return [sequence[i % len(sequence)] for i in range(max(attempts, 1))]
+
+    def _rank(self, model: str, candidates: list[Candidate]) -> list[Candidate]:
+        return candidates
+
+
+class RoundRobin(_PrioritySelector):
     """Rotates the start of each model's candidate list, one step per request."""
 
     def __init__(self) -> None:
         self._counters: dict[str, itertools.count[int]] = {}
 
-    def order(self, model: str, candidates: list[Candidate], attempts: int) -> list[Candidate]:
+    def _rank(self, model: str, candidates: list[Candidate]) -> list[Candidate]:
         counter = self._counters.get(model)
         if counter is None:
             counter = self._counters.setdefault(model, itertools.count())
         start = next(counter) % len(candidates)
-        rotated = candidates[start:] + candidates[:start]
-        # Retry on other credentials first; come back round only if retries outnumber them.
-        return [rotated[i % len(rotated)] for i in range(max(attempts, 1))]
+        return candidates[start:] + candidates[:start]
 
 
-class FillFirst:
-    """Always tries the first candidate first: use one credential until it fails."""
-
-    def order(self, model: str, candidates: list[Candidate], attempts: int) -> list[Candidate]:
-        return [candidates[i % len(candidates)] for i in range(max(attempts, 1))]
+class FillFirst(_PrioritySelector):
+    """Always tries the first candidate first: use one credential until it fails or cools."""
 
 
-Selector = RoundRobin | FillFirst
+class WeightedRoundRobin(_PrioritySelector):
+    """Smooth weighted round-robin: over any window each credential leads in proportion to its
+    weight, and heavy credentials are interleaved with light ones rather than bunched."""
+
+    def __init__(self) -> None:
+        self._current: dict[str, dict[str, int]] = {}
+
+    def _rank(self, model: str, candidates: list[Candidate]) -> list[Candidate]:
+        current = self._current.setdefault(model, {})
+        total = 0
+        for candidate in candidates:
+            key = _key(candidate)
+            current[key] = current.get(key, 0) + _weight(candidate)
+            total += _weight(candidate)
+        ranked = sorted(candidates, key=lambda c: -current[_key(c)])  # stable for ties
+        current[_key(ranked[0])] -= total
+        return ranked
+
+
+Selector = RoundRobin | FillFirst | WeightedRoundRobin
 
 
 def make_selector(strategy: str) -> Selector:
-    return FillFirst() if strategy == "fill-first" else RoundRobin()
+    if strategy == "fill-first":
+        return FillFirst()
+    if strategy == "weighted-round-robin":
+        return WeightedRoundRobin()
+    return RoundRobin()
+
+
+def _priority(candidate: Candidate) -> int:
+    return candidate.credential.priority if candidate.credential is not None else 0
+
+
+def _weight(candidate: Candidate) -> int:
+    return max(candidate.credential.weight, 1) if candidate.credential is not None else 1
+
+
+def _key(candidate: Candidate) -> str:
+    if candidate.credential is not None:
+        return candidate.credential.id
+    return f"local:{candidate.provider.name}:{candidate.upstream_model}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from cliproxy.providers.codex import CodexProvider
 from cliproxy.providers.gemini_cli import GeminiCLIProvider
 from cliproxy.providers.transport import UpstreamClient
 from cliproxy.routing.build import build_registry
+from cliproxy.routing.cooldown import Clock, CoolingPolicy, MemoryCooldownBook
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
 
 
@@ -32,6 +34,16 @@ class Runtime:
     @property
     def request_retry(self) -> int:
         return self.config.request_retry
+
+    @property
+    def cooling(self) -> CoolingPolicy:
+        config = self.config
+        return CoolingPolicy(
+            enabled=not config.disable_cooling,
+            rate_limit_seconds=config.rate_limit_cooldown_seconds,
+            transient_seconds=config.transient_error_cooldown_seconds,
+            max_seconds=config.max_cooldown_seconds,
+        )
 
     def key_allowed(self, presented: str) -> bool:
         """Constant-time comparison against every configured key."""
@@ -72,7 +84,10 @@ def account_providers() -> dict[str, Provider]:
 
 
 class AppState:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Clock = time.time) -> None:
+        # Cooldowns outlive config reloads and registry rebuilds (a reload must not forgive a
+        # rate limit). Tests swap the clock (``state.cooldowns.clock``) to move time.
+        self.cooldowns = MemoryCooldownBook(clock)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
         self.account_providers = account_providers()

@@ -1,0 +1,130 @@
+"""Cooldowns: which (credential, model) pairs rest after an upstream asked us to back off.
+
+A 429 (or a vendor's quota error, which the protocols map to a rate limit with a reset hint)
+cools the pair until the reset; a 408 or 5xx cools it briefly. Requests skip cooling pairs, and
+a cooldown ends exactly at its reset: the next request after that moment uses the pair again.
+
+The book lives in AppState, outside the config-derived Runtime, so a reload keeps it. Its
+interface is deliberately small and synchronous: candidates are filtered on every request, so a
+shared (e.g. Redis) book should keep a local mirror updated by pub/sub rather than make a round
+trip per candidate. The clock is injected so tests move time without sleeping.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cliproxy.model import ErrorKind
+
+Clock = Callable[[], float]  # epoch seconds
+
+RATE_LIMIT = "rate-limit"
+TRANSIENT = "transient-error"
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    credential_id: str
+    model: str
+    until: float  # epoch seconds; the pair is usable again from this moment on
+    reason: str
+
+
+class CooldownBook(Protocol):
+    """Where cooldowns are kept. ``now()`` is the book's clock, so every reader agrees on time."""
+
+    def now(self) -> float: ...
+
+    def cool(self, credential_id: str, model: str, until: float, reason: str) -> None: ...
+
+    def available_at(self, credential_id: str, model: str) -> float | None:
+        """When the pair can be used again, or None when it can be used now."""
+        ...
+
+    def clear(self, credential_id: str | None = None, model: str | None = None) -> None:
+        """Forget cooldowns: all of them, one credential's, or one pair's."""
+        ...
+
+    def snapshot(self) -> list[Cooldown]:
+        """Every cooldown still running, soonest reset first."""
+        ...
+
+
+class MemoryCooldownBook:
+    """The in-process book. Thread-safe: the server is one event loop, but tests and the
+    management side may read it from other threads."""
+
+    def __init__(self, clock: Clock = time.time) -> None:
+        self.clock = clock
+        self._entries: dict[tuple[str, str], Cooldown] = {}
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self.clock()
+
+    def cool(self, credential_id: str, model: str, until: float, reason: str) -> None:
+        key = (credential_id, model)
+        with self._lock:
+            current = self._entries.get(key)
+            # A shorter hint must not cut a longer cooldown short (e.g. a 5xx during a 429 rest).
+            if current is None or current.until < until or current.until <= self.clock():
+                self._entries[key] = Cooldown(credential_id, model, until, reason)
+
+    def available_at(self, credential_id: str, model: str) -> float | None:
+        key = (credential_id, model)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry.until <= self.clock():
+                del self._entries[key]
+                return None
+            return entry.until
+
+    def clear(self, credential_id: str | None = None, model: str | None = None) -> None:
+        with self._lock:
+            if credential_id is None:
+                self._entries.clear()
+                return
+            for key in list(self._entries):
+                if key[0] == credential_id and (model is None or key[1] == model):
+                    del self._entries[key]
+
+    def snapshot(self) -> list[Cooldown]:
+        now = self.clock()
+        with self._lock:
+            live = [entry for entry in self._entries.values() if entry.until > now]
+        return sorted(live, key=lambda entry: entry.until)
+
+
+@dataclass(frozen=True, slots=True)
+class CoolingPolicy:
+    """How long to rest after a failure; built from the config on every request."""
+
+    enabled: bool = True
+    rate_limit_seconds: float = 60.0  # a 429 without a reset hint
+    transient_seconds: float = 5.0  # a 408 or 5xx
+    max_seconds: float = 6 * 3600.0  # cap on any hint
+
+    def duration(self, status: int, kind: ErrorKind, retry_after: float | None) -> float | None:
+        """Seconds to cool after an upstream answered ``status``, or None to not cool."""
+        if not self.enabled:
+            return None
+        if status == 429 or kind is ErrorKind.RATE_LIMIT:
+            seconds = retry_after if retry_after is not None else self.rate_limit_seconds
+        elif status == 408 or status >= 500:
+            seconds = retry_after if retry_after is not None else self.transient_seconds
+        else:
+            return None
+        seconds = min(max(seconds, 0.0), self.max_seconds)
+        return seconds if seconds > 0 else None
+
+
+def seconds_until(moment: float, now: float) -> int:
+    """Whole seconds a client should wait so that retrying at once after them succeeds."""
+    return max(1, math.ceil(moment - now))
