@@ -143,21 +143,13 @@ class ModelAlias(ConfigModel):
         return self.alias or self.name
 
 
-class ProviderKey(ConfigModel):
-    """One entry of gemini-api-key / claude-api-key / codex-api-key."""
-
-    cliproxyapi_keys = known_keys.PROVIDER_KEY_ENTRY_KEYS
+class _KeyEntry(ConfigModel):
+    """What every credential entry has: a key (a bare string is accepted, as older configs
+    wrote them), its own proxy and a weight for weighted-round-robin."""
 
     api_key: str = Field(default="", repr=False)
-    base_url: str = ""
     proxy_url: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)
-    prefix: str = ""
-    models: list[ModelAlias] = Field(default_factory=list)
-    excluded_models: list[str] = Field(default_factory=list)
-    priority: int = 0
     weight: int = 1
-    disable_cooling: bool = False
 
     @field_validator("weight")
     @classmethod
@@ -175,15 +167,29 @@ class ProviderKey(ConfigModel):
     def _strip_key(cls, value: str) -> str:
         return value.strip()
 
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return check_http_url(value, required=False)
-
     @field_validator("proxy_url")
     @classmethod
     def _proxy_url(cls, value: str) -> str:
         return check_proxy_url(value)
+
+
+class ProviderKey(_KeyEntry):
+    """One entry of gemini-api-key / claude-api-key / codex-api-key."""
+
+    cliproxyapi_keys = known_keys.PROVIDER_KEY_ENTRY_KEYS
+
+    base_url: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    prefix: str = ""
+    models: list[ModelAlias] = Field(default_factory=list)
+    excluded_models: list[str] = Field(default_factory=list)
+    priority: int = 0
+    disable_cooling: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return check_http_url(value, required=False)
 
     @field_validator("headers", mode="before")
     @classmethod
@@ -210,37 +216,14 @@ class ProviderKey(ConfigModel):
         return not self.api_key and not self.base_url
 
 
-class OpenAIKeyEntry(ConfigModel):
+class OpenAIKeyEntry(_KeyEntry):
     """One `api-key-entries:` item of an openai-compatibility provider."""
 
     cliproxyapi_keys = known_keys.OPENAI_KEY_ENTRY_KEYS
 
-    api_key: str = Field(default="", repr=False)
-    proxy_url: str = ""
-    weight: int = 1
     # cliproxy extension: CLIProxyAPI sets priority on the provider only; an entry's own
     # priority wins over the provider's when set.
     priority: int | None = None
-
-    @field_validator("weight")
-    @classmethod
-    def _weight(cls, value: int) -> int:
-        return check_weight(value)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _accept_bare_key(cls, data: Any) -> Any:
-        return {"api-key": data} if isinstance(data, str) else data
-
-    @field_validator("api_key")
-    @classmethod
-    def _strip_key(cls, value: str) -> str:
-        return value.strip()
-
-    @field_validator("proxy_url")
-    @classmethod
-    def _proxy_url(cls, value: str) -> str:
-        return check_proxy_url(value)
 
 
 class OpenAICompatibility(ConfigModel):
