@@ -134,7 +134,13 @@ async def test_revoked_refresh_token_marks_needs_login(
     with pytest.raises(AccountNeedsLogin):
         await refresher.ensure_fresh(record)
     assert oauth_sim.refresh_calls == 1
-    assert on_disk(record)["token"]["refresh_token"] == record.refresh_token  # file untouched
+    saved = on_disk(record)
+    assert saved["token"]["refresh_token"] == record.refresh_token  # tokens untouched
+    # The mark is in the file too: `cliproxy accounts` (another process) and a restart see it.
+    assert "invalid_grant" in saved["cliproxy_needs_login"]
+    elsewhere = AuthStore(refresher.store.auth_dir)
+    elsewhere.load()
+    assert elsewhere.status(record.id).state is AccountState.NEEDS_LOGIN
 
 
 async def test_transient_failure_is_retried_later_without_marking(
@@ -232,3 +238,22 @@ async def test_missing_refresh_token_needs_login(refresher: Refresher, oauth_sim
     with pytest.raises(AccountNeedsLogin, match="no refresh token"):
         await refresher.ensure_fresh(record)
     assert oauth_sim.refresh_calls == 0
+
+
+def test_a_new_login_clears_the_needs_login_mark() -> None:
+    from cliproxy.auth.flows import oauth_flow
+    from cliproxy.auth.identity import NEEDS_LOGIN_FIELD, Identity, login_file
+
+    existing = {
+        "type": "claude",
+        "email": "a@example.com",
+        "prefix": "team",
+        NEEDS_LOGIN_FIELD: "x",
+    }
+    raw = login_file(
+        oauth_flow("claude", env={}),
+        {"access_token": "at", "refresh_token": "rt", "expires_in": 3600},
+        Identity(email="a@example.com"),
+        existing=existing,
+    )
+    assert NEEDS_LOGIN_FIELD not in raw and raw["prefix"] == "team"

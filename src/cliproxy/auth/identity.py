@@ -24,6 +24,12 @@ class Identity:
     organization: str = ""
 
 
+# Written into an account's file when its refresh token is refused for good, so `cliproxy
+# accounts` (another process) and a restarted proxy both see it; a new login removes it.
+# CLIProxyAPI keeps unknown fields of auth files, so the file stays usable there.
+NEEDS_LOGIN_FIELD = "cliproxy_needs_login"
+
+
 def safe_name_part(text: str) -> str:
     """A piece of a file name: no separators or other surprises from a remote value."""
     return _UNSAFE_NAME.sub("_", text).strip(".") or "unknown"
@@ -75,6 +81,7 @@ def login_file(
     (prefix, priority, disabled, unknown ones) are kept; the login's own fields are replaced."""
     moment = now or datetime.now(UTC)
     raw: dict[str, Any] = copy.deepcopy(dict(existing or {}))
+    raw.pop(NEEDS_LOGIN_FIELD, None)  # a new login is what it asked for
     access = str(tokens.get("access_token") or "")
     refresh = str(tokens.get("refresh_token") or "")
     if flow.provider == "gemini":

@@ -21,6 +21,7 @@ from watchfiles import awatch
 
 from .files import AuthWriteError, describe_os_error, dump_record, ensure_dir, loose_permissions
 from .files import write_atomic as _write_atomic
+from .identity import NEEDS_LOGIN_FIELD
 from .records import (
     AccountState,
     AccountStatus,
@@ -123,6 +124,9 @@ class AuthStore:
             return AccountStatus(AccountState.DISABLED)
         if runtime.needs_login is not None:
             return AccountStatus(AccountState.NEEDS_LOGIN, reason=runtime.needs_login)
+        persisted = current.raw.get(NEEDS_LOGIN_FIELD) if current is not None else None
+        if isinstance(persisted, str) and persisted:
+            return AccountStatus(AccountState.NEEDS_LOGIN, reason=persisted)
         if current is not None and not current.access_token and not current.refresh_token:
             return AccountStatus(AccountState.NEEDS_LOGIN, reason="the file holds no tokens")
         moment = now or datetime.now(UTC)
@@ -135,6 +139,11 @@ class AuthStore:
     def mark_needs_login(self, record_id: str, reason: str) -> None:
         self._runtime.setdefault(record_id, _Runtime()).needs_login = reason
         log.error("account %s needs login: %s", record_id, reason)
+        # Also in the file, so `cliproxy accounts` and a restart see it (save() keeps the rest
+        # of the file as it was and tells subscribers, which takes the account out of routing).
+        current = self.get(record_id)
+        if current is not None and current.raw.get(NEEDS_LOGIN_FIELD) != reason:
+            self.save(record_id, {**current.raw, NEEDS_LOGIN_FIELD: reason})
 
     def mark_cooling(self, record_id: str, until: datetime | None) -> None:
         """Set by routing when an upstream asks us to back off; None clears it."""
