@@ -25,10 +25,12 @@ def binds_loopback_only(host: str) -> bool:
     return host == "localhost" or is_loopback(host)
 
 
-def banner(config: Config, path: Path | None) -> str:
+def banner(config: Config, path: Path | None, models: list[str], accounts: int = 0) -> str:
+    """What `serve` prints: where to point clients, and a request that works as it stands."""
     scheme = "https" if config.tls.enable else "http"
     base = f"{scheme}://{_display_host(config.host)}:{config.port}"
-    models = "demo-echo" if config.demo else "<model>"
+    demo = "demo-echo" in models
+    example = "demo-echo" if demo else (models[0] if models else "<model>")
     key = f' -H "Authorization: Bearer {config.api_keys[0][:4]}…"' if config.api_keys else ""
     lines = [
         f"cliproxy listening on {base}  (config: {path or 'embedded default'})",
@@ -37,9 +39,11 @@ def banner(config: Config, path: Path | None) -> str:
         f"  Gemini base URL:     {base}",
         "  Try it:",
         f"  curl -s {base}/v1/chat/completions{key} -H 'content-type: application/json' \\",
-        f'    -d \'{{"model": "{models}", "messages": [{{"role": "user", "content": "hello"}}]}}\'',
+        f'    -d \'{{"model": "{example}", "messages": [{{"role": "user", "content": "hello"}}]}}\'',
     ]
-    if config.demo:
+    if accounts:
+        lines.insert(1, f"  {accounts} subscription account(s) from {config.auth_dir}")
+    if demo:
         lines.insert(1, "  demo provider on: models demo-echo, demo-tools (offline)")
     return "\n".join(lines)
 
@@ -61,8 +65,10 @@ def run_server(config: Config, path: Path | None) -> int:
         log.warning("config key %s%s is not supported yet and is ignored", key, where)
     for warning in config.warnings:
         log.warning("%s", warning)
-    print(banner(config, path), flush=True)
     app = build_app(config, path)
+    state = app.state.cliproxy
+    models = [m.id for m in state.runtime.registry.models()]
+    print(banner(config, path, models, len(state.auth_store.records())), flush=True)
     server_config = uvicorn.Config(
         app,
         host=config.host,
