@@ -98,6 +98,6 @@ OPENAI_PROVIDER_KEYS = frozenset(
     }
 )
 
-ROUTING_KEYS = frozenset({"session-affinity", "session-affinity-ttl", "session-affinity-subagents"})
+ROUTING_KEYS = frozenset({"session-affinity-subagents"})
 
 OPENAI_KEY_ENTRY_KEYS: frozenset[str] = frozenset()

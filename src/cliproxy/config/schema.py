@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from cliproxy.routing.affinity import DEFAULT_TTL_SECONDS as DEFAULT_AFFINITY_TTL_SECONDS
+from cliproxy.routing.affinity import parse_duration
+
 from . import known_keys
 
 DEFAULT_HOST = "127.0.0.1"
@@ -286,6 +289,17 @@ class RoutingConfig(ConfigModel):
     cliproxyapi_keys = known_keys.ROUTING_KEYS
 
     strategy: str = "round-robin"
+    # Keep a conversation on the credential that served its previous turn (routing/affinity.py).
+    session_affinity: bool = False
+    # How long a binding lives after its last use: seconds or a Go duration ("1h", "30m").
+    # 0 means the default hour, as in CLIProxyAPI.
+    session_affinity_ttl: float = DEFAULT_AFFINITY_TTL_SECONDS
+
+    @field_validator("session_affinity_ttl", mode="before")
+    @classmethod
+    def _affinity_ttl(cls, value: Any) -> float:
+        seconds = parse_duration(value)
+        return seconds or DEFAULT_AFFINITY_TTL_SECONDS
 
     @field_validator("strategy", mode="before")
     @classmethod

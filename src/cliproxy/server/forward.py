@@ -23,6 +23,7 @@ from cliproxy.model.accumulate import response_events
 from cliproxy.protocols.base import StreamEncoder
 from cliproxy.protocols.sse import SSEEvent
 from cliproxy.providers.base import Credential, LocalProvider, Provider, RequestContext
+from cliproxy.routing.affinity import prefer_bound, session_key
 from cliproxy.routing.cooldown import RATE_LIMIT, TRANSIENT, seconds_until
 from cliproxy.routing.registry import Candidate
 from cliproxy.server.call import ClientCall
@@ -52,6 +53,11 @@ async def forward(state: AppState, call: ClientCall) -> Response:
     runtime = state.runtime
     candidates = _not_cooling(state, runtime.registry.candidates(call.model), call.model)
     order = runtime.selector.order(call.model, candidates, runtime.request_retry + 1)
+    routing = runtime.config.routing
+    # Off by default: then no header scan and no body hashing on the hot path.
+    session = session_key(call.headers, call.body) if routing.session_affinity else None
+    if session is not None:
+        order = prefer_bound(state.affinity, session, call.model, candidates, order)
     canonical: Request | None = None
     last_error: ProxyError | None = None
     upstream_seconds = 0.0
@@ -150,6 +156,9 @@ async def forward(state: AppState, call: ClientCall) -> Response:
             response = error_response(call.protocol, error)
             response.headers.update(overhead)
             return response
+        if session is not None:
+            # This credential answered: the session's next turn comes back to it.
+            state.affinity.bind(session, call.model, credential.id, routing.session_affinity_ttl)
         if call.stream:
             overhead = _overhead(perf_counter() - call.started - upstream_seconds)
             _log_served(call, candidate, passthrough, headers_at - sent_at)

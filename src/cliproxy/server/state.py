@@ -16,6 +16,7 @@ from cliproxy.providers.claude import ClaudeOAuthProvider
 from cliproxy.providers.codex import CodexProvider
 from cliproxy.providers.gemini_cli import GeminiCLIProvider
 from cliproxy.providers.transport import UpstreamClient
+from cliproxy.routing.affinity import AffinityBook, MemoryAffinityBook
 from cliproxy.routing.build import build_registry
 from cliproxy.routing.cooldown import Clock, CoolingPolicy, MemoryCooldownBook
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
@@ -88,6 +89,9 @@ class AppState:
         # Cooldowns outlive config reloads and registry rebuilds (a reload must not forgive a
         # rate limit). Tests swap the clock (``state.cooldowns.clock``) to move time.
         self.cooldowns = MemoryCooldownBook(clock)
+        # Session bindings outlive reloads too, and read the cooldown book's clock, so a test
+        # that swaps ``state.cooldowns.clock`` moves both.
+        self.affinity: AffinityBook = MemoryAffinityBook(self.cooldowns.now)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
         self.account_providers = account_providers()

@@ -1,0 +1,234 @@
+"""Session affinity: keep a conversation on the credential that served its previous turn.
+
+Upstreams cache prompts per account, so a conversation that hops between credentials pays for
+its whole history again on every hop. With ``routing.session-affinity`` on, a request carrying
+a session key goes first to the credential bound to (session, client model), as long as that
+credential is still a candidate and not cooling; otherwise the normal order applies and the
+binding moves to whichever credential answers.
+
+Like the cooldown book, the binding book lives in AppState (a reload keeps it) behind a small
+synchronous interface, so a shared store can replace the in-memory one. Its clock is the
+cooldown book's, so tests move one clock for both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    # Type-only: the config schema imports parse_duration from here and must not pull in the
+    # registry (and the providers behind it).
+    from cliproxy.routing.cooldown import Clock
+    from cliproxy.routing.registry import Candidate
+
+DEFAULT_TTL_SECONDS = 3600.0
+
+# Header names in lookup order (Starlette's headers are case-insensitive).
+_SESSION_HEADERS = (
+    ("x-claude-code-session-id", "claude-code"),
+    ("session_id", "codex"),
+    ("session-id", "codex"),
+)
+_BODY_KEYS = (("prompt_cache_key", "prompt-cache"), ("previous_response_id", "response"))
+
+
+class AffinityBook(Protocol):
+    """Where bindings are kept: (session key, client model) -> credential id, until expiry."""
+
+    def now(self) -> float: ...
+
+    def bound(self, session: str, model: str) -> str | None:
+        """The credential bound to the pair, or None when there is none or it expired."""
+        ...
+
+    def bind(self, session: str, model: str, credential_id: str, ttl: float) -> None:
+        """Bind (or re-bind) the pair for ``ttl`` seconds from now."""
+        ...
+
+    def clear(self) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
+class MemoryAffinityBook:
+    """The in-process book. Every bind refreshes the expiry, so an active conversation keeps
+    its credential; expired entries are swept now and then and the oldest dropped past
+    ``max_entries`` so a flood of one-off sessions cannot grow memory without bound."""
+
+    SWEEP_EVERY = 1024
+
+    def __init__(self, clock: Clock, max_entries: int = 100_000) -> None:
+        self.clock = clock
+        self.max_entries = max_entries
+        # Insertion order is recency order: bind() re-inserts.
+        self._entries: dict[tuple[str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._binds_since_sweep = 0
+
+    def now(self) -> float:
+        return self.clock()
+
+    def bound(self, session: str, model: str) -> str | None:
+        key = (session, model)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[1] <= self.clock():
+                del self._entries[key]
+                return None
+            return entry[0]
+
+    def bind(self, session: str, model: str, credential_id: str, ttl: float) -> None:
+        key = (session, model)
+        now = self.clock()
+        with self._lock:
+            self._entries.pop(key, None)
+            self._entries[key] = (credential_id, now + ttl)
+            self._binds_since_sweep += 1
+            if self._binds_since_sweep >= self.SWEEP_EVERY:
+                self._binds_since_sweep = 0
+                for stale in [k for k, (_, until) in self._entries.items() if until <= now]:
+                    del self._entries[stale]
+            while len(self._entries) > self.max_entries:
+                del self._entries[next(iter(self._entries))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
+    """The request's session key, first match wins: a client's session header, the body's
+    ``prompt_cache_key`` or ``previous_response_id``, else a hash of the first user message
+    when the conversation already has more than one message (a one-shot request is not a
+    session and must not pin a credential)."""
+    for header, source in _SESSION_HEADERS:
+        value = headers.get(header)
+        if value and value.strip():
+            return f"{source}:{value.strip()}"
+    for field, source in _BODY_KEYS:
+        value = body.get(field)
+        if isinstance(value, str) and value.strip():
+            return f"{source}:{value.strip()}"
+    text = _first_user_text(body)
+    if text is None:
+        return None
+    return "first-message:" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def prefer_bound(
+    book: AffinityBook,
+    session: str,
+    model: str,
+    candidates: list[Candidate],
+    order: list[Candidate],
+) -> list[Candidate]:
+    """``order`` with the session's bound credential tried first, when it is still among the
+    (non-cooling) ``candidates``; otherwise ``order`` unchanged (the normal order decides and
+    the binding moves once another credential answers)."""
+    credential_id = book.bound(session, model)
+    if credential_id is None:
+        return order
+    for index, candidate in enumerate(order):
+        if _credential_id(candidate) == credential_id:
+            return [candidate, *order[:index], *order[index + 1 :]] if index else order
+    for candidate in candidates:
+        if _credential_id(candidate) == credential_id:
+            # Not in the order (fewer attempts than candidates): it takes the first attempt
+            # and the order keeps its length.
+            return [candidate, *order[:-1]]
+    return order
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number of seconds or a Go duration string ("1h", "30m", "1h30m",
+    "90s", "500ms"); a bare number in a string counts as seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a duration such as '1h' or a number of seconds (got {value})")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_go_duration(value.strip())
+    else:
+        raise ValueError(f"must be a duration such as '1h' or a number of seconds (got {value!r})")
+    if seconds < 0:
+        raise ValueError(f"must not be negative (got {value!r})")
+    return seconds
+
+
+_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+
+
+def _parse_go_duration(text: str) -> float:
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    position, total = 0, 0.0
+    while position < len(body):
+        part = _DURATION_PART.match(body, position)
+        if part is None:
+            break
+        total += float(part.group(1)) * _UNITS[part.group(2)]
+        position = part.end()
+    if not body or position != len(body):
+        raise ValueError(
+            f"must be a duration such as '1h', '30m' or '1h30m', or a number of seconds "
+            f"(got {text!r})"
+        )
+    return sign * total
+
+
+def _credential_id(candidate: Candidate) -> str | None:
+    return candidate.credential.id if candidate.credential is not None else None
+
+
+def _first_user_text(body: Mapping[str, Any]) -> str | None:
+    """The text of the first user turn, across the four client protocols' shapes: Chat and
+    Messages ``messages``, Gemini ``contents``, Responses ``input`` (a list). None for a
+    conversation of one message or without user text."""
+    for field in ("messages", "contents", "input"):
+        turns = body.get(field)
+        if isinstance(turns, list):
+            break
+    else:
+        return None
+    if len(turns) < 2:
+        return None
+    for turn in turns:
+        if isinstance(turn, dict) and turn.get("role") == "user":
+            text = _text_of(turn.get("content", turn.get("parts")))
+            return text or None
+    return None
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return ""
+    pieces = [
+        part["text"]
+        for part in content
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    ]
+    return "\n".join(pieces)
