@@ -8,10 +8,19 @@ but not supported yet" or "unknown" by walking the YAML tree against these model
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from cliproxy.routing.affinity import DEFAULT_TTL_SECONDS as DEFAULT_AFFINITY_TTL_SECONDS
 from cliproxy.routing.affinity import parse_duration
@@ -115,6 +124,11 @@ def _clean_prefix(value: str) -> str:
     return prefix
 
 
+# Field types shared by every entry that has them, so each section does not repeat validators.
+Headers = Annotated[dict[str, str], BeforeValidator(_clean_headers)]
+Prefix = Annotated[str, AfterValidator(_clean_prefix)]
+
+
 class ModelAlias(ConfigModel):
     """One `models:` item: upstream model `name`, client-visible `alias` (empty = same name)."""
 
@@ -182,8 +196,8 @@ class ProviderKey(_KeyEntry):
     cliproxyapi_keys = known_keys.PROVIDER_KEY_ENTRY_KEYS
 
     base_url: str = ""
-    headers: dict[str, str] = Field(default_factory=dict)
-    prefix: str = ""
+    headers: Headers = Field(default_factory=dict)
+    prefix: Prefix = ""
     models: list[ModelAlias] = Field(default_factory=list)
     excluded_models: list[str] = Field(default_factory=list)
     priority: int = 0
@@ -193,16 +207,6 @@ class ProviderKey(_KeyEntry):
     @classmethod
     def _base_url(cls, value: str) -> str:
         return check_http_url(value, required=False)
-
-    @field_validator("headers", mode="before")
-    @classmethod
-    def _headers(cls, value: Any) -> Any:
-        return _clean_headers(value)
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return _clean_prefix(value)
 
     @field_validator("excluded_models")
     @classmethod
@@ -237,11 +241,11 @@ class OpenAICompatibility(ConfigModel):
 
     name: str
     base_url: str
-    prefix: str = ""
+    prefix: Prefix = ""
     disabled: bool = False
     priority: int = 0
     disable_cooling: bool = False
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     api_key_entries: list[OpenAIKeyEntry] = Field(default_factory=list)
     models: list[ModelAlias] = Field(default_factory=list)
 
@@ -267,16 +271,6 @@ class OpenAICompatibility(ConfigModel):
     @classmethod
     def _base_url(cls, value: str) -> str:
         return check_http_url(value, required=True)
-
-    @field_validator("headers", mode="before")
-    @classmethod
-    def _headers(cls, value: Any) -> Any:
-        return _clean_headers(value)
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return _clean_prefix(value)
 
 
 class TLSConfig(ConfigModel):
