@@ -23,7 +23,6 @@ from cliproxy.model import (
     Response,
     StreamError,
     StreamEvent,
-    UsageUpdate,
 )
 from cliproxy.model.accumulate import ResponseAccumulator, response_events
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
@@ -57,8 +56,6 @@ class StreamOutcome:
             self.end = event
         elif isinstance(event, StreamError):
             self.error = event.error
-        elif isinstance(event, UsageUpdate):
-            pass
 
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
