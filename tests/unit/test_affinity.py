@@ -246,7 +246,8 @@ def test_routing_config_reads_affinity_keys() -> None:
     assert cfg.routing.session_affinity_ttl == 1800
     assert "routing.session-affinity" not in cfg.unsupported_keys()
     assert "routing.session-affinity-ttl" not in cfg.unsupported_keys()
-    assert cfg.unsupported_keys() == ["routing.session-affinity-subagents"]
+    assert cfg.unsupported_keys() == []
+    assert cfg.routing.session_affinity_subagents is True
     # 0 means the default hour, as in CLIProxyAPI; seconds as a number work too.
     zero = parse_config_text("routing:\n  session-affinity-ttl: 0\n", "config.yaml")
     assert zero.routing.session_affinity_ttl == 3600

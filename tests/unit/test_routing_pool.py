@@ -170,7 +170,8 @@ openai-compatibility:
     assert [(c.weight, c.priority) for c in claude if c] == [(3, 1), (1, 0)]
     compat = [c.credential for c in registry.candidates("m")]
     assert [(c.weight, c.priority) for c in compat if c] == [(2, 4), (1, 9)]
-    assert registry.cooling_exempt == {
+    exempt = {key for key, policy in registry.policies.items() if policy.disable_cooling}
+    assert exempt == {
         "claude-api-key[0]",
         "openai-compatibility[pool][0]",
         "openai-compatibility[pool][1]",

@@ -28,31 +28,22 @@ TOP_LEVEL_KEYS = frozenset(
         "enable-gemini-cli-endpoint",
         "error-logs-max-files",
         "force-gpt-5-codex",
-        "force-model-prefix",
         "gemini-web",
         "gpt-image-2-base-model",
         "home",
         "interactions-api-key",
         "logging-to-file",
         "logs-max-total-size-mb",
-        "max-retry-credentials",
-        "max-retry-interval",
         "model-name-mappings",
         "nonstream-keepalive",
         "nonstream-keepalive-interval",
-        "oauth-excluded-models",
-        "oauth-model-alias",
         "oauth-model-blacklist",
         "oauth-model-mappings",
-        "oauth-request-scoped-errors",
         "passthrough-headers",
-        "payload",
         "plugins",
         "pprof",
-        "quota-exceeded",
         "redis-usage-queue-retention-seconds",
         "request-log",
-        "save-cooldown-status",
         "streaming",
         "usage-statistics-enabled",
         "vertex-api-key",
@@ -79,8 +70,6 @@ MODEL_ENTRY_KEYS = frozenset(
 
 PROVIDER_KEY_ENTRY_KEYS = frozenset(
     {
-        "request-retry",
-        "request-scoped-errors",
         "cloak",
         "fingerprint-profile",
         "experimental-cch-signing",
@@ -93,11 +82,11 @@ PROVIDER_KEY_ENTRY_KEYS = frozenset(
 OPENAI_PROVIDER_KEYS = frozenset(
     {
         "support-prompt-cache-key",
-        "request-retry",
-        "request-scoped-errors",
     }
 )
 
-ROUTING_KEYS = frozenset({"session-affinity-subagents"})
+ROUTING_KEYS: frozenset[str] = frozenset()
+
+QUOTA_EXCEEDED_KEYS = frozenset({"antigravity-credits"})
 
 OPENAI_KEY_ENTRY_KEYS: frozenset[str] = frozenset()

@@ -7,6 +7,7 @@ but not supported yet" or "unknown" by walking the YAML tree against these model
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
@@ -26,6 +27,7 @@ from cliproxy.routing.affinity import DEFAULT_TTL_SECONDS as DEFAULT_AFFINITY_TT
 from cliproxy.routing.affinity import parse_duration
 
 from . import known_keys
+from .payload import PayloadConfig
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8317
@@ -160,6 +162,52 @@ class ModelAlias(ConfigModel):
         return self.alias or self.name
 
 
+class OAuthModelAlias(ModelAlias):
+    """One `oauth-model-alias.<channel>` item. ``fork`` keeps the upstream name listed and
+    routable beside the alias; without it the alias replaces the name."""
+
+    fork: bool = False
+
+
+ERROR_ACTIONS = ("stop", "stop-and-cooldown", "continue", "continue-and-cooldown")
+
+
+class ErrorRule(ConfigModel):
+    """One `request-scoped-errors` rule: an upstream error with this status whose body contains
+    one of ``match`` or matches one of ``match-regexr`` (no patterns = any body) gets ``action``
+    instead of the default handling."""
+
+    status: int
+    match: list[str] = Field(default_factory=list)
+    match_regexr: list[str] = Field(default_factory=list)
+    action: str
+
+    @field_validator("action")
+    @classmethod
+    def _action(cls, value: str) -> str:
+        spelled = value.strip().lower()
+        if spelled not in ERROR_ACTIONS:
+            raise ValueError(f"must be one of {', '.join(ERROR_ACTIONS)} (got {value!r})")
+        return spelled
+
+    @field_validator("match_regexr")
+    @classmethod
+    def _regexes(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+        return value
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: int) -> int:
+        if not 100 <= value <= 599:
+            raise ValueError(f"must be an HTTP status between 100 and 599 (got {value})")
+        return value
+
+
 class _KeyEntry(ConfigModel):
     """What every credential entry has: a key (a bare string is accepted, as older configs
     wrote them), its own proxy and a weight for weighted-round-robin."""
@@ -201,7 +249,16 @@ class ProviderKey(_KeyEntry):
     models: list[ModelAlias] = Field(default_factory=list)
     excluded_models: list[str] = Field(default_factory=list)
     priority: int = 0
-    disable_cooling: bool = False
+    # None = follow the global setting; true/false override it for this entry.
+    disable_cooling: bool | None = None
+    # None (or negative, as CLIProxyAPI writes "inherit") = the global request-retry.
+    request_retry: int | None = None
+    request_scoped_errors: list[ErrorRule] = Field(default_factory=list)
+
+    @field_validator("request_retry")
+    @classmethod
+    def _request_retry(cls, value: int | None) -> int | None:
+        return None if value is None or value < 0 else value
 
     @field_validator("base_url")
     @classmethod
@@ -244,7 +301,9 @@ class OpenAICompatibility(ConfigModel):
     prefix: Prefix = ""
     disabled: bool = False
     priority: int = 0
-    disable_cooling: bool = False
+    disable_cooling: bool | None = None
+    request_retry: int | None = None
+    request_scoped_errors: list[ErrorRule] = Field(default_factory=list)
     headers: Headers = Field(default_factory=dict)
     api_key_entries: list[OpenAIKeyEntry] = Field(default_factory=list)
     models: list[ModelAlias] = Field(default_factory=list)
@@ -267,6 +326,11 @@ class OpenAICompatibility(ConfigModel):
             raise ValueError("must not be empty")
         return value.strip()
 
+    @field_validator("request_retry")
+    @classmethod
+    def _request_retry(cls, value: int | None) -> int | None:
+        return None if value is None or value < 0 else value
+
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
@@ -288,6 +352,8 @@ class RoutingConfig(ConfigModel):
     # How long a binding lives after its last use: seconds or a Go duration ("1h", "30m").
     # 0 means the default hour, as in CLIProxyAPI.
     session_affinity_ttl: float = DEFAULT_AFFINITY_TTL_SECONDS
+    # Subagent requests (a child session naming its parent) follow the parent's binding.
+    session_affinity_subagents: bool = True
 
     @field_validator("session_affinity_ttl", mode="before")
     @classmethod
@@ -304,6 +370,15 @@ class RoutingConfig(ConfigModel):
         if spelled in _STRATEGY_SPELLINGS:
             return _STRATEGY_SPELLINGS[spelled]
         raise ValueError(f"must be one of {', '.join(ROUTING_STRATEGIES)} (got {value!r})")
+
+
+class QuotaExceeded(ConfigModel):
+    cliproxyapi_keys = known_keys.QUOTA_EXCEEDED_KEYS
+
+    # Gemini accounts with several Cloud projects: try the next project on a quota 429.
+    switch_project: bool = True
+    # A quota 429 on a Gemini model: try its preview variant(s) before giving up.
+    switch_preview_model: bool = True
 
 
 class RemoteManagement(ConfigModel):
@@ -331,9 +406,24 @@ class Config(ConfigModel):
     debug: bool = False
     proxy_url: str = ""
     request_retry: int = 3
+    # Credentials tried per request at most (0 = all of them).
+    max_retry_credentials: int = 0
+    # Longest wait (seconds) for a cooling credential to come back before answering 429;
+    # 0 or less never waits.
+    max_retry_interval: float = 30.0
+    force_model_prefix: bool = False
     disable_cooling: bool = False
+    save_cooldown_status: bool = False
+    # CLIProxyAPI's meaning: 0 = its legacy 60 s, negative = never cool on transient errors.
+    # Absent, cliproxy rests 5 s.
     transient_error_cooldown_seconds: float = 5.0
+    quota_exceeded: QuotaExceeded = Field(default_factory=QuotaExceeded)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    # Per OAuth channel (auth-file type: codex, claude, gemini, ...).
+    oauth_model_alias: dict[str, list[OAuthModelAlias]] = Field(default_factory=dict)
+    oauth_excluded_models: dict[str, list[str]] = Field(default_factory=dict)
+    oauth_request_scoped_errors: dict[str, list[ErrorRule]] = Field(default_factory=dict)
+    payload: PayloadConfig = Field(default_factory=PayloadConfig)
     remote_management: RemoteManagement = Field(default_factory=RemoteManagement)
     gemini_api_key: list[ProviderKey] = Field(default_factory=list)
     claude_api_key: list[ProviderKey] = Field(default_factory=list)
@@ -420,9 +510,29 @@ class Config(ConfigModel):
             raise ValueError(f"must be at least 1 (got {value})")
         return value
 
-    @field_validator(
-        "transient_error_cooldown_seconds", "rate_limit_cooldown_seconds", "max_cooldown_seconds"
-    )
+    @field_validator("transient_error_cooldown_seconds")
+    @classmethod
+    def _transient(cls, value: float) -> float:
+        # CLIProxyAPI: 0 keeps its legacy 60 s rest and a negative value turns it off (-1).
+        if value == 0:
+            return 60.0
+        return -1.0 if value < 0 else value
+
+    @field_validator("max_retry_credentials")
+    @classmethod
+    def _max_credentials(cls, value: int) -> int:
+        return max(value, 0)
+
+    @field_validator("oauth_excluded_models")
+    @classmethod
+    def _oauth_excluded(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        clean: dict[str, list[str]] = {}
+        for channel, patterns in value.items():
+            seen = dict.fromkeys(p.strip().lower() for p in patterns if p.strip())
+            clean[channel.strip().lower()] = list(seen)
+        return clean
+
+    @field_validator("rate_limit_cooldown_seconds", "max_cooldown_seconds")
     @classmethod
     def _cooldown(cls, value: float) -> float:
         if value < 0:

@@ -23,6 +23,7 @@ from cliproxy.providers.api_keys import (
 )
 from cliproxy.providers.base import Credential, Provider
 from cliproxy.providers.demo import DemoProvider
+from cliproxy.routing.policy import CredentialPolicy, compile_rules
 from cliproxy.routing.registry import Candidate, ModelRegistry
 
 # Model names an API-key entry without a `models:` list answers for, and the ones it lists in
@@ -72,8 +73,11 @@ def build_registry(
                 weight=entry.weight,
                 priority=entry.priority,
             )
-            if entry.disable_cooling:
-                registry.cooling_exempt.add(credential.id)
+            registry.policies[credential.id] = CredentialPolicy(
+                entry.disable_cooling,
+                entry.request_retry,
+                compile_rules(entry.request_scoped_errors),
+            )
             if entry.models:
                 _add_models(
                     registry,
@@ -98,7 +102,21 @@ def build_registry(
     for record in usable:
         assert account_providers is not None
         _add_account(registry, record, account_providers[record.type])
+        registry.policies[record.id] = _account_policy(config, record)
     return registry
+
+
+def _account_policy(config: Config, record: AuthRecord) -> CredentialPolicy:
+    """An account's overrides: `disable_cooling` / `request_retry` in its auth file (as
+    CLIProxyAPI writes them), and its channel's `oauth-request-scoped-errors`."""
+    raw = record.raw
+    disable = raw.get("disable_cooling")
+    retry = raw.get("request_retry")
+    return CredentialPolicy(
+        disable if isinstance(disable, bool) else None,
+        retry if isinstance(retry, int) and not isinstance(retry, bool) and retry >= 0 else None,
+        compile_rules(config.oauth_request_scoped_errors.get(record.type, [])),
+    )
 
 
 # Auth-file types → the model family prefixes their accounts answer for beyond the listed models.
@@ -147,8 +165,11 @@ def _add_openai_compat(registry: ModelRegistry, compat: OpenAICompatibility) -> 
             weight=entry.weight,
             priority=compat.priority if entry.priority is None else entry.priority,
         )
-        if compat.disable_cooling:
-            registry.cooling_exempt.add(credential.id)
+        registry.policies[credential.id] = CredentialPolicy(
+            compat.disable_cooling,
+            compat.request_retry,
+            compile_rules(compat.request_scoped_errors),
+        )
         _add_models(registry, provider, credential, compat.models, compat.prefix, [])
 
 

@@ -111,13 +111,22 @@ class CoolingPolicy:
     transient_seconds: float = 5.0  # a 408 or 5xx
     max_seconds: float = 6 * 3600.0  # cap on any hint
 
-    def duration(self, status: int, kind: ErrorKind, retry_after: float | None) -> float | None:
-        """Seconds to cool after an upstream answered ``status``, or None to not cool."""
-        if not self.enabled:
+    def duration(
+        self,
+        status: int,
+        kind: ErrorKind,
+        retry_after: float | None,
+        enabled: bool | None = None,
+    ) -> float | None:
+        """Seconds to cool after an upstream answered ``status``, or None to not cool.
+        ``enabled`` is a credential's own override of the global switch."""
+        if not (self.enabled if enabled is None else enabled):
             return None
         if status == 429 or kind is ErrorKind.RATE_LIMIT:
             seconds = retry_after if retry_after is not None else self.rate_limit_seconds
         elif status == 408 or status >= 500:
+            if self.transient_seconds < 0:  # transient-error-cooldown-seconds: -1 turns it off
+                return None
             seconds = retry_after if retry_after is not None else self.transient_seconds
         else:
             return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import Credential, LocalProvider, Provider
+from cliproxy.routing.policy import DEFAULT_POLICY, CredentialPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,11 @@ class ModelRegistry:
     _exact: dict[str, list[Candidate]] = field(default_factory=dict)
     _families: list[_Family] = field(default_factory=list)
     _listed: dict[str, ModelInfo] = field(default_factory=dict)
-    # Credentials whose entry says `disable-cooling: true`: failures never rest them.
-    cooling_exempt: set[str] = field(default_factory=set)
+    # Per-credential overrides (disable-cooling, request-retry, request-scoped-errors).
+    policies: dict[str, CredentialPolicy] = field(default_factory=dict)
+
+    def policy(self, credential_id: str) -> CredentialPolicy:
+        return self.policies.get(credential_id, DEFAULT_POLICY)
 
     def add(self, name: str, candidate: Candidate, *, listed: bool = True) -> None:
         self._exact.setdefault(name, []).append(candidate)

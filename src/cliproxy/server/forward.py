@@ -218,9 +218,10 @@ def _cool(
 ) -> bool:
     """Rest a (credential, model) pair after a rate limit or a transient upstream error, as
     the config allows. True when it was cooled."""
-    if credential.id in runtime.registry.cooling_exempt:
-        return False
-    seconds = runtime.cooling.duration(status, error.kind, error.retry_after)
+    policy = runtime.registry.policy(credential.id)
+    cooling = runtime.cooling
+    enabled = policy.cooling_enabled(cooling.enabled)
+    seconds = cooling.duration(status, error.kind, error.retry_after, enabled)
     if seconds is None:
         return False
     book = state.cooldowns
