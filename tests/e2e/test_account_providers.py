@@ -82,7 +82,10 @@ def accounts(sims: dict[str, Simulator]) -> dict[str, Account]:
 
 @pytest.fixture(scope="module")
 def proxy(accounts: dict[str, Account]) -> Iterator[ProxyServer]:
-    with ProxyServer("demo: true\nrequest-retry: 1\n") as server:
+    with ProxyServer(
+        "demo: true\nrequest-retry: 1\nmax-retry-interval: 0\n"
+        "quota-exceeded: {switch-preview-model: false}\n"
+    ) as server:
         wire_accounts(server, list(accounts.values()))
         yield server
 

@@ -20,10 +20,13 @@ T0 = 1_700_000_000.0
 
 POOL_CONFIG = """
 request-retry: 1
+# These tests are about what the client sees when credentials rest; waiting for a reset
+# (max-retry-interval) has its own tests in test_pool_retries.py.
+max-retry-interval: 0
 claude-api-key:
   - api-key: first-key
     base-url: {claude}
-    models: [{{name: up-claude, alias: pooled}}, {{name: up-claude, alias: solo-a}}]
+    models: [{{name: up-claude, alias: pooled}}, {{name: up-claude-solo, alias: solo-a}}]
   - api-key: second-key
     base-url: {claude}
     models: [{{name: up-claude, alias: pooled}}]
@@ -142,7 +145,7 @@ def test_pool_answers_429_when_both_keys_rest(
         ask_pooled()
     assert caught.value.response.headers["retry-after"] == "12"  # the earliest of the two
     assert len(anthropic_sim.requests) == 2
-    # The cooldown is per model: the same key still serves another alias.
+    # The cooldown is per upstream model: the same key still serves another model.
     assert ask("anthropic", cooling_proxy.base_url, "solo-a", "x", stream=False).text
     clock.now = T0 + 12
     assert ask_pooled().content
@@ -202,7 +205,7 @@ def test_cooldowns_survive_a_config_reload(
     [cooldown] = state.cooldowns.snapshot()
     assert (cooldown.credential_id, cooldown.model, cooldown.until) == (
         "gemini-api-key[0]",
-        "lonely",
+        "up-gemini",
         T0 + 60,
     )
     assert cooldown.reason.startswith("rate-limit")

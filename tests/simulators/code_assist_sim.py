@@ -9,7 +9,7 @@ countTokens takes {"request": {"model": "models/<m>", "contents"}} and answers a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from starlette.applications import Starlette
@@ -37,6 +37,34 @@ class CodeAssistSim(GeminiSim):
 
     default_models = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-3-pro-preview")
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # (project, model) pairs whose quota is used up; None stands for any.
+        self._exhausted: dict[tuple[str | None, str | None], Reply] = {}
+
+    def exhaust(
+        self, project: str | None = None, model: str | None = None, retry_after: int = 30
+    ) -> Self:
+        """From now on, generation requests billing ``project`` for ``model`` (None: any)
+        answer the quota 429, as a real exhausted project does until its quota resets. They
+        leave the reply queue alone, so queued replies go to the requests that get through."""
+        with self._lock:
+            self._exhausted[(project, model)] = quota_reply(retry_after)
+        return self
+
+    def reset(self) -> None:
+        super().reset()
+        with self._lock:
+            self._exhausted.clear()
+
+    def _quota_for(self, body: dict[str, Any]) -> Reply | None:
+        project, model = body.get("project"), body.get("model")
+        with self._lock:
+            for (want_project, want_model), reply in self._exhausted.items():
+                if want_project in (None, project) and want_model in (None, model):
+                    return reply
+        return None
+
     def build_app(self) -> Starlette:
         return Starlette(routes=[Route("/v1internal:{method}", self._call, methods=["POST"])])
 
@@ -56,7 +84,7 @@ class CodeAssistSim(GeminiSim):
         inner = body.get("request") if isinstance(body.get("request"), dict) else {}
         if method == "countTokens":
             return self.json_response({"totalTokens": self.counted_tokens(inner)})
-        reply = self.next_reply(rec)
+        reply = self._quota_for(body) or self.next_reply(rec)
         turn = Turn(model=str(body.get("model", "")), request=rec)
         return self.respond(reply, turn, stream=method == "streamGenerateContent")
 

@@ -19,7 +19,6 @@ from cliproxy.routing.affinity import (
 )
 from cliproxy.routing.cooldown import MemoryCooldownBook
 from cliproxy.routing.registry import Candidate, RoundRobin
-from cliproxy.server.forward import _not_cooling
 
 T0 = 1_700_000_000.0
 PROVIDER = ClaudeApiKeyProvider()
@@ -206,12 +205,12 @@ def test_fails_over_when_the_bound_credential_cools_or_disappears() -> None:
 
 
 def _not_cooling_in(cooldowns: MemoryCooldownBook, pool: list[Candidate]) -> list[Candidate]:
-    class _State:
-        pass
-
-    state = _State()
-    state.cooldowns = cooldowns  # type: ignore[attr-defined]
-    return _not_cooling(state, pool, "m")  # type: ignore[arg-type]
+    # What the forwarding core does before ordering: resting pairs are left out.
+    return [
+        c
+        for c in pool
+        if c.credential is None or cooldowns.available_at(c.credential.id, "m") is None
+    ]
 
 
 # --- config -------------------------------------------------------------------------------

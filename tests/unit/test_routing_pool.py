@@ -23,7 +23,7 @@ from cliproxy.routing.registry import (
     WeightedRoundRobin,
     make_selector,
 )
-from cliproxy.server.forward import _cool, _not_cooling
+from cliproxy.server.forward import _cool
 
 T0 = 1_700_000_000.0
 
@@ -257,22 +257,6 @@ def test_round_robin_rotates_per_model() -> None:
     assert selector.order("m1", pool, 1)[0].credential == pool[0].credential
     assert selector.order("m2", pool, 1)[0].credential == pool[0].credential
     assert selector.order("m1", pool, 1)[0].credential == pool[1].credential
-
-
-def test_all_cooling_error_names_the_earliest_reset(clock: FakeClock) -> None:
-    from types import SimpleNamespace
-
-    state = SimpleNamespace(cooldowns=MemoryCooldownBook(clock))
-    pool = [cand("a"), cand("b")]
-    state.cooldowns.cool("a", "m", T0 + 40, "rate-limit")
-    assert _not_cooling(state, pool, "m") == [pool[1]]  # type: ignore[arg-type]
-    state.cooldowns.cool("b", "m", T0 + 12.5, "rate-limit")
-    with pytest.raises(ProxyError) as caught:
-        _not_cooling(state, pool, "m")  # type: ignore[arg-type]
-    assert caught.value.status == 429 and caught.value.kind is ErrorKind.RATE_LIMIT
-    assert caught.value.retry_after == 13
-    clock.now = T0 + 12.5
-    assert _not_cooling(state, pool, "m") == [pool[1]]  # type: ignore[arg-type]
 
 
 # ----- accounts -----------------------------------------------------------------------------

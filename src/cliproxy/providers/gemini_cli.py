@@ -8,6 +8,7 @@ the envelope and the server takes replies out of it through the unwrap hooks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -40,6 +41,24 @@ def user_agent(model: str) -> str:
     return f"GeminiCLI/{GEMINI_CLI_VERSION}/{model} (linux; x64)"
 
 
+def project_ids(account: Mapping[str, str]) -> list[str]:
+    """The Cloud projects an account may use, in order, without repeats. CLIProxyAPI writes
+    several as one comma-separated ``project_id`` (a login that activated "ALL" projects)."""
+    seen: list[str] = []
+    for item in account.get("project_id", "").split(","):
+        project = item.strip()
+        if project and project not in seen:
+            seen.append(project)
+    return seen
+
+
+def active_project(credential: Credential) -> str:
+    """The project a request with this credential bills: the first one listed ("" if none).
+    Quota fallbacks pin a single other project into a copy of the credential."""
+    projects = project_ids(credential.account)
+    return projects[0] if projects else ""
+
+
 class GeminiCLIProvider(Provider):
     """Gemini through Code Assist's v1internal methods with a Google OAuth access token."""
 
@@ -55,7 +74,7 @@ class GeminiCLIProvider(Provider):
     ) -> UpstreamRequest:
         body.pop("model", None)  # the model rides in the envelope, never in the inner request
         envelope: dict[str, object] = {"model": model}
-        project = credential.account.get("project_id")
+        project = active_project(credential)
         if project:
             envelope["project"] = project
         envelope["request"] = body

@@ -232,3 +232,18 @@ def _text_of(content: Any) -> str:
         if isinstance(part, dict) and isinstance(part.get("text"), str)
     ]
     return "\n".join(pieces)
+
+
+def is_subagent(headers: Mapping[str, str], body: Mapping[str, Any]) -> bool:
+    """A child session naming its parent: Codex subagents send ``x-openai-subagent`` (e.g.
+    "collab_spawn", "review") and ``x-codex-parent-thread-id``, while keeping the root's
+    ``session-id``; the same marks may ride in the body's ``client_metadata``."""
+    marker = headers.get("x-openai-subagent", "").strip().lower()
+    if marker and marker not in ("false", "0"):
+        return True
+    if headers.get("x-codex-parent-thread-id", "").strip():
+        return True
+    metadata = body.get("client_metadata")
+    return isinstance(metadata, dict) and bool(
+        metadata.get("parent_thread_id") or metadata.get("x-openai-subagent")
+    )

@@ -12,14 +12,20 @@ trip per candidate. The clock is injected so tests move time without sleeping.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+import orjson
+
 from cliproxy.model import ErrorKind
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]  # epoch seconds
 
@@ -63,6 +69,35 @@ class MemoryCooldownBook:
         self.clock = clock
         self._entries: dict[tuple[str, str], Cooldown] = {}
         self._lock = threading.Lock()
+        self._saved_to: Path | None = None
+
+    # --- save-cooldown-status -------------------------------------------------------------
+
+    def persist_to(self, path: Path | None) -> None:
+        """Keep the book in ``path`` (save-cooldown-status), so a restart does not forget a
+        rate limit and hammer an upstream that asked us to wait. Rests already in the file
+        are read back (expired ones dropped); None stops saving."""
+        self._saved_to = path
+        if path is None:
+            return
+        for entry in _read_saved(path, self.clock()):
+            self.cool(entry.credential_id, entry.model, entry.until, entry.reason)
+        self._save()
+
+    def _save(self) -> None:
+        path = self._saved_to
+        if path is None:
+            return
+        from cliproxy.auth.files import AuthWriteError, write_atomic
+
+        rows = [
+            {"credential": e.credential_id, "model": e.model, "until": e.until, "reason": e.reason}
+            for e in self.snapshot()
+        ]
+        try:
+            write_atomic(path, orjson.dumps({"cooldowns": rows}, option=orjson.OPT_INDENT_2))
+        except AuthWriteError as exc:
+            log.warning("cooldowns not saved to %s: %s", path, exc)
 
     def now(self) -> float:
         return self.clock()
@@ -74,6 +109,7 @@ class MemoryCooldownBook:
             # A shorter hint must not cut a longer cooldown short (e.g. a 5xx during a 429 rest).
             if current is None or current.until < until or current.until <= self.clock():
                 self._entries[key] = Cooldown(credential_id, model, until, reason)
+        self._save()
 
     def available_at(self, credential_id: str, model: str) -> float | None:
         key = (credential_id, model)
@@ -90,16 +126,44 @@ class MemoryCooldownBook:
         with self._lock:
             if credential_id is None:
                 self._entries.clear()
-                return
-            for key in list(self._entries):
-                if key[0] == credential_id and (model is None or key[1] == model):
-                    del self._entries[key]
+            else:
+                for key in list(self._entries):
+                    if key[0] == credential_id and (model is None or key[1] == model):
+                        del self._entries[key]
+        self._save()
 
     def snapshot(self) -> list[Cooldown]:
         now = self.clock()
         with self._lock:
             live = [entry for entry in self._entries.values() if entry.until > now]
         return sorted(live, key=lambda entry: entry.until)
+
+
+def _read_saved(path: Path, now: float) -> list[Cooldown]:
+    """The rests saved in ``path`` that are still running; a missing file is an empty book,
+    and a damaged one is reported and ignored (never a reason not to start)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("saved cooldowns in %s are unreadable and were ignored: %s", path, exc)
+        return []
+    rows = data.get("cooldowns") if isinstance(data, dict) else None
+    found: list[Cooldown] = []
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, dict):
+            continue
+        credential, model, until = row.get("credential"), row.get("model"), row.get("until")
+        reason = row.get("reason")
+        if (
+            isinstance(credential, str)
+            and isinstance(model, str)
+            and isinstance(until, (int, float))
+            and until > now
+        ):
+            found.append(Cooldown(credential, model, float(until), str(reason or "")))
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,12 +39,15 @@ class CompiledRule:
     patterns: tuple[re.Pattern[str], ...]
     action: ErrorAction
 
-    def matches(self, status: int, body: str) -> bool:
+    def matches(self, status: int, texts: tuple[str, ...]) -> bool:
         if status != self.status:
             return False
         if not self.substrings and not self.patterns:
             return True
-        return any(s in body for s in self.substrings) or any(p.search(body) for p in self.patterns)
+        return any(
+            any(s in text for s in self.substrings) or any(p.search(text) for p in self.patterns)
+            for text in texts
+        )
 
 
 def compile_rules(rules: Sequence[ErrorRule]) -> tuple[CompiledRule, ...]:
@@ -67,10 +70,12 @@ class CredentialPolicy:
     request_retry: int | None = None
     error_rules: tuple[CompiledRule, ...] = field(default=())
 
-    def classify(self, status: int, body: str) -> ErrorAction | None:
-        """The first rule's action for this upstream error, or None for the default handling."""
+    def classify(self, status: int, *texts: str) -> ErrorAction | None:
+        """The first rule's action for this upstream error, or None for the default handling.
+        ``texts``: the raw error body and the error's message (so an anchored pattern such as
+        "^context_length_exceeded" can match the message inside a JSON body)."""
         for rule in self.error_rules:
-            if rule.matches(status, body):
+            if rule.matches(status, texts):
                 return rule.action
         return None
 

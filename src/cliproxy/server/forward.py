@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from time import perf_counter
 from typing import Any
@@ -23,8 +23,9 @@ from cliproxy.model.accumulate import response_events
 from cliproxy.protocols.base import StreamEncoder
 from cliproxy.protocols.sse import SSEEvent
 from cliproxy.providers.base import Credential, LocalProvider, Provider, RequestContext
-from cliproxy.routing.affinity import prefer_bound, session_key
+from cliproxy.routing.affinity import is_subagent, prefer_bound, session_key
 from cliproxy.routing.cooldown import RATE_LIMIT, TRANSIENT, seconds_until
+from cliproxy.routing.quota import project_variants, quota_fallbacks, rest_model
 from cliproxy.routing.registry import Candidate
 from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
@@ -41,7 +42,6 @@ from cliproxy.server.state import AppState, Runtime
 log = logging.getLogger(__name__)
 
 OVERHEAD_HEADER = "x-cliproxy-overhead-ms"
-REFUSALS = frozenset({401, 403, 429})
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
@@ -50,35 +50,173 @@ def _overhead(ms: float) -> dict[str, str]:
 
 
 async def forward(state: AppState, call: ClientCall) -> Response:
-    runtime = state.runtime
-    candidates = _not_cooling(state, runtime.registry.candidates(call.model), call.model)
-    order = runtime.selector.order(call.model, candidates, runtime.request_retry + 1)
-    routing = runtime.config.routing
-    # Off by default: then no header scan and no body hashing on the hot path.
-    session = session_key(call.headers, call.body) if routing.session_affinity else None
-    if session is not None:
-        order = prefer_bound(state.affinity, session, call.model, candidates, order)
-    canonical: Request | None = None
-    last_error: ProxyError | None = None
-    upstream_seconds = 0.0
-    # Credentials refused for this request (auth, permission, quota): asking them again within
-    # the same request cannot help, so later rounds skip them.
-    refused: set[str] = set()
-    reauthorized: set[str] = set()  # accounts already refreshed after a 401 in this request
-    # Cooled by this request: later rounds may still retry them (a 5xx is often momentary).
-    cooled_here: set[str] = set()
-    queue = list(order)
-    while queue:
-        candidate = queue.pop(0)
+    return await _Forwarding(state, call).run()
+
+
+@dataclass(slots=True)
+class _Failure:
+    """The last upstream refusal, answered to the client when nothing else succeeds."""
+
+    error: ProxyError
+    raw: bytes = b""
+    status: int = 0
+    passthrough: bool = False
+
+
+class _Stop(Exception):
+    """A request-scoped error rule (or a non-retryable status) ends the request now."""
+
+
+class _Forwarding:
+    """One client call through the pool: rounds over the candidates, as CLIProxyAPI counts
+    them. Round 0 tries each usable credential once; ``request-retry`` more rounds follow,
+    each admitting the credentials whose own request-retry reaches that round. A round finds
+    every credential resting: wait for the earliest reset when it comes within
+    ``max-retry-interval``, else stop. Nothing reaches the client until an upstream answered
+    well, so every switch is invisible to it."""
+
+    def __init__(self, state: AppState, call: ClientCall) -> None:
+        self.state = state
+        self.call = call
+        self.runtime = state.runtime
+        self.canonical: Request | None = None
+        self.upstream_seconds = 0.0
+        self.failure: _Failure | None = None
+        # Credentials refused for this request (auth, permission): asking them again within
+        # the same request cannot help.
+        self.refused: set[tuple[str, str]] = set()
+        self.reauthorized: set[str] = set()  # accounts already refreshed after a 401
+        # Cooled by this request after a transient error: later rounds may still retry them
+        # (a 5xx is often momentary); a rate-limited pair waits for its reset like any other.
+        self.transient_here: set[tuple[str, str]] = set()
+        self.session: str | None = None
+        self.fell_back = False  # quota fallbacks are tried once per request
+
+    async def run(self) -> Response:
+        runtime, call = self.runtime, self.call
+        config = runtime.config
+        registry = runtime.registry
+        everyone = registry.candidates(call.model)
+        routing = config.routing
+        # Off by default: then no header scan and no body hashing on the hot path.
+        if routing.session_affinity and (
+            routing.session_affinity_subagents or not is_subagent(call.headers, call.body)
+        ):
+            self.session = session_key(call.headers, call.body)
+        rounds = max(self._retries(c) for c in everyone)
+        waited = 0.0
+        round_no = 0
+        while round_no <= rounds:
+            pool = [self._project_with_quota(c) for c in everyone]
+            admitted = [c for c in pool if self._retries(c) >= round_no and self._open(c)]
+            ready = [c for c in admitted if not self._resting(c)]
+            if not ready:
+                if not admitted:
+                    break
+                # Everything left is resting: wait for the earliest reset if it comes soon.
+                pause = self._earliest_reset(admitted) - self.state.cooldowns.now()
+                if pause <= 0 or waited + pause > config.max_retry_interval:
+                    break
+                log.info("%s: every credential rests; waiting %.1f s", call.model, pause)
+                await self.state.sleep(pause)
+                waited += pause
+                continue  # the same round, now that a credential is back
+            order = runtime.selector.order(call.model, ready, len(ready))
+            if self.session is not None and round_no == 0:
+                order = prefer_bound(self.state.affinity, self.session, call.model, ready, order)
+            if config.max_retry_credentials:
+                order = order[: config.max_retry_credentials]
+            try:
+                for candidate in order:
+                    if not self._open(candidate) or (
+                        self._resting(candidate) and _key(candidate) not in self.transient_here
+                    ):
+                        continue  # refused or cooled by another request meanwhile
+                    response = await self._attempt(candidate)
+                    if response is not None:
+                        return response
+            except _Stop:
+                break
+            round_no += 1
+        return self._give_up(everyone)
+
+    # --- the pool's view ---------------------------------------------------------------------
+
+    def _retries(self, candidate: Candidate) -> int:
+        if candidate.credential is None:
+            return 0
+        own = self.runtime.registry.policy(candidate.credential.id).request_retry
+        return self.runtime.request_retry if own is None else own
+
+    def _open(self, candidate: Candidate) -> bool:
+        return _key(candidate) not in self.refused
+
+    def _resting(self, candidate: Candidate) -> bool:
+        if candidate.credential is None:
+            return False
+        if _key(candidate) in self.transient_here:
+            return False
+        book = self.state.cooldowns
+        return book.available_at(*_key(candidate)) is not None
+
+    def _project_with_quota(self, candidate: Candidate) -> Candidate:
+        """A Gemini account with several projects rests per project: while its first project
+        rests, the account serves through the next one that does not (switch-project)."""
+        if not self.runtime.config.quota_exceeded.switch_project:
+            return candidate
+        variants = project_variants(candidate)
+        if len(variants) == 1:
+            return candidate
+        for variant in variants:
+            if self._open(variant) and not self._resting(variant):
+                return variant
+        return candidate
+
+    def _earliest_reset(self, candidates: list[Candidate]) -> float:
+        book = self.state.cooldowns
+        resets = [book.available_at(*_key(c)) for c in candidates if c.credential is not None]
+        return min((r for r in resets if r is not None), default=book.now())
+
+    def _give_up(self, everyone: list[Candidate]) -> Response:
+        failure = self.failure
+        call = self.call
+        if failure is None:
+            # No upstream was asked: every credential rests past max-retry-interval.
+            book = self.state.cooldowns
+            wait = seconds_until(self._earliest_reset(everyone), book.now())
+            raise ProxyError(
+                ErrorKind.RATE_LIMIT,
+                f"every credential for model '{call.model}' is cooling down after upstream "
+                f"rate limits or errors; retry in {wait} s",
+                retry_after=wait,
+            )
+        error = failure.error
+        if failure.status == 0:
+            raise error  # a connection failure: no upstream body to relay
+        overhead = _overhead(perf_counter() - call.started - self.upstream_seconds)
+        if failure.passthrough and _is_json(failure.raw):
+            # The upstream's own body goes back as is; its reset hint (body or header) still
+            # reaches the client as Retry-After.
+            if error.retry_after is not None:
+                overhead["retry-after"] = str(max(0, round(error.retry_after)))
+            return Response(
+                failure.raw, failure.status, media_type="application/json", headers=overhead
+            )
+        response = error_response(call.protocol, error)
+        response.headers.update(overhead)
+        return response
+
+    # --- one attempt --------------------------------------------------------------------------
+
+    async def _attempt(self, candidate: Candidate) -> Response | None:
+        """Ask one candidate. A Response when it answered (or the request must stop here);
+        None to go on with the next."""
+        state, call = self.state, self.call
         provider = candidate.provider
-        if candidate.credential is not None and candidate.credential.id in refused:
-            continue
-        if _cooled_elsewhere(state, candidate, call.model, cooled_here):
-            continue
         if isinstance(provider, LocalProvider):
-            canonical = canonical or call.canonical()
+            self.canonical = self.canonical or call.canonical()
             return await _serve_local(
-                provider, replace(canonical, model=candidate.upstream_model), call
+                provider, replace(self.canonical, model=candidate.upstream_model), call
             )
         assert candidate.credential is not None
         credential = candidate.credential
@@ -88,9 +226,9 @@ async def forward(state: AppState, call: ClientCall) -> Response:
                 credential = await _fresh_credential(state, credential)
             except ProxyError as account_error:
                 log.warning("%s: %s", credential.label, account_error.message)
-                refused.add(credential.id)
-                last_error = account_error
-                continue
+                self.refused.add(_key(candidate))
+                self.failure = _Failure(account_error)
+                return None
         passthrough = (
             provider.protocol is call.protocol
             and call.encoder_factory is None
@@ -99,113 +237,140 @@ async def forward(state: AppState, call: ClientCall) -> Response:
         if passthrough:
             body: dict[str, Any] = dict(call.body)
         else:
-            canonical = canonical or call.canonical()
-            upstream_canonical = replace(canonical, model=candidate.upstream_model)
+            self.canonical = self.canonical or call.canonical()
+            upstream_canonical = replace(self.canonical, model=candidate.upstream_model)
             body = provider.protocol.render_request(upstream_canonical)
+        payload_rules = self.runtime.payload
+        if payload_rules:
+            body = payload_rules.apply(
+                body,
+                models=(call.model, candidate.upstream_model),
+                target=provider.protocol.name,
+                source=call.protocol.name,
+                headers=call.headers,
+            )
         ctx = RequestContext(call.stream, call.headers, call.query, call.protocol.name)
         upstream_request = provider.build_request(credential, candidate.upstream_model, body, ctx)
         sent_at = perf_counter()
         try:
             upstream = await state.upstream.send(upstream_request, credential.proxy_url)
         except ProxyError as send_error:
-            upstream_seconds += perf_counter() - sent_at
+            self.upstream_seconds += perf_counter() - sent_at
             log.warning("%s %s: %s", provider.name, credential.label, send_error.message)
-            last_error = send_error
-            continue
+            state.request_counts.record(credential.id, False)
+            self.failure = _Failure(send_error)
+            # Unreachable or timed out: rest it briefly, like a 502, so the next requests go
+            # elsewhere first.
+            if self._cool(candidate, credential, 502, send_error):
+                self.transient_here.add(_key(candidate))
+            return None
         headers_at = perf_counter()
-        upstream_seconds += headers_at - sent_at
+        self.upstream_seconds += headers_at - sent_at
         provider.observe_reply(credential, upstream.status, upstream.headers)
-        if upstream.status == 401 and from_store and credential.id not in reauthorized:
+        if upstream.status == 401 and from_store and credential.id not in self.reauthorized:
             # An account token the upstream no longer accepts: refresh once, then try again.
             upstream.release()
-            reauthorized.add(credential.id)
+            self.reauthorized.add(credential.id)
             if await _reauthorize(state, credential):
-                queue.insert(0, candidate)
-                continue
-            refused.add(credential.id)
-            last_error = ProxyError(
-                ErrorKind.AUTHENTICATION, f"account {credential.id} was refused by the upstream"
-            )
-            continue
-        if upstream.status >= 400:
-            error, raw = await _read_error(provider, upstream)
-            upstream_seconds += perf_counter() - headers_at
-            log.warning(
-                "%s %s answered %d: %s",
-                provider.name,
-                credential.label,
-                upstream.status,
-                error.message,
-            )
-            if upstream.status in REFUSALS:
-                refused.add(credential.id)
-            if _cool(state, runtime, credential, call.model, upstream.status, error):
-                cooled_here.add(credential.id)
-            if provider.should_retry(upstream.status) and _more_to_try(queue, refused):
-                last_error = error
-                continue
-            overhead = _overhead(perf_counter() - call.started - upstream_seconds)
-            if passthrough and _is_json(raw):
-                # The upstream's own body goes back as is; its reset hint (body or header)
-                # still reaches the client as Retry-After.
-                if error.retry_after is not None:
-                    overhead["retry-after"] = str(max(0, round(error.retry_after)))
-                return Response(
-                    raw, upstream.status, media_type="application/json", headers=overhead
+                return await self._attempt(candidate)
+            self.refused.add(_key(candidate))
+            state.request_counts.record(credential.id, False)
+            self.failure = _Failure(
+                ProxyError(
+                    ErrorKind.AUTHENTICATION,
+                    f"account {credential.id} was refused by the upstream",
                 )
-            response = error_response(call.protocol, error)
-            response.headers.update(overhead)
-            return response
-        if session is not None:
+            )
+            return None
+        state.request_counts.record(credential.id, upstream.status < 400)
+        if upstream.status >= 400:
+            return await self._failed(candidate, credential, upstream, passthrough, headers_at)
+        if self.session is not None:
             # This credential answered: the session's next turn comes back to it.
-            state.affinity.bind(session, call.model, credential.id, routing.session_affinity_ttl)
+            routing = self.runtime.config.routing
+            state.affinity.bind(
+                self.session, call.model, credential.id, routing.session_affinity_ttl
+            )
+        upstream_seconds = self.upstream_seconds
         if call.stream:
             overhead = _overhead(perf_counter() - call.started - upstream_seconds)
             _log_served(call, candidate, passthrough, headers_at - sent_at)
-            return _stream(call, candidate, upstream, passthrough, canonical, overhead)
+            return _stream(call, candidate, upstream, passthrough, self.canonical, overhead)
         _log_served(call, candidate, passthrough, headers_at - sent_at)
         if provider.stream_only and upstream.content_type != "application/json":
             return await _collect(call, provider, upstream, upstream_seconds, headers_at)
         return await _complete(call, candidate, upstream, passthrough, upstream_seconds, headers_at)
-    if last_error is None:
-        # Every candidate was cooled by other requests while this one waited its turn.
-        _not_cooling(state, candidates, call.model)
-    raise last_error or ProxyError(ErrorKind.UPSTREAM, "no upstream could serve the request")
 
+    async def _failed(
+        self,
+        candidate: Candidate,
+        credential: Credential,
+        upstream: aiohttp.ClientResponse,
+        passthrough: bool,
+        headers_at: float,
+    ) -> Response | None:
+        """Book an upstream error reply; raise _Stop when the request must end with it. A
+        quota error may still be answered here by a fallback of the same account."""
+        provider = candidate.provider
+        assert isinstance(provider, Provider)
+        status = upstream.status
+        error, raw = await _read_error(provider, upstream)
+        self.upstream_seconds += perf_counter() - headers_at
+        log.warning("%s %s answered %d: %s", provider.name, credential.label, status, error.message)
+        self.failure = _Failure(error, raw, status, passthrough)
+        policy = self.runtime.registry.policy(credential.id)
+        action = (
+            policy.classify(status, raw.decode("utf-8", "replace"), error.message)
+            if policy.error_rules
+            else None
+        )
+        if action is not None:
+            if action.cools:
+                self._cool(candidate, credential, status, error, forced=True)
+            if not action.retries:
+                raise _Stop
+            self.refused.add(_key(candidate))  # the rule says: another credential, not this
+            return None
+        cooled = self._cool(candidate, credential, status, error)
+        if status in (401, 403) or (status == 429 and not cooled):
+            self.refused.add(_key(candidate))
+        elif cooled and status != 429 and error.kind is not ErrorKind.RATE_LIMIT:
+            self.transient_here.add(_key(candidate))
+        if not provider.should_retry(status):
+            raise _Stop
+        if not self.fell_back:
+            policy_switches = self.runtime.config.quota_exceeded
+            fallbacks = quota_fallbacks(candidate, status, error, policy_switches)
+            if fallbacks:
+                return await self._fall_back(fallbacks)
+        return None
 
-def _cooled_elsewhere(
-    state: AppState, candidate: Candidate, model: str, cooled_here: set[str]
-) -> bool:
-    """Cooled by another request since this one was ordered: leave it alone."""
-    credential = candidate.credential
-    if credential is None or credential.id in cooled_here:
-        return False
-    return state.cooldowns.available_at(credential.id, model) is not None
+    async def _fall_back(self, fallbacks: list[Candidate]) -> Response | None:
+        """Try the same account's other projects / preview models at once. When none answers,
+        the client hears about the original quota error (a retired preview's 404 would only
+        mislead it)."""
+        self.fell_back = True
+        original = self.failure
+        for fallback in fallbacks:
+            if not self._open(fallback) or self._resting(fallback):
+                continue
+            response = await self._attempt(fallback)
+            if response is not None:
+                return response
+        self.failure = original
+        return None
 
-
-def _not_cooling(state: AppState, candidates: list[Candidate], model: str) -> list[Candidate]:
-    """The candidates not cooling for ``model``; when all are, a 429 whose Retry-After is the
-    earliest reset (no upstream is asked: each one told us to wait)."""
-    book = state.cooldowns
-    ready: list[Candidate] = []
-    earliest: float | None = None
-    for candidate in candidates:
-        until = None
-        if candidate.credential is not None:
-            until = book.available_at(candidate.credential.id, model)
-        if until is None:
-            ready.append(candidate)
-        elif earliest is None or until < earliest:
-            earliest = until
-    if ready or earliest is None:
-        return ready
-    wait = seconds_until(earliest, book.now())
-    raise ProxyError(
-        ErrorKind.RATE_LIMIT,
-        f"every credential for model '{model}' is cooling down after upstream rate limits or "
-        f"errors; retry in {wait} s",
-        retry_after=wait,
-    )
+    def _cool(
+        self,
+        candidate: Candidate,
+        credential: Credential,
+        status: int,
+        error: ProxyError,
+        *,
+        forced: bool = False,
+    ) -> bool:
+        model = _key(candidate)[1]
+        return _cool(self.state, self.runtime, credential, model, status, error, forced=forced)
 
 
 def _cool(
@@ -215,23 +380,36 @@ def _cool(
     model: str,
     status: int,
     error: ProxyError,
+    *,
+    forced: bool = False,
 ) -> bool:
-    """Rest a (credential, model) pair after a rate limit or a transient upstream error, as
-    the config allows. True when it was cooled."""
-    policy = runtime.registry.policy(credential.id)
+    """Rest the (credential, upstream model) pair after a rate limit or a transient error, as
+    the config allows; ``forced`` (a stop/continue-and-cooldown rule) rests it even for a
+    status that normally does not. True when it was cooled."""
     cooling = runtime.cooling
-    enabled = policy.cooling_enabled(cooling.enabled)
+    enabled = runtime.registry.policy(credential.id).cooling_enabled(cooling.enabled)
     seconds = cooling.duration(status, error.kind, error.retry_after, enabled)
+    if seconds is None and forced and enabled:
+        seconds = error.retry_after or cooling.rate_limit_seconds
     if seconds is None:
         return False
     book = state.cooldowns
     until = book.now() + seconds
-    reason = RATE_LIMIT if status == 429 or error.kind is ErrorKind.RATE_LIMIT else TRANSIENT
+    rate_limited = status == 429 or error.kind is ErrorKind.RATE_LIMIT
+    reason = RATE_LIMIT if rate_limited else TRANSIENT
     book.cool(credential.id, model, until, f"{reason} ({status})")
     log.info("%s cools for %s for %.0f s (%d)", credential.label, model, seconds, status)
     if credential.account and state.auth_store.get(credential.id) is not None:
         _mark_account(state, credential.id, book.now(), until)
     return True
+
+
+def _key(candidate: Candidate) -> tuple[str, str]:
+    """What refusals and cooldowns are kept per: an alias pool may put several upstream models
+    of one credential behind one client name, and each has its own quota (as has each project
+    of a Gemini account with several)."""
+    credential = candidate.credential
+    return (credential.id if credential is not None else "", rest_model(candidate))
 
 
 def _mark_account(state: AppState, record_id: str, now: float, until: float) -> None:
@@ -279,10 +457,6 @@ async def _reauthorize(state: AppState, credential: Credential) -> bool:
         log.warning("%s: refresh after 401 failed: %s", credential.label, error.message)
         return False
     return bool(fresh.access_token) and fresh.access_token != credential.secret
-
-
-def _more_to_try(rest: list[Candidate], refused: set[str]) -> bool:
-    return any(c.credential is None or c.credential.id not in refused for c in rest)
 
 
 async def _read_error(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cliproxy.auth.records import AccountState, AuthRecord
@@ -19,7 +20,9 @@ from cliproxy.providers.transport import UpstreamClient
 from cliproxy.routing.affinity import AffinityBook, MemoryAffinityBook
 from cliproxy.routing.build import build_registry
 from cliproxy.routing.cooldown import Clock, CoolingPolicy, MemoryCooldownBook
+from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
+from cliproxy.usage.request_counts import RequestCounts
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class Runtime:
     registry: ModelRegistry
     selector: Selector
     api_keys: tuple[bytes, ...]
+    payload: PayloadRules
 
     @property
     def request_retry(self) -> int:
@@ -67,6 +71,7 @@ def build_runtime(
         registry=build_registry(config, accounts, account_providers),
         selector=selector or make_selector(config.routing.strategy),
         api_keys=tuple(key.encode() for key in config.api_keys),
+        payload=PayloadRules.from_config(config.payload),
     )
 
 
@@ -84,6 +89,9 @@ def account_providers() -> dict[str, Provider]:
     }
 
 
+COOLDOWN_FILE = "cliproxy-cooldowns.cds"
+
+
 class AppState:
     def __init__(self, config: Config, clock: Clock = time.time) -> None:
         # Cooldowns outlive config reloads and registry rebuilds (a reload must not forgive a
@@ -92,11 +100,17 @@ class AppState:
         # Session bindings outlive reloads too, and read the cooldown book's clock, so a test
         # that swaps ``state.cooldowns.clock`` moves both.
         self.affinity: AffinityBook = MemoryAffinityBook(self.cooldowns.now)
+        # How a request waits for a credential's reset (max-retry-interval); tests swap it for
+        # one that moves the fake clock instead of sleeping.
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        # Per-credential outcomes for the management listing (memory only).
+        self.request_counts = RequestCounts(self.cooldowns.now)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
         self.account_providers = account_providers()
         self.auth_store = AuthStore(config.auth_dir)
         self.auth_store.load()
+        self._save_cooldowns(config)
         self.refresher = Refresher(self.auth_store, sender=self.upstream)
         self.runtime = build_runtime(config, None, self._usable_accounts(), self.account_providers)
         self.auth_store.subscribe(lambda change: self.rebuild())
@@ -117,9 +131,20 @@ class AppState:
             config, self.runtime, self._usable_accounts(), self.account_providers
         )
 
+    def _save_cooldowns(self, config: Config) -> None:
+        # Beside the auth files, as CLIProxyAPI keeps its .cds files; not *.json, so the auth
+        # store never takes it for an account.
+        path = config.auth_dir / COOLDOWN_FILE if config.save_cooldown_status else None
+        self.cooldowns.persist_to(path)
+
     def apply(self, config: Config) -> None:
         """Swap in a new config (hot reload)."""
         old = self.runtime.config
+        if (old.save_cooldown_status, old.auth_dir) != (
+            config.save_cooldown_status,
+            config.auth_dir,
+        ):
+            self._save_cooldowns(config)
         self.runtime = build_runtime(
             config, self.runtime, self._usable_accounts(), self.account_providers
         )
