@@ -23,8 +23,9 @@ from cliproxy.providers.api_keys import (
 )
 from cliproxy.providers.base import Credential, Provider
 from cliproxy.providers.demo import DemoProvider
+from cliproxy.routing.account_names import ChannelNames, account_names
 from cliproxy.routing.policy import CredentialPolicy, compile_rules
-from cliproxy.routing.registry import Candidate, ModelRegistry
+from cliproxy.routing.registry import Candidate, ModelRegistry, excluded
 
 # Model names an API-key entry without a `models:` list answers for, and the ones it lists in
 # /v1/models. Any other name with the same family prefix is still forwarded.
@@ -50,6 +51,8 @@ def build_registry(
     account_providers: Mapping[str, Provider] | None = None,
 ) -> ModelRegistry:
     registry = ModelRegistry()
+    # force-model-prefix: a credential with a prefix answers only "prefix/model" names.
+    plain = not config.force_model_prefix
     usable = [a for a in accounts if account_providers and a.type in account_providers]
     if config.demo and (config.demo_explicit or not usable):
         demo = DemoProvider()
@@ -86,6 +89,7 @@ def build_registry(
                     entry.models,
                     entry.prefix,
                     entry.excluded_models,
+                    plain,
                 )
             else:
                 prefixes, listed = FAMILIES[family]
@@ -94,14 +98,17 @@ def build_registry(
                     provider,
                     credential,
                     route_prefix=entry.prefix,
-                    listed_models=[m for m in listed if not _excluded(m, entry.excluded_models)],
+                    listed_models=listed,
+                    excluded_models=entry.excluded_models,
+                    plain=plain,
                 )
     for compat in config.openai_compatibility:
         if not compat.disabled:
-            _add_openai_compat(registry, compat)
+            _add_openai_compat(registry, compat, plain)
+    channels = ChannelNames.from_config(config)
     for record in usable:
         assert account_providers is not None
-        _add_account(registry, record, account_providers[record.type])
+        _add_account(registry, record, account_providers[record.type], channels, plain)
         registry.policies[record.id] = _account_policy(config, record)
     return registry
 
@@ -136,23 +143,34 @@ def account_base_url(record: AuthRecord) -> str:
     return os.environ.get(f"CLIPROXY_{record.type.upper()}_BASE_URL", "")
 
 
-def _add_account(registry: ModelRegistry, record: AuthRecord, provider: Provider) -> None:
+def _add_account(
+    registry: ModelRegistry,
+    record: AuthRecord,
+    provider: Provider,
+    channels: ChannelNames,
+    plain: bool,
+) -> None:
     credential = record.credential(account_base_url(record))
     # Auth files leave weight/priority unset unless the user wrote them (0 weight = default).
     credential = replace(credential, weight=record.weight or 1, priority=record.priority or 0)
-    excluded = [pattern.lower() for pattern in record.excluded_models]
-    listed = [m for m in provider.models() if not _excluded(m, excluded)]
+    names = account_names(record, channels)
+    prefix = record.prefix.strip().strip("/")
     # A family, like API keys without a models list, so accounts and keys of one vendor pool.
     registry.add_family(
         ACCOUNT_FAMILIES[record.type],
         provider,
         credential,
-        route_prefix=record.prefix,
-        listed_models=listed,
+        route_prefix=prefix,
+        listed_models=provider.models(),
+        excluded_models=names.excluded,
+        hidden=names.hidden,
+        plain=plain,
     )
+    for rule in names.aliases:
+        _add_name(registry, rule.alias, Candidate(provider, credential, rule.name), prefix, plain)
 
 
-def _add_openai_compat(registry: ModelRegistry, compat: OpenAICompatibility) -> None:
+def _add_openai_compat(registry: ModelRegistry, compat: OpenAICompatibility, plain: bool) -> None:
     provider = OpenAICompatProvider(compat.name)
     entries = compat.api_key_entries or []
     for index, entry in enumerate(entries or [OpenAIKeyEntry()]):
@@ -170,7 +188,7 @@ def _add_openai_compat(registry: ModelRegistry, compat: OpenAICompatibility) -> 
             compat.request_retry,
             compile_rules(compat.request_scoped_errors),
         )
-        _add_models(registry, provider, credential, compat.models, compat.prefix, [])
+        _add_models(registry, provider, credential, compat.models, compat.prefix, [], plain)
 
 
 def _add_models(
@@ -179,19 +197,23 @@ def _add_models(
     credential: Credential,
     models: list[ModelAlias],
     prefix: str,
-    excluded: list[str],
+    excluded_models: list[str],
+    plain: bool,
 ) -> None:
     for model in models:
-        if _excluded(model.client_name, excluded) or _excluded(model.name, excluded):
+        if excluded(model.client_name, excluded_models) or excluded(model.name, excluded_models):
             continue
-        candidate = Candidate(provider, credential, model.name)
-        registry.add(model.client_name, candidate)
-        if prefix:
-            registry.add(f"{prefix}/{model.client_name}", candidate)
+        _add_name(
+            registry, model.client_name, Candidate(provider, credential, model.name), prefix, plain
+        )
 
 
-def _excluded(model: str, patterns: list[str]) -> bool:
-    from fnmatch import fnmatchcase
-
-    name = model.lower()
-    return any(fnmatchcase(name, pattern) for pattern in patterns)
+def _add_name(
+    registry: ModelRegistry, name: str, candidate: Candidate, prefix: str, plain: bool
+) -> None:
+    """``name`` for clients: as "prefix/name" when the credential has a prefix, and bare unless
+    force-model-prefix keeps prefixed credentials to prefixed names."""
+    if plain or not prefix:
+        registry.add(name, candidate)
+    if prefix:
+        registry.add(f"{prefix}/{name}", candidate)

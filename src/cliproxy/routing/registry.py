@@ -1,9 +1,11 @@
 """Model registry: which (provider, credential, upstream model) can serve a client model name.
 
 Built once per config load and swapped whole on reload, so a request always sees one consistent
-registry. Exact names (aliases and prefixed names included) win; a name that matches none falls
-back to the model families of entries that list no models (e.g. any "claude-*" name goes to
-claude-api-key entries without a models list).
+registry. Every listed name is an exact name (aliases, prefixed names and the models a family
+lists), and exact names win. A name that matches none falls back to the model families of
+entries that list no models (e.g. any "claude-*" name goes to claude-api-key entries without a
+models list), minus the names each family's credential excludes or hides behind an alias.
+/v1/models lists exactly the exact names, so everything listed is routable.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import Credential, LocalProvider, Provider
@@ -30,12 +33,40 @@ class ModelInfo:
     owned_by: str
 
 
-@dataclass(slots=True)
+def excluded(model: str, patterns: Iterable[str]) -> bool:
+    """True when ``model`` matches one of the lower-cased ``*`` patterns, ignoring case."""
+    name = model.lower()
+    return any(fnmatchcase(name, pattern) for pattern in patterns)
+
+
+@dataclass(frozen=True, slots=True)
 class _Family:
     prefixes: tuple[str, ...]
     route_prefix: str  # the entry's "prefix/" (empty when none)
     provider: Provider
     credential: Credential
+    # Answers names without its route prefix too (force-model-prefix off, or no prefix).
+    plain: bool
+    excluded: tuple[str, ...]  # lower-cased patterns this credential never serves
+    hidden: frozenset[str]  # names an alias took over for this credential
+
+    def upstream_name(self, model: str) -> str | None:
+        """The upstream model this family would ask for ``model``, or None."""
+        name = model
+        if self.route_prefix:
+            head, sep, rest = model.partition("/")
+            if sep and head == self.route_prefix:
+                name = rest
+            elif not self.plain:
+                return None
+        # A vendor model name has no "/": "other-prefix/claude-x" is another credential's.
+        if "/" in name or not name.startswith(self.prefixes) or not self.keeps(name):
+            return None
+        return name
+
+    def keeps(self, name: str) -> bool:
+        """False for a name this credential must not serve (excluded, or taken by an alias)."""
+        return name not in self.hidden and not (self.excluded and excluded(name, self.excluded))
 
 
 @dataclass
@@ -50,7 +81,11 @@ class ModelRegistry:
         return self.policies.get(credential_id, DEFAULT_POLICY)
 
     def add(self, name: str, candidate: Candidate, *, listed: bool = True) -> None:
-        self._exact.setdefault(name, []).append(candidate)
+        """Serve ``name`` through ``candidate``. Several candidates under one name pool; one
+        credential may appear with several upstream models (an alias pool)."""
+        pool = self._exact.setdefault(name, [])
+        if candidate not in pool:
+            pool.append(candidate)
         if listed and name not in self._listed:
             self._listed[name] = ModelInfo(name, candidate.provider.name)
 
@@ -62,15 +97,32 @@ class ModelRegistry:
         *,
         route_prefix: str = "",
         listed_models: Iterable[str] = (),
+        excluded_models: Iterable[str] = (),
+        hidden: Iterable[str] = (),
+        plain: bool = True,
     ) -> None:
         """Serve any model whose name starts with one of ``prefixes`` through this credential,
-        and list ``listed_models`` in /v1/models."""
-        family = _Family(tuple(prefixes), route_prefix, provider, credential)
+        except names matching ``excluded_models`` (lower-cased patterns) or in ``hidden``.
+        ``listed_models`` that survive those become exact names, listed in /v1/models, as
+        "route_prefix/model" and, when ``plain`` (or without a prefix), as "model"."""
+        family = _Family(
+            tuple(prefixes),
+            route_prefix,
+            provider,
+            credential,
+            plain or not route_prefix,
+            tuple(excluded_models),
+            frozenset(hidden),
+        )
         self._families.append(family)
         for model in listed_models:
-            name = f"{route_prefix}/{model}" if route_prefix else model
-            if name not in self._listed:
-                self._listed[name] = ModelInfo(name, provider.name)
+            if not family.keeps(model):
+                continue
+            candidate = Candidate(provider, credential, model)
+            if family.plain:
+                self.add(model, candidate)
+            if route_prefix:
+                self.add(f"{route_prefix}/{model}", candidate)
 
     def candidates(self, model: str) -> list[Candidate]:
         found = self._exact.get(model)
@@ -78,13 +130,8 @@ class ModelRegistry:
             return found
         family_matches: list[Candidate] = []
         for family in self._families:
-            name = model
-            if family.route_prefix:
-                head, sep, rest = model.partition("/")
-                if not sep or head != family.route_prefix:
-                    continue
-                name = rest
-            if name.startswith(family.prefixes):
+            name = family.upstream_name(model)
+            if name is not None:
                 family_matches.append(Candidate(family.provider, family.credential, name))
         if family_matches:
             return family_matches
@@ -96,6 +143,10 @@ class ModelRegistry:
 
     def models(self) -> list[ModelInfo]:
         return list(self._listed.values())
+
+    def model(self, name: str) -> ModelInfo | None:
+        """One listed model, or None when ``name`` is not listed."""
+        return self._listed.get(name)
 
 
 class _PrioritySelector:
@@ -139,17 +190,17 @@ class WeightedRoundRobin(_PrioritySelector):
     weight, and heavy credentials are interleaved with light ones rather than bunched."""
 
     def __init__(self) -> None:
-        self._current: dict[str, dict[str, int]] = {}
+        self._current: dict[str, dict[tuple[str, str], int]] = {}
 
     def _rank(self, model: str, candidates: list[Candidate]) -> list[Candidate]:
         current = self._current.setdefault(model, {})
         total = 0
         for candidate in candidates:
-            key = _key(candidate)
+            key = selection_key(candidate)
             current[key] = current.get(key, 0) + _weight(candidate)
             total += _weight(candidate)
-        ranked = sorted(candidates, key=lambda c: -current[_key(c)])  # stable for ties
-        current[_key(ranked[0])] -= total
+        ranked = sorted(candidates, key=lambda c: -current[selection_key(c)])  # stable for ties
+        current[selection_key(ranked[0])] -= total
         return ranked
 
 
@@ -172,7 +223,9 @@ def _weight(candidate: Candidate) -> int:
     return max(candidate.credential.weight, 1) if candidate.credential is not None else 1
 
 
-def _key(candidate: Candidate) -> str:
+def selection_key(candidate: Candidate) -> tuple[str, str]:
+    """What selection state is kept per: (credential id, upstream model). One credential in an
+    alias pool serves several upstream models, and each must keep its own turn and weight."""
     if candidate.credential is not None:
-        return candidate.credential.id
-    return f"local:{candidate.provider.name}:{candidate.upstream_model}"
+        return (candidate.credential.id, candidate.upstream_model)
+    return (f"local:{candidate.provider.name}", candidate.upstream_model)

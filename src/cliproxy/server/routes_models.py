@@ -65,7 +65,7 @@ async def list_models(request: HTTPRequest) -> Response:
 async def get_model(request: HTTPRequest) -> Response:
     state: AppState = request.app.state.cliproxy
     name = request.path_params["target"].removeprefix("models/")
-    info = next((m for m in state.runtime.registry.models() if m.id == name), None)
+    info = state.runtime.registry.model(name)
     if info is None:
         raise ProxyError(ErrorKind.NOT_FOUND, f"model '{name}' is not served here", param="model")
     protocol = models_protocol(request.url.path, dict(request.headers))
