@@ -312,3 +312,29 @@ def test_subagents_follow_the_parent_only_when_configured(
         assert children == [bound] * 4
     else:
         assert sorted(set(children)) == ["k1", "k2"]
+
+
+def test_anthropic_limit_reset_headers_set_the_rest_when_retry_after_is_missing(
+    start, anthropic_sim: AnthropicSim
+) -> None:
+    from datetime import UTC, datetime
+
+    proxy, _ = start("max-retry-interval: 0\n" + ONE_KEY)
+    reset_at = datetime.fromtimestamp(T0 + 45, UTC).isoformat().replace("+00:00", "Z")
+    anthropic_sim.queue(
+        Reply.error(
+            429,
+            headers={
+                "anthropic-ratelimit-requests-remaining": "12",
+                "anthropic-ratelimit-requests-reset": reset_at.replace(":45Z", ":05Z"),
+                "anthropic-ratelimit-tokens-remaining": "0",
+                "anthropic-ratelimit-tokens-reset": reset_at,
+            },
+        )
+    )
+    claude = anthropic.Anthropic(base_url=proxy.base_url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as caught:
+        claude.messages.create(model="m", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    [rest] = proxy.state.cooldowns.snapshot()
+    assert rest.until == T0 + 45
+    assert caught.value.response.headers["retry-after"] == "45"

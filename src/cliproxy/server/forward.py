@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from time import perf_counter
 from typing import Any
 
@@ -27,6 +28,7 @@ from cliproxy.routing.affinity import is_subagent, prefer_bound, session_key
 from cliproxy.routing.cooldown import RATE_LIMIT, TRANSIENT, seconds_until
 from cliproxy.routing.quota import project_variants, quota_fallbacks, rest_model
 from cliproxy.routing.registry import Candidate
+from cliproxy.routing.reset_hints import seconds_from_headers
 from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
 from cliproxy.server.relay import (
@@ -314,7 +316,7 @@ class _Forwarding:
         provider = candidate.provider
         assert isinstance(provider, Provider)
         status = upstream.status
-        error, raw = await _read_error(provider, upstream)
+        error, raw = await _read_error(provider, upstream, self.state.cooldowns.now())
         self.upstream_seconds += perf_counter() - headers_at
         log.warning("%s %s answered %d: %s", provider.name, credential.label, status, error.message)
         self.failure = _Failure(error, raw, status, passthrough)
@@ -460,7 +462,7 @@ async def _reauthorize(state: AppState, credential: Credential) -> bool:
 
 
 async def _read_error(
-    provider: Provider, upstream: aiohttp.ClientResponse
+    provider: Provider, upstream: aiohttp.ClientResponse, now: float
 ) -> tuple[ProxyError, bytes]:
     try:
         raw = await upstream.read()
@@ -469,13 +471,27 @@ async def _read_error(
     finally:
         upstream.release()
     error = provider.protocol.parse_error(upstream.status, raw)
-    retry_after = upstream.headers.get("retry-after")
-    if retry_after and error.retry_after is None:
-        try:
-            error.retry_after = float(retry_after)
-        except ValueError:
-            pass
+    if error.retry_after is None:
+        # The body's own hint wins; then Retry-After (seconds or an HTTP date); then the
+        # vendor's per-limit reset headers.
+        error.retry_after = _retry_after(upstream.headers.get("retry-after", ""), now)
+    if error.retry_after is None and upstream.status == 429:
+        error.retry_after = seconds_from_headers(upstream.headers, now)
     return error, raw
+
+
+def _retry_after(value: str, now: float) -> float | None:
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
+    except (TypeError, ValueError):
+        return None
 
 
 def _is_json(raw: bytes) -> bool:
