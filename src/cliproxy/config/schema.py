@@ -7,6 +7,7 @@ but not supported yet" or "unknown" by walking the YAML tree against these model
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -387,6 +388,20 @@ class RemoteManagement(ConfigModel):
     disable_control_panel: bool = False
     disable_auto_update_panel: bool = False
     panel_github_repository: str = ""
+    # cliproxy extension: peers (CIDRs) whose X-Forwarded-For / X-Real-IP the management API
+    # believes; from any other peer those headers are ignored and the socket address counts.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: list[str]) -> list[str]:
+        clean = []
+        for item in value:
+            try:
+                clean.append(str(ipaddress.ip_network(item.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return clean
 
 
 class Config(ConfigModel):

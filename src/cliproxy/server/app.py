@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cliproxy import __version__
 from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
 from cliproxy.config.schema import Config
+from cliproxy.management import management_routes
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server import routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
@@ -147,7 +148,7 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
             await state.close()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, management_routes(lambda: state, config_path)],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
     )

@@ -1,0 +1,94 @@
+"""Quota view per account, from what the server already keeps; no upstream calls.
+
+The reference's console fetches quotas itself through an open relay (`/api-call`); we do not
+offer one. Instead each account shows what cliproxy saw on its latest replies: Codex's usage
+windows (x-codex-* headers), Claude's unified rate-limit headers, and the cooldowns routing is
+applying to it. Gemini replies carry no usage headers, so Gemini accounts show cooldowns only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cliproxy.auth.records import AuthRecord, format_time
+from cliproxy.server.state import AppState
+
+from .auth_files import auth_index, describe_record
+
+
+def quota_entries(
+    state: AppState, *, name: str | None = None, index: str | None = None
+) -> list[dict[str, Any]]:
+    state.auth_store.load()
+    entries = [quota_entry(state, record) for record in state.auth_store.records()]
+    if name is not None:
+        entries = [e for e in entries if e["name"] == name]
+    if index is not None:
+        entries = [e for e in entries if e["auth_index"] == index]
+    return entries
+
+
+def quota_entry(state: AppState, record: AuthRecord) -> dict[str, Any]:
+    summary = describe_record(state, record)
+    entry: dict[str, Any] = {
+        "name": record.id,
+        "auth_index": summary["auth_index"],
+        "type": record.type,
+        "email": record.email,
+        "status": summary["status"],
+        "state": summary["state"],
+        "unavailable": summary["unavailable"],
+        "next_retry_after": summary["next_retry_after"],
+        "cooldowns": cooldowns_of(state, record.id),
+        "usage": None,
+    }
+    provider = state.account_providers.get(record.type)
+    usage = getattr(provider, "usage", None)
+    seen = usage(record.id) if callable(usage) else None
+    if seen is not None:
+        entry["usage"] = seen.to_json() if hasattr(seen, "to_json") else dict(seen)
+    return entry
+
+
+def cooldowns_of(state: AppState, credential_id: str) -> list[dict[str, Any]]:
+    now = state.cooldowns.now()
+    return [
+        {
+            "model": c.model,
+            "until": format_time(datetime.fromtimestamp(c.until, UTC)),
+            "seconds_left": max(0, round(c.until - now)),
+            "reason": c.reason,
+        }
+        for c in state.cooldowns.snapshot()
+        if c.credential_id == credential_id
+    ]
+
+
+def resolve_credential(state: AppState, index: str) -> str | None:
+    """The credential id an ``auth_index`` names: an auth file's index, or a routing credential
+    id as given (config API keys' `auth-index` is their routing id, e.g. "claude-api-key[0]")."""
+    for record in state.auth_store.records():
+        if auth_index(record.type, record.path) == index:
+            return record.id
+    if index in state.runtime.registry.policies:  # every routed credential has a policy
+        return index
+    if any(c.credential_id == index for c in state.cooldowns.snapshot()):
+        return index
+    return None
+
+
+def reset_quota(state: AppState, credential_id: str, model: str | None = None) -> list[str]:
+    """Forget the credential's cooldowns (one model's, or all); returns the models freed."""
+    models = [
+        c.model
+        for c in state.cooldowns.snapshot()
+        if c.credential_id == credential_id and (model is None or c.model == model)
+    ]
+    state.cooldowns.clear(credential_id, model)
+    if state.auth_store.get(credential_id) is not None:
+        # The listing's "cooling until" follows whatever cooldown is left, if any.
+        left = [c.until for c in state.cooldowns.snapshot() if c.credential_id == credential_id]
+        until = datetime.fromtimestamp(max(left), UTC) if left else None
+        state.auth_store.mark_cooling(credential_id, until)
+    return models

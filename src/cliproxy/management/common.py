@@ -1,0 +1,128 @@
+"""What every management route shares: its context, JSON in and out, errors as JSON bodies."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from cliproxy.management.config_file import ConfigEditor
+    from cliproxy.management.security import ManagementGuard
+    from cliproxy.server.state import AppState
+
+CONTEXT_KEY = "cliproxy.management"
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a config file or a provider list; far above real ones
+OK = {"status": "ok"}
+
+
+class ApiError(Exception):
+    """A refusal with its status. The body is `{"error": message}`, or with `code` set,
+    `{"error": code, "message": message}` (the newer handlers of the reference do that)."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        if self.code:
+            return {"error": self.code, "message": self.message}
+        return {"error": self.message}
+
+
+def invalid(message: str) -> ApiError:
+    """A payload that is JSON but not what the route takes: 422 naming the field."""
+    return ApiError(422, None, message)
+
+
+@dataclass
+class ManagementContext:
+    state_getter: Callable[[], AppState]
+    editor: ConfigEditor
+    guard: ManagementGuard
+
+
+def context(request: Request) -> ManagementContext:
+    found: ManagementContext = request.scope[CONTEXT_KEY]
+    return found
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def api(handler: Handler) -> Handler:
+    """Turns ApiError into its JSON reply, so handlers simply raise."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as error:
+            return json_response(error.body(), error.status)
+
+    return wrapped
+
+
+async def read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, None, f"body larger than {MAX_BODY_BYTES} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, None, f"body larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request) -> Any:
+    """The JSON body; 400 `invalid body` when it is not JSON at all."""
+    raw = await read_body(request)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, None, "invalid body") from None
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise invalid("body: must be a JSON object")
+    return body
+
+
+def query_int(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise invalid(f"{name}: must be a whole number (got {raw[:40]!r})") from None
+
+
+def type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

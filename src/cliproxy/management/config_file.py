@@ -1,0 +1,338 @@
+"""Editing config.yaml for the management API: round-trip load, edit, validate, atomic write,
+live apply.
+
+Every write is validated as a whole config before anything touches the disk, so a rejected
+edit leaves the file byte-identical. Comments and key order survive because the file is edited
+as ruamel's round-trip tree; the comment lines that sit between two top-level keys are moved
+along with their keys when a list or map before them changes (ruamel hangs them on the last
+item of the preceding value, which an edit would otherwise drop or misplace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.scalarstring import ScalarString
+from ruamel.yaml.tokens import CommentToken
+
+from cliproxy.config import ConfigError, parse_config_text
+from cliproxy.config.schema import Config
+from cliproxy.management.common import ApiError
+from cliproxy.management.security import hash_secret, is_bcrypt_hash
+from cliproxy.server.state import AppState
+
+Mutation = Callable[[CommentedMap], None]
+
+
+def config_problem_text(error: ConfigError) -> str:
+    """`key.path: message (line N)` per problem, without the server's file path."""
+    parts = []
+    for problem in error.problems:
+        text = f"{problem.key_path}: {problem.message}" if problem.key_path else problem.message
+        parts.append(f"{text} (line {problem.line})" if problem.line else text)
+    return "; ".join(parts) or str(error)
+
+
+@dataclass
+class _Document:
+    tree: CommentedMap
+    style: _Indentation
+    preamble: str  # the text of a file that held only comments (ruamel loads it as nothing)
+
+
+@dataclass
+class _Indentation:
+    """How the file indents, so a rewrite looks like the original: `mapping` spaces for a
+    nested key, block list items `offset` spaces in with their content at `sequence`."""
+
+    mapping: int = 2
+    sequence: int = 2
+    offset: int = 0
+
+
+_BLOCK_KEY = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
+
+
+def _guess_indentation(text: str) -> _Indentation:
+    """The first nested mapping and the first block list decide (ruamel's own guess mixes
+    the two, and files commonly indent lists differently from maps)."""
+    style = _Indentation()
+    seen_map = seen_seq = False
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
+    for line, following in itertools.pairwise(lines):
+        parent = _BLOCK_KEY.match(line)
+        if parent is None:
+            continue
+        step = (len(following) - len(following.lstrip(" "))) - len(parent.group(1))
+        if step < 0 or (step == 0 and not following.lstrip().startswith("- ")):
+            continue
+        if following.lstrip().startswith("- "):
+            if not seen_seq:
+                style.offset, style.sequence, seen_seq = step, step + 2, True
+        elif not seen_map:
+            style.mapping, seen_map = step, True
+        if seen_map and seen_seq:
+            break
+    return style
+
+
+def _yaml(style: _Indentation | None = None) -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap long values (URLs, keys)
+    if style is not None:
+        yaml.indent(mapping=style.mapping, sequence=style.sequence, offset=style.offset)
+    return yaml
+
+
+def load_document(text: str) -> _Document:
+    """Parse YAML text; raises ApiError 400 for text that is not YAML or not a mapping."""
+    try:
+        tree = _yaml().load(text)
+    except YAMLError as exc:
+        raise ApiError(400, "invalid_yaml", f"YAML syntax: {exc}") from None
+    if tree is None:
+        return _Document(CommentedMap(), _Indentation(), text)
+    if not isinstance(tree, CommentedMap):
+        raise ApiError(400, "invalid_yaml", "the config must be a mapping of keys")
+    return _Document(tree, _guess_indentation(text), "")
+
+
+def dump_document(document: _Document) -> str:
+    out = io.StringIO()
+    _yaml(document.style).dump(document.tree, out)
+    body = out.getvalue() if document.tree else ""
+    if document.preamble.strip():
+        return document.preamble.rstrip("\n") + "\n" + body
+    return body
+
+
+# --- comments between top-level keys ------------------------------------------------------
+
+
+def _tail_slots(node: Any) -> list[tuple[Any, Any, int]]:
+    """(container, key, position) of each comment slot along the last items of `node`,
+    deepest first: a comment after a block ends up in one of them. A flow-style container
+    (`{x: 1}`) is one item: a comment put inside it would print inside the braces."""
+    if isinstance(node, CommentedMap | CommentedSeq) and node.fa.flow_style():
+        return []
+    if isinstance(node, CommentedSeq) and len(node):
+        return [*_tail_slots(node[-1]), (node, len(node) - 1, 0)]
+    if isinstance(node, CommentedMap) and len(node):
+        last = list(node.keys())[-1]
+        return [*_tail_slots(node[last]), (node, last, 2)]
+    return []
+
+
+def _take_trailing(tree: CommentedMap, key: Any) -> str:
+    """Remove and return the full comment lines after `key`'s value (its own end-of-line
+    comment stays)."""
+    for container, slot_key, position in [*_tail_slots(tree[key]), (tree, key, 2)]:
+        entry = container.ca.items.get(slot_key)
+        token = entry[position] if entry and len(entry) > position else None
+        if isinstance(token, CommentToken):
+            head, newline, tail = token.value.partition("\n")
+            if newline and tail:
+                if head:
+                    token.value = head + "\n"
+                else:
+                    entry[position] = None
+                return tail
+    # After a flow-style item ruamel keeps the following comments on the list's `end`.
+    containers = [slot[0] for slot in _tail_slots(tree[key])]
+    for container in [*containers, tree[key]]:
+        end = getattr(getattr(container, "ca", None), "end", None)
+        if end:
+            text = "".join(token.value for token in end if isinstance(token, CommentToken))
+            container.ca.end = []
+            return text
+    return ""
+
+
+def _put_trailing(tree: CommentedMap, key: Any, text: str) -> None:
+    container, slot_key, position = [*_tail_slots(tree[key]), (tree, key, 2)][0]
+    entry = container.ca.items.setdefault(slot_key, [None, None, None, None])
+    token = entry[position]
+    if isinstance(token, CommentToken):
+        token.value = token.value if token.value.endswith("\n") else token.value + "\n"
+        token.value += text
+    else:
+        entry[position] = CommentToken("\n" + text, CommentMark(0), None)
+
+
+def _commented(value: Any) -> Any:
+    """Plain dicts and lists as ruamel containers, which have comment slots of their own."""
+    if isinstance(value, dict) and not isinstance(value, CommentedMap):
+        return CommentedMap((key, _commented(item)) for key, item in value.items())
+    if isinstance(value, list) and not isinstance(value, CommentedSeq):
+        return CommentedSeq(_commented(item) for item in value)
+    if isinstance(value, CommentedMap):
+        for key in value:
+            value[key] = _commented(value[key])
+    elif isinstance(value, CommentedSeq):
+        for index, item in enumerate(value):
+            value[index] = _commented(item)
+    if isinstance(value, CommentedMap | CommentedSeq) and not value:
+        # `key: {}` on one line: an empty block container would print a comment that follows
+        # it between the key and its value.
+        value.fa.set_flow_style()
+        value.ca.items.clear()  # slots of removed items would swallow the comment after it
+    return value
+
+
+def edit_keeping_comments(tree: CommentedMap, mutate: Mutation) -> None:
+    """Apply `mutate`, then put each block of comment lines back before the key it preceded
+    (or at the end of the file)."""
+    keys = list(tree.keys())
+    blocks: list[tuple[Any, str]] = []  # (key the comments stood before | None for EOF, text)
+    for index, key in enumerate(keys):
+        text = _take_trailing(tree, key)
+        if text:
+            blocks.append((keys[index + 1] if index + 1 < len(keys) else None, text))
+    mutate(tree)
+    for key in tree:
+        tree[key] = _commented(tree[key])
+    new_keys = list(tree.keys())
+    for before, text in blocks:
+        if not new_keys:
+            return
+        if before is None or before not in tree:
+            _put_trailing(tree, new_keys[-1], text)
+        elif new_keys.index(before) > 0:
+            _put_trailing(tree, new_keys[new_keys.index(before) - 1], text)
+
+
+# --- the editor ---------------------------------------------------------------------------
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Temp file beside the target, fsync, rename over it; the file keeps its mode. A symlink
+    (a mounted ConfigMap, a dotfiles repo) is followed so the link itself survives."""
+    target = path.resolve()
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o600  # it holds keys
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _hash_plain_secret(tree: CommentedMap) -> bool:
+    """Replace a plaintext remote-management.secret-key in the tree by its bcrypt hash."""
+    section = tree.get("remote-management")
+    if not isinstance(section, CommentedMap):
+        return False
+    value = section.get("secret-key")
+    if not isinstance(value, str) or not value.strip() or is_bcrypt_hash(value.strip()):
+        return False
+    hashed = hash_secret(value.strip())
+    # Keep the quoting style the file used (ruamel's quoted scalars are str subclasses).
+    section["secret-key"] = type(value)(hashed) if isinstance(value, ScalarString) else hashed
+    return True
+
+
+class ConfigEditor:
+    """One per server. Writes are serialised by `lock`; each ends with `state.apply`."""
+
+    def __init__(self, path: Path | None, state_getter: Callable[[], AppState]) -> None:
+        self.path = path
+        self.state_getter = state_getter
+        self.lock = asyncio.Lock()
+
+    def _require_path(self) -> Path:
+        if self.path is None:
+            raise ApiError(
+                409,
+                "no_config_file",
+                "the server runs without a config file, so there is nothing to write; "
+                "start it with --config to manage settings through this API",
+            )
+        return self.path
+
+    def read_text(self) -> str:
+        path = self._require_path()
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ApiError(404, "not_found", "the config file does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ApiError(500, "read_failed", f"cannot read the config file: {exc}") from None
+
+    async def edit(self, mutate: Mutation) -> Config:
+        """Load the file, apply `mutate` to its tree, validate, write, apply live. Refusals
+        carry the plain `{"error": message}` body of the reference's setting routes."""
+        async with self.lock:
+            try:
+                config = await asyncio.to_thread(self._edit_sync, mutate)
+            except ApiError as error:
+                raise ApiError(error.status, None, error.message) from None
+            self.state_getter().apply(config)
+            return config
+
+    async def replace(self, text: str) -> Config:
+        """PUT /config.yaml: the new text as given (a plaintext secret-key gets hashed)."""
+        self._require_path()
+        async with self.lock:
+            config = await asyncio.to_thread(self._replace_sync, text)
+            self.state_getter().apply(config)
+            return config
+
+    def hash_secret_in_file(self) -> Config | None:
+        """At start: a plaintext secret-key in the file is replaced by its hash. Returns the
+        re-read config when the file changed. Synchronous: runs before the event loop."""
+        if self.path is None:
+            return None
+        text = self.read_text()
+        document = load_document(text)
+        if not _hash_plain_secret(document.tree):
+            return None
+        return self._commit(dump_document(document))
+
+    def _edit_sync(self, mutate: Mutation) -> Config:
+        document = load_document(self.read_text())
+        edit_keeping_comments(document.tree, mutate)
+        _hash_plain_secret(document.tree)
+        return self._commit(dump_document(document))
+
+    def _replace_sync(self, text: str) -> Config:
+        document = load_document(text)
+        if _hash_plain_secret(document.tree):
+            text = dump_document(document)
+        return self._commit(text)
+
+    def _commit(self, text: str) -> Config:
+        path = self._require_path()
+        try:
+            config = parse_config_text(text, str(path), base_dir=path.parent)
+        except ConfigError as exc:
+            raise ApiError(422, "invalid_config", config_problem_text(exc)) from None
+        try:
+            _write_atomically(path, text.encode("utf-8"))
+        except OSError as exc:
+            raise ApiError(500, "write_failed", f"failed to save config: {exc.strerror}") from None
+        return config

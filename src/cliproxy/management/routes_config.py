@@ -1,0 +1,308 @@
+"""Whole-config routes, scalar settings and the OAuth-channel maps (reference §3.1, §3.2, §3.5).
+
+Reads answer from the live config; writes go through ConfigEditor (file first, then live).
+A body that is not JSON is 400 `invalid body`; JSON of the wrong shape is 422 naming the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cliproxy.config.schema import _STRATEGY_SPELLINGS, ROUTING_STRATEGIES, Config
+from cliproxy.management.common import (
+    OK,
+    ApiError,
+    api,
+    context,
+    invalid,
+    json_response,
+    read_body,
+    read_json,
+    read_object,
+    type_name,
+)
+
+# GET /config leaves these out, as the reference does: where the server listens, where the
+# accounts live, and the management secret itself.
+HIDDEN_KEYS = frozenset({"host", "port", "auth-dir", "remote-management", "home"})
+
+
+def live_config(request: Request) -> Config:
+    return context(request).state_getter().runtime.config
+
+
+def config_json(config: Config) -> dict[str, Any]:
+    dumped: dict[str, Any] = config.model_dump(mode="json", by_alias=True)
+    return {key: value for key, value in dumped.items() if key not in HIDDEN_KEYS}
+
+
+def ensure_map(parent: CommentedMap, key: str) -> CommentedMap:
+    """The mapping at `parent[key]`, created when absent or empty (`routing:` with no value)."""
+    node = parent.get(key)
+    if not isinstance(node, CommentedMap):
+        node = CommentedMap()
+        parent[key] = node
+    return node
+
+
+def set_path(tree: CommentedMap, path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        node = ensure_map(node, part)
+    node[path[-1]] = value
+
+
+# --- whole config -------------------------------------------------------------------------
+
+
+@api
+async def get_config(request: Request) -> Response:
+    return json_response(config_json(live_config(request)))
+
+
+@api
+async def get_config_yaml(request: Request) -> Response:
+    editor = context(request).editor
+    if editor.path is None:
+        raise ApiError(404, "not_found", "the server runs without a config file")
+    text = editor.read_text()
+    return Response(
+        text.encode("utf-8"),
+        media_type="application/yaml; charset=utf-8",
+        headers={"cache-control": "no-store", "x-content-type-options": "nosniff"},
+    )
+
+
+@api
+async def put_config_yaml(request: Request) -> Response:
+    raw = await read_body(request)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_yaml", "the body is not UTF-8 text") from None
+    await context(request).editor.replace(text)
+    return json_response({"ok": True, "changed": ["config"]})
+
+
+# --- scalar settings ----------------------------------------------------------------------
+
+
+def _strategy(value: str) -> str:
+    spelled = value.strip().lower()
+    if spelled not in _STRATEGY_SPELLINGS:
+        raise invalid(f"value: invalid strategy (one of {', '.join(ROUTING_STRATEGIES)})")
+    return _STRATEGY_SPELLINGS[spelled]
+
+
+@dataclass(frozen=True)
+class Scalar:
+    route: str  # path under the mount
+    path: tuple[str, ...]  # where it lives in config.yaml
+    kind: type  # bool, int or str
+    default: Any  # what GET says when neither the file nor the schema sets it
+    normalize: Callable[[Any], Any] | None = None
+    deletable: bool = False
+
+    @property
+    def json_key(self) -> str:
+        return self.path[-1]
+
+
+SCALARS = (
+    Scalar("debug", ("debug",), bool, False),
+    Scalar("logging-to-file", ("logging-to-file",), bool, False),
+    Scalar("logs-max-total-size-mb", ("logs-max-total-size-mb",), int, 0, lambda v: max(v, 0)),
+    Scalar(
+        "error-logs-max-files", ("error-logs-max-files",), int, 10, lambda v: v if v >= 0 else 10
+    ),
+    Scalar("usage-statistics-enabled", ("usage-statistics-enabled",), bool, False),
+    Scalar("proxy-url", ("proxy-url",), str, "", str.strip, deletable=True),
+    Scalar("quota-exceeded/switch-project", ("quota-exceeded", "switch-project"), bool, True),
+    Scalar(
+        "quota-exceeded/switch-preview-model",
+        ("quota-exceeded", "switch-preview-model"),
+        bool,
+        True,
+    ),
+    Scalar("request-log", ("request-log",), bool, False),
+    Scalar("ws-auth", ("ws-auth",), bool, False),
+    Scalar("request-retry", ("request-retry",), int, 3),
+    Scalar("max-retry-credentials", ("max-retry-credentials",), int, 0),
+    Scalar("max-retry-interval", ("max-retry-interval",), int, 30),
+    Scalar("force-model-prefix", ("force-model-prefix",), bool, False),
+    Scalar("routing/strategy", ("routing", "strategy"), str, "round-robin", _strategy),
+)
+
+_KIND_WORDS = {bool: "a boolean", int: "a whole number", str: "a string"}
+
+
+def _live_scalar(config: Config, scalar: Scalar) -> Any:
+    node: Any = config.model_dump(mode="json", by_alias=True)
+    for part in scalar.path:
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is None:
+        return scalar.default
+    if scalar.kind is int and isinstance(node, float) and node.is_integer():
+        return int(node)
+    return node
+
+
+def _checked_value(scalar: Scalar, body: dict[str, Any]) -> Any:
+    if "value" not in body:
+        raise invalid("value: is required")
+    value = body["value"]
+    fits = isinstance(value, scalar.kind) and not (scalar.kind is int and isinstance(value, bool))
+    if not fits:
+        raise invalid(f"value: must be {_KIND_WORDS[scalar.kind]} (got {type_name(value)})")
+    return scalar.normalize(value) if scalar.normalize else value
+
+
+def _scalar_routes(scalar: Scalar) -> list[Route]:
+    @api
+    async def get_value(request: Request) -> Response:
+        return json_response({scalar.json_key: _live_scalar(live_config(request), scalar)})
+
+    @api
+    async def set_value(request: Request) -> Response:
+        value = _checked_value(scalar, await read_object(request))
+        await context(request).editor.edit(lambda tree: set_path(tree, scalar.path, value))
+        return json_response(OK)
+
+    @api
+    async def clear_value(request: Request) -> Response:
+        await context(request).editor.edit(lambda tree: set_path(tree, scalar.path, ""))
+        return json_response(OK)
+
+    routes = [
+        Route(f"/{scalar.route}", get_value, methods=["GET"]),
+        Route(f"/{scalar.route}", set_value, methods=["PUT", "PATCH"]),
+    ]
+    if scalar.deletable:
+        routes.append(Route(f"/{scalar.route}", clear_value, methods=["DELETE"]))
+    return routes
+
+
+# --- OAuth-channel maps -------------------------------------------------------------------
+
+
+def _channel(body: dict[str, Any], *names: str) -> str:
+    for name in names:
+        value = body.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip().lower()
+    raise invalid(f"{names[0]}: is required (a channel name such as codex or claude)")
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise invalid(f"{where}: must be an array of strings")
+    return list(dict.fromkeys(item.strip().lower() for item in value if item.strip()))
+
+
+def _alias_list(value: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise invalid(f"{where}: must be an array of {{name, alias}} objects")
+    rows = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise invalid(f"{where}[{index}]: must be an object with name and alias")
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise invalid(f"{where}[{index}].name: is required (a string)")
+        rows.append(item)
+    return rows
+
+
+@dataclass(frozen=True)
+class ChannelMap:
+    key: str  # YAML key, also the route
+    items_field: str  # PATCH body field with the new value
+    clean: Callable[[Any, str], list[Any]]
+
+
+CHANNEL_MAPS = (
+    ChannelMap("oauth-excluded-models", "models", _string_list),
+    ChannelMap("oauth-model-alias", "aliases", _alias_list),
+)
+
+
+def _map_routes(spec: ChannelMap) -> list[Route]:
+    def whole_map(body: Any) -> dict[str, list[Any]]:
+        if isinstance(body, dict) and set(body) == {"items"}:
+            body = body["items"]
+        if not isinstance(body, dict):
+            raise invalid(f"{spec.key}: must be an object of channel → list")
+        return {
+            str(channel).strip().lower(): spec.clean(value, f"{spec.key}.{channel}")
+            for channel, value in body.items()
+            if str(channel).strip()
+        }
+
+    @api
+    async def get_map(request: Request) -> Response:
+        dumped = live_config(request).model_dump(mode="json", by_alias=True)
+        return json_response({spec.key: dumped.get(spec.key) or {}})
+
+    @api
+    async def put_map(request: Request) -> Response:
+        new = whole_map(await read_json(request))
+        await context(request).editor.edit(lambda tree: tree.__setitem__(spec.key, new))
+        return json_response(OK)
+
+    @api
+    async def patch_map(request: Request) -> Response:
+        body = await read_object(request)
+        channel = _channel(body, "provider", "channel")
+        items = spec.clean(body.get(spec.items_field), spec.items_field)
+
+        def mutate(tree: CommentedMap) -> None:
+            current = ensure_map(tree, spec.key)
+            if items:
+                current[channel] = items
+            elif channel in current:
+                del current[channel]
+            else:
+                raise ApiError(404, None, "provider not found")
+
+        await context(request).editor.edit(mutate)
+        return json_response(OK)
+
+    @api
+    async def delete_channel(request: Request) -> Response:
+        raw = request.query_params.get("provider") or request.query_params.get("channel") or ""
+        channel = raw.strip().lower()
+        if not channel:
+            raise ApiError(400, None, "missing provider")
+
+        def mutate(tree: CommentedMap) -> None:
+            current = tree.get(spec.key)
+            if not isinstance(current, CommentedMap) or channel not in current:
+                raise ApiError(404, None, "provider not found")
+            del current[channel]
+
+        await context(request).editor.edit(mutate)
+        return json_response(OK)
+
+    path = f"/{spec.key}"
+    return [
+        Route(path, get_map, methods=["GET"]),
+        Route(path, put_map, methods=["PUT"]),
+        Route(path, patch_map, methods=["PATCH"]),
+        Route(path, delete_channel, methods=["DELETE"]),
+    ]
+
+
+ROUTES: list[Route] = [
+    Route("/config", get_config, methods=["GET"]),
+    Route("/config.yaml", get_config_yaml, methods=["GET"]),
+    Route("/config.yaml", put_config_yaml, methods=["PUT"]),
+    *(route for scalar in SCALARS for route in _scalar_routes(scalar)),
+    *(route for spec in CHANNEL_MAPS for route in _map_routes(spec)),
+]
