@@ -60,6 +60,11 @@ class CooldownBook(Protocol):
         """Every cooldown still running, soonest reset first."""
         ...
 
+    def persist_to(self, path: Path | None) -> None:
+        """Also keep the book in ``path`` (save-cooldown-status); None stops. A store that is
+        durable already may ignore it."""
+        ...
+
 
 class MemoryCooldownBook:
     """The in-process book. Thread-safe: the server is one event loop, but tests and the

@@ -10,7 +10,10 @@ models list), minus the names each family's credential excludes or hides behind 
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -18,6 +21,7 @@ from fnmatch import fnmatchcase
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import Credential, LocalProvider, Provider
 from cliproxy.routing.policy import DEFAULT_POLICY, CredentialPolicy
+from cliproxy.routing.pool_state import MemoryCounters, RotationCounters
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,49 +174,83 @@ class _PrioritySelector:
 class RoundRobin(_PrioritySelector):
     """Rotates the start of each model's candidate list, one step per request."""
 
-    def __init__(self) -> None:
-        self._counters: dict[str, itertools.count[int]] = {}
+    def __init__(self, counters: RotationCounters | None = None) -> None:
+        self.counters = counters or MemoryCounters()
 
     def _rank(self, model: str, candidates: list[Candidate]) -> list[Candidate]:
-        counter = self._counters.get(model)
-        if counter is None:
-            counter = self._counters.setdefault(model, itertools.count())
-        start = next(counter) % len(candidates)
+        start = self.counters.advance(model) % len(candidates)
         return candidates[start:] + candidates[:start]
 
 
 class FillFirst(_PrioritySelector):
     """Always tries the first candidate first: use one credential until it fails or cools."""
 
+    def __init__(self, counters: RotationCounters | None = None) -> None:
+        pass  # keeps no state
+
 
 class WeightedRoundRobin(_PrioritySelector):
     """Smooth weighted round-robin: over any window each credential leads in proportion to its
-    weight, and heavy credentials are interleaved with light ones rather than bunched."""
+    weight, and heavy credentials are interleaved with light ones rather than bunched.
 
-    def __init__(self) -> None:
-        self._current: dict[str, dict[tuple[str, str], int]] = {}
+    The leader is a pure function of the model's rotation counter and the weights (a position
+    in the smooth schedule), so a shared counter is all a multi-process store needs."""
+
+    def __init__(self, counters: RotationCounters | None = None) -> None:
+        self.counters = counters or MemoryCounters()
 
     def _rank(self, model: str, candidates: list[Candidate]) -> list[Candidate]:
-        current = self._current.setdefault(model, {})
-        total = 0
-        for candidate in candidates:
-            key = selection_key(candidate)
-            current[key] = current.get(key, 0) + _weight(candidate)
-            total += _weight(candidate)
-        ranked = sorted(candidates, key=lambda c: -current[selection_key(c)])  # stable for ties
-        current[selection_key(ranked[0])] -= total
-        return ranked
+        weights = tuple(_weight(c) for c in candidates)
+        position = self.counters.advance(model)
+        leader = _weighted_leader(weights, position)
+        rest = sorted(
+            (c for i, c in enumerate(candidates) if i != leader), key=lambda c: -_weight(c)
+        )
+        return [candidates[leader], *rest]
+
+
+# Longest schedule kept; larger weight sums pick by a low-discrepancy sequence instead.
+_SCHEDULE_LIMIT = 4096
+_GOLDEN = 0.6180339887498949
+
+
+def _weighted_leader(weights: tuple[int, ...], position: int) -> int:
+    divisor = math.gcd(*weights)
+    reduced = tuple(w // divisor for w in weights)
+    total = sum(reduced)
+    if total <= _SCHEDULE_LIMIT:
+        schedule = _smooth_schedule(reduced)
+        return schedule[position % total]
+    # Golden-ratio steps spread any weights evenly without a schedule of `total` entries.
+    point = ((position * _GOLDEN) % 1.0) * total
+    return bisect.bisect_right(list(itertools.accumulate(reduced)), point)
+
+
+@functools.lru_cache(maxsize=256)
+def _smooth_schedule(weights: tuple[int, ...]) -> tuple[int, ...]:
+    """One full cycle of smooth weighted round-robin (nginx's): each step every entry gains
+    its weight, the largest leads and pays back the total."""
+    total = sum(weights)
+    current = [0] * len(weights)
+    picks: list[int] = []
+    for _ in range(total):
+        for index, weight in enumerate(weights):
+            current[index] += weight
+        leader = max(range(len(weights)), key=lambda i: (current[i], -i))
+        current[leader] -= total
+        picks.append(leader)
+    return tuple(picks)
 
 
 Selector = RoundRobin | FillFirst | WeightedRoundRobin
 
 
-def make_selector(strategy: str) -> Selector:
+def make_selector(strategy: str, counters: RotationCounters | None = None) -> Selector:
     if strategy == "fill-first":
-        return FillFirst()
+        return FillFirst(counters)
     if strategy == "weighted-round-robin":
-        return WeightedRoundRobin()
-    return RoundRobin()
+        return WeightedRoundRobin(counters)
+    return RoundRobin(counters)
 
 
 def _priority(candidate: Candidate) -> int:

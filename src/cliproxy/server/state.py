@@ -17,10 +17,11 @@ from cliproxy.providers.claude import ClaudeOAuthProvider
 from cliproxy.providers.codex import CodexProvider
 from cliproxy.providers.gemini_cli import GeminiCLIProvider
 from cliproxy.providers.transport import UpstreamClient
-from cliproxy.routing.affinity import AffinityBook, MemoryAffinityBook
+from cliproxy.routing.affinity import AffinityBook
 from cliproxy.routing.build import build_registry
-from cliproxy.routing.cooldown import Clock, CoolingPolicy, MemoryCooldownBook
+from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
+from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
 from cliproxy.usage.request_counts import RequestCounts
 
@@ -61,22 +62,19 @@ class Runtime:
 
 def build_runtime(
     config: Config,
-    previous: Runtime | None = None,
     accounts: Sequence[AuthRecord] = (),
     account_providers: Mapping[str, Provider] | None = None,
+    counters: RotationCounters | None = None,
 ) -> Runtime:
-    selector = previous.selector if previous and _same_strategy(previous.config, config) else None
     return Runtime(
         config=config,
         registry=build_registry(config, accounts, account_providers),
-        selector=selector or make_selector(config.routing.strategy),
+        # Selectors keep no state of their own (the counters do), so a new one per config
+        # carries the rotation on where the last one left it.
+        selector=make_selector(config.routing.strategy, counters),
         api_keys=tuple(key.encode() for key in config.api_keys),
         payload=PayloadRules.from_config(config.payload),
     )
-
-
-def _same_strategy(old: Config, new: Config) -> bool:
-    return old.routing.strategy == new.routing.strategy
 
 
 def account_providers() -> dict[str, Provider]:
@@ -93,13 +91,16 @@ COOLDOWN_FILE = "cliproxy-cooldowns.cds"
 
 
 class AppState:
-    def __init__(self, config: Config, clock: Clock = time.time) -> None:
-        # Cooldowns outlive config reloads and registry rebuilds (a reload must not forgive a
-        # rate limit). Tests swap the clock (``state.cooldowns.clock``) to move time.
-        self.cooldowns = MemoryCooldownBook(clock)
-        # Session bindings outlive reloads too, and read the cooldown book's clock, so a test
-        # that swaps ``state.cooldowns.clock`` moves both.
-        self.affinity: AffinityBook = MemoryAffinityBook(self.cooldowns.now)
+    def __init__(
+        self, config: Config, clock: Clock = time.time, pool: PoolState | None = None
+    ) -> None:
+        # The pool's memory (cooldowns, rotation counters, session bindings) outlives config
+        # reloads and registry rebuilds: a reload must not forgive a rate limit. In memory
+        # unless a shared store is handed in. Tests swap the clock (``state.cooldowns.clock``)
+        # to move time; bindings read the same clock.
+        self.pool = pool or memory_pool_state(clock)
+        self.cooldowns: CooldownBook = self.pool.cooldowns
+        self.affinity: AffinityBook = self.pool.affinity
         # How a request waits for a credential's reset (max-retry-interval); tests swap it for
         # one that moves the fake clock instead of sleeping.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -112,7 +113,9 @@ class AppState:
         self.auth_store.load()
         self._save_cooldowns(config)
         self.refresher = Refresher(self.auth_store, sender=self.upstream)
-        self.runtime = build_runtime(config, None, self._usable_accounts(), self.account_providers)
+        self.runtime = build_runtime(
+            config, self._usable_accounts(), self.account_providers, self.pool.counters
+        )
         self.auth_store.subscribe(lambda change: self.rebuild())
 
     def _usable_accounts(self) -> list[AuthRecord]:
@@ -128,7 +131,10 @@ class AppState:
         """Rebuild the registry from the current config and accounts (auth dir changed)."""
         config = self.runtime.config
         self.runtime = build_runtime(
-            config, self.runtime, self._usable_accounts(), self.account_providers
+            config,
+            self._usable_accounts(),
+            self.account_providers,
+            self.pool.counters,
         )
 
     def _save_cooldowns(self, config: Config) -> None:
@@ -146,7 +152,10 @@ class AppState:
         ):
             self._save_cooldowns(config)
         self.runtime = build_runtime(
-            config, self.runtime, self._usable_accounts(), self.account_providers
+            config,
+            self._usable_accounts(),
+            self.account_providers,
+            self.pool.counters,
         )
         if (old.proxy_url, old.upstream_timeout_seconds) != (
             config.proxy_url,
