@@ -257,3 +257,27 @@ def test_a_new_login_clears_the_needs_login_mark() -> None:
         existing=existing,
     )
     assert NEEDS_LOGIN_FIELD not in raw and raw["prefix"] == "team"
+
+
+async def test_a_failing_pass_does_not_stop_the_refresh_loop(
+    refresher: Refresher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes = 0
+
+    async def flaky_pass() -> int:
+        nonlocal passes
+        passes += 1
+        if passes == 1:
+            raise OSError(errno.ENOENT, "auth dir vanished")
+        return 0
+
+    monkeypatch.setattr(refresher, "refresh_due", flaky_pass)
+    refresher.interval = 0.01
+    loop = asyncio.create_task(refresher.run())
+    for _ in range(200):
+        if passes >= 3:
+            break
+        await asyncio.sleep(0.01)
+    refresher.stop()
+    await asyncio.wait_for(loop, 1)
+    assert passes >= 3

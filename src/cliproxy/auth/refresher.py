@@ -171,7 +171,12 @@ class Refresher:
         Cooling-down accounts are refreshed too, so they are ready when the cooldown ends."""
         self._stop.clear()
         while not self._stop.is_set():
-            await self.refresh_due()
+            try:
+                await self.refresh_due()
+            except Exception:
+                # A pass that fails as a whole (a bug, a vanished directory) must not end the
+                # loop: refreshing silently stopping is how accounts quietly die.
+                log.exception("token refresh pass failed; trying again in %.0f s", self.interval)
             try:
                 await asyncio.wait_for(self._stop.wait(), self.interval)
             except TimeoutError:
