@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import threading
 import time
@@ -26,9 +27,11 @@ class ProxyServer:
         if isinstance(config, str):
             config = parse_config_text(config, "test-config.yaml")
         config = config or default_config()
+        self._own_auth_dir: Path | None = None
         if "auth_dir" not in config.model_fields_set:
             # Never read the developer's real accounts (~/.cli-proxy-api) in a test.
-            config = config.model_copy(update={"auth_dir": Path(tempfile.mkdtemp(prefix="auth-"))})
+            self._own_auth_dir = Path(tempfile.mkdtemp(prefix="auth-"))
+            config = config.model_copy(update={"auth_dir": self._own_auth_dir})
         self.config = config
         self.config_path = config_path
         self.app = build_app(self.config, config_path)
@@ -74,6 +77,8 @@ class ProxyServer:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        if self._own_auth_dir is not None:
+            shutil.rmtree(self._own_auth_dir, ignore_errors=True)
 
     def __enter__(self) -> ProxyServer:
         return self.start()
