@@ -4,7 +4,8 @@ subscription reaches it.
 Unlike api.openai.com it needs the account id beside the OAuth token, only streams, refuses
 stored responses and several parameters (400 with a `{"detail": ...}` body), wants
 `instructions`, reports the plan's usage windows in `x-codex-*` headers on every reply, and
-answers an exhausted plan with 429 `usage_limit_reached` carrying the reset time.
+answers an exhausted plan with 429 `usage_limit_reached` carrying the reset time. GET
+/backend-api/wham/usage reports the same windows as JSON (what quota tools read).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .openai_responses_sim import ResponsesSim
 from .reply import Reply
 
 CODEX_PATH = "/backend-api/codex/responses"
+USAGE_PATH = "/backend-api/wham/usage"
 REJECTED = ("max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation")
 
 
@@ -35,6 +37,37 @@ def default_usage_headers(now: float | None = None) -> dict[str, str]:
         "x-codex-secondary-used-percent": "40",
         "x-codex-secondary-window-minutes": "10080",
         "x-codex-secondary-reset-at": str(int(now) + 86400),
+    }
+
+
+def usage_payload(headers: dict[str, str], plan_type: str = "plus") -> dict[str, Any]:
+    """The wham/usage body matching the usage headers: the same two windows, in seconds."""
+    now = int(time.time())
+
+    def window(which: str) -> dict[str, Any] | None:
+        used = headers.get(f"x-codex-{which}-used-percent")
+        if used is None:
+            return None
+        minutes = int(headers.get(f"x-codex-{which}-window-minutes", "0"))
+        after = headers.get(f"x-codex-{which}-reset-after-seconds")
+        reset_at = headers.get(f"x-codex-{which}-reset-at")
+        reset_after = int(after) if after else max(0, int(reset_at or now) - now)
+        return {
+            "used_percent": round(float(used)),
+            "limit_window_seconds": minutes * 60,
+            "reset_after_seconds": reset_after,
+            "reset_at": int(reset_at) if reset_at else now + reset_after,
+        }
+
+    return {
+        "plan_type": plan_type,
+        "rate_limit": {
+            "allowed": True,
+            "limit_reached": False,
+            "primary_window": window("primary"),
+            "secondary_window": window("secondary"),
+        },
+        "credits": {"has_credits": False, "unlimited": False, "balance": "0"},
     }
 
 
@@ -66,7 +99,22 @@ class CodexBackendSim(ResponsesSim):
         self.usage_headers = default_usage_headers()
 
     def build_app(self) -> Starlette:
-        return Starlette(routes=[Route(CODEX_PATH, self._codex, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route(CODEX_PATH, self._codex, methods=["POST"]),
+                Route(USAGE_PATH, self._usage, methods=["GET"]),
+            ]
+        )
+
+    async def _usage(self, request: Request) -> Response:
+        """GET /backend-api/wham/usage: the plan's windows as JSON (what `codex /status` and
+        quota tools read), for the same bearer token the responses route takes."""
+        rec = await self.record(request)
+        if self.presented_key(rec) is None:
+            return self._detail(401, "Could not parse your authentication token.")
+        if denied := self.check_auth(rec):
+            return denied
+        return self.json_response(usage_payload(self.usage_headers))
 
     async def _codex(self, request: Request) -> Response:
         rec = await self.record(request)

@@ -8,6 +8,7 @@ renders it with rich and tests drive it directly.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -95,10 +96,40 @@ async def run_login(
             await server.close()
 
     ui.info("Exchanging the authorization code for tokens ...")
+    return await finish_login(
+        flow,
+        store,
+        code=code,
+        verifier=pkce.verifier,
+        redirect_uri=redirect_uri,
+        state=state,
+        project=project,
+        proxy_url=proxy_url,
+        progress=ui.info,
+        onboard_poll_interval=onboard_poll_interval,
+    )
+
+
+async def finish_login(
+    flow: OAuthFlow,
+    store: AuthStore,
+    *,
+    code: str,
+    verifier: str,
+    redirect_uri: str,
+    state: str,
+    project: str | None = None,
+    proxy_url: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    onboard_poll_interval: float = 2.0,
+) -> LoginResult:
+    """The second half of a login, shared by the CLI and the management API: exchange the
+    authorization code, learn who the account is, and write (or update) its auth file.
+    Raises OAuthError (with a message for the user) or AuthWriteError."""
     client = UpstreamClient(global_proxy=proxy_url, read_timeout=60)
     try:
         tokens = await exchange_code(
-            client, flow, code=code, verifier=pkce.verifier, redirect_uri=redirect_uri, state=state
+            client, flow, code=code, verifier=verifier, redirect_uri=redirect_uri, state=state
         )
     except TokenError as exc:
         raise OAuthError(f"the token exchange failed: {exc}") from None
@@ -109,7 +140,7 @@ async def run_login(
     project_id, project_auto = project or "", False
     if flow.provider == "gemini":
         identity, project_id, project_auto = await _gemini_account(
-            flow, tokens, project, ui, proxy_url, onboard_poll_interval
+            flow, tokens, project, progress or _quiet, proxy_url, onboard_poll_interval
         )
     if not identity.email:
         raise OAuthError("the provider did not say which account this is (no email)")
@@ -129,11 +160,15 @@ async def run_login(
     return LoginResult(saved.record, identity, replaced=existing is not None)
 
 
+def _quiet(message: str) -> None:
+    return None
+
+
 async def _gemini_account(
     flow: OAuthFlow,
     tokens: dict[str, Any],
     project: str | None,
-    ui: LoginUI,
+    progress: Callable[[str], None],
     proxy_url: str | None,
     poll_interval: float,
 ) -> tuple[Identity, str, bool]:
@@ -144,12 +179,12 @@ async def _gemini_account(
         email = await fetch_email(session, flow.userinfo_url, access)
         if project:
             return Identity(email=email), project, False
-        ui.info("Looking up the Google Cloud project for Gemini Code Assist ...")
+        progress("Looking up the Google Cloud project for Gemini Code Assist ...")
         found = await discover_project(
             session,
             flow.code_assist_base_url,
             access,
             poll_interval=poll_interval,
-            progress=ui.info,
+            progress=progress,
         )
     return Identity(email=email), found, True

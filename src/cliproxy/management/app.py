@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
 from cliproxy import __version__
-from cliproxy.management import openapi, routes_config, routes_keys
+from cliproxy.management import openapi, routes_config, routes_keys, routes_oauth, routes_ops
 from cliproxy.management.common import CONTEXT_KEY, ApiError, ManagementContext
 from cliproxy.management.config_file import ConfigEditor
 from cliproxy.management.security import (
@@ -144,7 +144,11 @@ def management_routes(
     routes: list[BaseRoute] = [
         *routes_config.ROUTES,
         *routes_keys.ROUTES,
+        # Before the auth-file routes: its POST /reset-quota adds {"all": true} and hands
+        # everything else to theirs.
+        *routes_ops.ROUTES,
         *_auth_file_routes(),
+        *routes_oauth.ROUTES,
     ]
     routes.append(Route("/openapi.json", openapi.serve(routes), methods=["GET"]))
     return ManagementMount(ManagementApp(routes, context))

@@ -199,9 +199,124 @@ def _key_paths() -> dict[str, dict[str, Any]]:
     return paths
 
 
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _ops_paths() -> dict[str, dict[str, Any]]:
+    """Operations (routes_ops.py): logs, version, cooldown reset, usage, models, api-call."""
+    strings = {"type": "array", "items": {"type": "string"}}
+    logs = {
+        "type": "object",
+        "properties": {
+            "lines": strings,
+            "line-count": {"type": "integer"},
+            "latest-timestamp": {"type": "integer"},
+            "next-cursor": {"type": "string"},
+            "cursor-reset": {"type": "boolean"},
+        },
+    }
+    files = _object_of("files", {"type": "array", "items": ENTRY})
+    positive = {"type": "integer", "minimum": 1}
+    call_body = {
+        "type": "object",
+        "properties": {
+            "auth_index": {"type": "string"},
+            "method": {"type": "string", "enum": ["GET", "POST"]},
+            "url": {"type": "string"},
+            "header": {"type": "object", "additionalProperties": {"type": "string"}},
+            "data": {"type": "string"},
+        },
+        "required": ["auth_index", "method", "url"],
+    }
+    call_reply = {
+        "type": "object",
+        "properties": {
+            "status_code": {"type": "integer"},
+            "header": {"type": "object", "additionalProperties": strings},
+            "body": {"type": "string"},
+        },
+    }
+    definitions = {
+        "type": "object",
+        "properties": {"channel": {"type": "string"}, "models": {"type": "array", "items": ENTRY}},
+    }
+    by_id = _op("Request log by id (none are written: 404)", "logs")
+    by_id["parameters"] = [_path_param("id")]
+    error_file = _op("One request error log (none are written: 404)", "logs")
+    error_file["parameters"] = [_path_param("name")]
+    channel = _op("Models a channel's accounts serve", "models", reply=definitions)
+    channel["parameters"] = [_path_param("channel")]
+    return {
+        "/logs": {
+            "get": _op(
+                "Tail of the in-memory log; cursor paging",
+                "logs",
+                params=[
+                    ("limit", positive),
+                    ("after", {"type": "integer"}),
+                    ("cursor", {"type": "string"}),
+                ],
+                reply=logs,
+            ),
+            "delete": _op("Clear the in-memory log", "logs", reply=ENTRY),
+        },
+        "/request-error-logs": {
+            "get": _op("Request error log files (always none)", "logs", reply=files)
+        },
+        "/request-error-logs/{name}": {"get": error_file},
+        "/request-log-by-id/{id}": {"get": by_id},
+        "/latest-version": {
+            "get": _op(
+                "The running version (never looked up online)",
+                "meta",
+                reply=_object_of("latest-version", {"type": "string"}),
+            )
+        },
+        "/reset-quota": {
+            "post": _op(
+                "End cooldowns: {all: true}, or one credential ({auth_index|name, model?})",
+                "quota",
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "all": {"type": "boolean"},
+                            "auth_index": {"type": "string"},
+                            "name": {"type": "string"},
+                            "model": {"type": "string"},
+                        },
+                    }
+                ),
+                reply=ENTRY,
+            )
+        },
+        "/api-key-usage": {
+            "get": _op("Request counts per config API key, by provider", "usage", reply=ENTRY)
+        },
+        "/model-definitions": {
+            "get": _op(
+                "Models a channel's accounts serve (?channel=)",
+                "models",
+                params=[("channel", {"type": "string"})],
+                reply=definitions,
+            )
+        },
+        "/model-definitions/{channel}": {"get": channel},
+        "/api-call": {
+            "post": _op(
+                "HTTP call with a credential's token, to its own vendor endpoints only",
+                "api-call",
+                body=_json_body(call_body),
+                reply=call_reply,
+            )
+        },
+    }
+
+
 def build_document(extra_routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
     """The document; `extra_routes` adds routes described only by path and method."""
-    paths = {**_config_paths(), **_key_paths()}
+    paths = {**_config_paths(), **_key_paths(), **_ops_paths()}
     paths["/openapi.json"] = {"get": _op("This document", "meta", reply=ENTRY)}
     for route in extra_routes:
         if not isinstance(route, Route) or route.path in paths or not route.methods:

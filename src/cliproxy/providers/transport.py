@@ -75,6 +75,13 @@ class UpstreamClient:
                 self._sessions[proxy] = session
             return session
 
+    async def session_for(self, proxy_url: str | None) -> tuple[aiohttp.ClientSession, str | None]:
+        """The pooled session for an entry's proxy setting and the value to pass as aiohttp's
+        ``proxy=``, for callers that need a request other than send()'s POST (the management
+        API's restricted api-call)."""
+        proxy = self.effective_proxy(proxy_url)
+        return await self._session(proxy), _http_proxy(proxy)
+
     async def send(
         self, request: UpstreamRequest, proxy_url: str | None = None
     ) -> aiohttp.ClientResponse:

@@ -52,12 +52,20 @@ def presented_key(headers: dict[str, str], query_string: bytes) -> str | None:
 
 
 class AccessMiddleware:
-    def __init__(self, app: ASGIApp, state_getter: Callable[[], AppState]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        state_getter: Callable[[], AppState],
+        open_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.state_getter = state_getter
+        # Paths besides OPEN_PATHS that need no client key (the OAuth redirect targets: the
+        # user's browser has no key; the unguessable, single-use login state is the capability).
+        self.open_paths = OPEN_PATHS | open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
         if scope["path"].startswith("/v0/management") or scope["path"] == "/management.html":

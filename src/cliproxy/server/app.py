@@ -19,7 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cliproxy import __version__
 from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
 from cliproxy.config.schema import Config
-from cliproxy.management import management_routes
+from cliproxy.management import management_routes, routes_ops
+from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
+from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server import routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
@@ -111,6 +113,7 @@ async def get_model_or_refuse_method(request: HTTPRequest) -> Response:
 ROUTES = [
     Route("/", root, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
+    Route("/management.html", routes_ops.management_html, methods=["GET"]),
     Route("/v1/chat/completions", routes_llm.chat_completions, methods=["POST"]),
     Route("/v1/completions", routes_llm.completions, methods=["POST"]),
     Route("/v1/responses", routes_llm.responses, methods=["POST"]),
@@ -122,6 +125,8 @@ ROUTES = [
     Route("/v1beta/models/{target:path}", get_model_or_refuse_method, methods=["GET"]),
     Route("/v1/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
     Route("/v1beta/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
+    # Browser logins finish here without a key (the single-use OAuth state is the capability).
+    *login_callback_routes(),
 ]
 
 
@@ -145,6 +150,8 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            # Logins still exchanging a code, and their loopback listeners, end with the server.
+            await login_sessions(app).close()
             await state.close()
 
     app = Starlette(
@@ -154,7 +161,7 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     )
     app.state.cliproxy = state
     # Outermost first: errors → CORS → access → routes.
-    app.add_middleware(AccessMiddleware, state_getter=lambda: state)
+    app.add_middleware(AccessMiddleware, state_getter=lambda: state, open_paths=CALLBACK_PATHS)
     # Browser-based clients send a preflight without credentials; answer it before access
     # checks, and put CORS headers on every reply (401s included) so the browser can read it.
     app.add_middleware(
@@ -162,7 +169,14 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
         allow_origins=["*"],
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["x-cliproxy-overhead-ms", "retry-after"],
+        expose_headers=[
+            "x-cliproxy-overhead-ms",
+            "retry-after",
+            "x-cpa-version",
+            "x-cpa-commit",
+            "x-cpa-build-date",
+            "x-cpa-support-plugin",
+        ],
         max_age=600,
     )
     app.add_middleware(ErrorMiddleware)

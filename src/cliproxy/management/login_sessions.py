@@ -1,0 +1,267 @@
+"""Logins started from the management API: pending sessions keyed by their OAuth state.
+
+A session is created by a `*-auth-url` call (PKCE verifier, the vendor's fixed loopback
+redirect), receives its authorization code once (public callback route, the pasted callback
+URL, or the loopback listener of `is_webui`), then exchanges it in the background with the
+same code as `cliproxy login` (auth.login.finish_login). Sessions live in memory: 30 minutes
+to receive the code, then one minute after the outcome so the page polling
+`get-auth-status` sees it. The state is the capability of the unauthenticated callback
+routes, so it is long, random, single use and checked against its provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cliproxy.auth.files import AuthWriteError
+from cliproxy.auth.flows import OAuthFlow, oauth_flow
+from cliproxy.auth.login import finish_login
+from cliproxy.auth.oauth import OAuthError, authorize_url, new_pkce, new_state
+
+if TYPE_CHECKING:
+    from cliproxy.server.state import AppState
+
+log = logging.getLogger(__name__)
+
+SESSION_TTL = 30 * 60.0
+KEEP_FINISHED = 60.0  # how long get-auth-status still reports a finished login
+# Session provider names (the reference's) → the auth file type whose flow they run.
+FLOW_OF = {"codex": "codex", "anthropic": "claude", "gemini-cli": "gemini"}
+ALIASES = {"claude": "anthropic", "openai": "codex", "gemini": "gemini-cli", "google": "gemini-cli"}
+_STATE_CHARS = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
+def canonical_provider(name: str) -> str | None:
+    """The session provider for a name or alias (case-insensitive); None when unknown."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    return key if key in FLOW_OF else None
+
+
+def valid_state(state: str) -> bool:
+    return bool(_STATE_CHARS.fullmatch(state)) and ".." not in state
+
+
+class LoginError(Exception):
+    """A refused callback or status call: the HTTP status and a message for the user."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Phase(enum.Enum):
+    WAITING = "waiting"  # for the authorization code
+    EXCHANGING = "exchanging"  # code received; tokens and the auth file on their way
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(eq=False)
+class LoginSession:
+    state: str
+    provider: str
+    flow: OAuthFlow
+    verifier: str
+    redirect_uri: str
+    url: str
+    app_state: AppState
+    project: str | None
+    created: float
+    phase: Phase = Phase.WAITING
+    error: str = ""
+    account: str = ""  # the auth file written, once DONE
+    finished_at: float | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    exchange: asyncio.Task[None] | None = None
+    listener: asyncio.Task[None] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.phase in (Phase.WAITING, Phase.EXCHANGING)
+
+
+class LoginSessions:
+    """Every pending or recently finished login of one server. `clock` (seconds, monotonic)
+    and `flows` are attributes so tests can move time and point the flows elsewhere."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        flows: Callable[[str], OAuthFlow] = oauth_flow,
+    ) -> None:
+        self.clock = clock
+        self.flows = flows
+        self.onboard_poll_interval = 2.0
+        self._sessions: dict[str, LoginSession] = {}
+        # Loopback listeners (is_webui) by port: a new login on a port replaces the old one's.
+        self.listening: dict[int, LoginSession] = {}
+
+    # ----- starting ---------------------------------------------------------------------------
+
+    def start(self, provider: str, app_state: AppState, project: str | None = None) -> LoginSession:
+        """A new session; `provider` is a canonical name (see canonical_provider)."""
+        self._prune()
+        flow = self.flows(FLOW_OF[provider])
+        pkce, state = new_pkce(), new_state()
+        # The vendor's fixed loopback redirect, as its own CLI sends: the client ids are
+        # registered for exactly that URI.
+        redirect_uri = flow.redirect_uri()
+        session = LoginSession(
+            state=state,
+            provider=provider,
+            flow=flow,
+            verifier=pkce.verifier,
+            redirect_uri=redirect_uri,
+            url=authorize_url(flow, redirect_uri, state, pkce),
+            app_state=app_state,
+            project=project or None,
+            created=self.clock(),
+        )
+        self._sessions[state] = session
+        return session
+
+    # ----- receiving the code ------------------------------------------------------------------
+
+    def submit(self, state: str, *, provider: str = "", code: str = "", error: str = "") -> None:
+        """Hand a callback's result to its session: the code starts the exchange, an error
+        ends the login. Raises LoginError with the reference's statuses."""
+        if not valid_state(state):
+            raise LoginError(400, "invalid state")
+        if not code and not error:
+            raise LoginError(400, "code or error is required")
+        session = self.find(state)
+        if session is None:
+            raise LoginError(404, "unknown or expired state")
+        if session.phase is Phase.FAILED:
+            raise LoginError(409, f"this login already failed: {session.error}")
+        if session.phase is not Phase.WAITING:
+            raise LoginError(409, "this login already received its callback")
+        if provider:
+            wanted = canonical_provider(provider)
+            if wanted != session.provider:
+                raise LoginError(400, f"provider {provider!r} does not match this login")
+        if error:
+            self._fail(session, f"the provider refused the login: {error}")
+            return
+        self.accept_code(session, code)
+
+    def accept_code(self, session: LoginSession, code: str) -> None:
+        session.phase = Phase.EXCHANGING
+        task = asyncio.create_task(self._exchange(session, code), name=f"login {session.provider}")
+        session.exchange = task
+
+    async def _exchange(self, session: LoginSession, code: str) -> None:
+        store = session.app_state.auth_store
+        proxy_url = session.app_state.runtime.config.proxy_url or None
+        try:
+            result = await finish_login(
+                session.flow,
+                store,
+                code=code,
+                verifier=session.verifier,
+                redirect_uri=session.redirect_uri,
+                state=session.state,
+                project=session.project,
+                proxy_url=proxy_url,
+                progress=lambda message: log.info("%s login: %s", session.provider, message),
+                onboard_poll_interval=self.onboard_poll_interval,
+            )
+        except (OAuthError, AuthWriteError) as exc:
+            self._fail(session, str(exc))
+        except Exception as exc:  # a background task: report, never raise
+            log.exception("%s login failed unexpectedly", session.provider)
+            self._fail(session, f"the login failed: {type(exc).__name__}: {exc}")
+        else:
+            log.info("%s login saved %s", session.provider, result.record.id)
+            session.account = result.record.id
+            self._finish(session, Phase.DONE)
+
+    def _fail(self, session: LoginSession, message: str) -> None:
+        log.info("%s login failed: %s", session.provider, message)
+        session.error = message
+        self._finish(session, Phase.FAILED)
+
+    def _finish(self, session: LoginSession, phase: Phase) -> None:
+        session.phase = phase
+        session.finished_at = self.clock()
+        session.finished.set()  # a loopback listener sees this and closes after its reply
+
+    # ----- looking up, status, cancel ---------------------------------------------------------
+
+    def find(self, state: str) -> LoginSession | None:
+        self._prune()
+        return self._sessions.get(state)
+
+    def status(self, state: str) -> dict[str, Any]:
+        """The get-auth-status reply; LoginError(400) for a malformed state."""
+        if not state:
+            return {"status": "ok"}  # what the reference answers; its page relies on it
+        if not valid_state(state):
+            raise LoginError(400, "invalid state")
+        session = self.find(state)
+        if session is None:
+            return {"status": "error", "error": "unknown or expired state"}
+        if session.phase is Phase.DONE:
+            return {"status": "ok"}
+        if session.phase is Phase.FAILED:
+            return {"status": "error", "error": session.error}
+        return {"status": "wait"}
+
+    def cancel(self, state: str) -> bool:
+        """Forget a session; True when it was still open (its exchange, if any, is stopped
+        before it saves)."""
+        if not valid_state(state):
+            raise LoginError(400, "invalid state")
+        session = self.find(state)
+        if session is None:
+            return False
+        was_open = session.open
+        if session.exchange is not None and not session.exchange.done():
+            session.exchange.cancel()
+        if was_open:
+            session.error = "cancelled"
+            self._finish(session, Phase.FAILED)
+        del self._sessions[state]
+        return was_open
+
+    def _prune(self) -> None:
+        now = self.clock()
+        for state, session in list(self._sessions.items()):
+            if session.phase is Phase.WAITING and now - session.created > SESSION_TTL:
+                expired = True
+            elif session.phase is Phase.EXCHANGING:
+                expired = False  # it ends by itself (token calls have their own timeouts)
+            else:
+                expired = (
+                    session.finished_at is not None and now - session.finished_at > KEEP_FINISHED
+                )
+            if expired:
+                stop_listener(session)
+                del self._sessions[state]
+
+    async def close(self) -> None:
+        """Stop every background task (server shutdown, tests)."""
+        for session in list(self._sessions.values()):
+            stop_listener(session)
+            if session.exchange is not None:
+                session.exchange.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await session.exchange
+        self._sessions.clear()
+
+
+def stop_listener(session: LoginSession) -> None:
+    listener = session.listener
+    # The listener itself may be what ends the session; it then closes on its own way out.
+    if listener is not None and not listener.done() and listener is not asyncio.current_task():
+        listener.cancel()

@@ -1,0 +1,297 @@
+"""Operations routes (paths relative to /v0/management): logs, version, cooldown resets,
+per-key usage, model definitions and the restricted /api-call; plus the public
+/management.html page (registered on the main app, not under the mount).
+
+Shapes follow the reference system (shared/reference/management-api.md §3.7, §3.9-3.12,
+§3.14, §4). Where we differ, and why, is in docs/management-api.md:
+logs come from memory and are always on, /latest-version never goes online, /api-call only
+reaches a credential's own vendor or base URL, /management.html is never downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from cliproxy import __version__
+from cliproxy.config.schema import Config
+from cliproxy.server.state import AppState
+from cliproxy.usage.request_counts import counts_of
+
+from . import routes_auth_files
+from .api_call import parse_call, perform, resolve_target
+from .auth_quota import reset_quota
+from .common import ApiError, api, json_response, read_body
+from .log_buffer import log_buffer
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+# Channels whose accounts we serve, with the vendor their models are "owned by".
+CHANNELS = {"codex": "openai", "claude": "anthropic", "gemini": "google"}
+CHANNEL_ALIASES = {"gemini-cli": "gemini", "anthropic": "claude", "openai": "codex"}
+
+# The log ring starts collecting when the management routes are loaded (at server start), so
+# GET /logs shows what happened before the first call to it.
+log_buffer()
+
+
+def _state(request: Request) -> AppState:
+    state = getattr(request.app.state, "cliproxy", None)
+    if not isinstance(state, AppState):
+        raise ApiError(500, None, "management routes are not attached to a cliproxy server")
+    return state
+
+
+# ----- logs -------------------------------------------------------------------------------------
+
+
+@api
+async def get_logs(request: Request) -> Response:
+    """GET /logs?limit=&after=&cursor= → lines from the in-memory log (see log_buffer.py)."""
+    query = request.query_params
+    raw_limit = query.get("limit", "").strip()
+    limit: int | None = None
+    if raw_limit:
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            raise ApiError(400, None, "invalid limit: must be a positive integer") from None
+        if limit <= 0:
+            raise ApiError(400, None, "invalid limit: must be greater than zero")
+    after: int | None = None
+    raw_after = query.get("after", "").strip()
+    if raw_after.isdigit() and int(raw_after) < 2**63:  # else "no cutoff", as the reference
+        after = int(raw_after) or None
+    cursor = query.get("cursor", "").strip() or None
+    return json_response(log_buffer().read(limit=limit, after=after, cursor=cursor))
+
+
+@api
+async def delete_logs(request: Request) -> Response:
+    """DELETE /logs → empties the buffer; `removed` counts the lines dropped."""
+    removed = log_buffer().clear()
+    return json_response(
+        {"success": True, "message": "Logs cleared successfully", "removed": removed}
+    )
+
+
+@api
+async def request_error_logs(request: Request) -> Response:
+    """GET /request-error-logs → always empty: we write no per-request error files."""
+    return json_response({"files": []})
+
+
+@api
+async def request_error_log(request: Request) -> Response:
+    raise ApiError(404, None, "log file not found")
+
+
+@api
+async def request_log_by_id(request: Request) -> Response:
+    raise ApiError(404, None, "log file not found for the given request ID")
+
+
+# ----- version ----------------------------------------------------------------------------------
+
+
+@api
+async def latest_version(request: Request) -> Response:
+    """GET /latest-version → our own version: checking GitHub would reach the internet, which
+    the proxy never does on its own."""
+    return json_response({"latest-version": __version__})
+
+
+# ----- cooldowns --------------------------------------------------------------------------------
+
+
+@api
+async def post_reset_quota(request: Request) -> Response:
+    """POST /reset-quota {"all": true} → every cooldown ends. Anything else is the auth-files
+    module's per-credential reset ({"auth_index" | "name", "model"?})."""
+    # request.body() (not read_body) caches the bytes, so the delegate can read them again.
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw) if raw.strip() else None
+    except orjson.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and body.get("all") is True:
+        if body.get("auth_index") or body.get("authIndex") or body.get("name"):
+            raise ApiError(400, None, "all: give either all=true or one auth_index, not both")
+        return json_response(_reset_everything(_state(request)))
+    return await routes_auth_files.post_reset_quota(request)
+
+
+def _reset_everything(state: AppState) -> dict[str, Any]:
+    cooled = state.cooldowns.snapshot()
+    credentials = sorted({c.credential_id for c in cooled})
+    for credential in credentials:
+        reset_quota(state, credential)  # also clears the account listing's "cooling until"
+    state.cooldowns.clear()
+    models = sorted({c.model for c in cooled})
+    return {"status": "ok", "all": True, "credentials": credentials, "models": models}
+
+
+# ----- usage per API key ------------------------------------------------------------------------
+
+
+@api
+async def api_key_usage(request: Request) -> Response:
+    """GET /api-key-usage → {provider: {"<base_url>|<api_key>": {success, failed,
+    recent_requests}}} for config API keys. The full key is in the map key, as in the
+    reference (the Management Center joins on it); the route is behind the management key."""
+    state = _state(request)
+    counts = counts_of(state)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for provider, credential_id, base_url, key in _config_keys(state.runtime.config):
+        success, failed = counts.totals(credential_id)
+        recent = counts.recent(credential_id)
+        entries = out.setdefault(provider, {})
+        joined = f"{base_url}|{key}"
+        existing = entries.get(joined)
+        if existing is None:
+            entries[joined] = {"success": success, "failed": failed, "recent_requests": recent}
+            continue
+        existing["success"] += success
+        existing["failed"] += failed
+        for mine, theirs in zip(existing["recent_requests"], recent, strict=False):
+            mine["success"] += theirs["success"]
+            mine["failed"] += theirs["failed"]
+    return json_response(out)
+
+
+def _config_keys(config: Config) -> list[tuple[str, str, str, str]]:
+    """(provider, routing credential id, configured base-url, api key) of every key entry."""
+    rows: list[tuple[str, str, str, str]] = []
+    sections = (
+        ("claude", config.claude_api_key),
+        ("gemini", config.gemini_api_key),
+        ("codex", config.codex_api_key),
+    )
+    for family, entries in sections:
+        for position, entry in enumerate(entries):
+            if entry.api_key.strip():
+                rows.append(
+                    (
+                        family,
+                        f"{family}-api-key[{position}]",
+                        entry.base_url.strip(),
+                        entry.api_key.strip(),
+                    )
+                )
+    for compat in config.openai_compatibility:
+        for position, key_entry in enumerate(compat.api_key_entries):
+            if key_entry.api_key.strip():
+                ident = f"openai-compatibility[{compat.name}][{position}]"
+                rows.append(
+                    (compat.name.lower(), ident, compat.base_url.strip(), key_entry.api_key.strip())
+                )
+    return rows
+
+
+# ----- model definitions ------------------------------------------------------------------------
+
+
+@api
+async def model_definitions(request: Request) -> Response:
+    """GET /model-definitions/{channel} (or ?channel=) → {"channel", "models": [...]}: the
+    models that channel's accounts serve."""
+    raw = request.path_params.get("channel") or request.query_params.get("channel") or ""
+    channel = raw.strip().lower()
+    if not channel:
+        raise ApiError(400, None, "channel is required")
+    kind = CHANNEL_ALIASES.get(channel, channel)
+    provider = _state(request).account_providers.get(kind)
+    if kind not in CHANNELS or provider is None:
+        return json_response({"error": "unknown channel", "channel": channel}, 400)
+    models = [
+        {
+            "id": name,
+            "object": "model",
+            "created": 0,
+            "owned_by": CHANNELS[kind],
+            "type": kind,
+            "display_name": name,
+        }
+        for name in provider.models()
+    ]
+    return json_response({"channel": channel, "models": models})
+
+
+# ----- api-call ---------------------------------------------------------------------------------
+
+
+@api
+async def api_call(request: Request) -> Response:
+    """POST /api-call {auth_index, method, url, header, data} → {status_code, header, body},
+    only to the credential's own vendor endpoints (see api_call.py)."""
+    raw = await read_body(request)
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError(400, None, "invalid body") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, None, "invalid body: expected a JSON object")
+    call = parse_call(body)
+    state = _state(request)
+    if not call.auth_index:
+        raise ApiError(
+            403, None, "auth_index: required (/api-call only uses a configured credential)"
+        )
+    target = resolve_target(state, call.auth_index)
+    if target is None:
+        raise ApiError(
+            403, None, f"auth_index: {call.auth_index[:64]!r} names no configured credential"
+        )
+    return json_response(await perform(state, target, call))
+
+
+# ----- the control panel page (public, on the main app) -----------------------------------------
+
+
+def panel_path(request: Request) -> Path | None:
+    """$MANAGEMENT_STATIC_PATH (a file, or a directory holding management.html), else
+    <config dir>/static/management.html; None when neither is known."""
+    configured = os.environ.get("MANAGEMENT_STATIC_PATH", "").strip()
+    if configured:
+        path = Path(configured).expanduser()
+        return path / "management.html" if path.is_dir() else path
+    for route in request.app.routes:
+        # The management mount knows the config file (a duck-typed look: importing app.py
+        # here would be circular).
+        editor = getattr(getattr(route, "management", None), "editor", None)
+        config_path = getattr(editor, "path", None)
+        if isinstance(config_path, Path):
+            return config_path.parent / "static" / "management.html"
+    return None
+
+
+async def management_html(request: Request) -> Response:
+    """GET /management.html → the operator's local copy of the Management Center; nothing is
+    ever downloaded. 404 when missing or when remote-management.disable-control-panel."""
+    state = getattr(request.app.state, "cliproxy", None)
+    if isinstance(state, AppState) and state.runtime.config.remote_management.disable_control_panel:
+        return PlainTextResponse("control panel disabled", 404)
+    path = panel_path(request)
+    if path is None or not path.is_file():
+        return PlainTextResponse("management.html not found", 404)
+    return FileResponse(path, media_type="text/html; charset=utf-8")
+
+
+ROUTES: list[Route] = [
+    Route("/logs", get_logs, methods=["GET"]),
+    Route("/logs", delete_logs, methods=["DELETE"]),
+    Route("/request-error-logs", request_error_logs, methods=["GET"]),
+    Route("/request-error-logs/{name}", request_error_log, methods=["GET"]),
+    Route("/request-log-by-id/{id}", request_log_by_id, methods=["GET"]),
+    Route("/latest-version", latest_version, methods=["GET"]),
+    Route("/reset-quota", post_reset_quota, methods=["POST"]),
+    Route("/api-key-usage", api_key_usage, methods=["GET"]),
+    Route("/model-definitions", model_definitions, methods=["GET"]),
+    Route("/model-definitions/{channel}", model_definitions, methods=["GET"]),
+    Route("/api-call", api_call, methods=["POST"]),
+]
