@@ -1,7 +1,7 @@
 """PATCH /auth-files/fields: the per-account settings an operator may edit in an auth file.
 
 Only the settings the reference's console edits are accepted (prefix, proxy_url, headers,
-priority, weight, note, websockets, disabled, disable_cooling, request_retry,
+priority, weight, note, websockets, using_api, disabled, disable_cooling, request_retry,
 excluded_models) plus ``expired``, which the console sets in the past to force a token refresh.
 Tokens, identity and the upstream address are not editable here: a management key should not be
 enough to point an account's token at another host. ``null`` removes a setting. The legacy
@@ -85,6 +85,9 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "websockets": _flag,
     "disabled": _flag,
     "disable_cooling": _flag,
+    # xAI accounts' "use the API instead of the Grok CLI backend" switch; the console sends it
+    # for xai files only. cliproxy serves no xai accounts yet, so it is stored and kept.
+    "using_api": _flag,
     "excluded_models": _models,
     "expired": _expired,
 }

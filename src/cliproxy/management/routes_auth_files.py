@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cliproxy.auth.records import SUPPORTED_TYPES
 from cliproxy.auth.refresher import AccountNeedsLogin
 from cliproxy.model import ProxyError
 from cliproxy.server.state import AppState
@@ -298,6 +299,35 @@ async def refresh_auth_file(request: Request) -> Response:
     return _json({"status": "ok", "file": describe_record(state, fresh)})
 
 
+# ----- vertex import ----------------------------------------------------------------------------
+
+
+@_refusals
+async def vertex_import(request: Request) -> Response:
+    """POST /vertex/import (multipart `file` = a service-account JSON, `location`): the
+    reference saves it as an auth file. cliproxy has no Vertex account type, so a valid
+    upload is refused with a reason the Management Center's OAuth page can show, rather than
+    the bare "no route" it would otherwise get; nothing is written."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise ManagementError(400, "file: send the service-account JSON as multipart field 'file'")
+    uploads = await _multipart_files(request)
+    _, data = uploads[0]
+    if isinstance(data, ManagementError):
+        raise data
+    try:
+        account = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise ManagementError(400, "file: not a JSON document") from None
+    if not isinstance(account, dict) or account.get("type") != "service_account":
+        raise ManagementError(400, "file: not a Google service-account key (type service_account)")
+    if not isinstance(account.get("project_id"), str) or not account["project_id"].strip():
+        raise ManagementError(400, "file: project_id is missing")
+    supported = ", ".join(SUPPORTED_TYPES)
+    raise ManagementError(
+        422, f"Vertex service accounts are not supported: cliproxy reads {supported} accounts"
+    )
+
+
 # ----- quota ------------------------------------------------------------------------------------
 
 
@@ -341,6 +371,7 @@ ROUTES: list[Route] = [
     Route("/auth-files/status", patch_status, methods=["PATCH"]),
     Route("/auth-files/fields", patch_auth_fields, methods=["PATCH"]),
     Route("/auth-files/refresh", refresh_auth_file, methods=["POST"]),
+    Route("/vertex/import", vertex_import, methods=["POST"]),
     Route("/quota", quota, methods=["GET"]),
     Route("/reset-quota", post_reset_quota, methods=["POST"]),
 ]

@@ -39,8 +39,26 @@ def live_config(request: Request) -> Config:
 
 
 def config_json(config: Config) -> dict[str, Any]:
+    """The live config as the reference's GET /config shows it. Settings kept only as extra
+    keys (request-log, logging-to-file, ws-auth, ...) are absent from the dump when the file
+    does not set them; the Management Center's dashboard and System page read them from here,
+    so each scalar setting is filled in with the value its own route reports."""
     dumped: dict[str, Any] = config.model_dump(mode="json", by_alias=True)
-    return {key: value for key, value in dumped.items() if key not in HIDDEN_KEYS}
+    shown = {key: value for key, value in dumped.items() if key not in HIDDEN_KEYS}
+    for scalar in SCALARS:
+        node = shown
+        for part in scalar.path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        if node.get(scalar.json_key) is None:
+            node[scalar.json_key] = scalar.default
+        elif scalar.kind is int and isinstance(node[scalar.json_key], float):
+            # 30.0 (a float field in our schema) is shown as the reference's integer 30.
+            value = node[scalar.json_key]
+            node[scalar.json_key] = int(value) if value.is_integer() else value
+    return shown
 
 
 def ensure_map(parent: CommentedMap, key: str) -> CommentedMap:

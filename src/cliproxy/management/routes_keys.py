@@ -18,7 +18,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cliproxy.config.schema import Config, OpenAICompatibility, ProviderKey, check_http_url
+from cliproxy.config.schema import (
+    Config,
+    OpenAICompatibility,
+    OpenAIKeyEntry,
+    ProviderKey,
+    check_http_url,
+)
 from cliproxy.management.common import (
     OK,
     ApiError,
@@ -33,6 +39,9 @@ from cliproxy.management.common import (
 from cliproxy.management.routes_config import live_config
 
 NOT_FOUND = ApiError(404, None, "item not found")
+# Sections CLIProxyAPI serves and cliproxy does not (yet): kept in the file as written, so the
+# Management Center can list and edit them and a config shared with CLIProxyAPI keeps them.
+KEPT_ONLY = ("vertex-api-key", "xai-api-key", "interactions-api-key")
 
 
 def _unwrap_items(body: Any, where: str) -> list[Any]:
@@ -137,7 +146,9 @@ async def delete_api_keys(request: Request) -> Response:
 # --- provider lists -----------------------------------------------------------------------
 
 
-def _defaults(model: type[ProviderKey] | type[OpenAICompatibility]) -> dict[str, Any]:
+def _defaults(
+    model: type[ProviderKey] | type[OpenAICompatibility] | type[OpenAIKeyEntry],
+) -> dict[str, Any]:
     """Field defaults by YAML name, so an entry echoed back from GET is written compactly."""
     values = {}
     for name, field in model.model_fields.items():
@@ -163,6 +174,10 @@ def _clean(value: Any) -> Any:
     return value
 
 
+# An `api-key-entries` item echoed back from GET is written without its defaults too.
+KEY_ENTRY_DEFAULTS = _defaults(OpenAIKeyEntry)
+
+
 @dataclass(frozen=True)
 class Section:
     key: str
@@ -172,13 +187,16 @@ class Section:
     skips_empty: bool  # the loader drops entries with neither api-key nor base-url
 
     def entry_problem(self, entry: dict[str, Any], where: str) -> str | None:
-        if self.key != "vertex-api-key":
+        if self.key not in KEPT_ONLY:
             return None  # the config schema checks the others
-        if not entry.get("api-key"):
+        if not isinstance(entry.get("api-key"), str) or not entry["api-key"]:
             return f"{where}.api-key: is required"
         for index, model in enumerate(entry.get("models") or []):
-            if not (isinstance(model, dict) and model.get("name") and model.get("alias")):
-                return f"{where}.models[{index}]: needs both name and alias"
+            if self.key == "vertex-api-key":
+                if not (isinstance(model, dict) and model.get("name") and model.get("alias")):
+                    return f"{where}.models[{index}]: needs both name and alias"
+            elif not (isinstance(model, str) or (isinstance(model, dict) and model.get("name"))):
+                return f"{where}.models[{index}]: needs a name"
         try:
             check_http_url(str(entry.get("base-url", "")), required=False)
         except ValueError as exc:
@@ -198,7 +216,12 @@ class Section:
             ]
         if isinstance(entry.get("api-key-entries"), list):
             entry["api-key-entries"] = [
-                {k: v for k, v in item.items() if v not in ("", [], {})}
+                {
+                    k: v
+                    for k, v in item.items()
+                    if v not in ("", [], {})
+                    and not (k in KEY_ENTRY_DEFAULTS and KEY_ENTRY_DEFAULTS[k] == v)
+                }
                 if isinstance(item, dict)
                 else item
                 for item in entry["api-key-entries"]
@@ -234,14 +257,17 @@ def _compat_entries(config: Config) -> list[dict[str, Any]]:
     return rows
 
 
-def _vertex_entries(config: Config) -> list[dict[str, Any]]:
-    raw = (config.model_extra or {}).get("vertex-api-key")
-    entries = raw if isinstance(raw, list) else []
-    return [
-        {**entry, "auth-index": f"vertex-api-key[{index}]"}
-        for index, entry in enumerate(entries)
-        if isinstance(entry, dict)
-    ]
+def _kept_entries(key: str) -> Callable[[Config], list[dict[str, Any]]]:
+    def live(config: Config) -> list[dict[str, Any]]:
+        raw = (config.model_extra or {}).get(key)
+        entries = raw if isinstance(raw, list) else []
+        return [
+            {**entry, "auth-index": f"{key}[{index}]"}
+            for index, entry in enumerate(entries)
+            if isinstance(entry, dict)
+        ]
+
+    return live
 
 
 SECTIONS = (
@@ -267,7 +293,7 @@ SECTIONS = (
         True,
     ),
     Section("openai-compatibility", "name", _defaults(OpenAICompatibility), _compat_entries, False),
-    Section("vertex-api-key", "api-key", {}, _vertex_entries, False),
+    *(Section(key, "api-key", {}, _kept_entries(key), False) for key in KEPT_ONLY),
 )
 
 
@@ -290,9 +316,11 @@ def _live_positions(section: Section, entries: CommentedSeq) -> list[int]:
 
 
 def _pick(
-    section: Section, entries: CommentedSeq, index: int | None, match: str, base_url: str
+    section: Section, entries: CommentedSeq, index: int | None, match: str, base_url: str | None
 ) -> list[int]:
-    """File positions addressed by a live index, or by api-key/name (+ base-url)."""
+    """File positions addressed by a live index, or by api-key/name (+ base-url). A base-url
+    that is given, even empty, must match exactly: the Management Center deletes an entry
+    without one by `?api-key=K&base-url=`, which must not hit K's entries that have one."""
     live = _live_positions(section, entries)
     if index is not None:
         if not 0 <= index < len(live):
@@ -302,11 +330,16 @@ def _pick(
         position
         for position in live
         if _field(entries[position], section.match_field) == match
-        and (not base_url or _field(entries[position], "base-url") == base_url)
+        and (base_url is None or _field(entries[position], "base-url") == base_url)
     ]
     if not found:
         raise NOT_FOUND
     return found
+
+
+def _base_url_param(request: Request) -> str | None:
+    raw = request.query_params.get("base-url")
+    return None if raw is None else raw.strip()
 
 
 def _section_routes(section: Section) -> list[Route]:
@@ -347,7 +380,7 @@ def _section_routes(section: Section) -> list[Route]:
         changes = body.get("value")
         if not isinstance(changes, dict):
             raise invalid("value: must be an object of the fields to change")
-        base_url = (request.query_params.get("base-url") or "").strip()
+        base_url = _base_url_param(request)
 
         def mutate(tree: CommentedMap) -> None:
             entries = _seq(tree, section.key)
@@ -372,7 +405,7 @@ def _section_routes(section: Section) -> list[Route]:
             emptied = not _field(entry, "base-url") and (
                 section.key == "openai-compatibility" or not _field(entry, "api-key")
             )
-            if emptied and section.key != "vertex-api-key":
+            if emptied and section.key not in KEPT_ONLY:
                 del entries[position]
 
         await context(request).editor.edit(mutate)
@@ -383,7 +416,7 @@ def _section_routes(section: Section) -> list[Route]:
         index = query_int(request, "index")
         param = "name" if section.match_field == "name" else "api-key"
         match = (request.query_params.get(param) or "").strip()
-        base_url = (request.query_params.get("base-url") or "").strip()
+        base_url = _base_url_param(request)
         if index is None and not match:
             raise ApiError(400, None, f"missing {param} or index")
 

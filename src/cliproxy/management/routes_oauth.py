@@ -207,8 +207,26 @@ _STARTERS = {
     "/gemini-auth-url": "gemini-cli",
 }
 
+# Logins CLIProxyAPI offers that cliproxy does not: a clear JSON refusal instead of "no route",
+# so the Management Center's card shows why.
+_UNSUPPORTED = ("antigravity", "kimi", "xai", "qwen", "iflow")
+
+
+async def _unsupported_login(request: Request) -> Response:
+    provider = request.url.path.rsplit("/", 1)[-1].removesuffix("-auth-url")
+    return json_response(
+        {
+            "status": "error",
+            "error": f"{provider} logins are not supported by cliproxy; "
+            "supported: codex, anthropic (claude), gemini-cli",
+        },
+        422,
+    )
+
+
 ROUTES: list[Route] = [
     *(Route(path, _starter(provider), methods=["GET"]) for path, provider in _STARTERS.items()),
+    *(Route(f"/{name}-auth-url", _unsupported_login, methods=["GET"]) for name in _UNSUPPORTED),
     Route("/get-auth-status", get_auth_status, methods=["GET"]),
     Route("/oauth-session", delete_oauth_session, methods=["DELETE"]),
     # Also reachable without the key through public_routes(); listed here so the OpenAPI

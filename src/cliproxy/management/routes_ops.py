@@ -34,6 +34,8 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 # Channels whose accounts we serve, with the vendor their models are "owned by".
 CHANNELS = {"codex": "openai", "claude": "anthropic", "gemini": "google"}
 CHANNEL_ALIASES = {"gemini-cli": "gemini", "anthropic": "claude", "openai": "codex"}
+# OAuth channels of CLIProxyAPI that cliproxy does not log in to (yet).
+FOREIGN_CHANNELS = frozenset({"vertex", "aistudio", "antigravity", "kimi", "xai", "qwen", "iflow"})
 
 # The log ring starts collecting when the management routes are loaded (at server start), so
 # GET /logs shows what happened before the first call to it.
@@ -207,6 +209,10 @@ async def model_definitions(request: Request) -> Response:
     kind = CHANNEL_ALIASES.get(channel, channel)
     provider = _state(request).account_providers.get(kind)
     if kind not in CHANNELS or provider is None:
+        if channel in FOREIGN_CHANNELS:
+            # Channels the Management Center's alias editor offers that cliproxy has no
+            # accounts for: an empty catalogue lets the editor open instead of failing.
+            return json_response({"channel": channel, "models": []})
         return json_response({"error": "unknown channel", "channel": channel}, 400)
     models = [
         {
@@ -220,6 +226,12 @@ async def model_definitions(request: Request) -> Response:
         for name in provider.models()
     ]
     return json_response({"channel": channel, "models": models})
+
+
+@api
+async def plugins(request: Request) -> Response:
+    """GET /plugins: cliproxy loads no plugins; the Management Center's OAuth page asks anyway."""
+    return json_response({"plugins_enabled": False, "plugins_dir": "", "plugins": []})
 
 
 # ----- api-call ---------------------------------------------------------------------------------
@@ -294,4 +306,5 @@ ROUTES: list[Route] = [
     Route("/model-definitions", model_definitions, methods=["GET"]),
     Route("/model-definitions/{channel}", model_definitions, methods=["GET"]),
     Route("/api-call", api_call, methods=["POST"]),
+    Route("/plugins", plugins, methods=["GET"]),
 ]
