@@ -3,6 +3,7 @@ kept), is applied live, and a refused payload leaves the file byte-identical."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -96,9 +97,21 @@ def test_delete_api_keys(api: httpx.Client, config_file: Path, proxy: ProxyServe
 
 def test_provider_entries_carry_their_auth_index(api: httpx.Client) -> None:
     entries = api.get("/claude-api-key").json()["claude-api-key"]
-    assert [e["auth-index"] for e in entries] == ["claude-api-key[0]", "claude-api-key[1]"]
+    # The reference's derivation: SHA-256 of "<section>:<base-url>+<api-key>", 16 hex digits.
+    expected = [
+        hashlib.sha256(b"claude-api-key:http://127.0.0.1:9/claude+sk-ant-1").hexdigest()[:16],
+        hashlib.sha256(b"claude-api-key:+sk-ant-2").hexdigest()[:16],
+    ]
+    assert [e["auth-index"] for e in entries] == expected
     assert entries[0]["base-url"] == "http://127.0.0.1:9/claude"
     assert api.get("/gemini-api-key").json() == {"gemini-api-key": []}
+    # Stable: removing the first entry leaves the second's index as it was, and the index
+    # still reaches that credential (reset-quota resolves it to the router's id).
+    assert api.delete("/claude-api-key", params={"index": 0}).status_code == 200
+    [left] = api.get("/claude-api-key").json()["claude-api-key"]
+    assert left["auth-index"] == expected[1]
+    reply = api.post("/reset-quota", json={"auth_index": expected[1]})
+    assert reply.status_code == 200, reply.text
 
 
 def test_put_echoed_entries_is_written_compactly(api: httpx.Client, config_file: Path) -> None:
@@ -188,7 +201,7 @@ def test_other_key_sections(api: httpx.Client, config_file: Path, section: str) 
         == 200
     )
     entries = api.get(f"/{section}").json()[section]
-    assert entries[0]["auth-index"] == f"{section}[0]"
+    assert entries[0]["auth-index"] == hashlib.sha256(f"{section}:+k1".encode()).hexdigest()[:16]
     assert entries[0]["models"][0]["name"] == "m1"
     bad = api.put(f"/{section}", json=["k2"])
     assert bad.status_code == 422
@@ -207,8 +220,9 @@ def test_openai_compatibility_applies_live(
     assert api.put("/openai-compatibility", json=[provider]).status_code == 200
     assert "local-llama" in model_ids(proxy)
     rows = api.get("/openai-compatibility").json()["openai-compatibility"]
-    assert rows[0]["auth-index"] == "openai-compatibility[local]"
-    assert rows[0]["api-key-entries"][0]["auth-index"] == "openai-compatibility[local][0]"
+    assert rows[0]["auth-index"] == hashlib.sha256(b"openai-compatibility:local").hexdigest()[:16]
+    seed = b"openai-compatibility:http://127.0.0.1:9/v1+upstream-secret"
+    assert rows[0]["api-key-entries"][0]["auth-index"] == hashlib.sha256(seed).hexdigest()[:16]
     # PATCH by name; an echoed auth-index is never written.
     patch = {"name": "local", "value": {"models": [{"name": "qwen"}], "auth-index": "x"}}
     assert api.patch("/openai-compatibility", json=patch).status_code == 200
@@ -230,7 +244,14 @@ def test_vertex_api_key(api: httpx.Client, config_file: Path) -> None:
     }
     assert api.put("/vertex-api-key", json=[entry]).status_code == 200
     rows = api.get("/vertex-api-key").json()["vertex-api-key"]
-    assert rows == [{**entry, "auth-index": "vertex-api-key[0]"}]
+    assert rows == [
+        {
+            **entry,
+            "auth-index": hashlib.sha256(b"vertex-api-key:https://vertex.example+vk").hexdigest()[
+                :16
+            ],
+        }
+    ]
     before = config_file.read_bytes()
     for bad, message in (
         ({"base-url": "https://x"}, "vertex-api-key[0].api-key: is required"),

@@ -70,3 +70,18 @@ def test_a_reload_carries_the_rotation_on_and_a_handed_in_store_is_used(tmp_path
     state.apply(parse_config_text(config + "debug: true\n", "c"))
     assert leader() != first  # the new selector continued, not restarted
     assert isinstance(state.pool, PoolState)
+
+
+def test_a_keys_rest_follows_it_when_an_edit_renumbers_the_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    two_keys = f'auth-dir: "{tmp_path}"\n' + CONFIG
+    state = AppState(parse_config_text(two_keys, "c"), clock=lambda: 1000.0)
+    state.cooldowns.cool("claude-api-key[0]", "up", 1060.0, "rate-limit (429)")
+    state.cooldowns.cool("claude-api-key[1]", "up", 1300.0, "rate-limit (429)")
+    # The first key is deleted: key "b" is now claude-api-key[0].
+    only_b = two_keys.replace(
+        '  - {api-key: a, base-url: "http://127.0.0.1:9", models: [{name: up, alias: m}]}\n', ""
+    )
+    state.apply(parse_config_text(only_b, "c"))
+    assert [(c.credential_id, c.until) for c in state.cooldowns.snapshot()] == [
+        ("claude-api-key[0]", 1300.0)
+    ]

@@ -38,6 +38,7 @@ from cliproxy.server.state import AppState
 
 from .auth_files import auth_index
 from .common import ApiError
+from .key_index import routing_id
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,8 @@ def resolve_target(state: AppState, index: str) -> Target | None:
     for record in state.auth_store.records():
         if auth_index(record.type, record.path) == index:
             return _account_target(record)
-    return _key_targets(state.runtime.config).get(index)
+    config = state.runtime.config
+    return _key_targets(config).get(routing_id(config, index))
 
 
 def _account_target(record: AuthRecord) -> Target:

@@ -15,6 +15,7 @@ from cliproxy.auth.records import AuthRecord, format_time
 from cliproxy.server.state import AppState
 
 from .auth_files import auth_index, describe_record
+from .key_index import routing_id
 
 
 def quota_entries(
@@ -71,6 +72,7 @@ def resolve_credential(state: AppState, index: str) -> str | None:
     for record in state.auth_store.records():
         if auth_index(record.type, record.path) == index:
             return record.id
+    index = routing_id(state.runtime.config, index)
     if index in state.runtime.registry.policies:  # every routed credential has a policy
         return index
     if any(c.credential_id == index for c in state.cooldowns.snapshot()):

@@ -1,6 +1,7 @@
 """Client api-keys and the provider credential lists (reference §3.3, §3.4).
 
-`auth-index` on each entry is the id the router gives that credential (routing/build.py):
+`auth-index` on each entry is the reference's stable hash (management/key_index.py); the
+router's own id for that credential (routing/build.py) is accepted too wherever one is read:
 "claude-api-key[0]", "openai-compatibility[<name>][<j>]" for each key of a compatible
 provider (the provider itself gets "openai-compatibility[<name>]"). It is what cooldowns and
 logs are keyed by. Indexes in PATCH/DELETE are those of GET (the live list): entries the loader
@@ -36,6 +37,7 @@ from cliproxy.management.common import (
     read_json,
     read_object,
 )
+from cliproxy.management.key_index import key_auth_index, provider_auth_index
 from cliproxy.management.routes_config import live_config
 
 NOT_FOUND = ApiError(404, None, "item not found")
@@ -238,8 +240,11 @@ def _key_entries(attr: str, key: str) -> Callable[[Config], list[dict[str, Any]]
     def live(config: Config) -> list[dict[str, Any]]:
         entries: list[ProviderKey] = getattr(config, attr)
         return [
-            {**entry.model_dump(mode="json", by_alias=True), "auth-index": f"{key}[{index}]"}
-            for index, entry in enumerate(entries)
+            {
+                **entry.model_dump(mode="json", by_alias=True),
+                "auth-index": key_auth_index(key, entry.base_url, entry.api_key),
+            }
+            for entry in entries
         ]
 
     return live
@@ -249,10 +254,10 @@ def _compat_entries(config: Config) -> list[dict[str, Any]]:
     rows = []
     for compat in config.openai_compatibility:
         row = compat.model_dump(mode="json", by_alias=True)
-        base = f"openai-compatibility[{compat.name}]"
-        row["auth-index"] = base
-        for index, item in enumerate(row.get("api-key-entries") or []):
-            item["auth-index"] = f"{base}[{index}]"
+        row["auth-index"] = provider_auth_index(compat.name)
+        for item in row.get("api-key-entries") or []:
+            key = str(item.get("api-key") or "")
+            item["auth-index"] = key_auth_index("openai-compatibility", compat.base_url, key)
         rows.append(row)
     return rows
 
@@ -262,8 +267,13 @@ def _kept_entries(key: str) -> Callable[[Config], list[dict[str, Any]]]:
         raw = (config.model_extra or {}).get(key)
         entries = raw if isinstance(raw, list) else []
         return [
-            {**entry, "auth-index": f"{key}[{index}]"}
-            for index, entry in enumerate(entries)
+            {
+                **entry,
+                "auth-index": key_auth_index(
+                    key, str(entry.get("base-url") or ""), str(entry.get("api-key") or "")
+                ),
+            }
+            for entry in entries
             if isinstance(entry, dict)
         ]
 

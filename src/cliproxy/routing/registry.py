@@ -152,6 +152,17 @@ class ModelRegistry:
         """One listed model, or None when ``name`` is not listed."""
         return self._listed.get(name)
 
+    def credentials(self) -> dict[str, Credential]:
+        """Every routed credential by id."""
+        found: dict[str, Credential] = {}
+        for pool in self._exact.values():
+            for candidate in pool:
+                if candidate.credential is not None:
+                    found.setdefault(candidate.credential.id, candidate.credential)
+        for family in self._families:
+            found.setdefault(family.credential.id, family.credential)
+        return found
+
 
 class _PrioritySelector:
     """Shared ordering: the highest priority present is tried first and ordered by the

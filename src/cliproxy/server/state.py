@@ -143,6 +143,35 @@ class AppState:
         path = config.auth_dir / COOLDOWN_FILE if config.save_cooldown_status else None
         self.cooldowns.persist_to(path)
 
+    def _follow_moved_credentials(self, before: ModelRegistry) -> None:
+        """Config keys are named by position ("claude-api-key[1]"): after an edit the same key
+        may have another id, and an id another key. A key's rests move with it to its new id;
+        an id whose key left keeps nothing, so no key is charged with another's rate limit."""
+
+        def by_identity(registry: ModelRegistry) -> dict[tuple[str, str], str]:
+            return {
+                (credential.secret, credential.base_url): credential_id
+                for credential_id, credential in registry.credentials().items()
+                if not credential.account  # accounts are named by their file, not by position
+            }
+
+        now = by_identity(self.runtime.registry)
+        moved = {
+            old_id: now.get(identity)
+            for identity, old_id in by_identity(before).items()
+            if now.get(identity) != old_id
+        }
+        if not moved:
+            return
+        running = self.cooldowns.snapshot()
+        for old_id in moved:
+            self.cooldowns.clear(old_id)
+            self.request_counts.forget(old_id)
+        for rest in running:
+            new_id = moved.get(rest.credential_id)
+            if new_id is not None:
+                self.cooldowns.cool(new_id, rest.model, rest.until, rest.reason)
+
     def apply(self, config: Config) -> None:
         """Swap in a new config (hot reload)."""
         old = self.runtime.config
@@ -151,12 +180,14 @@ class AppState:
             config.auth_dir,
         ):
             self._save_cooldowns(config)
+        before = self.runtime.registry
         self.runtime = build_runtime(
             config,
             self._usable_accounts(),
             self.account_providers,
             self.pool.counters,
         )
+        self._follow_moved_credentials(before)
         if (old.proxy_url, old.upstream_timeout_seconds) != (
             config.proxy_url,
             config.upstream_timeout_seconds,
