@@ -104,6 +104,10 @@ def parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)  # 0001-01-01T00:00:00+14:00 has no UTC form: format_time fails
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range") from None
     return parsed
 
 
@@ -243,6 +247,8 @@ def _opt_int(source: Mapping[str, Any], key: str) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
         raise RecordError(f"{key}: expected a whole number, got {_kind(value)}")
+    if not -(2**63) <= value < 2**63:  # 1e300 is whole, but JSON writers refuse it back
+        raise RecordError(f"{key}: {value} is out of range")
     return int(value)
 
 

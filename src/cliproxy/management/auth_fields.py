@@ -53,6 +53,8 @@ def _whole(field: str, value: Any, minimum: int | None = None) -> int:
         raise ManagementError(422, f"{field}: expected a whole number or null")
     if minimum is not None and value < minimum:
         raise ManagementError(422, f"{field}: must be {minimum} or more")
+    if not -(2**63) <= value < 2**63:  # 1e300 is whole, but no JSON writer takes it back
+        raise ManagementError(422, f"{field}: too large")
     return int(value)
 
 

@@ -45,6 +45,11 @@ class ManagementError(Exception):
 # ----- names ----------------------------------------------------------------------------------
 
 
+# 255 bytes is the file-name limit; the atomic write's temp file (".<name>.XXXXXXXX.tmp",
+# auth/files.py) needs 14 more, so a longer name could only fail at write time (a 500).
+MAX_NAME_BYTES = 255 - 14
+
+
 def check_name(name: object) -> str:
     """A bare ``*.json`` file name inside the auth directory, else 400. Refuses anything that
     could reach outside it: separators of either OS, drive letters, dot-names, control bytes."""
@@ -52,7 +57,7 @@ def check_name(name: object) -> str:
         raise ManagementError(400, "name: a file name is required")
     if any(ch in name for ch in "/\\:") or any(ord(ch) < 0x20 for ch in name):
         raise ManagementError(400, f"name: {name!r} must be a bare file name")
-    if name.startswith(".") or len(name.encode()) > 255:
+    if name.startswith(".") or len(name.encode()) > MAX_NAME_BYTES:
         raise ManagementError(400, f"name: {name!r} is not an allowed file name")
     if not name.endswith(".json"):
         raise ManagementError(400, f"name: {name!r} must end in .json")

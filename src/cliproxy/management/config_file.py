@@ -106,11 +106,29 @@ def load_document(text: str) -> _Document:
         tree = _yaml().load(text)
     except YAMLError as exc:
         raise ApiError(400, "invalid_yaml", f"YAML syntax: {exc}") from None
+    except (ValueError, OverflowError) as exc:  # a tagged value ruamel cannot build
+        raise ApiError(400, "invalid_yaml", f"YAML value: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_yaml", "YAML nesting too deep") from None
     if tree is None:
         return _Document(CommentedMap(), _Indentation(), text)
     if not isinstance(tree, CommentedMap):
         raise ApiError(400, "invalid_yaml", "the config must be a mapping of keys")
+    if _has_lone_surrogate(tree):
+        # YAML's "\ud800" escape yields a str no UTF-8 encoder takes: the file would be
+        # written, then applying it (keys are encoded) would fail.
+        raise ApiError(400, "invalid_yaml", "a string holds an escaped lone surrogate (\\ud800)")
     return _Document(tree, _guess_indentation(text), "")
+
+
+def _has_lone_surrogate(node: Any) -> bool:
+    if isinstance(node, str):
+        return any("\ud800" <= ch <= "\udfff" for ch in node)
+    if isinstance(node, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_lone_surrogate(item) for item in node)
+    return False
 
 
 def dump_document(document: _Document) -> str:

@@ -1,7 +1,9 @@
 """The OpenAPI 3 document of the management API, built from the same tables as the routes.
 
-Routes this module has no schema for (auth files, written elsewhere) are still listed, with
-their methods, so the document names every route that exists.
+This module describes the config and key routes and assembles the document; the auth-file and
+login routes are in openapi_auth.py, the operations routes in openapi_ops.py. A route that
+none of them describes is still listed (tagged `undocumented`), so the served document names
+every route; the tests require that no route ends up there.
 """
 
 from __future__ import annotations
@@ -15,317 +17,200 @@ from starlette.routing import BaseRoute, Route
 
 from cliproxy import __version__
 from cliproxy.management.common import json_response
+from cliproxy.management.openapi_auth import auth_file_paths, login_paths
+from cliproxy.management.openapi_common import (
+    ENTRY,
+    INTEGER,
+    STRING,
+    STRINGS,
+    Schema,
+    json_body,
+    object_of,
+    op,
+    query,
+)
+from cliproxy.management.openapi_ops import ops_paths
 from cliproxy.management.routes_config import CHANNEL_MAPS, SCALARS
 from cliproxy.management.routes_keys import SECTIONS
 
-JSON = "application/json"
-_KIND_SCHEMA = {bool: {"type": "boolean"}, int: {"type": "integer"}, str: {"type": "string"}}
-OK_SCHEMA = {"type": "object", "properties": {"status": {"type": "string"}}}
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-    "required": ["error"],
-}
-ENTRY = {"type": "object", "additionalProperties": True}
+UNDOCUMENTED = "undocumented"
+_KIND_SCHEMA: dict[type, Schema] = {bool: {"type": "boolean"}, int: INTEGER, str: STRING}
+# Statuses of a write through ConfigEditor.edit: 409 without a config file, 422 when the
+# result is not a valid config; reading the JSON body adds 400 (not JSON) and 413.
+WRITE = (400, 409, 413, 422)
+ITEMS_WRAPPER = 'a bare array, or the same array as {"items": [...]}'
 
 
-def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"required": True, "content": {JSON: {"schema": schema}}}
-
-
-def _op(
-    summary: str,
-    tag: str,
-    *,
-    body: dict[str, Any] | None = None,
-    params: Sequence[tuple[str, dict[str, Any]]] = (),
-    reply: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    operation: dict[str, Any] = {
-        "summary": summary,
-        "tags": [tag],
-        "responses": {
-            "200": {"description": "success", "content": {JSON: {"schema": reply or OK_SCHEMA}}},
-            "default": {"description": "error", "content": {JSON: {"schema": ERROR_SCHEMA}}},
-        },
-    }
-    if body is not None:
-        operation["requestBody"] = body
-    if params:
-        operation["parameters"] = [
-            {"name": name, "in": "query", "required": False, "schema": schema}
-            for name, schema in params
-        ]
-    return operation
-
-
-def _object_of(key: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "properties": {key: schema}}
+def _list_body(items: Schema) -> Schema:
+    array = {"type": "array", "items": items}
+    return json_body({"oneOf": [array, object_of({"items": array}, "items", closed=True)]})
 
 
 def _config_paths() -> dict[str, dict[str, Any]]:
-    yaml_text = {"schema": {"type": "string"}}
+    yaml_text = {"schema": STRING}
     paths: dict[str, dict[str, Any]] = {
         "/config": {
-            "get": _op(
+            "get": op(
                 "The live config as JSON (no host/port/auth-dir/secret)", "config", reply=ENTRY
             )
         },
         "/config.yaml": {
-            "get": _op("The config file as written", "config", reply={"type": "string"}),
-            "put": _op(
+            "get": op(
+                "The config file as written",
+                "config",
+                reply_content={"application/yaml": yaml_text},
+                errors=[404],
+            ),
+            "put": op(
                 "Replace the config file (validated first; 400 bad YAML, 422 invalid config)",
                 "config",
                 body={
                     "required": True,
                     "content": {"application/yaml": yaml_text, "text/plain": yaml_text},
                 },
-                reply={"type": "object", "properties": {"ok": {"type": "boolean"}}},
+                reply=object_of({"ok": {"type": "boolean"}, "changed": STRINGS}),
+                errors=WRITE,
             ),
         },
     }
     for scalar in SCALARS:
         value = _KIND_SCHEMA[scalar.kind]
-        setter = _op(
+        setter = op(
             f"Set {scalar.route}",
             "settings",
-            body=_json_body(
-                {"type": "object", "properties": {"value": value}, "required": ["value"]}
-            ),
+            body=json_body(object_of({"value": value}, "value")),
+            errors=WRITE,
         )
         item = {
-            "get": _op(
-                f"Read {scalar.route}", "settings", reply=_object_of(scalar.json_key, value)
+            "get": op(
+                f"Read {scalar.route}", "settings", reply=object_of({scalar.json_key: value})
             ),
             "put": setter,
             "patch": setter,
         }
         if scalar.deletable:
-            item["delete"] = _op(f"Clear {scalar.route}", "settings")
+            item["delete"] = op(f"Clear {scalar.route}", "settings", errors=[409, 422])
         paths[f"/{scalar.route}"] = item
     for spec in CHANNEL_MAPS:
-        row = {"type": "string"} if spec.items_field == "models" else ENTRY
-        channel_map = {"type": "object", "additionalProperties": {"type": "array", "items": row}}
-        paths[f"/{spec.key}"] = {
-            "get": _op(f"Read {spec.key}", "oauth", reply=_object_of(spec.key, channel_map)),
-            "put": _op(f"Replace {spec.key}", "oauth", body=_json_body(channel_map)),
-            "patch": _op(
-                f"Set or remove one channel of {spec.key}",
-                "oauth",
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "provider": {"type": "string"},
-                            "channel": {"type": "string"},
-                            spec.items_field: {"type": "array", "items": row},
-                        },
-                    }
-                ),
-            ),
-            "delete": _op(
-                f"Remove one channel of {spec.key}",
-                "oauth",
-                params=[("provider", {"type": "string"}), ("channel", {"type": "string"})],
-            ),
-        }
+        paths[f"/{spec.key}"] = _channel_map_item(spec.key, spec.items_field)
     return paths
 
 
+def _channel_map_item(key: str, items_field: str) -> dict[str, Any]:
+    row = STRING if items_field == "models" else object_of({"name": STRING, "alias": STRING})
+    rows = {"type": "array", "items": row}
+    channel_map = {"type": "object", "additionalProperties": rows}
+    channel_params = [
+        query("provider", STRING, about="the channel (codex, claude, gemini-cli, ...)"),
+        query("channel", STRING, about="another name for provider"),
+    ]
+    return {
+        "get": op(f"Read {key}", "oauth", reply=object_of({key: channel_map})),
+        "put": op(
+            f"Replace {key}: an object of channel → list (or it wrapped as {{items}})",
+            "oauth",
+            body=json_body(channel_map),
+            errors=WRITE,
+        ),
+        "patch": op(
+            f"Set one channel of {key}; an empty list removes it (404 when absent)",
+            "oauth",
+            body=json_body(object_of({"provider": STRING, "channel": STRING, items_field: rows})),
+            errors=(*WRITE, 404),
+        ),
+        "delete": op(
+            f"Remove one channel of {key}",
+            "oauth",
+            params=channel_params,
+            errors=[400, 404, 409, 422],
+        ),
+    }
+
+
 def _key_paths() -> dict[str, dict[str, Any]]:
-    strings = {"type": "array", "items": {"type": "string"}}
     paths: dict[str, dict[str, Any]] = {
         "/api-keys": {
-            "get": _op("Client API keys", "keys", reply=_object_of("api-keys", strings)),
-            "put": _op("Replace the client API keys", "keys", body=_json_body(strings)),
-            "patch": _op(
+            "get": op("Client API keys", "keys", reply=object_of({"api-keys": STRINGS})),
+            "put": op(
+                f"Replace the client API keys ({ITEMS_WRAPPER})",
+                "keys",
+                body=_list_body(STRING),
+                errors=WRITE,
+            ),
+            "patch": op(
                 "Replace one key ({index, value}) or {old, new} (appends when old is absent)",
                 "keys",
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "index": {"type": "integer"},
-                            "value": {"type": "string"},
-                            "old": {"type": "string"},
-                            "new": {"type": "string"},
-                        },
-                    }
+                body=json_body(
+                    object_of({"index": INTEGER, "value": STRING, "old": STRING, "new": STRING})
                 ),
+                errors=(*WRITE, 404),
             ),
-            "delete": _op(
+            "delete": op(
                 "Remove a key by ?index= or every key equal to ?value=",
                 "keys",
-                params=[("index", {"type": "integer"}), ("value", {"type": "string"})],
+                params=[query("index", INTEGER), query("value", STRING)],
+                errors=[400, 404, 409, 422],
             ),
         }
     }
     for section in SECTIONS:
-        match = section.match_field if section.match_field == "name" else "match"
-        param = section.match_field
-        entries = {"type": "array", "items": ENTRY}
-        paths[f"/{section.key}"] = {
-            "get": _op(
-                f"{section.key} entries with auth-index",
-                "providers",
-                reply=_object_of(section.key, entries),
-            ),
-            "put": _op(f"Replace {section.key}", "providers", body=_json_body(entries)),
-            "patch": _op(
-                f"Change fields of one {section.key} entry",
-                "providers",
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "index": {"type": "integer"},
-                            match: {"type": "string"},
-                            "value": ENTRY,
-                        },
-                        "required": ["value"],
-                    }
-                ),
-            ),
-            "delete": _op(
-                f"Remove {section.key} entries by ?index= or ?{param}=",
-                "providers",
-                params=[
-                    ("index", {"type": "integer"}),
-                    (param, {"type": "string"}),
-                    ("base-url", {"type": "string"}),
-                ],
-            ),
-        }
+        paths[f"/{section.key}"] = _section_item(section.key, section.match_field)
     return paths
 
 
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _ops_paths() -> dict[str, dict[str, Any]]:
-    """Operations (routes_ops.py): logs, version, cooldown reset, usage, models, api-call."""
-    strings = {"type": "array", "items": {"type": "string"}}
-    logs = {
-        "type": "object",
-        "properties": {
-            "lines": strings,
-            "line-count": {"type": "integer"},
-            "latest-timestamp": {"type": "integer"},
-            "next-cursor": {"type": "string"},
-            "cursor-reset": {"type": "boolean"},
-        },
-    }
-    files = _object_of("files", {"type": "array", "items": ENTRY})
-    positive = {"type": "integer", "minimum": 1}
-    call_body = {
-        "type": "object",
-        "properties": {
-            "auth_index": {"type": "string"},
-            "method": {"type": "string", "enum": ["GET", "POST"]},
-            "url": {"type": "string"},
-            "header": {"type": "object", "additionalProperties": {"type": "string"}},
-            "data": {"type": "string"},
-        },
-        "required": ["auth_index", "method", "url"],
-    }
-    call_reply = {
-        "type": "object",
-        "properties": {
-            "status_code": {"type": "integer"},
-            "header": {"type": "object", "additionalProperties": strings},
-            "body": {"type": "string"},
-        },
-    }
-    definitions = {
-        "type": "object",
-        "properties": {"channel": {"type": "string"}, "models": {"type": "array", "items": ENTRY}},
-    }
-    by_id = _op("Request log by id (none are written: 404)", "logs")
-    by_id["parameters"] = [_path_param("id")]
-    error_file = _op("One request error log (none are written: 404)", "logs")
-    error_file["parameters"] = [_path_param("name")]
-    channel = _op("Models a channel's accounts serve", "models", reply=definitions)
-    channel["parameters"] = [_path_param("channel")]
+def _section_item(key: str, match_field: str) -> dict[str, Any]:
+    match = "name" if match_field == "name" else "match"
+    param = "name" if match_field == "name" else "api-key"
+    base_url = query(
+        "base-url", STRING, about="with api-key: only the entry with exactly this base-url"
+    )
+    entries = {"type": "array", "items": ENTRY}
     return {
-        "/logs": {
-            "get": _op(
-                "Tail of the in-memory log; cursor paging",
-                "logs",
-                params=[
-                    ("limit", positive),
-                    ("after", {"type": "integer"}),
-                    ("cursor", {"type": "string"}),
-                ],
-                reply=logs,
-            ),
-            "delete": _op("Clear the in-memory log", "logs", reply=ENTRY),
-        },
-        "/request-error-logs": {
-            "get": _op("Request error log files (always none)", "logs", reply=files)
-        },
-        "/request-error-logs/{name}": {"get": error_file},
-        "/request-log-by-id/{id}": {"get": by_id},
-        "/latest-version": {
-            "get": _op(
-                "The running version (never looked up online)",
-                "meta",
-                reply=_object_of("latest-version", {"type": "string"}),
-            )
-        },
-        "/reset-quota": {
-            "post": _op(
-                "End cooldowns: {all: true}, or one credential ({auth_index|name, model?})",
-                "quota",
-                body=_json_body(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "all": {"type": "boolean"},
-                            "auth_index": {"type": "string"},
-                            "name": {"type": "string"},
-                            "model": {"type": "string"},
-                        },
-                    }
-                ),
-                reply=ENTRY,
-            )
-        },
-        "/api-key-usage": {
-            "get": _op("Request counts per config API key, by provider", "usage", reply=ENTRY)
-        },
-        "/model-definitions": {
-            "get": _op(
-                "Models a channel's accounts serve (?channel=)",
-                "models",
-                params=[("channel", {"type": "string"})],
-                reply=definitions,
-            )
-        },
-        "/model-definitions/{channel}": {"get": channel},
-        "/api-call": {
-            "post": _op(
-                "HTTP call with a credential's token, to its own vendor endpoints only",
-                "api-call",
-                body=_json_body(call_body),
-                reply=call_reply,
-            )
-        },
+        "get": op(
+            f"{key} entries, each with its auth-index",
+            "providers",
+            reply=object_of({key: entries}),
+        ),
+        "put": op(
+            f"Replace {key} ({ITEMS_WRAPPER})", "providers", body=_list_body(ENTRY), errors=WRITE
+        ),
+        "patch": op(
+            f"Change fields of one {key} entry, picked by index or {match}; null removes a field",
+            "providers",
+            body=json_body(object_of({"index": INTEGER, match: STRING, "value": ENTRY}, "value")),
+            params=[base_url],
+            errors=(*WRITE, 404),
+        ),
+        "delete": op(
+            f"Remove {key} entries by ?index= or ?{param}=",
+            "providers",
+            params=[query("index", INTEGER), query(param, STRING), base_url],
+            errors=[400, 404, 409, 422],
+        ),
     }
 
 
-def build_document(extra_routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
-    """The document; `extra_routes` adds routes described only by path and method."""
-    paths = {**_config_paths(), **_key_paths(), **_ops_paths()}
-    paths["/openapi.json"] = {"get": _op("This document", "meta", reply=ENTRY)}
-    for route in extra_routes:
-        if not isinstance(route, Route) or route.path in paths or not route.methods:
+def _placeholder(method: str, path: str) -> dict[str, Any]:
+    return op(f"{method} {path} (see docs/management-api.md)", UNDOCUMENTED, reply=ENTRY)
+
+
+def build_document(routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
+    """The document. Every route of `routes` missing from the described paths is added by
+    path and method only (tagged `undocumented`)."""
+    paths = {
+        **_config_paths(),
+        **_key_paths(),
+        **auth_file_paths(),
+        **login_paths(),
+        **ops_paths(),
+    }
+    paths["/openapi.json"] = {"get": op("This document", "meta", reply=ENTRY)}
+    for route in routes:
+        if not isinstance(route, Route) or not route.methods:
             continue
         item = paths.setdefault(route.path, {})
         for method in sorted(route.methods - {"HEAD"}):
-            item[method.lower()] = _op(
-                f"{method} {route.path} (see docs/management-api.md)", "auth-files"
-            )
+            item.setdefault(method.lower(), _placeholder(method, route.path))
     return {
         "openapi": "3.0.3",
         "info": {"title": "cliproxy management API", "version": __version__},

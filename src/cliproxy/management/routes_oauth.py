@@ -118,7 +118,10 @@ def redirect_params(text: str) -> dict[str, str]:
     if not pasted:
         return {}
     if "://" in pasted or pasted.startswith(("/", "?")):
-        parts = urlsplit(pasted)
+        try:
+            parts = urlsplit(pasted)
+        except ValueError:  # e.g. an unclosed IPv6 bracket: "http://[::1/?code=..."
+            raise ApiError(400, None, "redirect_url: not a valid URL") from None
         query = parts.query or (parts.fragment if "=" in parts.fragment else "")
     elif "=" in pasted:
         query = pasted
