@@ -102,6 +102,9 @@ class AnthropicSim(Simulator):
         for name in required:
             if name not in rec.json:
                 return self.error_response(400, f"{name}: Field required")
+        body = rec.json if isinstance(rec.json, dict) else {}
+        if unpaired := _unpaired_tool_use(body.get("messages")):
+            return self.error_response(400, unpaired)
         return None
 
     # ----- wire-format hooks ------------------------------------------------------------------
@@ -216,3 +219,32 @@ def _tool_use(call_id: str | None, name: str, arguments: dict[str, Any]) -> dict
 
 def _compact_json(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+def _unpaired_tool_use(messages: Any) -> str | None:
+    """The real API's refusal of a tool_use whose tool_result is not in the next message."""
+    if not isinstance(messages, list):
+        return None
+    for index, message in enumerate(messages[:-1]):
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        ids = [b.get("id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
+        if not ids:
+            continue
+        following = messages[index + 1]
+        answer = following.get("content") if isinstance(following, dict) else None
+        answered = {
+            b.get("tool_use_id")
+            for b in (answer if isinstance(answer, list) else [])
+            if isinstance(b, dict) and b.get("type") == "tool_result"
+        }
+        missing = [i for i in ids if i not in answered]
+        if missing:
+            return (
+                f"messages.{index + 1}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(str(m) for m in missing)}. Each `tool_use` block "
+                "must have a corresponding `tool_result` block in the next message."
+            )
+    return None

@@ -53,6 +53,7 @@ from cliproxy.protocols.cross_vendor import (
     log_dropped_builtins,
     refuse_media,
     settle_orphan_results,
+    settle_unanswered_calls,
 )
 
 DEFAULT_MAX_TOKENS = 32000
@@ -83,7 +84,9 @@ def render_request(request: Request) -> JSON:
     system = [_text_block(part) for part in request.system if part.text]
     if system:
         body["system"] = system
-    body["messages"] = _render_messages(settle_orphan_results(request.messages))
+    body["messages"] = _render_messages(
+        settle_orphan_results(settle_unanswered_calls(request.messages))
+    )
     tool_extras = extras.get(TOOL_EXTRAS, {})
     tools = [_render_tool(tool, tool_extras) for tool in request.tools]
     log_dropped_builtins(

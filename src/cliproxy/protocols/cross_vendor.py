@@ -52,6 +52,59 @@ def settle_orphan_results(messages: list[Message]) -> list[Message]:
     return settled
 
 
+UNANSWERED = "[no result: this tool call was interrupted or its result was never sent]"
+
+
+def settle_unanswered_calls(messages: list[Message]) -> list[Message]:
+    """``messages`` with a result supplied for every tool call the conversation went on past
+    without answering (a user who interrupted a tool, a client that dropped the output).
+    Anthropic, Chat Completions and Responses all answer 400 when a call has no result before
+    the next turn; the supplied result says plainly that there was none, as an error, so the
+    model does not take it for output. Consecutive assistant messages are one turn (every
+    renderer merges them); a call in the last turn is left alone: its result may simply not
+    exist yet. Messages that need nothing are returned as they are (same list)."""
+    supplied: dict[int, list[Part]] = {}  # index of the turn after the calls -> results
+    for index, message in enumerate(messages):
+        calls = [p for p in message.content if isinstance(p, ToolCallPart)]
+        if message.role != "assistant" or not calls:
+            continue
+        after = index + 1
+        while after < len(messages) and messages[after].role == "assistant":
+            after += 1
+        if after == len(messages):
+            continue
+        answered = _results_before_next_assistant(messages, after)
+        missing: list[Part] = [
+            ToolResultPart(call.id, [TextPart(UNANSWERED)], name=call.name, is_error=True)
+            for call in calls
+            if call.id not in answered
+        ]
+        if missing:
+            supplied.setdefault(after, []).extend(missing)
+    if not supplied:
+        return messages
+    settled: list[Message] = []
+    for index, message in enumerate(messages):
+        results = supplied.get(index)
+        if results and message.role == "user":
+            # Results lead the next user turn, where every protocol expects them.
+            settled.append(Message("user", [*results, *message.content]))
+            continue
+        if results:
+            settled.append(Message("user", results))
+        settled.append(message)
+    return settled
+
+
+def _results_before_next_assistant(messages: list[Message], start: int) -> set[str]:
+    answered: set[str] = set()
+    for message in messages[start:]:
+        if message.role == "assistant":
+            break
+        answered.update(p.call_id for p in message.content if isinstance(p, ToolResultPart))
+    return answered
+
+
 def _as_text(result: ToolResultPart) -> list[Part]:
     label = "error" if result.is_error else "output"
     name = f" ({result.name})" if result.name else ""

@@ -30,6 +30,7 @@ from cliproxy.protocols.cross_vendor import (
     builtin_label,
     log_dropped_builtins,
     settle_orphan_results,
+    settle_unanswered_calls,
 )
 from cliproxy.protocols.gemini_parts import (
     JSON,
@@ -305,7 +306,7 @@ def render_request(request: Request) -> JSON:
     call_names: dict[str, str] = {}
     contents: list[JSON] = []
     system_texts = [p.text for p in request.system if p.text]
-    for n, message in enumerate(settle_orphan_results(request.messages)):
+    for n, message in enumerate(settle_orphan_results(settle_unanswered_calls(request.messages))):
         if message.role == "system" and not contents:
             # Leading system turns belong in systemInstruction; later ones stay in place as
             # user text (Gemini has no system role inside contents).

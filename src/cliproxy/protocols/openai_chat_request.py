@@ -29,6 +29,7 @@ from cliproxy.protocols.cross_vendor import (
     log_dropped_builtins,
     refuse_media,
     settle_orphan_results,
+    settle_unanswered_calls,
 )
 
 NAME = "openai_chat"
@@ -476,7 +477,7 @@ def _messages_to_wire(request: Request) -> list[JSON]:
     wire: list[JSON] = []
     if request.system:
         wire.append({"role": "system", "content": request.system_text()})
-    for message in settle_orphan_results(request.messages):
+    for message in settle_orphan_results(settle_unanswered_calls(request.messages)):
         if message.role == "system":
             wire.append({"role": "system", "content": message.text()})
         elif message.role == "assistant":

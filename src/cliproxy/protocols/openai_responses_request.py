@@ -29,6 +29,7 @@ from cliproxy.protocols.cross_vendor import (
     log_dropped_builtins,
     refuse_media,
     settle_orphan_results,
+    settle_unanswered_calls,
 )
 from cliproxy.protocols.openai_chat_request import openai_effort
 from cliproxy.protocols.signatures import carried_part
@@ -396,7 +397,7 @@ def render_request(request: Request) -> JSON:
     messages = request.messages
     if not any(extras.get(key) for key in _SERVER_STATE):
         # Without server-side history a function_call_output needs its function_call.
-        messages = settle_orphan_results(messages)
+        messages = settle_orphan_results(settle_unanswered_calls(messages))
     body: JSON = {"model": request.model, "input": _render_messages(messages)}
     if request.system_text():
         body["instructions"] = request.system_text()
