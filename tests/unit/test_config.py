@@ -546,3 +546,24 @@ def test_any_shape_gives_config_or_config_error(data: dict[str, object]) -> None
         parse_config_text(text, "fuzz.yaml")
     except ConfigError as exc:
         assert exc.problems and all(isinstance(p, ConfigProblem) for p in exc.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("request-retry: 0x7fffffffffffffffffff\n", "request-retry: number is too large"),
+        ("max-retry-interval: 1e400\n", "max-retry-interval: must be a finite number"),
+        ('proxy-url: "\\ud800"\n', "proxy-url: contains an unpaired surrogate escape"),
+        ("debug: !!timestamp 2001-99-99\n", "a value cannot be read"),
+        ("a: " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
+    ],
+)
+def test_values_no_setting_can_hold_are_config_errors(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config_text(text, "c.yaml")
+    assert expected in str(caught.value)
+
+
+def test_an_inline_merge_key_is_read() -> None:
+    cfg = parse_config_text("<<: {debug: true}\nport: 9000\n", "c.yaml")
+    assert cfg.debug is True and cfg.port == 9000

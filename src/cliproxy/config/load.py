@@ -14,7 +14,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from .checks import run_checks
 from .errors import ConfigError, ConfigProblem, KeyPath, render_key_path
 from .schema import Config
-from .tree import KeyScan, locate, to_plain
+from .tree import KeyScan, locate, scalar_problems, to_plain
 
 
 def default_config() -> Config:
@@ -44,9 +44,16 @@ def parse_config_text(text: str, source: str, base_dir: Path | None = None) -> C
     """Parse config YAML held in memory. Relative file paths (tls.cert/key) use `base_dir`
     (default: the current directory)."""
     tree = _parse_yaml(text, source)
-    scan = KeyScan(source)
-    scan.run(tree)
+    try:
+        scan = KeyScan(source)
+        scan.run(tree)
+        bad_values = scalar_problems(tree)
+    except RecursionError:
+        raise ConfigError([ConfigProblem(source, None, "", "nested too deeply")]) from None
     warnings = list(scan.warnings)
+    if bad_values:
+        problems = [_problem(tree, source, loc, message) for loc, message in bad_values]
+        raise ConfigError(_in_file_order(problems), [str(w) for w in warnings])
 
     try:
         cfg = Config.model_validate(to_plain(tree))
@@ -97,6 +104,8 @@ def _parse_yaml(text: str, source: str) -> CommentedMap:
     yaml = YAML(typ="rt")
     try:
         tree = yaml.load(text)
+    except RecursionError:
+        raise ConfigError([ConfigProblem(source, None, "", "YAML nested too deeply")]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -107,6 +116,10 @@ def _parse_yaml(text: str, source: str) -> CommentedMap:
         raise ConfigError([ConfigProblem(source, line, "", f"YAML syntax: {message}")]) from None
     except YAMLError as exc:
         raise ConfigError([ConfigProblem(source, None, "", f"YAML syntax: {exc}")]) from None
+    except (ValueError, TypeError) as exc:
+        # A tagged value that does not construct (`!!timestamp 2001-99-99`, `!!int x`).
+        message = f"a value cannot be read: {exc}"
+        raise ConfigError([ConfigProblem(source, None, "", message)]) from None
     if tree is None:  # empty file or only comments: every default applies
         return CommentedMap()
     if not isinstance(tree, CommentedMap):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Any, get_args, get_origin
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -30,12 +31,44 @@ def to_plain(node: Any) -> Any:
 
 
 def key_line(node: CommentedMap, key: Any) -> int:
-    """1-based line of `key`; keys pulled in by a YAML merge (`<<: *anchor`) have no position of
-    their own, so they get the line of the mapping that merges them."""
+    """1-based line of `key`; keys pulled in by a YAML merge (`<<: *anchor`, or an inline
+    `<<: {...}`) have no position of their own, so they get the line of the mapping that merges
+    them."""
     try:
         return int(node.lc.key(key)[0]) + 1
-    except KeyError:
+    except (KeyError, TypeError, IndexError):
         return int(node.lc.line) + 1
+
+
+# Go reads config numbers into 64-bit fields; anything wider cannot mean a setting.
+_INT_LIMIT = 2**63
+
+
+def scalar_problems(node: Any, path: tuple[str | int, ...] = ()) -> list[tuple[Any, str]]:
+    """Values no setting can hold, with their key paths: integers wider than 64 bits, infinite
+    or NaN numbers, and strings with an unpaired surrogate escape ("\\ud800"), which cannot be
+    written back as text."""
+    found: list[tuple[Any, str]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found += scalar_problems(value, (*path, str(key)))
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found += scalar_problems(item, (*path, index))
+    elif isinstance(node, bool) or node is None:
+        pass
+    elif isinstance(node, int):
+        if not -_INT_LIMIT <= node < _INT_LIMIT:
+            found.append((path, "number is too large"))
+    elif isinstance(node, float):
+        if not math.isfinite(node):
+            found.append((path, "must be a finite number"))
+    elif isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError:
+            found.append((path, "contains an unpaired surrogate escape, which is not text"))
+    return found
 
 
 def locate(tree: Any, loc: KeyPath) -> int | None:
