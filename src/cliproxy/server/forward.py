@@ -6,9 +6,7 @@ auth changed, stream relayed as bytes); otherwise the request goes through the c
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -17,12 +15,9 @@ from typing import Any
 
 import aiohttp
 import orjson
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from cliproxy.model import ErrorKind, ProxyError, Request
-from cliproxy.model.accumulate import response_events
-from cliproxy.protocols.base import StreamEncoder
-from cliproxy.protocols.sse import SSEEvent
 from cliproxy.providers.base import Credential, LocalProvider, Provider, RequestContext
 from cliproxy.routing.affinity import is_subagent, prefer_bound, session_key
 from cliproxy.routing.cooldown import RATE_LIMIT, TRANSIENT, seconds_until
@@ -31,24 +26,10 @@ from cliproxy.routing.registry import Candidate
 from cliproxy.routing.reset_hints import seconds_from_headers
 from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
-from cliproxy.server.relay import (
-    StreamOutcome,
-    collect_stream,
-    relay_json_reply,
-    relay_local,
-    relay_passthrough,
-    relay_translated,
-)
+from cliproxy.server.respond import collect, complete, overhead_headers, serve_local, stream
 from cliproxy.server.state import AppState, Runtime
 
 log = logging.getLogger(__name__)
-
-OVERHEAD_HEADER = "x-cliproxy-overhead-ms"
-SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
-
-
-def _overhead(ms: float) -> dict[str, str]:
-    return {OVERHEAD_HEADER: f"{ms * 1000:.2f}"}
 
 
 async def forward(state: AppState, call: ClientCall) -> Response:
@@ -195,7 +176,7 @@ class _Forwarding:
         error = failure.error
         if failure.status == 0:
             raise error  # a connection failure: no upstream body to relay
-        overhead = _overhead(perf_counter() - call.started - self.upstream_seconds)
+        overhead = overhead_headers(perf_counter() - call.started - self.upstream_seconds)
         if failure.passthrough and _is_json(failure.raw):
             # The upstream's own body goes back as is; its reset hint (body or header) still
             # reaches the client as Retry-After.
@@ -217,7 +198,7 @@ class _Forwarding:
         provider = candidate.provider
         if isinstance(provider, LocalProvider):
             self.canonical = self.canonical or call.canonical()
-            return await _serve_local(
+            return await serve_local(
                 provider, replace(self.canonical, model=candidate.upstream_model), call
             )
         assert candidate.credential is not None
@@ -295,13 +276,13 @@ class _Forwarding:
             )
         upstream_seconds = self.upstream_seconds
         if call.stream:
-            overhead = _overhead(perf_counter() - call.started - upstream_seconds)
+            overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
             _log_served(call, candidate, passthrough, headers_at - sent_at)
-            return _stream(call, candidate, upstream, passthrough, self.canonical, overhead)
+            return stream(call, candidate, upstream, passthrough, self.canonical, overhead)
         _log_served(call, candidate, passthrough, headers_at - sent_at)
         if provider.stream_only and upstream.content_type != "application/json":
-            return await _collect(call, provider, upstream, upstream_seconds, headers_at)
-        return await _complete(call, candidate, upstream, passthrough, upstream_seconds, headers_at)
+            return await collect(call, provider, upstream, upstream_seconds, headers_at)
+        return await complete(call, candidate, upstream, passthrough, upstream_seconds, headers_at)
 
     async def _failed(
         self,
@@ -499,127 +480,3 @@ def _is_json(raw: bytes) -> bool:
         return isinstance(orjson.loads(raw), dict)
     except orjson.JSONDecodeError:
         return False
-
-
-async def _complete(
-    call: ClientCall,
-    candidate: Candidate,
-    upstream: aiohttp.ClientResponse,
-    passthrough: bool,
-    upstream_seconds: float,
-    headers_at: float,
-) -> Response:
-    provider = candidate.provider
-    assert isinstance(provider, Provider)
-    try:
-        raw = await upstream.read()
-    except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
-        raise ProxyError(
-            ErrorKind.UPSTREAM, f"upstream reply was cut off ({exc.__class__.__name__})"
-        ) from None
-    finally:
-        upstream.release()
-    upstream_seconds += perf_counter() - headers_at
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = None
-    if not isinstance(data, dict):
-        raise ProxyError(ErrorKind.UPSTREAM, f"{provider.name} sent a reply that is not JSON")
-    if provider.wraps_replies:
-        data = provider.unwrap_json(data)
-        raw = orjson.dumps(data)
-    if passthrough:
-        overhead = _overhead(perf_counter() - call.started - upstream_seconds)
-        return Response(raw, 200, media_type="application/json", headers=overhead)
-    reply = provider.protocol.parse_response(data)
-    reply.model = call.model
-    body = orjson.dumps(call.protocol.render_response(reply))
-    overhead = _overhead(perf_counter() - call.started - upstream_seconds)
-    return Response(body, 200, media_type="application/json", headers=overhead)
-
-
-async def _collect(
-    call: ClientCall,
-    provider: Provider,
-    upstream: aiohttp.ClientResponse,
-    upstream_seconds: float,
-    headers_at: float,
-) -> Response:
-    """A non-streaming client of a stream-only upstream: read the whole stream into one reply
-    and answer it as JSON in the client's protocol (pass-through or not, the canonical reply
-    is rendered, since the upstream never sent a JSON body to forward)."""
-    reply = await collect_stream(
-        upstream, provider.protocol.stream_decoder(), _event_unwrapper(provider)
-    )
-    upstream_seconds += perf_counter() - headers_at
-    reply.model = call.model
-    body = orjson.dumps(call.protocol.render_response(reply))
-    overhead = _overhead(perf_counter() - call.started - upstream_seconds)
-    return Response(body, 200, media_type="application/json", headers=overhead)
-
-
-def _event_unwrapper(provider: Provider) -> Callable[[SSEEvent], SSEEvent] | None:
-    return provider.unwrap_stream_event if provider.wraps_replies else None
-
-
-def _stream(
-    call: ClientCall,
-    candidate: Candidate,
-    upstream: aiohttp.ClientResponse,
-    passthrough: bool,
-    canonical: Request | None,
-    overhead: dict[str, str],
-) -> Response:
-    provider = candidate.provider
-    assert isinstance(provider, Provider)
-    outcome = StreamOutcome()
-    client_request = canonical or Request(model=call.model, stream=True)
-    if upstream.content_type == "application/json":
-        if canonical is None:
-            # Pass-through skipped parsing; the encoder needs the client's stream options.
-            with contextlib.suppress(ProxyError):
-                client_request = call.canonical()
-        encoder = _encoder(call, client_request)
-        unwrap_json = provider.unwrap_json if provider.wraps_replies else None
-        body = relay_json_reply(upstream, provider.protocol, encoder, outcome, unwrap_json)
-    elif passthrough:
-        body = relay_passthrough(
-            upstream, call.protocol, client_request, outcome, _event_unwrapper(provider)
-        )
-    else:
-        encoder = _encoder(call, client_request)
-        body = relay_translated(
-            upstream,
-            provider.protocol.stream_decoder(),
-            encoder,
-            outcome,
-            _event_unwrapper(provider),
-        )
-    return StreamingResponse(
-        body, media_type=call.stream_media_type, headers={**SSE_HEADERS, **overhead}
-    )
-
-
-def _encoder(call: ClientCall, request: Request) -> StreamEncoder:
-    if call.encoder_factory is not None:
-        return call.encoder_factory(request)
-    return call.protocol.stream_encoder(request)
-
-
-async def _serve_local(provider: LocalProvider, request: Request, call: ClientCall) -> Response:
-    reply = await provider.respond(request)
-    reply.model = call.model
-    if call.stream:
-        request.model = call.model
-        events = list(response_events(reply, chunk_size=16))
-        overhead = _overhead(perf_counter() - call.started)
-        return StreamingResponse(
-            relay_local(events, _encoder(call, request)),
-            media_type=call.stream_media_type,
-            headers={**SSE_HEADERS, **overhead},
-        )
-    body = orjson.dumps(call.protocol.render_response(reply))
-    return Response(
-        body, 200, media_type="application/json", headers=_overhead(perf_counter() - call.started)
-    )

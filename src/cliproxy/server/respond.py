@@ -1,0 +1,163 @@
+"""Answering the client once an upstream replied well: a JSON reply (forwarded or
+translated), a stream relayed or translated, a stream collected for a non-streaming client, and
+the offline demo provider's replies. The forwarding core (forward.py) decides which."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from time import perf_counter
+
+import aiohttp
+import orjson
+from starlette.responses import Response, StreamingResponse
+
+from cliproxy.model import ErrorKind, ProxyError, Request
+from cliproxy.model.accumulate import response_events
+from cliproxy.protocols.base import StreamEncoder
+from cliproxy.protocols.sse import SSEEvent
+from cliproxy.providers.base import LocalProvider, Provider
+from cliproxy.routing.registry import Candidate
+from cliproxy.server.call import ClientCall
+from cliproxy.server.relay import (
+    StreamOutcome,
+    collect_stream,
+    relay_json_reply,
+    relay_local,
+    relay_passthrough,
+    relay_translated,
+)
+
+OVERHEAD_HEADER = "x-cliproxy-overhead-ms"
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def overhead_headers(ms: float) -> dict[str, str]:
+    return {OVERHEAD_HEADER: f"{ms * 1000:.2f}"}
+
+
+async def complete(
+    call: ClientCall,
+    candidate: Candidate,
+    upstream: aiohttp.ClientResponse,
+    passthrough: bool,
+    upstream_seconds: float,
+    headers_at: float,
+) -> Response:
+    provider = candidate.provider
+    assert isinstance(provider, Provider)
+    try:
+        raw = await upstream.read()
+    except (aiohttp.ClientError, ConnectionError, TimeoutError) as exc:
+        raise ProxyError(
+            ErrorKind.UPSTREAM, f"upstream reply was cut off ({exc.__class__.__name__})"
+        ) from None
+    finally:
+        upstream.release()
+    upstream_seconds += perf_counter() - headers_at
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        raise ProxyError(ErrorKind.UPSTREAM, f"{provider.name} sent a reply that is not JSON")
+    if provider.wraps_replies:
+        data = provider.unwrap_json(data)
+        raw = orjson.dumps(data)
+    if passthrough:
+        overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
+        return Response(raw, 200, media_type="application/json", headers=overhead)
+    reply = provider.protocol.parse_response(data)
+    reply.model = call.model
+    body = orjson.dumps(call.protocol.render_response(reply))
+    overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
+    return Response(body, 200, media_type="application/json", headers=overhead)
+
+
+async def collect(
+    call: ClientCall,
+    provider: Provider,
+    upstream: aiohttp.ClientResponse,
+    upstream_seconds: float,
+    headers_at: float,
+) -> Response:
+    """A non-streaming client of a stream-only upstream: read the whole stream into one reply
+    and answer it as JSON in the client's protocol (pass-through or not, the canonical reply
+    is rendered, since the upstream never sent a JSON body to forward)."""
+    reply = await collect_stream(
+        upstream, provider.protocol.stream_decoder(), _event_unwrapper(provider)
+    )
+    upstream_seconds += perf_counter() - headers_at
+    reply.model = call.model
+    body = orjson.dumps(call.protocol.render_response(reply))
+    overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
+    return Response(body, 200, media_type="application/json", headers=overhead)
+
+
+def _event_unwrapper(provider: Provider) -> Callable[[SSEEvent], SSEEvent] | None:
+    return provider.unwrap_stream_event if provider.wraps_replies else None
+
+
+def stream(
+    call: ClientCall,
+    candidate: Candidate,
+    upstream: aiohttp.ClientResponse,
+    passthrough: bool,
+    canonical: Request | None,
+    overhead: dict[str, str],
+) -> Response:
+    provider = candidate.provider
+    assert isinstance(provider, Provider)
+    outcome = StreamOutcome()
+    client_request = canonical or Request(model=call.model, stream=True)
+    if upstream.content_type == "application/json":
+        if canonical is None:
+            # Pass-through skipped parsing; the encoder needs the client's stream options.
+            with contextlib.suppress(ProxyError):
+                client_request = call.canonical()
+        encoder = _encoder(call, client_request)
+        unwrap_json = provider.unwrap_json if provider.wraps_replies else None
+        body = relay_json_reply(upstream, provider.protocol, encoder, outcome, unwrap_json)
+    elif passthrough:
+        body = relay_passthrough(
+            upstream, call.protocol, client_request, outcome, _event_unwrapper(provider)
+        )
+    else:
+        encoder = _encoder(call, client_request)
+        body = relay_translated(
+            upstream,
+            provider.protocol.stream_decoder(),
+            encoder,
+            outcome,
+            _event_unwrapper(provider),
+        )
+    return StreamingResponse(
+        body, media_type=call.stream_media_type, headers={**SSE_HEADERS, **overhead}
+    )
+
+
+def _encoder(call: ClientCall, request: Request) -> StreamEncoder:
+    if call.encoder_factory is not None:
+        return call.encoder_factory(request)
+    return call.protocol.stream_encoder(request)
+
+
+async def serve_local(provider: LocalProvider, request: Request, call: ClientCall) -> Response:
+    reply = await provider.respond(request)
+    reply.model = call.model
+    if call.stream:
+        request.model = call.model
+        events = list(response_events(reply, chunk_size=16))
+        overhead = overhead_headers(perf_counter() - call.started)
+        return StreamingResponse(
+            relay_local(events, _encoder(call, request)),
+            media_type=call.stream_media_type,
+            headers={**SSE_HEADERS, **overhead},
+        )
+    body = orjson.dumps(call.protocol.render_response(reply))
+    return Response(
+        body,
+        200,
+        media_type="application/json",
+        headers=overhead_headers(perf_counter() - call.started),
+    )
