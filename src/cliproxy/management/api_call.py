@@ -38,7 +38,7 @@ from cliproxy.server.state import AppState
 
 from .auth_files import auth_index
 from .common import ApiError
-from .key_index import routing_id
+from .key_index import config_keys, routing_id
 
 log = logging.getLogger(__name__)
 
@@ -134,24 +134,14 @@ def _account_target(record: AuthRecord) -> Target:
 
 
 def _key_targets(config: Config) -> dict[str, Target]:
-    """Config API keys by their routing id (the `auth-index` GET /<section> shows)."""
+    """Config API keys by their routing id."""
     targets: dict[str, Target] = {}
-    sections = (
-        ("claude", config.claude_api_key),
-        ("gemini", config.gemini_api_key),
-        ("codex", config.codex_api_key),
-    )
-    for family, entries in sections:
-        for position, entry in enumerate(entries):
-            ident = f"{family}-api-key[{position}]"
-            base = entry.base_url or DEFAULT_BASE_URLS[family]
-            targets[ident] = _key_target(ident, base, entry.api_key, entry.proxy_url)
-    for compat in config.openai_compatibility:
-        for position, key_entry in enumerate(compat.api_key_entries):
-            ident = f"openai-compatibility[{compat.name}][{position}]"
-            targets[ident] = _key_target(
-                ident, compat.base_url, key_entry.api_key, key_entry.proxy_url
-            )
+    for key in config_keys(config):
+        default = (
+            DEFAULT_BASE_URLS.get(key.provider, "") if key.section != "openai-compatibility" else ""
+        )
+        base = key.base_url or default
+        targets[key.routing_id] = _key_target(key.routing_id, base, key.api_key, key.proxy_url)
     return targets
 
 

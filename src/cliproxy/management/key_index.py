@@ -10,6 +10,7 @@ forms are accepted wherever an index is read.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 from cliproxy.config.schema import Config
 
@@ -24,21 +25,62 @@ def provider_auth_index(name: str) -> str:
     return hashlib.sha256(f"openai-compatibility:{name.strip()}".encode()).hexdigest()[:16]
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigKey:
+    """One API key of config.yaml as the management API sees it."""
+
+    section: str  # "claude-api-key", ..., "openai-compatibility"
+    provider: str  # "claude", "gemini", "codex", or the compatible provider's name
+    routing_id: str  # the router's id: "claude-api-key[0]", "openai-compatibility[n][0]"
+    base_url: str  # as configured (may be empty: the vendor default)
+    api_key: str
+    proxy_url: str
+
+    @property
+    def auth_index(self) -> str:
+        return key_auth_index(self.section, self.base_url, self.api_key)
+
+
+def config_keys(config: Config) -> list[ConfigKey]:
+    """Every API key entry of the config, in file order, named as the router names it."""
+    keys: list[ConfigKey] = []
+    for family, entries in (
+        ("claude", config.claude_api_key),
+        ("gemini", config.gemini_api_key),
+        ("codex", config.codex_api_key),
+    ):
+        section = f"{family}-api-key"
+        for position, entry in enumerate(entries):
+            keys.append(
+                ConfigKey(
+                    section,
+                    family,
+                    f"{section}[{position}]",
+                    entry.base_url.strip(),
+                    entry.api_key.strip(),
+                    entry.proxy_url,
+                )
+            )
+    for compat in config.openai_compatibility:
+        for position, item in enumerate(compat.api_key_entries):
+            keys.append(
+                ConfigKey(
+                    "openai-compatibility",
+                    compat.name,
+                    f"openai-compatibility[{compat.name}][{position}]",
+                    compat.base_url.strip(),
+                    item.api_key.strip(),
+                    item.proxy_url,
+                )
+            )
+    return keys
+
+
 def config_key_indexes(config: Config) -> dict[str, str]:
     """Every config credential's stable auth-index -> its routing credential id."""
     found: dict[str, str] = {}
-    for section, entries in (
-        ("claude-api-key", config.claude_api_key),
-        ("gemini-api-key", config.gemini_api_key),
-        ("codex-api-key", config.codex_api_key),
-    ):
-        for position, entry in enumerate(entries):
-            index = key_auth_index(section, entry.base_url, entry.api_key)
-            found.setdefault(index, f"{section}[{position}]")
-    for compat in config.openai_compatibility:
-        for position, item in enumerate(compat.api_key_entries):
-            index = key_auth_index("openai-compatibility", compat.base_url, item.api_key)
-            found.setdefault(index, f"openai-compatibility[{compat.name}][{position}]")
+    for key in config_keys(config):
+        found.setdefault(key.auth_index, key.routing_id)
     return found
 
 

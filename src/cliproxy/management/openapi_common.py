@@ -103,7 +103,11 @@ def op(
             "description": "partial success",
             "content": {JSON: {"schema": schema}},
         }
-    for status in sorted({*errors, *GUARD_STATUSES}):
+    refusals = {*errors, *GUARD_STATUSES}
+    if any(p.get("in") == "path" for p in params):
+        # A path value the router cannot match (a newline, a "/") reaches no route at all.
+        refusals.add(404)
+    for status in sorted(refusals):
         responses[str(status)] = error_response(status)
     operation: Schema = {"summary": summary, "tags": [tag], "responses": responses}
     if params:

@@ -28,6 +28,7 @@ from . import routes_auth_files
 from .api_call import parse_call, perform, resolve_target
 from .auth_quota import reset_quota
 from .common import ApiError, api, json_response, read_body
+from .key_index import config_keys
 from .log_buffer import log_buffer
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
@@ -167,32 +168,18 @@ async def api_key_usage(request: Request) -> Response:
 
 
 def _config_keys(config: Config) -> list[tuple[str, str, str, str]]:
-    """(provider, routing credential id, configured base-url, api key) of every key entry."""
-    rows: list[tuple[str, str, str, str]] = []
-    sections = (
-        ("claude", config.claude_api_key),
-        ("gemini", config.gemini_api_key),
-        ("codex", config.codex_api_key),
-    )
-    for family, entries in sections:
-        for position, entry in enumerate(entries):
-            if entry.api_key.strip():
-                rows.append(
-                    (
-                        family,
-                        f"{family}-api-key[{position}]",
-                        entry.base_url.strip(),
-                        entry.api_key.strip(),
-                    )
-                )
-    for compat in config.openai_compatibility:
-        for position, key_entry in enumerate(compat.api_key_entries):
-            if key_entry.api_key.strip():
-                ident = f"openai-compatibility[{compat.name}][{position}]"
-                rows.append(
-                    (compat.name.lower(), ident, compat.base_url.strip(), key_entry.api_key.strip())
-                )
-    return rows
+    """(provider, routing credential id, configured base-url, api key) of every key entry;
+    compatible providers by their lower-cased name, as the Management Center looks them up."""
+    return [
+        (
+            key.provider.lower() if key.section == "openai-compatibility" else key.provider,
+            key.routing_id,
+            key.base_url,
+            key.api_key,
+        )
+        for key in config_keys(config)
+        if key.api_key
+    ]
 
 
 # ----- model definitions ------------------------------------------------------------------------
