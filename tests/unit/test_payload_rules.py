@@ -544,3 +544,17 @@ def test_cliproxyapi_example_loads() -> None:
     }
     out = run(compiled, {"reasoning": {}}, models=("gpt-5",), target="openai_responses")
     assert out == {"reasoning": {"effort": "high"}}
+
+
+def test_a_typo_inside_a_rule_is_reported_and_params_are_not() -> None:
+    from cliproxy.config import parse_config_text as parse
+
+    config = parse(
+        "payload:\n  override:\n    - models: [{name: x, protocl: claude}]\n"
+        "      params: {a.b: 1}\n",
+        "c.yaml",
+    )
+    assert config.warnings == [
+        "c.yaml:3: payload.override[0].models[0].protocl: unknown key, ignored "
+        "(did you mean 'protocol'?)"
+    ]

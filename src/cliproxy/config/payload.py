@@ -11,10 +11,12 @@ its line, rather than the rule silently never applying at request time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from .base import ConfigModel
 
 # --- protocol spellings ---------------------------------------------------------------------
 
@@ -150,21 +152,8 @@ RawPathMap = Annotated[dict[str, RawJSON], AfterValidator(_check_paths)]
 # --- models ---------------------------------------------------------------------------------
 
 
-def _kebab(name: str) -> str:
-    return name.replace("_", "-")
-
-
-class _PayloadModel(BaseModel):
-    # Same settings as schema.ConfigModel, which cannot be imported here (schema imports us).
-    model_config = ConfigDict(
-        alias_generator=_kebab,
-        populate_by_name=True,
-        extra="allow",
-        coerce_numbers_to_str=True,
-    )
-    # What tree.KeyScan reads on ConfigModel, so it can walk this section too and flag typos.
-    cliproxyapi_keys: ClassVar[frozenset[str]] = frozenset()
-    legacy_keys: ClassVar[dict[str, str]] = {}
+# The same base as every other section, so the key scan walks rules too and flags typos.
+_PayloadModel = ConfigModel
 
 
 class PayloadModelMatch(_PayloadModel):

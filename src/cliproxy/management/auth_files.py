@@ -45,7 +45,7 @@ class ManagementError(Exception):
 # ----- names ----------------------------------------------------------------------------------
 
 
-# 255 bytes is the file-name limit; the atomic write's temp file (".<name>.XXXXXXXX.tmp",
+# 255 bytes is the file-name limit; the atomic write's temp file (".<name>.<8 random>.tmp",
 # auth/files.py) needs 14 more, so a longer name could only fail at write time (a 500).
 MAX_NAME_BYTES = 255 - 14
 
