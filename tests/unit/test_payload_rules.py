@@ -547,9 +547,7 @@ def test_cliproxyapi_example_loads() -> None:
 
 
 def test_a_typo_inside_a_rule_is_reported_and_params_are_not() -> None:
-    from cliproxy.config import parse_config_text as parse
-
-    config = parse(
+    config = parse_config_text(
         "payload:\n  override:\n    - models: [{name: x, protocl: claude}]\n"
         "      params: {a.b: 1}\n",
         "c.yaml",

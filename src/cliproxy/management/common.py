@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 if TYPE_CHECKING:
     from cliproxy.management.config_file import ConfigEditor
@@ -126,3 +127,16 @@ def type_name(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
+
+
+def crud_routes(
+    path: str, get: Handler, put: Handler, patch: Handler, delete: Handler
+) -> list[Route]:
+    """The four routes of one editable list or map: GET, PUT (replace), PATCH (one item) and
+    DELETE (one item)."""
+    return [
+        Route(path, get, methods=["GET"]),
+        Route(path, put, methods=["PUT"]),
+        Route(path, patch, methods=["PATCH"]),
+        Route(path, delete, methods=["DELETE"]),
+    ]

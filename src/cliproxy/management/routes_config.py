@@ -21,6 +21,7 @@ from cliproxy.management.common import (
     ApiError,
     api,
     context,
+    crud_routes,
     invalid,
     json_response,
     read_body,
@@ -308,13 +309,7 @@ def _map_routes(spec: ChannelMap) -> list[Route]:
         await context(request).editor.edit(mutate)
         return json_response(OK)
 
-    path = f"/{spec.key}"
-    return [
-        Route(path, get_map, methods=["GET"]),
-        Route(path, put_map, methods=["PUT"]),
-        Route(path, patch_map, methods=["PATCH"]),
-        Route(path, delete_channel, methods=["DELETE"]),
-    ]
+    return crud_routes(f"/{spec.key}", get_map, put_map, patch_map, delete_channel)
 
 
 ROUTES: list[Route] = [

@@ -31,6 +31,7 @@ from cliproxy.management.common import (
     ApiError,
     api,
     context,
+    crud_routes,
     invalid,
     json_response,
     query_int,
@@ -441,19 +442,10 @@ def _section_routes(section: Section) -> list[Route]:
         await context(request).editor.edit(mutate)
         return json_response(OK)
 
-    path = f"/{section.key}"
-    return [
-        Route(path, get_entries, methods=["GET"]),
-        Route(path, put_entries, methods=["PUT"]),
-        Route(path, patch_entry, methods=["PATCH"]),
-        Route(path, delete_entry, methods=["DELETE"]),
-    ]
+    return crud_routes(f"/{section.key}", get_entries, put_entries, patch_entry, delete_entry)
 
 
 ROUTES: list[Route] = [
-    Route("/api-keys", get_api_keys, methods=["GET"]),
-    Route("/api-keys", put_api_keys, methods=["PUT"]),
-    Route("/api-keys", patch_api_keys, methods=["PATCH"]),
-    Route("/api-keys", delete_api_keys, methods=["DELETE"]),
+    *crud_routes("/api-keys", get_api_keys, put_api_keys, patch_api_keys, delete_api_keys),
     *(route for section in SECTIONS for route in _section_routes(section)),
 ]
