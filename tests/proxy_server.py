@@ -14,6 +14,7 @@ import uvicorn
 from cliproxy.config import default_config, parse_config_text
 from cliproxy.config.schema import Config
 from cliproxy.server.app import build_app
+from cliproxy.server.listener import server_config
 
 
 class ProxyServer:
@@ -50,8 +51,9 @@ class ProxyServer:
         return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> ProxyServer:
-        config = uvicorn.Config(
+        config = server_config(
             self.app,
+            self.config,
             host="127.0.0.1",
             port=0,
             loop="asyncio",

@@ -228,7 +228,7 @@ def test_presented_key_spellings() -> None:
 async def _asgi_client(config_text: str | None, client: tuple[str, int]) -> httpx.AsyncClient:
     config = parse_config_text(config_text, "t.yaml") if config_text else default_config()
     transport = httpx.ASGITransport(app=build_app(config), client=client)
-    return httpx.AsyncClient(transport=transport, base_url="http://cliproxy.test")
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8317")
 
 
 async def test_without_api_keys_a_remote_client_is_refused_in_its_protocol() -> None:
@@ -280,12 +280,12 @@ def test_browser_preflight_is_answered_without_a_key() -> None:
                 "access-control-request-headers": "authorization, content-type",
             },
         )
-        assert preflight.status_code == 200
-        assert preflight.headers["access-control-allow-origin"] == "*"
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
         refused = httpx.post(
             proxy.base_url + "/v1/chat/completions",
             json={"model": "demo-echo", "messages": []},
             headers={"origin": "http://localhost:3000"},
         )
         assert refused.status_code == 401
-        assert refused.headers["access-control-allow-origin"] == "*"
+        assert refused.headers["access-control-allow-origin"] == "http://localhost:3000"

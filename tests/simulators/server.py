@@ -135,6 +135,12 @@ class SimServer:
         return self.root_url + self.base_path
 
     @property
+    def open_connections(self) -> int:
+        """Client connections the server holds now (a hung request keeps its one open until
+        the client goes away)."""
+        return len(self._server.server_state.connections) if self._server is not None else 0
+
+    @property
     def closing(self) -> asyncio.Event:
         """Set when the server is stopping; handlers that wait (hang, delay) watch it."""
         assert self._closing is not None, "server not started"

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import (
     Field,
     PrivateAttr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -372,6 +373,18 @@ class Config(ConfigModel):
     rate_limit_cooldown_seconds: float = 60.0  # a 429 that carries no reset hint
     max_cooldown_seconds: float = 6 * 3600.0  # cap on any reset hint
     demo: bool = False  # resolved in _resolve_demo when the file does not say
+    # Browsers (server/browser.py): web origins besides this machine's that may call the LLM
+    # routes ("*" only with api-keys), and Host names besides loopback and `host` accepted while
+    # no api-keys are set (a DNS-rebinding page arrives with its own name as Host).
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Connections (server/listener.py): how long a client may take to send its request headers
+    # and its body, how long an idle keep-alive connection stays open, and how many
+    # connections and requests are served at once (more get 503).
+    header_read_timeout_seconds: float = 10.0
+    body_read_timeout_seconds: float = 60.0
+    keep_alive_timeout_seconds: int = 30
+    max_connections: int = 1000
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _unsupported: list[tuple[str, int | None]] = PrivateAttr(default_factory=list)
@@ -476,7 +489,38 @@ class Config(ConfigModel):
             raise ValueError(f"must be 0 or more (got {value})")
         return value
 
-    @field_validator("upstream_timeout_seconds")
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _cors_origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        origins = [origin.strip().rstrip("/") for origin in value if origin.strip()]
+        if "*" in origins and not info.data.get("api_keys"):
+            raise ValueError(
+                '"*" lets every web page the user opens use the proxy; it is accepted only '
+                "together with api-keys (or list the origins that may call it)"
+            )
+        for origin in origins:
+            if origin != "*" and "://" not in origin:
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port], "
+                    "e.g. https://chat.example.com or http://*.example.com"
+                )
+        return origins
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: list[str]) -> list[str]:
+        return [host.strip().lower() for host in value if host.strip()]
+
+    @field_validator("max_connections", "keep_alive_timeout_seconds")
+    @classmethod
+    def _positive_count(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 (got {value})")
+        return value
+
+    @field_validator(
+        "upstream_timeout_seconds", "header_read_timeout_seconds", "body_read_timeout_seconds"
+    )
     @classmethod
     def _timeout(cls, value: float) -> float:
         if value <= 0:

@@ -22,6 +22,7 @@ from cliproxy.management.config_file import ConfigEditor
 from cliproxy.management.security import (
     ManagementGuard,
     client_address,
+    from_another_site,
     is_bcrypt_hash,
     presented_management_key,
 )
@@ -73,7 +74,10 @@ class ManagementApp:
         address = client_address(peer[0] if peer else None, headers, settings.trusted_proxies)
         self._persist_plain_secret(settings.secret_key.strip())
         refusal = await self.context.guard.check(
-            settings, address, presented_management_key(headers)
+            settings,
+            address,
+            presented_management_key(headers),
+            counts=not from_another_site(headers),
         )
         if refusal is not None:
             if refusal.status == 404:

@@ -4,7 +4,13 @@ Decision order per request (CLIProxyAPI's, made explicit where it was implicit):
 1. No secret-key and no MANAGEMENT_PASSWORD: the API does not exist (404, empty body).
 2. The client address is banned after repeated failures: 403.
 3. A client that is not on this machine and `allow-remote` is off: 403 (not a failure).
-4. No key presented: 401 and one failure counted. A wrong key: 401 and one failure counted.
+4. No key presented: 401, not counted. A wrong key: 401 and one failure counted, unless the
+   request came from another site's page (see ``from_another_site``).
+
+Unlike the reference, requests without a key and requests from other sites' pages never count
+toward the lockout: otherwise any web page the operator opens could ban the loopback address
+with five ``<img>`` tags. Only someone presenting a wrong key directly (a script, a CLI, our own
+console) moves the counter.
 
 Safer than the reference: the client address is the socket peer unless that peer is listed in
 `remote-management.trusted-proxies`, and MANAGEMENT_PASSWORD does not switch remote access on.
@@ -22,6 +28,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import bcrypt
 
@@ -64,6 +71,18 @@ def presented_management_key(headers: dict[str, str]) -> str:
         scheme, _, rest = auth.partition(" ")
         return rest.strip() if scheme.lower() == "bearer" else auth
     return headers.get("x-management-key", "").strip()
+
+
+def from_another_site(headers: dict[str, str]) -> bool:
+    """A request a page of another site made the browser send: marked so by Fetch Metadata,
+    or carrying an Origin that is not the proxy's own."""
+    if headers.get("sec-fetch-site") == "cross-site":
+        return True
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    netloc = urlsplit(origin).netloc.lower() if "://" in origin else ""
+    return netloc != headers.get("host", "").lower()
 
 
 def _parse_ip(text: str) -> IPAddress | None:
@@ -133,8 +152,11 @@ class ManagementGuard:
         # Plaintext secret (HMAC) → its hash, for configs reloaded with a plaintext key.
         self._hashed_plain: tuple[bytes, str] | None = None
 
-    async def check(self, settings: RemoteManagement, address: str, key: str) -> Refusal | None:
-        """None when allowed, else what to answer."""
+    async def check(
+        self, settings: RemoteManagement, address: str, key: str, *, counts: bool = True
+    ) -> Refusal | None:
+        """None when allowed, else what to answer. ``counts``: a wrong key from this request
+        counts toward the lockout (False for requests from other sites' pages)."""
         if not management_enabled(settings):
             return Refusal(404, "")
         now = self.clock()
@@ -145,12 +167,12 @@ class ManagementGuard:
         if not is_loopback(address) and not settings.allow_remote:
             return Refusal(403, "remote management disabled")
         if not key:
-            self._fail(address, now)
             return Refusal(401, "missing management key")
         if await self._key_matches(settings, key):
             self._attempts.pop(address, None)
             return None
-        self._fail(address, now)
+        if counts:
+            self._fail(address, now)
         return Refusal(401, "invalid management key")
 
     async def _key_matches(self, settings: RemoteManagement, key: str) -> bool:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -25,7 +24,11 @@ from cliproxy.management.routes_oauth import public_routes as login_callback_rou
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server import routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
+from cliproxy.server.access_log import AccessLog
+from cliproxy.server.browser import BrowserGuard
 from cliproxy.server.errors import error_response, protocol_for
+from cliproxy.server.hangup import CancelOnHangUp
+from cliproxy.server.listener import BodyDeadline
 from cliproxy.server.state import AppState
 
 log = logging.getLogger(__name__)
@@ -160,27 +163,23 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
     app.state.cliproxy = state
-    # Outermost first: errors → CORS → access → routes.
+    # Innermost first; each layer wraps the ones added before it.
     app.add_middleware(AccessMiddleware, state_getter=lambda: state, open_paths=CALLBACK_PATHS)
-    # Browser-based clients send a preflight without credentials; answer it before access
-    # checks, and put CORS headers on every reply (401s included) so the browser can read it.
+    app.add_middleware(CancelOnHangUp, applies=_is_generation_call)
     app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"],
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=[
-            "x-cliproxy-overhead-ms",
-            "retry-after",
-            "x-cpa-version",
-            "x-cpa-commit",
-            "x-cpa-build-date",
-            "x-cpa-support-plugin",
-        ],
-        max_age=600,
+        BodyDeadline, timeout_getter=lambda: state.runtime.config.body_read_timeout_seconds
     )
     app.add_middleware(ErrorMiddleware)
+    # Outside the error layer, so replies it writes carry CORS headers a page can read.
+    app.add_middleware(BrowserGuard, state_getter=lambda: state, open_paths=CALLBACK_PATHS)
+    app.add_middleware(AccessLog, enabled=lambda: state.runtime.config.debug)
     return app
+
+
+def _is_generation_call(scope: Scope) -> bool:
+    """Calls that may wait long on an upstream: a client's hang-up must cancel them."""
+    path: str = scope["path"]
+    return scope["method"] == "POST" and path.startswith(("/v1/", "/v1beta/"))
 
 
 def _on_reload(state: AppState) -> Callable[[Config], None]:

@@ -11,6 +11,7 @@ import uvicorn
 from cliproxy.config.schema import Config
 from cliproxy.server.access import is_loopback
 from cliproxy.server.app import build_app
+from cliproxy.server.listener import server_config as server_config_for
 
 log = logging.getLogger("cliproxy")
 
@@ -69,18 +70,7 @@ def run_server(config: Config, path: Path | None) -> int:
     state = app.state.cliproxy
     models = [m.id for m in state.runtime.registry.models()]
     print(banner(config, path, models, len(state.auth_store.records())), flush=True)
-    server_config = uvicorn.Config(
-        app,
-        host=config.host,
-        port=config.port,
-        loop="uvloop",
-        http="httptools",
-        access_log=config.debug,
-        log_level="info",
-        ssl_certfile=config.tls.cert if config.tls.enable else None,
-        ssl_keyfile=config.tls.key if config.tls.enable else None,
-        timeout_keep_alive=30,
-    )
+    server_config = server_config_for(app, config, loop="uvloop")
     server = uvicorn.Server(server_config)
     server.run()
     return 0

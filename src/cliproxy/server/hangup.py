@@ -1,0 +1,108 @@
+"""A client that hangs up stops its upstream call, whenever it hangs up.
+
+Starlette notices a disconnect only while it streams a response. Before the first byte the
+route is still waiting for the upstream, which may take minutes (up to
+``upstream-timeout-seconds``) and spends the account's tokens for nobody. So once the route has
+read the whole body, this middleware keeps listening on the connection and cancels the route
+the moment the client goes away; cancelling closes the upstream connection, which is how an
+upstream learns to stop generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+
+class CancelOnHangUp:
+    def __init__(self, app: ASGIApp, applies: Callable[[Scope], bool]) -> None:
+        self.app = app
+        self.applies = applies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.applies(scope):
+            await self.app(scope, receive, send)
+            return
+        await _Watched(scope, receive, send).run(self.app)
+
+
+class _Watched:
+    """One request: the route runs as a task; a watcher reads the connection after the body."""
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.task: asyncio.Task[None] | None = None
+        self.watcher: asyncio.Task[None] | None = None
+        # What the watcher heard after the body; later receive() calls of the route (Starlette
+        # listening for a disconnect while streaming) get the same message.
+        self.after_body: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self.body_done = False
+        self.response_done = False
+        self.hung_up = False
+
+    async def run(self, app: ASGIApp) -> None:
+        async def route() -> None:
+            await app(self.scope, self._receive, self._send)
+
+        self.task = asyncio.create_task(route())
+        try:
+            await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if self.hung_up and not _cancelling():
+                log.info(
+                    "client hung up before the answer on %s; upstream call cancelled",
+                    self.scope["path"],
+                )
+                return
+            self.task.cancel()  # the server itself is cancelling us (shutdown)
+            raise
+        finally:
+            if self.watcher is not None:
+                self.watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.watcher
+            if not self.after_body.done():
+                self.after_body.cancel()
+
+    async def _receive(self) -> Message:
+        if self.body_done:
+            return await asyncio.shield(self.after_body)
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self._hang_up()
+        elif not message.get("more_body", False):
+            self.body_done = True
+            self.watcher = asyncio.create_task(self._watch())
+        return message
+
+    async def _send(self, message: Message) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.response_done = True
+        await self.send(message)
+
+    async def _watch(self) -> None:
+        message = await self.receive()
+        if not self.after_body.done():
+            self.after_body.set_result(message)
+        if message["type"] == "http.disconnect":
+            self._hang_up()
+
+    def _hang_up(self) -> None:
+        if self.response_done or self.task is None or self.task.done():
+            return
+        self.hung_up = True
+        self.task.cancel()
+
+
+def _cancelling() -> bool:
+    """True when the task running us was itself asked to stop (not just our route task)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -1,0 +1,134 @@
+"""Connections: how long a client may take over its request, and how many are served at once.
+
+uvicorn closes idle keep-alive connections, but a client that sends its headers one byte at a
+time, or a body that never ends, holds its socket for as long as it likes; a few hundred such
+clients exhaust the process's file descriptors. So:
+
+- ``header-read-timeout-seconds``: from the connection's first byte (or the end of the last
+  response) to the end of the request headers; past it the connection is closed.
+- ``body-read-timeout-seconds``: the whole body must arrive within this; past it the client
+  gets 408 in its protocol's error shape.
+- ``max-connections``: connections plus requests in flight; uvicorn answers 503 beyond it.
+- ``keep-alive-timeout-seconds``: an idle connection between requests is closed after this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from cliproxy.config.schema import Config
+from cliproxy.model import ErrorKind, ProxyError
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections whose headers do not arrive in time.
+    ``header_timeout`` is set on a subclass made per server (see ``protocol_class``)."""
+
+    header_timeout: float = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._header_timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._arm_header_timer()  # a connection that never sends a byte is closed too
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        timer = getattr(self, "_header_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        # Only while no request of this connection is being served: an answer in progress
+        # (a long stream) is not the client's slowness.
+        if self.cycle is not None and not self.cycle.response_complete:
+            return
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_class(header_timeout: float) -> type[HeaderDeadlineProtocol]:
+    return type(
+        "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout}
+    )
+
+
+class BodyDeadline:
+    """Plain ASGI middleware: the request body must arrive within ``body-read-timeout-seconds``
+    of the route's first read (read per request, so a reload changes it)."""
+
+    def __init__(self, app: ASGIApp, timeout_getter: Callable[[], float]) -> None:
+        self.app = app
+        self.timeout_getter = timeout_getter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        timeout = self.timeout_getter()
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        body_done = False
+
+        async def receive_in_time() -> Message:
+            nonlocal deadline, body_done
+            if body_done:
+                return await receive()
+            if deadline is None:
+                deadline = loop.time() + timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise ProxyError(
+                    ErrorKind.TIMEOUT,
+                    f"the request body did not arrive within {timeout:g} s "
+                    "(body-read-timeout-seconds)",
+                    status=408,
+                ) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, receive_in_time, send)
+
+
+def server_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Config:
+    """The uvicorn settings every cliproxy server runs with (tests pass host, port, loop)."""
+    settings: dict[str, Any] = {
+        "host": config.host,
+        "port": config.port,
+        "http": protocol_class(config.header_read_timeout_seconds),
+        # Our own access log (server/access_log.py) redacts keys in query strings; uvicorn's
+        # prints them whole.
+        "access_log": False,
+        "log_level": "info",
+        "timeout_keep_alive": config.keep_alive_timeout_seconds,
+        "limit_concurrency": config.max_connections,
+        "ssl_certfile": config.tls.cert if config.tls.enable else None,
+        "ssl_keyfile": config.tls.key if config.tls.enable else None,
+    }
+    settings.update(overrides)
+    return uvicorn.Config(app, **settings)

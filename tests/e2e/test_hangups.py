@@ -1,0 +1,114 @@
+"""A client that hangs up before the first byte stops the upstream call, in every protocol,
+plain and streamed: the upstream connection is closed within moments, not held until the
+upstream answers (up to upstream-timeout-seconds) while the account's tokens are spent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import matrix_config
+from tests.proxy_server import ProxyServer
+from tests.simulators import AnthropicSim, GeminiSim, OpenAIChatSim, Reply, ResponsesSim, Simulator
+
+PROMPT = "please answer slowly"
+
+
+def _call(protocol: str, model: str, stream: bool) -> tuple[str, dict[str, Any]]:
+    if protocol == "chat":
+        body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": PROMPT}]}
+        return "/v1/chat/completions", body
+    if protocol == "responses":
+        return "/v1/responses", {"model": model, "stream": stream, "input": PROMPT}
+    if protocol == "messages":
+        body = {
+            "model": model,
+            "stream": stream,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": PROMPT}],
+        }
+        return "/v1/messages", body
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return f"/v1beta/models/{model}:{method}", {"contents": [{"parts": [{"text": PROMPT}]}]}
+
+
+PROTOCOLS = ("chat", "responses", "messages", "gemini")
+UPSTREAMS = ("chat-model", "resp-model", "claude-model", "gemini-model")
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[dict[str, Simulator]]:
+    # Own simulators: the shared ones hold idle pooled connections from other tests.
+    started: dict[str, Simulator] = {
+        "chat-model": OpenAIChatSim().start(),
+        "resp-model": ResponsesSim().start(),
+        "claude-model": AnthropicSim().start(),
+        "gemini-model": GeminiSim().start(),
+    }
+    yield started
+    for sim in started.values():
+        sim.stop()
+
+
+@pytest.fixture(scope="module")
+def proxy(sims: dict[str, Simulator]) -> Iterator[ProxyServer]:
+    config = matrix_config(
+        sims["chat-model"],
+        sims["resp-model"],
+        sims["claude-model"],
+        sims["gemini-model"],  # type: ignore[arg-type]
+    )
+    with ProxyServer(config) as server:
+        yield server
+
+
+async def _hang_up(base_url: str, path: str, body: dict[str, Any]) -> None:
+    """Send the request and give up on it after a moment, closing the connection."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(5.0, read=0.5)) as c:
+        with pytest.raises(httpx.ReadTimeout):
+            async with c.stream("POST", path, json=body) as reply:
+                await reply.aread()
+
+
+def _wait_for(condition: Any, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
+def test_early_hang_ups_close_every_upstream_call(
+    stream: bool, proxy: ProxyServer, sims: dict[str, Simulator]
+) -> None:
+    calls = [
+        (model, *_call(protocol, model, stream))
+        for protocol in PROTOCOLS
+        for model in UPSTREAMS
+        for _ in range(2)
+    ]
+    for model, _, _ in calls:
+        sims[model].queue(Reply.text("never sent", hang=True))
+
+    async def everyone() -> None:
+        await asyncio.gather(*(_hang_up(proxy.base_url, path, body) for _, path, body in calls))
+
+    asyncio.run(everyone())
+    # Every call reached its upstream, and every upstream connection is gone within 3 s.
+    assert all(sim.pending == 0 for sim in sims.values())
+    assert _wait_for(lambda: sum(s.open_connections for s in sims.values()) == 0, 3.0), {
+        model: sim.open_connections for model, sim in sims.items()
+    }
+    # The proxy serves on afterwards.
+    for model in UPSTREAMS:
+        sims[model].queue(Reply.text("still here"))
+        path, body = _call("chat", model, False)
+        reply = httpx.post(proxy.base_url + path, json=body, timeout=10)
+        assert reply.status_code == 200, reply.text
