@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -291,3 +293,124 @@ def test_cooling_state(tmp_path: Path) -> None:
     assert status.state is AccountState.COOLING and status.cooling_until == until
     store.mark_cooling("claude.json", None)
     assert store.status("claude.json").state is AccountState.ACTIVE
+
+
+# ----- a file rewritten in place: the last good version serves meanwhile ----------------------
+
+
+def test_a_broken_rewrite_keeps_the_last_good_version_until_fixed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path, "claude.json", CLAUDE)
+    store = AuthStore(tmp_path)
+    seen: list[Any] = []
+    store.subscribe(seen.append)
+    store.load()
+    good = store.get("claude.json")
+    until = datetime(2100, 1, 1, tzinfo=UTC)
+    store.mark_cooling("claude.json", until)
+    caplog.clear()
+    whole = orjson.dumps({**CLAUDE, "email": "new@example.com"})
+    # What a tool writing in place leaves on the way: empty, half, a valid but wrong record.
+    for broken in (b"", whole[: len(whole) // 2], orjson.dumps({"access_token": "x"})):
+        path.write_bytes(broken)
+        assert not store.load()  # nothing changed for routing
+        store.load()  # rescans of the same bytes stay silent
+        assert store.get("claude.json") is good
+        assert store.errors() == ()
+        (problem,) = store.warnings()
+        assert problem.name == "claude.json" and "last good version" in problem.reason
+        status = store.status("claude.json", now=datetime(2000, 1, 1, tzinfo=UTC))
+        assert status.cooling_until == until  # a half-written file is no re-login
+    assert "missing field 'type'" in store.warnings()[0].reason  # the newest problem
+    after_cooling = datetime(2200, 1, 1, tzinfo=UTC)
+    assert "last good version" in store.status("claude.json", now=after_cooling).reason
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "claude.json" in warnings[0].getMessage()
+    assert path.read_bytes() == orjson.dumps({"access_token": "x"})  # never rewritten by us
+    assert len(seen) == 1  # only the first load
+
+    caplog.clear()
+    path.write_bytes(whole)
+    change = store.load()
+    assert change.changed == ("claude.json",)
+    current = store.get("claude.json")
+    assert current is not None and current.email == "new@example.com"
+    assert store.warnings() == () and store.errors() == ()
+    assert store.status("claude.json", now=after_cooling).reason == ""
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    # Deleting the file still removes the account, broken or not.
+    path.write_bytes(b"{")
+    store.load()
+    assert store.get("claude.json") is not None
+    path.unlink()
+    assert store.load().removed == ("claude.json",)
+    assert store.get("claude.json") is None and store.warnings() == ()
+
+
+def test_a_rewrite_that_puts_back_the_same_content_changes_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, "claude.json", CLAUDE)
+    store = AuthStore(tmp_path)
+    store.load()
+    store.mark_cooling("claude.json", datetime(2100, 1, 1, tzinfo=UTC))
+    original = path.read_bytes()
+    path.write_bytes(b"")
+    store.load()
+    path.write_bytes(original)
+    assert not store.load()
+    assert store.warnings() == ()
+    assert store.status("claude.json").state is AccountState.COOLING
+
+
+# ----- temporary files of interrupted writes ---------------------------------------------------
+
+
+def age(path: Path, seconds: float) -> Path:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+    return path
+
+
+def test_first_load_removes_stale_temp_files_of_our_own_writes_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    write(tmp_path, "claude.json", CLAUDE)
+    stale = age(write(tmp_path, ".claude.json.a1b2_c3d.tmp", CLAUDE), 3600)
+    cooldowns = age(write(tmp_path, ".cliproxy-cooldowns.cds.zzzzzzzz.tmp", b"{}"), 3600)
+    in_progress = write(tmp_path, ".codex.json.q9w8e7r6.tmp", b"{")  # another live writer
+    kept = [
+        age(write(tmp_path, name, b"x"), 3600)
+        for name in (".claude.json.tmp", "claude.json.a1b2c3d4.tmp", ".notes.ABCDEFGH.tmp")
+    ]
+    (tmp_path / ".dir.json.abcdefgh.tmp").mkdir()
+    age(tmp_path / ".dir.json.abcdefgh.tmp", 3600)
+    store = AuthStore(tmp_path)
+    store.load()
+    assert not stale.exists() and not cooldowns.exists()
+    assert in_progress.exists() and all(p.exists() for p in kept)
+    assert (tmp_path / ".dir.json.abcdefgh.tmp").is_dir()
+    assert str(stale) in caplog.text and "interrupted write" in caplog.text
+    assert [r.id for r in store.records()] == ["claude.json"]
+    later = age(write(tmp_path, ".claude.json.k2k2k2k2.tmp", b"{"), 3600)
+    store.load()  # only the start cleans: a rescan is no moment to touch the directory
+    assert later.exists()
+
+
+def test_a_temp_file_name_pattern_matches_what_write_atomic_makes(tmp_path: Path) -> None:
+    target = tmp_path / "claude.json"
+    seen: list[str] = []
+    real_replace = auth_files.os.replace
+
+    def spy(src: Any, dst: Any) -> None:
+        seen.append(Path(src).name)
+        real_replace(src, dst)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth_files.os, "replace", spy)
+        auth_files.write_atomic(target, b"{}")
+    (name,) = seen
+    assert auth_files.temp_name_pattern("claude.json").fullmatch(name)
+    assert auth_files.temp_name_pattern().fullmatch(name)
+    assert not auth_files.temp_name_pattern("codex.json").fullmatch(name)

@@ -64,11 +64,14 @@ async def test_broken_edit_is_reported_and_good_file_comes_back(
     path.write_bytes(orjson.dumps(CLAUDE))
     await until(lambda: store.get("claude-x.json") is not None)
     path.write_bytes(b'{"type": "claude", "access_token": ')
-    await until(lambda: bool(store.errors()))
-    assert store.get("claude-x.json") is None
+    await until(lambda: any("last good version" in w.reason for w in store.warnings()))
+    # The last good version keeps serving; the broken file is reported, not skipped.
+    assert store.errors() == ()
+    assert getattr(store.get("claude-x.json"), "access_token", "") == "a1"
     assert path.read_bytes() == b'{"type": "claude", "access_token": '  # never rewritten
-    replace_atomically(path, CLAUDE)
-    await until(lambda: store.get("claude-x.json") is not None and not store.errors())
+    replace_atomically(path, {**CLAUDE, "access_token": "a2"})
+    await until(lambda: getattr(store.get("claude-x.json"), "access_token", "") == "a2")
+    assert not [w for w in store.warnings() if "last good" in w.reason] and not store.errors()
 
 
 async def test_own_writes_do_not_trigger_a_reload(
@@ -83,3 +86,34 @@ async def test_own_writes_do_not_trigger_a_reload(
     assert len(changes) == count + 1  # the save itself announces the change
     await asyncio.sleep(0.5)  # the watcher sees the rename but the content is already known
     assert len(changes) == count + 1
+
+
+async def test_logs_and_other_files_in_the_directory_never_wake_a_rescan(tmp_path: Path) -> None:
+    store = AuthStore(tmp_path / "auths")
+    scans: list[AuthChange] = []
+    real_load = store.load
+
+    def counting_load() -> AuthChange:
+        change = real_load()
+        scans.append(change)
+        return change
+
+    store.load = counting_load  # type: ignore[method-assign]
+    task = asyncio.create_task(store.watch(debounce_ms=50))
+    try:
+        await asyncio.sleep(0.3)
+        assert len(scans) == 1  # the first load
+        log_file = store.auth_dir / "main.log"
+        for n in range(10):
+            with log_file.open("a") as handle:
+                handle.write(f"line {n}\n")
+            await asyncio.sleep(0.05)
+        (store.auth_dir / "notes.txt").write_text("mine")
+        (store.auth_dir / ".claude-x.json.abcd1234.tmp").write_bytes(b"{")
+        await asyncio.sleep(0.6)
+        assert len(scans) == 1
+        (store.auth_dir / "claude-x.json").write_bytes(orjson.dumps(CLAUDE))
+        await until(lambda: store.get("claude-x.json") is not None)
+    finally:
+        store.stop()
+        await asyncio.wait_for(task, WAIT)

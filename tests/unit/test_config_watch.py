@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from pathlib import Path
+
+import pytest
+from watchfiles import Change
 
 from cliproxy.config import Config, ConfigError, ConfigWatcher, diff_keys, load_config
 from cliproxy.config.load import parse_config_text
+from cliproxy.config.watch import names_that_matter
 
 WAIT = 10.0
 
@@ -172,3 +178,81 @@ async def test_symlink_swap_is_picked_up(tmp_path: Path) -> None:
         assert recorder.configs[-1].port == 2000
     finally:
         await finish(watcher, task)
+
+
+@pytest.mark.parametrize("force_polling", [False, True], ids=["events", "polling"])
+async def test_a_log_file_beside_the_config_never_wakes_the_watcher(
+    tmp_path: Path, force_polling: bool
+) -> None:
+    # The debug log written beside config.yaml: every line written is a change in the watched
+    # directory, and a watcher that logs about it ("1 change detected") feeds itself forever.
+    path = tmp_path / "config.yaml"
+    path.write_text("port: 8317\n")
+    log_file = tmp_path / "main.log"
+    handler = logging.FileHandler(log_file)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    recorder = Recorder()
+    watcher = ConfigWatcher(
+        path,
+        recorder.on_change,
+        recorder.on_error,
+        current=load_config(path),
+        debounce_ms=50,
+        force_polling=force_polling,
+    )
+    reloads: list[float] = []
+    real_reload = watcher.reload
+
+    async def counting_reload() -> Config | None:
+        reloads.append(time.monotonic())
+        return await real_reload()
+
+    watcher.reload = counting_reload  # type: ignore[method-assign]
+    task = asyncio.create_task(watcher.run())
+    try:
+        await asyncio.sleep(0.4)
+        for n in range(10):
+            with log_file.open("a") as handle:
+                handle.write(f"request {n} served\n")
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.8)
+        size = log_file.stat().st_size
+        await asyncio.sleep(0.8)
+        assert log_file.stat().st_size == size, log_file.read_text()[-400:]  # no loop
+        assert reloads == []
+        assert "change" not in log_file.read_text()  # neither watchfiles nor we said a word
+
+        path.write_text("port: 8318\n")  # an edit in place
+        await asyncio.wait_for(recorder.changed.wait(), WAIT)
+        assert recorder.configs[-1].port == 8318
+
+        recorder.changed.clear()
+        replace_atomically(path, "port: 8319\n")  # saved by rename, as editors do
+        await asyncio.wait_for(recorder.changed.wait(), WAIT)
+        assert recorder.configs[-1].port == 8319
+        assert recorder.errors == []
+    finally:
+        await finish(watcher, task)
+        root.removeHandler(handler)
+        root.setLevel(level)
+        handler.close()
+
+
+def test_only_the_config_and_the_links_on_its_way_matter(tmp_path: Path) -> None:
+    (tmp_path / "..2024_01").mkdir()
+    (tmp_path / "..2024_01" / "config.yaml").write_text("port: 1\n")
+    (tmp_path / "..data").symlink_to("..2024_01")
+    path = tmp_path / "config.yaml"
+    path.symlink_to("..data/config.yaml")
+    assert names_that_matter(path) == {"config.yaml", "..data", "..2024_01"}
+    plain = tmp_path / "plain" / "config.yaml"
+    plain.parent.mkdir()
+    plain.write_text("")
+    assert names_that_matter(plain) == {"config.yaml"}
+    watcher = ConfigWatcher(plain, lambda cfg: None, lambda error: None)
+    assert watcher.wants(Change.added, str(plain.parent / "config.yaml"))
+    for other in ("main.log", ".config.yaml.abcd1234.tmp", "config.yaml.bak", "other.yaml"):
+        assert not watcher.wants(Change.modified, str(plain.parent / other)), other

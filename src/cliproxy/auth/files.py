@@ -3,16 +3,20 @@
 A token file is replaced, never edited in place: the new content goes to a temporary file in
 the same directory (same filesystem, so the rename is atomic), is flushed to disk, and is
 renamed over the old one. A crash leaves either the old file or the new one, never half of
-each. Mode 0600 because the file holds live credentials.
+each, plus at worst the temporary file, which `remove_stale_temp_files` clears at the next
+start. Mode 0600 because the file holds live credentials.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
+import re
 import stat
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,13 @@ import orjson
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 TEMP_SUFFIX = ".tmp"  # not ".json": the store ignores half-written files
+# A temporary file older than this was left by a write that died: ours take milliseconds, so
+# one this old cannot belong to a write still running in another process.
+STALE_TEMP_SECONDS = 10 * 60
+# What tempfile.mkstemp adds between our prefix and suffix: eight of [a-z0-9_].
+_TEMP_RANDOM = r"[a-z0-9_]{8}"
+
+log = logging.getLogger(__name__)
 
 
 class AuthWriteError(Exception):
@@ -59,6 +70,51 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.unlink(temp_name)
         raise AuthWriteError(f"cannot write {path}: {_why(exc)}") from exc
     _fsync_dir(directory)
+
+
+def temp_name_pattern(name: str | None = None) -> re.Pattern[str]:
+    """The names write_atomic gives its temporary files: `.<name>.<random>.tmp`, for one
+    target `name` or (None) for any."""
+    target = re.escape(name) if name is not None else r".+"
+    return re.compile(rf"\.{target}\.{_TEMP_RANDOM}{re.escape(TEMP_SUFFIX)}")
+
+
+def remove_stale_temp_files(
+    directory: Path,
+    name: str | None = None,
+    *,
+    older_than: float = STALE_TEMP_SECONDS,
+    now: float | None = None,
+) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write (a killed process, a full disk)
+    left in `directory`: regular files named as ours (for target `name`, or any) and not
+    modified for `older_than` seconds. Returns what was removed; each removal is logged."""
+    pattern = temp_name_pattern(name)
+    moment = time.time() if now is None else now
+    try:
+        children = list(directory.iterdir())
+    except OSError:
+        return []  # no directory yet, or unreadable: the caller reports that in its own words
+    removed: list[Path] = []
+    for path in sorted(children):
+        if pattern.fullmatch(path.name) is None:
+            continue
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or moment - info.st_mtime < older_than:
+            continue
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            continue  # another process cleaned it first
+        except OSError as exc:
+            log.warning("cannot remove stale temporary file %s: %s", path, _why(exc))
+            continue
+        log.info("removed %s, left behind by an interrupted write", path)
+        removed.append(path)
+    return removed
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -39,7 +39,7 @@ class AccountState(StrEnum):
 @dataclass(frozen=True, slots=True)
 class AccountStatus:
     state: AccountState
-    reason: str = ""  # why it needs login
+    reason: str = ""  # why it needs login; for an active account, a caveat (its file is broken)
     cooling_until: datetime | None = None
 
 

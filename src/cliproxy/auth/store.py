@@ -2,8 +2,11 @@
 
 The store owns the in-memory view of every account (records plus their runtime state: needs
 login, cooling down). A file that cannot be used is reported by name and reason and left
-untouched on disk. Changes on disk (a login from another process, an edit, a deletion) are
-picked up by `watch()` and announced to subscribers.
+untouched on disk. A file that loaded before and then turns unusable (a tool rewriting it in
+place is caught between truncate and write; a hand edit breaks it) keeps serving its last good
+version, as a bad config edit keeps the last good config, and is reported as a warning until
+it is fixed or deleted. Changes on disk (a login from another process, an edit, a deletion)
+are picked up by `watch()` and announced to subscribers.
 """
 
 from __future__ import annotations
@@ -11,15 +14,25 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
-from .files import AuthWriteError, describe_os_error, dump_record, ensure_dir, loose_permissions
+from cliproxy.config.watch import quiet_watchfiles_log
+
+from .files import (
+    AuthWriteError,
+    describe_os_error,
+    dump_record,
+    ensure_dir,
+    loose_permissions,
+    remove_stale_temp_files,
+)
 from .files import write_atomic as _write_atomic
 from .identity import NEEDS_LOGIN_FIELD
 from .records import (
@@ -32,6 +45,10 @@ from .records import (
 )
 
 log = logging.getLogger(__name__)
+
+# The entry a Kubernetes Secret volume swaps to update every file at once: its event names no
+# account file, yet every account file has changed through it.
+SECRET_DATA_LINK = "..data"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +83,18 @@ Subscriber = Callable[[AuthChange], None]
 
 @dataclass(slots=True)
 class _Entry:
-    fingerprint: bytes
-    record: AuthRecord | None = None
-    error: str | None = None
+    fingerprint: bytes  # of the bytes last read from (or written to) the file
+    record: AuthRecord | None = None  # in use: from those bytes, or the last good version
+    error: str | None = None  # why those bytes are not usable
     warning: str | None = None
+    # The bytes `record` was parsed from; differs from `fingerprint` while the file is broken
+    # and a last good version is kept (None: the record exists in memory only).
+    source: bytes | None = None
+
+    @property
+    def kept(self) -> bool:
+        """Serving the last good version of a file that is unusable on disk now."""
+        return self.record is not None and self.error is not None
 
 
 @dataclass(slots=True)
@@ -91,6 +116,7 @@ class AuthStore:
         self._runtime: dict[str, _Runtime] = {}
         self._subscribers: list[Subscriber] = []
         self._stop: asyncio.Event | None = None
+        self._loaded = False
 
     # ----- reading ------------------------------------------------------------------------
 
@@ -103,18 +129,24 @@ class AuthStore:
         return entry.record if entry is not None else None
 
     def errors(self) -> tuple[AuthFileProblem, ...]:
+        """Files skipped: unusable, and no earlier version of them to fall back on."""
         return tuple(
             AuthFileProblem(name, self.auth_dir / name, e.error)
             for name, e in sorted(self._entries.items())
-            if e.error is not None
+            if e.error is not None and e.record is None
         )
 
     def warnings(self) -> tuple[AuthFileProblem, ...]:
-        return tuple(
-            AuthFileProblem(name, self.auth_dir / name, e.warning)
-            for name, e in sorted(self._entries.items())
-            if e.warning is not None
-        )
+        """Files in use with a caveat: loose permissions, or broken on disk while their last
+        good version serves (a warning, not an error: the account still works, and listings
+        that show records and errors side by side would list it twice)."""
+        problems: list[AuthFileProblem] = []
+        for name, e in sorted(self._entries.items()):
+            if e.kept:
+                problems.append(AuthFileProblem(name, self.auth_dir / name, _kept_reason(e)))
+            if e.warning is not None:
+                problems.append(AuthFileProblem(name, self.auth_dir / name, e.warning))
+        return tuple(problems)
 
     def status(self, record: AuthRecord | str, now: datetime | None = None) -> AccountStatus:
         record_id = record if isinstance(record, str) else record.id
@@ -132,7 +164,10 @@ class AuthStore:
         moment = now or datetime.now(UTC)
         if runtime.cooling_until is not None and runtime.cooling_until > moment:
             return AccountStatus(AccountState.COOLING, cooling_until=runtime.cooling_until)
-        return AccountStatus(AccountState.ACTIVE)
+        # The management listing shows this reason as the account's status message.
+        entry = self._entries.get(record_id)
+        caveat = _kept_reason(entry) if entry is not None and entry.kept else ""
+        return AccountStatus(AccountState.ACTIVE, reason=caveat)
 
     # ----- runtime state (memory only; CLIProxyAPI's files have no such fields) -------------
 
@@ -174,7 +209,11 @@ class AuthStore:
     # ----- scanning -----------------------------------------------------------------------
 
     def load(self) -> AuthChange:
-        """(Re)read the directory now. Unchanged files are not re-parsed."""
+        """(Re)read the directory now. Unchanged files are not re-parsed. The first load also
+        clears temporary files that interrupted writes left behind."""
+        if not self._loaded:
+            self._loaded = True
+            remove_stale_temp_files(self.auth_dir)
         seen: set[str] = set()
         added: list[str] = []
         changed: list[str] = []
@@ -185,6 +224,8 @@ class AuthStore:
             old = self._entries.get(name)
             if old is not None and old.fingerprint == entry.fingerprint:
                 old.warning = entry.warning
+                continue
+            if old is not None and self._keep_last_good(name, old, entry):
                 continue
             self._entries[name] = entry
             if entry.error is not None:
@@ -205,6 +246,32 @@ class AuthStore:
         change = AuthChange(tuple(added), tuple(changed), tuple(removed))
         self._notify(change)
         return change
+
+    def _keep_last_good(self, name: str, old: _Entry, new: _Entry) -> bool:
+        """Update `old` in place when `new` bytes change nothing in use; True when handled.
+
+        Unusable bytes after a good version: the good version stays (its runtime state too:
+        a half-written file is no re-login), with one warning for the episode however many
+        broken states the file passes through. Usable bytes equal to the version in use (a
+        rewrite that put back the same content): the episode ends without a change."""
+        if old.record is None:
+            return False
+        if new.record is None:
+            if old.error is None:
+                log.warning(
+                    "auth file %s is not usable now (%s); its last good version serves until "
+                    "the file is fixed or removed",
+                    name,
+                    new.error,
+                )
+            old.fingerprint, old.error, old.warning = new.fingerprint, new.error, new.warning
+            return True
+        if old.error is not None:
+            log.info("auth file %s is usable again", name)
+            if new.fingerprint == old.source:
+                old.fingerprint, old.error, old.warning = new.fingerprint, None, new.warning
+                return True
+        return False
 
     def _json_files(self) -> list[Path]:
         try:
@@ -233,6 +300,8 @@ class AuthStore:
             entry.record = parse_record_bytes(path, data)
         except RecordError as exc:
             entry.error = str(exc)
+        else:
+            entry.source = entry.fingerprint
         return entry
 
     # ----- writing ------------------------------------------------------------------------
@@ -255,9 +324,18 @@ class AuthStore:
             error = str(exc)
             log.error("%s; the new tokens are kept in memory only", error)
         old = self._entries.get(record_id)
-        fingerprint = _fingerprint(data) if error is None else (old.fingerprint if old else b"")
-        warning = None if error is None else (old.warning if old else None)
-        self._entries[record_id] = _Entry(fingerprint, record=record, warning=warning)
+        if error is None:
+            written = _fingerprint(data)
+            entry = _Entry(written, record=record, source=written)
+        else:
+            # The file on disk is as it was (broken, maybe): keep what a rescan compares with.
+            entry = _Entry(
+                old.fingerprint if old else b"",
+                record=record,
+                error=old.error if old else None,
+                warning=old.warning if old else None,
+            )
+        self._entries[record_id] = entry
         was_known = old is not None and old.record is not None
         change = AuthChange(changed=(record_id,)) if was_known else AuthChange(added=(record_id,))
         self._notify(change)
@@ -275,7 +353,7 @@ class AuthStore:
 
     def save_in_memory(self, record: AuthRecord, fingerprint: bytes) -> SaveResult:
         old = self._entries.get(record.id)
-        self._entries[record.id] = _Entry(fingerprint, record=record)
+        self._entries[record.id] = _Entry(fingerprint, record=record, source=fingerprint)
         was_known = old is not None and old.record is not None
         self._notify(
             AuthChange(changed=(record.id,)) if was_known else AuthChange(added=(record.id,))
@@ -285,7 +363,7 @@ class AuthStore:
     # ----- watching -----------------------------------------------------------------------
 
     async def watch(self, *, debounce_ms: int = 200, force_polling: bool | None = None) -> None:
-        """Rescan on every change in the directory until stop(). Never raises."""
+        """Rescan on every change to an account file until stop(). Never raises."""
         self._stop = asyncio.Event()
         try:
             ensure_dir(self.auth_dir)
@@ -293,9 +371,11 @@ class AuthStore:
             log.error("not watching auth directory: %s", exc)
             return
         self.load()
+        quiet_watchfiles_log()
         try:
             async for _ in awatch(
                 self.auth_dir,
+                watch_filter=self._wants,
                 stop_event=self._stop,
                 debounce=debounce_ms,
                 force_polling=force_polling,
@@ -308,6 +388,21 @@ class AuthStore:
         except Exception:
             log.exception("watching the auth directory %s stopped", self.auth_dir)
 
+    def _wants(self, change: Change, path: str) -> bool:
+        """The watch filter: only what load() reads can change an account, so logs, temporary
+        files and notes in the directory (which may change all the time) never wake a rescan.
+        The directory itself counts: when polling, a file renamed into place within the same
+        second shows only as a change of the directory."""
+        del change
+        if os.path.normpath(path) == os.path.normpath(self.auth_dir):
+            return True
+        name = Path(path).name
+        return (name.endswith(".json") and not name.startswith(".")) or name == SECRET_DATA_LINK
+
     def stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
+
+
+def _kept_reason(entry: _Entry) -> str:
+    return f"the file is not usable ({entry.error}); its last good version is in use"

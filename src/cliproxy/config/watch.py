@@ -6,10 +6,11 @@ import asyncio
 import hashlib
 import inspect
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from watchfiles import awatch
+from watchfiles import Change, awatch
 
 from .errors import ConfigError
 from .load import load_config
@@ -36,6 +37,48 @@ def diff_keys(old: Config, new: Config) -> list[str]:
     return changed
 
 
+MAX_LINK_HOPS = 40  # as the kernel's own limit: a longer chain is a loop
+
+
+def quiet_watchfiles_log() -> None:
+    """Keep watchfiles' own "N changes detected" lines (info) and "all changes filtered out"
+    lines (debug) out of our log. With the log written to a file in a watched directory, each
+    such line is itself a change, which logs another line: a loop ten times a second. A level
+    someone set on purpose is left alone."""
+    logger = logging.getLogger("watchfiles")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
+
+
+def link_chain(path: Path) -> list[Path]:
+    """`path` and each path its symlinks lead to, in order, compared lexically (not resolved:
+    a dangling hop still names the entry whose return would fix it)."""
+    chain = [Path(os.path.normpath(path))]
+    while len(chain) <= MAX_LINK_HOPS:
+        try:
+            target = os.readlink(chain[-1])
+        except OSError:  # not a symlink (or gone): the end of the chain
+            break
+        chain.append(Path(os.path.normpath(chain[-1].parent / target)))
+    return chain
+
+
+def names_that_matter(path: Path) -> set[str]:
+    """The entries of `path`'s directory whose change can change what reading `path` gives:
+    its own name, and the first step of every hop of its symlink chain that passes through
+    that directory (a ConfigMap's `..data` link, a `current -> v2` release link), including
+    the real file's directory once every link is followed."""
+    directory = Path(os.path.normpath(path.parent))
+    real_directory = Path(os.path.realpath(directory))
+    names = {path.name}
+    hops = [*link_chain(path), Path(os.path.realpath(path))]
+    for hop in hops:
+        for base in (directory, real_directory):
+            if hop.is_relative_to(base) and hop != base:
+                names.add(hop.relative_to(base).parts[0])
+    return names
+
+
 def _fingerprint(path: Path) -> bytes | None:
     try:
         return hashlib.sha256(path.read_bytes()).digest()
@@ -48,8 +91,10 @@ class ConfigWatcher:
 
     The directory is watched rather than the file because editors and config tools save by
     writing a temporary file and renaming it over the old one, which would orphan a watch on
-    the file itself. A valid new config goes to `on_change`; an invalid one goes to `on_error`
-    and the caller keeps serving the last good config (also kept here as `.current`).
+    the file itself. Only events naming the file, or a link on the way to it, wake the
+    watcher (see `wants`): the directory may also hold a log file that changes all the time.
+    A valid new config goes to `on_change`; an invalid one goes to `on_error` and the caller
+    keeps serving the last good config (also kept here as `.current`).
     """
 
     def __init__(
@@ -75,19 +120,30 @@ class ConfigWatcher:
     def stop(self) -> None:
         self._stop.set()
 
+    def wants(self, change: Change, path: str) -> bool:
+        """The watch filter: does this event name an entry that config.yaml's content goes
+        through? A Kubernetes ConfigMap updates by swapping a `..data` symlink, so its event
+        never names config.yaml itself; the chain is read afresh each time, as a swap changes
+        it. The directory itself counts too: when polling, a save by rename within the same
+        second shows only as a change of the directory. reload() still compares content, so
+        a false positive costs one read."""
+        del change
+        if os.path.normpath(path) == os.path.normpath(self.path.parent):
+            return True
+        return Path(path).name in names_that_matter(self.path)
+
     async def run(self) -> None:
         """Watch until stop() is called. Never raises for a bad config or a failing callback."""
+        quiet_watchfiles_log()
         async for changes in awatch(
             self.path.parent,
+            watch_filter=self.wants,
             stop_event=self._stop,
             debounce=self.debounce_ms,
             force_polling=self.force_polling,
             recursive=False,
         ):
-            # Any change in the directory triggers a content check rather than matching names:
-            # a Kubernetes ConfigMap, for one, updates by swapping a `..data` symlink, so the
-            # event never names config.yaml. reload() reads the file and skips unchanged content.
-            del changes
+            del changes  # which entry changed does not matter: the file is read again
             await self.reload()
 
     async def reload(self) -> Config | None:

@@ -13,6 +13,10 @@ keep the payload and reply shapes but refuse (403) everything except:
   sends that key there);
 * https only, except when the allowed host is a loopback address (local gateways, tests).
 
+The path is checked as the upstream will read it: percent-decoded once. What decoding could
+turn into another path is refused outright (an encoded slash or backslash, an encoded `%`,
+dot segments in any spelling), since servers differ in whether they decode before routing.
+
 Redirects are not followed (a redirect could leave the allowlist); `Host` and hop-by-hop
 headers from the caller are dropped; the caller's `proxy_url` is ignored (the credential's own
 proxy, else the global one, is used: a caller-chosen proxy would be another way out).
@@ -21,6 +25,7 @@ proxy, else the global one, is used: a caller-chosen proxy would be another way 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +54,7 @@ MAX_REPLY_BYTES = 8 * 1024 * 1024
 DROPPED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
 )
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
 # Where an account's token may go: the vendor's host and the paths its quota, profile and
 # model look-ups use (shared/reference/management-api.md §3.11).
@@ -200,12 +206,10 @@ def check_url(target: Target, url: str) -> None:
         raise ApiError(400, None, "url: not a valid absolute http(s) URL")
     if parts.username is not None or parts.password is not None:
         raise ApiError(403, None, "url: credentials in the URL are not allowed")
-    segments = [unquote(s) for s in parts.path.split("/")]
-    if any(s in (".", "..") for s in segments) or "\\" in parts.path:
-        raise ApiError(403, None, "url: dot segments are not allowed in the path")
+    path = decoded_path(parts.path)
     host = parts.hostname.lower()
     effective_port = port or _default_port(scheme)
-    if any(a.admits(scheme, host, effective_port, parts.path or "/") for a in target.allowed):
+    if any(a.admits(scheme, host, effective_port, path or "/") for a in target.allowed):
         return
     if scheme != "https" and any(a.host == host for a in target.allowed):
         raise ApiError(403, None, f"url: only https is allowed to {host}")
@@ -216,6 +220,36 @@ def check_url(target: Target, url: str) -> None:
         "call (/api-call only reaches the credential's own vendor quota/profile/model URLs "
         "or its configured base URL)",
     )
+
+
+def decoded_path(raw: str) -> str:
+    """The URL path as the upstream reads it (percent-decoded once). Else 403 naming what in
+    it could reach another path than the one checked, or 400 for an escape that is not one."""
+    lowered = raw.lower()
+    if "%2f" in lowered or "%5c" in lowered:
+        raise ApiError(
+            403, None, "url: an encoded slash or backslash (%2F, %5C) is not allowed in the path"
+        )
+    if "%25" in lowered:
+        raise ApiError(
+            403,
+            None,
+            "url: an encoded percent sign (%25, double encoding) is not allowed in the path",
+        )
+    if "%" in _PERCENT_ESCAPE.sub("", raw):
+        raise ApiError(400, None, "url: a % in the path must start a %XX escape")
+    try:
+        path = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(400, None, "url: the path's %XX escapes do not decode to UTF-8") from None
+    if "\\" in path:
+        raise ApiError(403, None, "url: a backslash is not allowed in the path")
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+        raise ApiError(403, None, "url: control characters are not allowed in the path")
+    # `..;x` is a dot segment to servers that strip path parameters (Tomcat, some proxies).
+    if any(segment.split(";", 1)[0] in (".", "..") for segment in path.split("/")):
+        raise ApiError(403, None, "url: dot segments are not allowed in the path")
+    return path
 
 
 def outgoing_headers(headers: Mapping[str, str], token: str) -> dict[str, str]:

@@ -28,6 +28,7 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
+from cliproxy.auth.files import TEMP_SUFFIX, remove_stale_temp_files
 from cliproxy.config import ConfigError, parse_config_text
 from cliproxy.config.schema import Config
 from cliproxy.management.common import ApiError
@@ -240,13 +241,16 @@ def edit_keeping_comments(tree: CommentedMap, mutate: Mutation) -> None:
 
 def _write_atomically(path: Path, data: bytes) -> None:
     """Temp file beside the target, fsync, rename over it; the file keeps its mode. A symlink
-    (a mounted ConfigMap, a dotfiles repo) is followed so the link itself survives."""
+    (a mounted ConfigMap, a dotfiles repo) is followed so the link itself survives. The temp
+    file is named as auth/files.py names its own, so one clean-up knows both."""
     target = path.resolve()
     try:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600  # it holds keys
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, temporary = tempfile.mkstemp(
+        prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent
+    )
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -281,6 +285,11 @@ class ConfigEditor:
         self.path = path
         self.state_getter = state_getter
         self.lock = asyncio.Lock()
+        if path is not None:
+            # A write killed between its temp file and the rename left the temp file (it holds
+            # the keys of that config); the server starting is the moment to clear it.
+            target = path.resolve()
+            remove_stale_temp_files(target.parent, target.name)
 
     def _require_path(self) -> Path:
         if self.path is None:
