@@ -20,7 +20,11 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from cliproxy.auth.store import AuthStore
+    from cliproxy.config.schema import Config
+    from cliproxy.providers.vendor_reads import QuotaReading
 
 auth_app = typer.Typer(no_args_is_help=True)
 
@@ -45,6 +49,11 @@ def _config_path(explicit: Path | None) -> Path | None:
 
 def _settings(auth_dir: Path | None, config: Path | None, console: Console) -> tuple[Path, str]:
     """(auth directory, global proxy-url) from the options and the config file."""
+    cfg = _load_config(auth_dir, config, console)
+    return cfg.auth_dir, cfg.proxy_url
+
+
+def _load_config(auth_dir: Path | None, config: Path | None, console: Console) -> Config:
     from cliproxy.config import ConfigError, default_config, load_config
 
     path = _config_path(config)
@@ -53,7 +62,9 @@ def _settings(auth_dir: Path | None, config: Path | None, console: Console) -> t
     except ConfigError as error:
         console.print(str(error), markup=False, highlight=False)
         raise typer.Exit(2) from None
-    return (auth_dir.expanduser() if auth_dir else cfg.auth_dir), cfg.proxy_url
+    if auth_dir is not None:
+        cfg = cfg.model_copy(update={"auth_dir": auth_dir.expanduser()})
+    return cfg
 
 
 class RichLoginUI:
@@ -155,13 +166,24 @@ def login(
         console.print("[yellow]Note:[/] this account is disabled in its file (disabled: true).")
 
 
+QuotaOption = Annotated[
+    bool,
+    typer.Option(
+        "--quota", help="Also ask each account's vendor for its usage windows now (network)."
+    ),
+]
+
+
 @auth_app.command()
-def accounts(auth_dir: AuthDirOption = None, config: ConfigOption = None) -> None:
+def accounts(
+    auth_dir: AuthDirOption = None, config: ConfigOption = None, quota: QuotaOption = False
+) -> None:
     """List the accounts in the auth directory with their state and token expiry."""
     from cliproxy.auth.store import AuthStore
 
     console = Console(highlight=False)
-    directory, _ = _settings(auth_dir, config, console)
+    cfg = _load_config(auth_dir, config, console)
+    directory = cfg.auth_dir
     store = AuthStore(directory)
     store.load()
     console.print(f"Auth directory: {directory}")
@@ -169,7 +191,8 @@ def accounts(auth_dir: AuthDirOption = None, config: ConfigOption = None) -> Non
         console.print("No accounts yet. Add one with: cliproxy login codex|claude|gemini")
         return
     if store.records():
-        console.print(accounts_table(store))
+        readings = asyncio.run(read_vendor_quotas(cfg)) if quota else None
+        console.print(accounts_table(store, quotas=readings))
     for problem in store.errors():
         console.print(f"[red]error[/] {escape(problem.name)}: {escape(problem.reason)}")
     for problem in store.warnings():
@@ -178,12 +201,52 @@ def accounts(auth_dir: AuthDirOption = None, config: ConfigOption = None) -> Non
         raise typer.Exit(1)
 
 
-def accounts_table(store: AuthStore, now: datetime | None = None) -> Table:
+async def read_vendor_quotas(cfg: Config) -> dict[str, QuotaReading]:
+    """Every account's usage windows as its vendor reports them now."""
+    from cliproxy.providers.vendor_reads import VendorReads
+    from cliproxy.server.account_watch import AccountWatch
+    from cliproxy.server.state import AppState
+
+    state = AppState(cfg)
+    try:
+        await AccountWatch(state).pass_once(force=True)
+        readings: dict[str, QuotaReading] = {}
+        for record in state.auth_store.records():
+            provider = state.account_providers.get(record.type)
+            reading = provider.quota(record.id) if isinstance(provider, VendorReads) else None
+            if reading is not None:
+                readings[record.id] = reading
+        return readings
+    finally:
+        await state.close()
+
+
+def quota_text(reading: QuotaReading | None, now: datetime) -> str:
+    if reading is None:
+        return "-"
+    parts = []
+    for window in reading.windows:
+        used = "?" if window.used_percent is None else f"{window.used_percent:.0f}%"
+        reset = ""
+        if window.resets_at is not None:
+            reset = ", resets " + relative_time(datetime.fromtimestamp(window.resets_at, UTC), now)
+        parts.append(f"{window.name} {used}{reset}")
+    return "\n".join(parts) or "-"
+
+
+def accounts_table(
+    store: AuthStore,
+    now: datetime | None = None,
+    quotas: Mapping[str, QuotaReading] | None = None,
+) -> Table:
     from cliproxy.auth.records import AccountState
 
     moment = now or datetime.now(UTC)
-    table = Table(show_lines=False)
-    for column in ("Provider", "Email", "State", "Token expires", "Refresh token", "File"):
+    table = Table(show_lines=quotas is not None)
+    columns = ["Provider", "Email", "State", "Token expires", "Refresh token", "File"]
+    if quotas is not None:
+        columns.insert(3, "Vendor quota")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for record in store.records():
         status = store.status(record, now=moment)
@@ -202,14 +265,17 @@ def accounts_table(store: AuthStore, now: datetime | None = None) -> Table:
         else:
             until = status.cooling_until
             state = f"[yellow]cooling down until {until:%H:%M:%S}[/]" if until else "cooling down"
-        table.add_row(
+        cells = [
             record.type,
             escape(record.email or "-"),
             state,
             relative_time(record.expires_at, moment),
             "yes" if record.refresh_token else "[red]no[/]",
             escape(record.id),
-        )
+        ]
+        if quotas is not None:
+            cells.insert(3, escape(quota_text(quotas.get(record.id), moment)))
+        table.add_row(*cells)
     return table
 
 

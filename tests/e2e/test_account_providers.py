@@ -60,13 +60,13 @@ def accounts(sims: dict[str, Simulator]) -> dict[str, Account]:
 
     return {
         "codex": Account(
-            "gpt-5-codex",
+            "gpt-6-codex",
             CodexProvider(),
             credential("codex", CODEX_TOKEN, account_id="acct-1", email="a@example.com"),
             sims["codex"],
         ),
         "claude": Account(
-            "claude-sonnet-4-5",
+            "claude-sonnet-4-6",
             ClaudeOAuthProvider(),
             credential("claude", CLAUDE_TOKEN, email="a@example.com"),
             sims["claude"],
@@ -159,13 +159,14 @@ def test_codex_non_streaming_clients_are_served_from_the_stream(
     body = upstream.json
     assert (body["stream"], body["store"]) == (True, False)
     assert body["include"] == ["reasoning.encrypted_content"]
-    assert body["instructions"]
-    assert body["model"] == "gpt-5-codex"
+    assert "instructions" not in body
+    assert body["model"] == "gpt-6-codex"
     assert upstream.headers["accept"] == "text/event-stream"
     assert upstream.headers["chatgpt-account-id"] == "acct-1"
-    assert upstream.headers["originator"] == "codex_cli_rs"
-    assert upstream.headers["user-agent"].startswith("codex_cli_rs/")
-    assert upstream.headers["session_id"]
+    assert upstream.headers["originator"] == "codex_exec"
+    assert upstream.headers["user-agent"].startswith("codex_exec/0.169.0 ")
+    assert upstream.headers["version"] == "0.169.0"
+    assert body["prompt_cache_key"] == upstream.headers["session-id"]
 
 
 def test_codex_strips_what_the_backend_rejects(
@@ -175,7 +176,7 @@ def test_codex_strips_what_the_backend_rejects(
 
     oa = openai.OpenAI(base_url=proxy.base_url + "/v1", api_key="k", max_retries=0)
     reply = oa.responses.create(
-        model="gpt-5-codex",
+        model="gpt-6-codex",
         input="hi",
         instructions="Be brief.",
         max_output_tokens=99,
@@ -186,8 +187,11 @@ def test_codex_strips_what_the_backend_rejects(
     assert reply.output_text.startswith("echo: hi")
     upstream = accounts["codex"].sim.last_request
     assert not {"max_output_tokens", "temperature", "top_p"} & set(upstream.json)
-    assert upstream.json["instructions"] == "Be brief."
-    assert upstream.headers["session_id"] == "sess-42"
+    assert "instructions" not in upstream.json
+    assert upstream.json["input"][0]["role"] == "developer"
+    assert upstream.json["input"][0]["content"][0]["text"] == "Be brief."
+    # The client's session header names the conversation; the id sent is derived from it.
+    assert upstream.headers["session-id"] == upstream.json["prompt_cache_key"]
 
 
 def test_codex_usage_headers_are_captured(proxy: ProxyServer, accounts: dict[str, Account]) -> None:
@@ -209,7 +213,7 @@ def test_codex_cut_stream_is_an_error_for_a_non_streaming_client(
     accounts["codex"].sim.queue(Reply.text("one two three four", chunk_size=3, cut_after=1))
     reply = httpx.post(
         proxy.base_url + "/v1/chat/completions",
-        json={"model": "gpt-5-codex", "messages": [{"role": "user", "content": "hi"}]},
+        json={"model": "gpt-6-codex", "messages": [{"role": "user", "content": "hi"}]},
         timeout=10,
     )
     assert reply.status_code == 502
@@ -263,9 +267,9 @@ def test_codex_limit_moves_on_to_the_next_account(
         "codex:second", "codex-access-2", first.sim.base_url, account={"account_id": "acct-2"}
     )
     proxy.state.runtime.registry.add(
-        "codex-pool", Candidate(first.provider, first.credential, "gpt-5-codex")
+        "codex-pool", Candidate(first.provider, first.credential, "gpt-6-codex")
     )
-    proxy.state.runtime.registry.add("codex-pool", Candidate(first.provider, second, "gpt-5-codex"))
+    proxy.state.runtime.registry.add("codex-pool", Candidate(first.provider, second, "gpt-6-codex"))
     first.sim.queue(usage_limit_reply(), Reply.text("from the second account"))
     answer = ask("openai_responses", proxy.base_url, "codex-pool", "hi", stream=False)
     assert answer.text == "from the second account"
@@ -283,7 +287,7 @@ def test_claude_puts_the_identity_first_for_other_clients(
 
     client = anthropic.Anthropic(base_url=proxy.base_url, api_key="k", max_retries=0)
     client.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4-6",
         max_tokens=50,
         system="You are a pirate.",
         messages=[{"role": "user", "content": "hi"}],
@@ -307,7 +311,7 @@ def test_claude_code_requests_pass_unchanged(
     proxy: ProxyServer, accounts: dict[str, Account]
 ) -> None:
     body = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 50,
         "system": [
             {"type": "text", "text": CLAUDE_CODE_IDENTITY},
@@ -320,7 +324,7 @@ def test_claude_code_requests_pass_unchanged(
         proxy.base_url + "/v1/messages?beta=true",
         json=body,
         headers={
-            "user-agent": "claude-cli/2.0.50 (external, cli)",
+            "user-agent": "claude-cli/2.1.300 (external, cli)",
             "anthropic-version": "2023-06-01",
             "anthropic-beta": "claude-code-20250219,oauth-2025-04-20,fine-grained-tool-streaming",
         },
@@ -329,7 +333,7 @@ def test_claude_code_requests_pass_unchanged(
     assert reply.status_code == 200, reply.text
     upstream = accounts["claude"].sim.last_request
     assert upstream.json == body
-    assert upstream.headers["user-agent"] == "claude-cli/2.0.50 (external, cli)"
+    assert upstream.headers["user-agent"] == "claude-cli/2.1.300 (external, cli)"
     assert upstream.headers["anthropic-beta"].split(",").count("claude-code-20250219") == 1
 
 
@@ -340,7 +344,7 @@ def test_claude_count_tokens(proxy: ProxyServer, accounts: dict[str, Account]) -
     sim.token_count = 42
     client = anthropic.Anthropic(base_url=proxy.base_url, api_key="k", max_retries=0)
     count = client.messages.count_tokens(
-        model="claude-sonnet-4-5", messages=[{"role": "user", "content": "hi"}]
+        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "hi"}]
     )
     assert count.input_tokens == 42
     assert sim.last_request.path == "/v1/messages/count_tokens"
@@ -369,8 +373,7 @@ def test_gemini_envelope_and_headers(proxy: ProxyServer, accounts: dict[str, Acc
     assert upstream.json["project"] == "proj-123"
     assert upstream.json["request"]["contents"][0]["parts"][0]["text"] == "hi"
     assert "model" not in upstream.json["request"]
-    assert upstream.headers["user-agent"].startswith("GeminiCLI/")
-    assert upstream.headers["user-agent"].split("/")[2].startswith("gemini-2.5-pro")
+    assert upstream.headers["user-agent"].startswith("GeminiCLI-tui/0.61.0/gemini-2.5-pro ")
     assert upstream.headers["x-goog-api-client"]
 
 

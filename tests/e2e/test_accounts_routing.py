@@ -20,7 +20,7 @@ from tests.simulators.code_assist_sim import CodeAssistSim
 from tests.simulators.codex_backend_sim import CodexBackendSim
 from tests.simulators.oauth_sim import OAuthSim
 
-MODELS = {"codex": "gpt-5-codex", "claude": "claude-sonnet-4-5", "gemini": "gemini-2.5-flash"}
+MODELS = {"codex": "gpt-6-codex", "claude": "claude-sonnet-4-6", "gemini": "gemini-2.5-flash"}
 
 
 class ValidTokens:

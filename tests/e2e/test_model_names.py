@@ -24,7 +24,7 @@ from tests.simulators.claude_oauth_sim import ClaudeOAuthSim
 CONFIG = """
 oauth-model-alias:
   claude:
-    - {{name: claude-sonnet-4-5, alias: sonnet}}
+    - {{name: claude-sonnet-4-6, alias: sonnet}}
     - {{name: claude-haiku-4-5, alias: quick, fork: true}}
 oauth-excluded-models:
   claude: ["CLAUDE-OPUS-*"]
@@ -42,10 +42,10 @@ openai-compatibility:
 
 # What the configuration above must serve, and what it must not.
 SERVED = {
-    "sonnet": "claude-sonnet-4-5",  # account alias (the account no longer serves the original)
+    "sonnet": "claude-sonnet-4-6",  # account alias (the account no longer serves the original)
     "quick": "claude-haiku-4-5",  # forked alias: both names
     "claude-haiku-4-5": "claude-haiku-4-5",
-    "team/claude-sonnet-4-5": "claude-sonnet-4-5",  # the prefixed key
+    "team/claude-sonnet-4-6": "claude-sonnet-4-6",  # the prefixed key
 }
 NOT_SERVED = ("claude-opus-4-5", "claude-opus-4-1", "team/claude-3-opus", "elsewhere/big")
 
@@ -112,11 +112,11 @@ def test_every_sdk_sees_one_listing_of_exactly_the_served_names(proxy: ProxyServ
     assert not set(NOT_SERVED) & set(listing)
     # The account's replaced name is gone from the listing; the key (prefix "team", force
     # off) still lists it bare, because that credential serves it bare.
-    assert "claude-sonnet-4-5" in listing and "team/claude-sonnet-4-5" in listing
+    assert "claude-sonnet-4-6" in listing and "team/claude-sonnet-4-6" in listing
     owners = {m["id"]: m["owned_by"] for m in httpx.get(base + "/v1/models").json()["data"]}
     assert owners["sonnet"] == "claude"
     assert owners["big"] == "openai-compatibility:gw"
-    assert owners["team/claude-sonnet-4-5"] == "claude-api-key"
+    assert owners["team/claude-sonnet-4-6"] == "claude-api-key"
 
 
 def test_every_listed_name_is_served(proxy: ProxyServer) -> None:
@@ -154,7 +154,7 @@ def test_the_account_no_longer_serves_a_replaced_name(
 ) -> None:
     account_sim.reset()
     for _ in range(4):
-        ask("anthropic", proxy.base_url, "claude-sonnet-4-5", "plain", stream=False)
+        ask("anthropic", proxy.base_url, "claude-sonnet-4-6", "plain", stream=False)
     # Only the key serves the original name; the account serves it only as "sonnet".
     assert account_sim.requests == [] and len(anthropic_sim.requests) == 4
 

@@ -407,7 +407,7 @@ async def test_patch_fields_keeps_unknown_fields(api: Api) -> None:
     assert record is not None and record.prefix == "team" and record.priority == 5
     models = await api.call("GET", "/auth-files/models", params={"name": "codex-coder.json"})
     ids = [m["id"] for m in models.json()["models"]]
-    assert "team/gpt-5-codex" in ids and not any(i.startswith("team/gpt-5.1") for i in ids)
+    assert "team/gpt-5.5" in ids and not any(i.startswith("team/gpt-5.1") for i in ids)
 
     cleared = await api.call(
         "PATCH", "/auth-files/fields", json={"name": "codex-coder.json", "priority": None}

@@ -9,6 +9,7 @@ countTokens takes {"request": {"model": "models/<m>", "contents"}} and answers a
 
 from __future__ import annotations
 
+import time
 from typing import Any, Self
 
 import orjson
@@ -57,6 +58,33 @@ class CodeAssistSim(GeminiSim):
         with self._lock:
             self._exhausted.clear()
 
+    async def _retrieve_user_quota(self, request: Request) -> Response:
+        rec = await self.record(request, read=True)
+        if self.presented_key(rec) is None:
+            return self.error_response(401, "Request is missing required authentication.")
+        if denied := self.check_auth(rec):
+            return denied
+        body = rec.json if isinstance(rec.json, dict) else {}
+        if not body.get("project"):
+            return self.error_response(400, "project is required")
+        return self.json_response({"buckets": self._buckets(body["project"])})
+
+    def _buckets(self, project: object) -> list[dict[str, Any]]:
+        """retrieveUserQuota: one bucket per model, empty where a quota is exhausted."""
+        reset = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+        buckets = []
+        for model in self.models:
+            spent = self._quota_for({"project": project, "model": model}) is not None
+            buckets.append(
+                {
+                    "modelId": model,
+                    "tokenType": "REQUESTS",
+                    "remainingFraction": 0.0 if spent else 0.75,
+                    "resetTime": reset,
+                }
+            )
+        return buckets
+
     def _quota_for(self, body: dict[str, Any]) -> Reply | None:
         project, model = body.get("project"), body.get("model")
         with self._lock:
@@ -69,6 +97,8 @@ class CodeAssistSim(GeminiSim):
         return Starlette(routes=[Route("/v1internal:{method}", self._call, methods=["POST"])])
 
     async def _call(self, request: Request) -> Response:
+        if request.path_params["method"] == "retrieveUserQuota":
+            return await self._retrieve_user_quota(request)
         rec = await self.record(request)
         if self.presented_key(rec) is None:
             return self.error_response(401, "Request is missing required authentication.")
@@ -84,6 +114,7 @@ class CodeAssistSim(GeminiSim):
         inner = body.get("request") if isinstance(body.get("request"), dict) else {}
         if method == "countTokens":
             return self.json_response({"totalTokens": self.counted_tokens(inner)})
+
         reply = self._quota_for(body) or self.next_reply(rec)
         turn = Turn(model=str(body.get("model", "")), request=rec)
         return self.respond(reply, turn, stream=method == "streamGenerateContent")

@@ -2,8 +2,9 @@
 subscription reaches it.
 
 Unlike api.openai.com it needs the account id beside the OAuth token, only streams, refuses
-stored responses and several parameters (400 with a `{"detail": ...}` body), wants
-`instructions`, reports the plan's usage windows in `x-codex-*` headers on every reply, and
+stored responses and several parameters (400 with a `{"detail": ...}` body), refuses each
+model to clients below its minimal Codex version (the `version` header, else the user-agent's),
+reports the plan's usage windows in `x-codex-*` headers on every reply, and
 answers an exhausted plan with 429 `usage_limit_reached` carrying the reset time. GET
 /backend-api/wham/usage reports the same windows as JSON (what quota tools read).
 """
@@ -24,7 +25,28 @@ from .reply import Reply
 
 CODEX_PATH = "/backend-api/codex/responses"
 USAGE_PATH = "/backend-api/wham/usage"
+MODELS_PATH = "/backend-api/codex/models"
 REJECTED = ("max_output_tokens", "max_completion_tokens", "temperature", "top_p", "truncation")
+# minimal_client_version from codex 0.169.0's bundled catalog: 0.124.0 for gpt-5.5, up to
+# 0.155.0 for the rest of the current catalog.
+MIN_CLIENT_VERSION = {"gpt-5.5": "0.124.0"}
+DEFAULT_MIN_CLIENT_VERSION = "0.155.0"
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split("."))
+    except ValueError:
+        return ()
+
+
+def client_version(headers: dict[str, str]) -> str:
+    """The Codex version a request claims: its `version` header, else its user-agent's."""
+    if headers.get("version"):
+        return headers["version"]
+    agent = headers.get("user-agent", "")
+    head = agent.split(" ", 1)[0]
+    return head.split("/", 1)[1] if head.startswith("codex_") and "/" in head else ""
 
 
 def default_usage_headers(now: float | None = None) -> dict[str, str]:
@@ -88,7 +110,7 @@ class CodexBackendSim(ResponsesSim):
     `api_keys` holds the access tokens accepted; empty accepts any bearer token."""
 
     base_path = ""
-    default_models = ("gpt-5", "gpt-5-codex", "gpt-5.1", "gpt-5.1-codex", "gpt-5.1-codex-max")
+    default_models = ("gpt-5.5", "gpt-6-codex", "gpt-6.1", "gpt-6.1-codex", "gpt-6.1-codex-spark")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -103,18 +125,42 @@ class CodexBackendSim(ResponsesSim):
             routes=[
                 Route(CODEX_PATH, self._codex, methods=["POST"]),
                 Route(USAGE_PATH, self._usage, methods=["GET"]),
+                Route(MODELS_PATH, self._models, methods=["GET"]),
             ]
         )
 
     async def _usage(self, request: Request) -> Response:
         """GET /backend-api/wham/usage: the plan's windows as JSON (what `codex /status` and
         quota tools read), for the same bearer token the responses route takes."""
-        rec = await self.record(request)
+        rec = await self.record(request, read=True)
         if self.presented_key(rec) is None:
             return self._detail(401, "Could not parse your authentication token.")
         if denied := self.check_auth(rec):
             return denied
         return self.json_response(usage_payload(self.usage_headers))
+
+    async def _models(self, request: Request) -> Response:
+        """GET /backend-api/codex/models?client_version=: the catalog this account may use,
+        each model hidden from clients below its minimal version (as the backend lists it)."""
+        rec = await self.record(request, read=True)
+        if self.presented_key(rec) is None:
+            return self._detail(401, "Could not parse your authentication token.")
+        if denied := self.check_auth(rec):
+            return denied
+        claimed = _version_tuple(rec.query.get("client_version", ""))
+        models = []
+        for slug in self.models:
+            needed = MIN_CLIENT_VERSION.get(slug, DEFAULT_MIN_CLIENT_VERSION)
+            visible = bool(claimed) and claimed >= _version_tuple(needed)
+            models.append(
+                {
+                    "slug": slug,
+                    "display_name": slug,
+                    "visibility": "list" if visible else "hide",
+                    "minimal_client_version": needed,
+                }
+            )
+        return self.json_response({"models": models})
 
     async def _codex(self, request: Request) -> Response:
         rec = await self.record(request)
@@ -144,8 +190,15 @@ class CodexBackendSim(ResponsesSim):
             return self._detail(400, "Stream must be set to true")
         if body.get("store") is not False:
             return self._detail(400, "Store must be set to false")
-        if not isinstance(body.get("instructions"), str) or not body["instructions"]:
-            return self._detail(400, "Instructions are required")
+        model = str(body.get("model", ""))
+        needed = MIN_CLIENT_VERSION.get(model, DEFAULT_MIN_CLIENT_VERSION)
+        claimed = _version_tuple(client_version(rec.headers))
+        if not claimed or claimed < _version_tuple(needed):
+            return self._detail(
+                400,
+                f"The '{model}' model requires a newer version of Codex. Please upgrade to the "
+                "latest app or CLI and try again.",
+            )
         items = body.get("input")
         if not isinstance(items, list):
             return self._detail(400, "Input must be a list")

@@ -193,6 +193,7 @@ class Simulator(SimServer):
         self._lock = threading.Lock()
         self._replies: deque[ReplySource] = deque()
         self._requests: list[RecordedRequest] = []
+        self._reads: list[RecordedRequest] = []
         self._initial_keys = set(api_keys or ())
         self._initial_models = list(models or self.default_models)
         self.api_keys: set[str] = set(self._initial_keys)
@@ -217,6 +218,11 @@ class Simulator(SimServer):
             return list(self._requests)
 
     @property
+    def reads(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._reads)
+
+    @property
     def last_request(self) -> RecordedRequest:
         with self._lock:
             if not self._requests:
@@ -234,6 +240,7 @@ class Simulator(SimServer):
         with self._lock:
             self._replies.clear()
             self._requests.clear()
+            self._reads.clear()
             self.api_keys = set(self._initial_keys)
             self.models = list(self._initial_models)
             self.validate = True
@@ -264,7 +271,10 @@ class Simulator(SimServer):
 
     # ----- pipeline used by the vendors' route handlers ------------------------------------
 
-    async def record(self, request: Request) -> RecordedRequest:
+    async def record(self, request: Request, *, read: bool = False) -> RecordedRequest:
+        """Keep the request in ``requests``; ``read``: in ``reads`` instead (account reads such
+        as model lists and usage windows, which a proxy makes on its own schedule and which
+        must not stand in for the last generation request a test looks at)."""
         body = await request.body()
         try:
             parsed = orjson.loads(body) if body else None
@@ -279,7 +289,7 @@ class Simulator(SimServer):
             json=parsed,
         )
         with self._lock:
-            self._requests.append(rec)
+            (self._reads if read else self._requests).append(rec)
         return rec
 
     def check_auth(self, rec: RecordedRequest) -> Response | None:

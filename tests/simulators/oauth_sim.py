@@ -96,6 +96,7 @@ class OAuthSim(SimServer):
         self.refresh_calls = 0
         self.onboard_calls = 0
         self.token_requests: list[dict[str, Any]] = []
+        self.token_headers: list[dict[str, str]] = []
         self._codes: dict[str, _Grant] = {}
         self._refresh: dict[str, tuple[str, str]] = {}  # token -> (style, email)
         self._access: dict[str, str] = {}  # token -> email
@@ -217,12 +218,21 @@ class OAuthSim(SimServer):
             params = orjson.loads(body or b"{}")
         else:
             params = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-        self.token_requests.append({"content_type": content_type, **params})
+        self.token_requests.append(
+            {
+                "content_type": content_type,
+                **params,
+                "_user_agent": request.headers.get("user-agent"),
+            }
+        )
+        self.token_headers.append(dict(request.headers))
         style = STYLES.get(str(params.get("client_id", "")))
         if style is None:
             return _error(401, "invalid_client", "unknown client_id")
-        want_json = style == "claude"
-        if want_json != content_type.startswith("application/json"):
+        # Anthropic takes JSON only, Google a form only; OpenAI takes either (codex logs in
+        # with a form and refreshes with JSON).
+        is_json = content_type.startswith("application/json")
+        if (style == "claude" and not is_json) or (style == "gemini" and is_json):
             return _error(400, "invalid_request", "wrong body encoding for this client")
         if style == "gemini" and params.get("client_secret") != GOOGLE_FLOW.client_secret:
             return _error(401, "invalid_client", "client_secret mismatch")

@@ -17,7 +17,7 @@ from cliproxy.providers.claude import (
     is_claude_code,
     with_identity_first,
 )
-from cliproxy.providers.codex import DEFAULT_INSTRUCTIONS, CodexProvider
+from cliproxy.providers.codex import CodexProvider
 from cliproxy.providers.gemini_cli import GeminiCLIProvider
 from cliproxy.server.relay import _reframe, _vet
 
@@ -43,10 +43,11 @@ CODEX = Credential("codex:a", "tok-codex", "", account={"account_id": "acct-9"})
 def test_codex_url_headers_and_body() -> None:
     request = CodexProvider().build_request(
         CODEX,
-        "gpt-5-codex",
+        "gpt-5.5",
         {
             "model": "alias",
             "input": "hello",
+            "instructions": "Be brief.",
             "max_output_tokens": 10,
             "temperature": 0.3,
             "top_p": 0.5,
@@ -61,60 +62,113 @@ def test_codex_url_headers_and_body() -> None:
     headers = request.headers
     assert headers["authorization"] == "Bearer tok-codex"
     assert headers["chatgpt-account-id"] == "acct-9"
-    assert headers["originator"] == "codex_cli_rs"
+    # Presented as a current `codex exec`, never as an old version or as cliproxy.
+    assert headers["originator"] == "codex_exec"
+    assert headers["version"] == "0.169.0"
+    assert headers["user-agent"].startswith("codex_exec/0.169.0 (")
+    assert headers["user-agent"].endswith(" (codex_exec; 0.169.0)")
+    assert "cliproxy" not in headers["user-agent"]
     assert headers["accept"] == "text/event-stream"
-    assert headers["user-agent"].startswith("codex_cli_rs/")
-    uuid.UUID(headers["session_id"])  # generated when the client has none
+    session = headers["session-id"]
+    uuid.UUID(session)
+    assert headers["thread-id"] == session
+    assert "session_id" not in headers
     body = body_of(request)
-    assert body["model"] == "gpt-5-codex"
+    assert body["model"] == "gpt-5.5"
     assert (body["stream"], body["store"]) == (True, False)
-    assert body["instructions"] == DEFAULT_INSTRUCTIONS
+    assert "instructions" not in body  # the client's prompt is the first developer message
+    assert body["prompt_cache_key"] == session
     assert body["include"] == ["message.output_text.logprobs", "reasoning.encrypted_content"]
     assert body["input"] == [
-        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]}
+        {
+            "type": "message",
+            "role": "developer",
+            "content": [{"type": "input_text", "text": "Be brief."}],
+        },
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hello"}]},
     ]
     for rejected in ("max_output_tokens", "temperature", "top_p", "truncation", "user"):
         assert rejected not in body
     assert "service_tier" not in body
 
 
-def test_codex_keeps_the_clients_own_identity_and_session() -> None:
-    request = CodexProvider().build_request(
-        Credential("codex:b", "t", "http://127.0.0.1:9/", headers={"x-trace": "$x-request-id"}),
-        "gpt-5",
-        {
-            "instructions": "Codex prompt",
-            "service_tier": "priority",
-            "input": [
-                {"role": "system", "content": "rules"},
-                {"role": "user", "content": "hi"},
-            ],
-        },
-        ctx(
-            "openai_responses",
-            user_agent="codex_cli_rs/0.60.1 (Mac OS 15.1; arm64) iTerm.app",
-            originator="codex_exec",
-            session_id="s-1",
-            x_request_id="r-7",
-        ),
+def test_codex_invents_no_instructions() -> None:
+    request = CodexProvider().build_request(CODEX, "gpt-5.5", {"input": "x"}, ctx("openai_chat"))
+    body = body_of(request)
+    assert "instructions" not in body
+    assert [item["role"] for item in body["input"]] == ["user"]
+
+
+def test_codex_one_session_per_conversation() -> None:
+    provider = CodexProvider()
+    first = [{"role": "user", "content": [{"type": "input_text", "text": "plan a trip"}]}]
+    later = [
+        *first,
+        {"role": "assistant", "content": [{"type": "output_text", "text": "where?"}]},
+        {"role": "user", "content": [{"type": "input_text", "text": "Rome"}]},
+    ]
+    turns = [
+        provider.build_request(CODEX, "gpt-5.5", {"input": items}, ctx("openai_chat"))
+        for items in (first, later, [*later])
+    ]
+    sessions = {request.headers["session-id"] for request in turns}
+    assert len(sessions) == 1
+    assert {body_of(request)["prompt_cache_key"] for request in turns} == sessions
+    other = provider.build_request(CODEX, "gpt-5.5", {"input": "something else"}, ctx("x"))
+    assert other.headers["session-id"] not in sessions
+    # Another account, another id for the same conversation.
+    elsewhere = provider.build_request(
+        Credential("codex:z", "t", ""), "gpt-5.5", {"input": first}, ctx("openai_chat")
+    )
+    assert elsewhere.headers["session-id"] not in sessions
+
+
+def test_a_real_codex_cli_is_relayed_untouched() -> None:
+    headers = {
+        "user-agent": "codex_exec/0.170.2 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.170.2)",
+        "originator": "codex_exec",
+        "version": "0.170.2",
+        "session-id": "0199aaaa-0000-7000-8000-000000000001",
+        "thread-id": "0199aaaa-0000-7000-8000-000000000001",
+        "x-client-request-id": "0199aaaa-0000-7000-8000-000000000002",
+        "x-codex-window-id": "0199aaaa-0000-7000-8000-000000000001:0",
+        "x-codex-turn-metadata": '{"turn_id":"t1"}',
+        "authorization": "Bearer client-key-for-cliproxy",
+        "accept": "text/event-stream",
+        "content-type": "application/json",
+        "host": "127.0.0.1:8317",
+        "content-length": "99",
+    }
+    body = {
+        "model": "gpt-5.5",
+        "input": [{"type": "message", "role": "developer", "content": []}],
+        "tools": [],
+        "stream": True,
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "0199aaaa-0000-7000-8000-000000000001",
+    }
+    provider = CodexProvider()
+    request = provider.build_request(
+        Credential("codex:b", "tok", "http://127.0.0.1:9/", account={"account_id": "acct"}),
+        "gpt-5.5",
+        dict(body),
+        RequestContext(True, headers, {}, "openai_responses"),
     )
     assert request.url == "http://127.0.0.1:9/backend-api/codex/responses"
-    assert request.headers["user-agent"].startswith("codex_cli_rs/0.60.1")
-    assert request.headers["originator"] == "codex_exec"
-    assert request.headers["session_id"] == "s-1"
-    assert request.headers["x-trace"] == "r-7"
-    assert "chatgpt-account-id" not in request.headers
-    body = body_of(request)
-    assert body["instructions"] == "Codex prompt"
-    assert body["service_tier"] == "priority"
-    assert [item["role"] for item in body["input"]] == ["developer", "user"]
-
-
-def test_codex_session_falls_back_to_prompt_cache_key() -> None:
-    request = CodexProvider().build_request(
-        CODEX, "gpt-5", {"input": "x", "prompt_cache_key": "pck-1"}, ctx("openai_responses")
-    )
-    assert request.headers["session_id"] == "pck-1"
+    assert orjson.loads(request.body) == body
+    assert request.body == orjson.dumps(body)
+    sent = dict(request.headers)
+    assert sent.pop("authorization") == "Bearer tok"
+    assert sent.pop("chatgpt-account-id") == "acct"
+    kept = {
+        k: v for k, v in headers.items() if k not in ("authorization", "host", "content-length")
+    }
+    assert sent == kept
+    # Its newer version is adopted for everyone else.
+    assert provider.identities.profile("codex").version == "0.170.2"
+    other = provider.build_request(CODEX, "gpt-5.5", {"input": "x"}, ctx("openai_chat"))
+    assert other.headers["version"] == "0.170.2"
 
 
 def test_codex_usage_snapshot_from_headers() -> None:
@@ -145,7 +199,9 @@ def test_codex_usage_snapshot_from_headers() -> None:
 
 
 def test_codex_models() -> None:
-    assert {"gpt-5", "gpt-5-codex", "gpt-5.1-codex-max"} <= set(CodexProvider().models())
+    models = set(CodexProvider().models())
+    assert "gpt-5.5" in models
+    assert not {"gpt-5", "gpt-5-codex", "gpt-5.1-codex-max"} & models
 
 
 # ----- claude ----------------------------------------------------------------------------------
@@ -198,18 +254,14 @@ def test_claude_request_for_an_sdk_client() -> None:
     assert headers["authorization"] == "Bearer tok-claude"
     assert "x-api-key" not in headers
     assert headers["anthropic-version"] == "2023-06-01"
-    assert headers["anthropic-beta"].split(",") == [
-        "oauth-2025-04-20",
-        "files-api-2025-04-14",
-        "claude-code-20250219",
-        "interleaved-thinking-2025-05-14",
-    ]
+    betas = headers["anthropic-beta"].split(",")
+    assert betas[:3] == ["oauth-2025-04-20", "files-api-2025-04-14", "claude-code-20250219"]
+    assert len(betas) == 16  # the client's, then Claude Code 2.1.331's fifteen
     assert headers["x-app"] == "cli"
-    assert (
-        headers["user-agent"].startswith("claude-cli/")
-        and "(external, cli)" in headers["user-agent"]
-    )
-    assert headers["accept"] == "text/event-stream"
+    assert headers["user-agent"] == "claude-cli/2.1.331 (external, cli)"
+    assert headers["x-stainless-package-version"] == "0.128.0"
+    assert headers["x-stainless-runtime"] == "node"
+    assert headers["accept"] == "application/json"
     body = body_of(request)
     assert body["model"] == "claude-sonnet-4-5"
     assert body["system"] == [IDENTITY_BLOCK, {"type": "text", "text": "Be brief."}]
@@ -226,6 +278,47 @@ def test_claude_code_body_is_left_alone() -> None:
     assert request.url == "http://127.0.0.1:5/v1/messages?beta=true"
     assert body_of(request) == {**original, "model": "claude-opus-4-5"}
     assert request.headers["user-agent"] == "claude-cli/2.0.50 (external, cli)"
+
+
+def test_a_real_claude_code_is_relayed_untouched() -> None:
+    headers = {
+        "user-agent": "claude-cli/2.1.400 (external, sdk-cli)",
+        "x-app": "cli",
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+        "x-stainless-lang": "js",
+        "x-stainless-package-version": "0.130.0",
+        "x-stainless-retry-count": "0",
+        "x-claude-code-session-id": "5e1d0000-0000-4000-8000-000000000001",
+        "x-api-key": "client-key-for-cliproxy",
+        "accept": "application/json",
+        "content-type": "application/json",
+    }
+    billing = "x-anthropic-billing-header: cc_version=2.1.400.1; cc_entrypoint=sdk-cli; cch=ab12c;"
+    body = {
+        "model": "claude-opus-4-5",
+        "system": [{"type": "text", "text": billing}, IDENTITY_BLOCK],
+        "messages": [{"role": "user", "content": "hi"}],
+        "metadata": {"user_id": '{"session_id":"5e1d"}'},
+    }
+    provider = ClaudeOAuthProvider()
+    request = provider.build_request(
+        CLAUDE, "claude-opus-4-5", dict(body), RequestContext(True, headers, {}, "anthropic")
+    )
+    assert request.body == orjson.dumps(body)  # the billing block relayed, nothing invented
+    sent = dict(request.headers)
+    assert sent.pop("authorization") == "Bearer tok-claude"
+    assert sent.pop("anthropic-beta") == headers["anthropic-beta"] + ",oauth-2025-04-20"
+    kept = {k: v for k, v in headers.items() if k not in ("x-api-key", "anthropic-beta")}
+    assert sent == kept
+    assert provider.identities.profile("claude").version == "2.1.400"
+
+
+def test_claude_other_clients_get_no_billing_block() -> None:
+    request = ClaudeOAuthProvider().build_request(
+        CLAUDE, "claude-opus-4-5", {"messages": []}, ctx("openai_chat")
+    )
+    assert "billing" not in request.body.decode()
 
 
 def test_claude_translated_client_gets_no_foreign_betas() -> None:
@@ -273,15 +366,54 @@ def test_gemini_envelope(stream: bool, suffix: str) -> None:
         GEMINI, "gemini-2.5-pro", dict(inner), ctx("gemini", stream=stream)
     )
     assert request.url == "https://cloudcode-pa.googleapis.com/v1internal" + suffix
-    assert body_of(request) == {
+    sent = body_of(request)
+    session = sent["request"].pop("session_id")
+    uuid.UUID(session)
+    uuid.UUID(sent.pop("user_prompt_id"))
+    assert sent == {
         "model": "gemini-2.5-pro",
         "project": "proj-1",
         "request": {"contents": inner["contents"]},
     }
     assert request.headers["authorization"] == "Bearer tok-g"
-    assert request.headers["user-agent"].startswith("GeminiCLI/")
-    assert "/gemini-2.5-pro" in request.headers["user-agent"]
-    assert request.headers["x-goog-api-client"].startswith("gl-node/")
+    assert request.headers["user-agent"].startswith("GeminiCLI-tui/0.61.0/gemini-2.5-pro (")
+    assert request.headers["user-agent"].endswith(" google-api-nodejs-client/10.9.0")
+    assert request.headers["x-goog-api-client"] == "gl-node/20.20.2"
+
+
+def test_gemini_session_is_stable_and_prompt_ids_follow_user_turns() -> None:
+    provider = GeminiCLIProvider()
+    first = [{"role": "user", "parts": [{"text": "hi"}]}]
+    tool_loop = [
+        *first,
+        {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]},
+    ]
+    second = [*tool_loop, {"role": "model", "parts": [{"text": "ok"}]}, *first]
+    sent = [
+        body_of(provider.build_request(GEMINI, "gemini-2.5-pro", {"contents": c}, ctx("gemini")))
+        for c in (first, tool_loop, second)
+    ]
+    assert len({body["request"]["session_id"] for body in sent}) == 1
+    prompt_ids = [body["user_prompt_id"] for body in sent]
+    assert prompt_ids[0] == prompt_ids[1] != prompt_ids[2]
+
+
+def test_a_real_gemini_cli_keeps_its_identity() -> None:
+    headers = {
+        "user-agent": "GeminiCLI/0.62.0/gemini-2.5-pro (linux; x64) google-api-nodejs-client/10.9.0",
+        "x-goog-api-client": "gl-node/20.20.2",
+        "x-goog-api-key": "client-key-for-cliproxy",
+        "accept": "*/*",
+    }
+    provider = GeminiCLIProvider()
+    request = provider.build_request(
+        GEMINI, "gemini-2.5-pro", {"contents": []}, RequestContext(False, headers, {}, "gemini")
+    )
+    assert request.headers["user-agent"] == headers["user-agent"]
+    assert request.headers["x-goog-api-client"] == "gl-node/20.20.2"
+    assert "x-goog-api-key" not in request.headers
+    assert provider.identities.profile("gemini-cli").version == "0.62.0"
 
 
 def test_gemini_without_project_leaves_it_to_the_upstream() -> None:

@@ -65,11 +65,54 @@ async def test_expiring_token_is_refreshed_before_use(
     assert stored_access == fresh.access_token
     request = oauth_sim.token_requests[-1]
     assert request["grant_type"] == "refresh_token"
-    expected_type = "application/json" if style == "claude" else "application/x-www-form-urlencoded"
-    assert request["content_type"].startswith(expected_type)
+    assert request["content_type"] == REFRESH_WIRE[style][0]
     # Still fresh: no second call.
     assert (await refresher.ensure_fresh(fresh)).access_token == fresh.access_token
     assert oauth_sim.refresh_calls == 1
+
+
+REFRESH_WIRE = {
+    # (content type, fields in order, user-agent prefix, identity headers) as each CLI sends.
+    "codex": (
+        "application/json",
+        ["client_id", "grant_type", "refresh_reason", "refresh_token"],
+        "codex_exec/0.169.0 (",
+        {"originator": "codex_exec"},
+    ),
+    "claude": (
+        "application/json",
+        ["grant_type", "refresh_token", "client_id", "scope"],
+        "axios/",
+        {},
+    ),
+    "gemini": (
+        "application/x-www-form-urlencoded;charset=UTF-8",
+        ["refresh_token", "client_id", "client_secret", "grant_type"],
+        "google-api-nodejs-client/",
+        {"x-goog-api-client": "gl-node/20.20.2"},
+    ),
+}
+
+
+@pytest.mark.parametrize("style", ["codex", "claude", "gemini"])
+async def test_refresh_requests_look_like_the_vendors_cli(
+    refresher: Refresher, oauth_sim: OAuthSim, style: str
+) -> None:
+    record = add_account(refresher, oauth_sim, style, expires_in=60)
+    await refresher.ensure_fresh(record)
+    content_type, fields, agent, identity = REFRESH_WIRE[style]
+    sent = oauth_sim.token_requests[-1]
+    assert sent["content_type"] == content_type
+    assert [k for k in sent if k not in ("content_type", "_user_agent")] == fields
+    assert sent["_user_agent"].startswith(agent)
+    assert "aiohttp" not in sent["_user_agent"] and "Python" not in sent["_user_agent"]
+    headers = oauth_sim.token_headers[-1]
+    for name, value in identity.items():
+        assert headers[name] == value
+    if style == "codex":
+        assert sent["refresh_reason"] == "proactive_expiry"
+    if style == "claude":
+        assert "user:plugins" in sent["scope"].split()
 
 
 async def test_token_far_from_expiry_is_not_refreshed(
@@ -209,6 +252,8 @@ async def test_background_pass_refreshes_due_accounts_including_cooling_ones(
     cooling = add_account(refresher, oauth_sim, "claude", expires_in=30)
     refresher.store.mark_cooling(cooling.id, datetime.now(UTC) + timedelta(hours=1))
     fine = add_account(refresher, oauth_sim, "gemini", expires_in=7200)
+    for record in (due, cooling, fine):
+        refresher.mark_used(record.id)
     refresher.interval = 0.05
     task = asyncio.create_task(refresher.run())
     try:
@@ -223,6 +268,19 @@ async def test_background_pass_refreshes_due_accounts_including_cooling_ones(
     assert store.get(due.id) != due and store.get(cooling.id) != cooling
     assert store.get(fine.id) == fine
     assert oauth_sim.refresh_calls == 2  # fresh tokens are not refreshed again
+
+
+async def test_idle_accounts_are_refreshed_on_use_not_in_the_background(
+    refresher: Refresher, oauth_sim: OAuthSim
+) -> None:
+    idle = add_account(refresher, oauth_sim, "gemini", expires_in=30)
+    assert await refresher.refresh_due() == 0
+    assert oauth_sim.refresh_calls == 0
+    fresh = await refresher.ensure_fresh(idle)  # about to be used: refreshed now
+    assert oauth_sim.refresh_calls == 1 and fresh.access_token != idle.access_token
+    assert refresher.used_lately(idle.id)
+    refresher.recent_use_window = 0
+    assert not refresher.used_lately(idle.id)
 
 
 async def test_disabled_accounts_are_not_refreshed_in_background(

@@ -72,18 +72,18 @@ def assert_listing_matches_routing(reg: ModelRegistry) -> None:
 
 def test_channel_alias_replaces_the_upstream_name_for_that_channel() -> None:
     reg = registry(
-        "oauth-model-alias:\n  codex: [{name: gpt-5, alias: g5}]\n",
+        "oauth-model-alias:\n  codex: [{name: gpt-5.5, alias: g5}]\n",
         account("codex"),
         account("claude"),
     )
-    assert routes(reg, "g5") == [("codex-account.json", "gpt-5")]
+    assert routes(reg, "g5") == [("codex-account.json", "gpt-5.5")]
     names = listed(reg)
-    assert "g5" in names and "gpt-5" not in names
+    assert "g5" in names and "gpt-5.5" not in names
     # Not listed and not routable through this account either, even via the gpt- family.
-    assert routes(reg, "gpt-5") == []
+    assert routes(reg, "gpt-5.5") == []
     # The channel's other models and other channels are untouched.
-    assert routes(reg, "gpt-5-codex") == [("codex-account.json", "gpt-5-codex")]
-    assert routes(reg, "claude-sonnet-4-5") == [("claude-account.json", "claude-sonnet-4-5")]
+    assert routes(reg, "gpt-6-codex") == [("codex-account.json", "gpt-6-codex")]
+    assert routes(reg, "claude-sonnet-4-6") == [("claude-account.json", "claude-sonnet-4-6")]
     assert reg.model("g5") is not None and reg.model("g5").owned_by == "codex"  # type: ignore[union-attr]
     assert_listing_matches_routing(reg)
 
@@ -93,13 +93,13 @@ def test_fork_keeps_the_original_and_one_name_may_have_several_aliases() -> None
         """
 oauth-model-alias:
   codex:
-    - {name: gpt-5, alias: g5, fork: true}
-    - {name: gpt-5, alias: five}
+    - {name: gpt-5.5, alias: g5, fork: true}
+    - {name: gpt-5.5, alias: five}
 """,
         account("codex"),
     )
-    for name in ("g5", "five", "gpt-5"):
-        assert routes(reg, name) == [("codex-account.json", "gpt-5")], name
+    for name in ("g5", "five", "gpt-5.5"):
+        assert routes(reg, name) == [("codex-account.json", "gpt-5.5")], name
         assert name in listed(reg)
     assert_listing_matches_routing(reg)
 
@@ -109,14 +109,14 @@ def test_aliases_do_not_touch_api_keys_and_other_credentials_keep_the_name() -> 
         """
 codex-api-key: [{api-key: k}]
 oauth-model-alias:
-  codex: [{name: gpt-5, alias: g5}]
+  codex: [{name: gpt-5.5, alias: g5}]
 """,
         account("codex"),
     )
-    # The key still serves gpt-5; only the account moved to the alias.
-    assert routes(reg, "gpt-5") == [("codex-api-key[0]", "gpt-5")]
-    assert routes(reg, "g5") == [("codex-account.json", "gpt-5")]
-    assert {"gpt-5", "g5"} <= listed(reg)
+    # The key still serves gpt-5.5; only the account moved to the alias.
+    assert routes(reg, "gpt-5.5") == [("codex-api-key[0]", "gpt-5.5")]
+    assert routes(reg, "g5") == [("codex-account.json", "gpt-5.5")]
+    assert {"gpt-5.5", "g5"} <= listed(reg)
 
 
 def test_gemini_cli_is_a_synonym_of_the_gemini_channel() -> None:
@@ -139,20 +139,24 @@ def test_file_aliases_win_over_the_channel_for_the_same_alias() -> None:
     own = account(
         "codex",
         "own.json",
-        model_aliases=[{"name": "gpt-5.1", "alias": "g5"}, {"name": "gpt-5.2", "alias": "x"}],
+        model_aliases=[{"name": "gpt-6.1", "alias": "g5"}, {"name": "gpt-6.1-codex", "alias": "x"}],
     )
-    legacy = account("codex", "legacy.json", **{"model-aliases": [{"name": "gpt-5", "alias": "y"}]})
+    legacy = account(
+        "codex", "legacy.json", **{"model-aliases": [{"name": "gpt-5.5", "alias": "y"}]}
+    )
     plain = account("codex", "plain.json")
-    reg = registry("oauth-model-alias:\n  codex: [{name: gpt-5, alias: g5}]\n", own, legacy, plain)
+    reg = registry(
+        "oauth-model-alias:\n  codex: [{name: gpt-5.5, alias: g5}]\n", own, legacy, plain
+    )
     assert routes(reg, "g5") == [
-        ("own.json", "gpt-5.1"),
-        ("legacy.json", "gpt-5"),
-        ("plain.json", "gpt-5"),
+        ("own.json", "gpt-6.1"),
+        ("legacy.json", "gpt-5.5"),
+        ("plain.json", "gpt-5.5"),
     ]
-    assert routes(reg, "x") == [("own.json", "gpt-5.2")]
-    assert routes(reg, "y") == [("legacy.json", "gpt-5")]
-    # own.json kept gpt-5 (its alias for g5 points elsewhere); the others replaced it.
-    assert routes(reg, "gpt-5") == [("own.json", "gpt-5")]
+    assert routes(reg, "x") == [("own.json", "gpt-6.1-codex")]
+    assert routes(reg, "y") == [("legacy.json", "gpt-5.5")]
+    # own.json kept gpt-5.5 (its alias for g5 points elsewhere); the others replaced it.
+    assert routes(reg, "gpt-5.5") == [("own.json", "gpt-5.5")]
 
 
 def test_bad_file_alias_entries_are_skipped_with_a_warning(
@@ -165,12 +169,12 @@ def test_bad_file_alias_entries_are_skipped_with_a_warning(
             {"alias": "no-name"},
             {"name": "claude-opus-4-5", "alias": 7},
             {"name": "claude-opus-4-5", "alias": "o", "fork": "yes"},
-            {"name": "claude-sonnet-4-5", "alias": "s"},
+            {"name": "claude-sonnet-4-6", "alias": "s"},
         ],
     )
     with caplog.at_level(logging.WARNING):
         reg = registry("", record)
-    assert routes(reg, "s") == [("claude-account.json", "claude-sonnet-4-5")]
+    assert routes(reg, "s") == [("claude-account.json", "claude-sonnet-4-6")]
     assert routes(reg, "o") == [] and routes(reg, "no-name") == []
     assert routes(reg, "claude-opus-4-5") == [("claude-account.json", "claude-opus-4-5")]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -191,16 +195,16 @@ def test_channel_and_file_exclusions_remove_listing_and_routing() -> None:
     reg = registry(
         """
 oauth-excluded-models:
-  codex: ["GPT-5.1*"]
+  codex: ["GPT-6.1*"]
 oauth-model-alias:
-  codex: [{name: gpt-5.1, alias: hidden-alias}, {name: gpt-5, alias: EXCLUDED-too}]
+  codex: [{name: gpt-6.1, alias: hidden-alias}, {name: gpt-5.5, alias: EXCLUDED-too}]
 """,
         account("codex", excluded_models=["*-Mini", "excluded-*"]),
     )
     names = listed(reg)
-    assert not any(n.startswith("gpt-5.1") for n in names)
-    assert "gpt-5-codex-mini" not in names and "gpt-5-codex" in names
-    for name in ("gpt-5.1", "gpt-5.1-codex", "gpt-5.1-anything", "gpt-5-codex-mini", "o4-mini"):
+    assert not any(n.startswith("gpt-6.1") for n in names)
+    assert "gpt-6.1-mini" not in names and "gpt-6-codex" in names
+    for name in ("gpt-6.1", "gpt-6.1-codex", "gpt-6.1-anything", "gpt-6.1-mini", "o4-mini"):
         assert routes(reg, name) == [], name  # listed or not, the family refuses it
     # An alias of an excluded model, or an excluded alias, is not served either.
     assert routes(reg, "hidden-alias") == [] and routes(reg, "EXCLUDED-too") == []
@@ -240,14 +244,14 @@ claude-api-key:
 def test_prefixed_credentials_also_serve_plain_names_by_default() -> None:
     acct = account("gemini", prefix="me")
     reg = registry(PREFIXED.format(force="false"), acct)
-    for name in ("team/claude-sonnet-4-5", "claude-sonnet-4-5", "team/claude-any", "claude-any"):
+    for name in ("team/claude-sonnet-4-6", "claude-sonnet-4-6", "team/claude-any", "claude-any"):
         assert routes(reg, name) == [("claude-api-key[0]", name.removeprefix("team/"))], name
     assert routes(reg, "m") == routes(reg, "team/m") == [("claude-api-key[1]", "up")]
     assert routes(reg, "gemini-2.5-pro") == routes(reg, "me/gemini-2.5-pro")
-    assert {"claude-sonnet-4-5", "team/claude-sonnet-4-5", "m", "team/m"} <= listed(reg)
+    assert {"claude-sonnet-4-6", "team/claude-sonnet-4-6", "m", "team/m"} <= listed(reg)
     assert {"gemini-2.5-pro", "me/gemini-2.5-pro"} <= listed(reg)
     # Another prefix is not this credential's, whatever follows it.
-    assert routes(reg, "other/claude-sonnet-4-5") == []
+    assert routes(reg, "other/claude-sonnet-4-6") == []
     assert_listing_matches_routing(reg)
 
 
@@ -261,7 +265,7 @@ def test_force_model_prefix_keeps_prefixed_credentials_to_prefixed_names() -> No
     assert routes(reg, "team/m") == [("claude-api-key[1]", "up")]
     assert routes(reg, "me/gemini-2.5-pro") == [("gemini-account.json", "gemini-2.5-pro")]
     # The unprefixed account still answers the plain names.
-    assert routes(reg, "claude-sonnet-4-5") == [("claude-account.json", "claude-sonnet-4-5")]
+    assert routes(reg, "claude-sonnet-4-6") == [("claude-account.json", "claude-sonnet-4-6")]
     names = listed(reg)
     assert "m" not in names and "gemini-2.5-pro" not in names and "team/m" in names
     assert_listing_matches_routing(reg)
@@ -303,9 +307,9 @@ def test_selectors_rotate_across_the_upstream_models_of_one_credential(
 
 def test_account_and_key_serving_one_listed_name_pool_together() -> None:
     reg = registry(
-        "claude-api-key: [{api-key: k, models: [claude-sonnet-4-5]}]\n", account("claude")
+        "claude-api-key: [{api-key: k, models: [claude-sonnet-4-6]}]\n", account("claude")
     )
-    assert routes(reg, "claude-sonnet-4-5") == [
-        ("claude-api-key[0]", "claude-sonnet-4-5"),
-        ("claude-account.json", "claude-sonnet-4-5"),
+    assert routes(reg, "claude-sonnet-4-6") == [
+        ("claude-api-key[0]", "claude-sonnet-4-6"),
+        ("claude-account.json", "claude-sonnet-4-6"),
     ]

@@ -35,7 +35,12 @@ class OAuthFlow:
     extra_authorize_params: tuple[tuple[str, str], ...] = ()
     # The state travels in the token request too (Anthropic wants it).
     send_state_in_exchange: bool = False
-    refresh_scope: str = ""  # sent with refresh grants when non-empty
+    # Refresh grants exactly as the vendor's CLI sends them: body encoding, fields in its order
+    # (a field with no value is left out) and extra fixed fields.
+    refresh_body: Literal["form", "json"] = "form"
+    refresh_fields: tuple[str, ...] = ("grant_type", "client_id", "refresh_token", "client_secret")
+    refresh_extra: tuple[tuple[str, str], ...] = ()
+    refresh_content_type: str = ""  # "" = the encoding's plain media type
     userinfo_url: str = ""
     code_assist_base_url: str = ""
 
@@ -60,7 +65,10 @@ _DEFAULTS: dict[str, OAuthFlow] = {
             ("id_token_add_organizations", "true"),
             ("codex_cli_simplified_flow", "true"),
         ),
-        refresh_scope="openid profile email",
+        # codex 0.169: JSON, no scope, and the reason it refreshes.
+        refresh_body="json",
+        refresh_fields=("client_id", "grant_type", "refresh_reason", "refresh_token"),
+        refresh_extra=(("refresh_reason", "proactive_expiry"),),
     ),
     "claude": OAuthFlow(
         provider="claude",
@@ -80,6 +88,16 @@ _DEFAULTS: dict[str, OAuthFlow] = {
         token_body="json",
         extra_authorize_params=(("code", "true"),),
         send_state_in_exchange=True,
+        # Claude Code 2.1.331: JSON with the scopes it holds.
+        refresh_body="json",
+        refresh_fields=("grant_type", "refresh_token", "client_id", "scope"),
+        refresh_extra=(
+            (
+                "scope",
+                "user:profile user:inference user:sessions:claude_code user:mcp_servers "
+                "user:file_upload user:plugins",
+            ),
+        ),
     ),
     "gemini": OAuthFlow(
         provider="gemini",
@@ -97,6 +115,9 @@ _DEFAULTS: dict[str, OAuthFlow] = {
         callback_path="/oauth2callback",
         token_body="form",
         extra_authorize_params=(("access_type", "offline"), ("prompt", "consent")),
+        # google-auth-library as Gemini CLI 0.61 uses it.
+        refresh_fields=("refresh_token", "client_id", "client_secret", "grant_type"),
+        refresh_content_type="application/x-www-form-urlencoded;charset=UTF-8",
         userinfo_url="https://www.googleapis.com/oauth2/v1/userinfo?alt=json",
         code_assist_base_url=CODE_ASSIST_BASE_URL,
     ),

@@ -14,6 +14,7 @@ import errno
 import hashlib
 import html
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -248,31 +249,51 @@ async def refresh_grant(
     client_id: str = "",
     client_secret: str = "",
     proxy_url: str | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Exchange a refresh token; a file's own client id/secret (gemini) win over the flow's."""
-    params = {
+    """Exchange a refresh token the way the vendor's CLI does (the flow's refresh_* data); a
+    file's own client id/secret (gemini) win over the flow's. ``headers``: the CLI's
+    user-agent and identity headers."""
+    values = {
         "grant_type": "refresh_token",
         "client_id": client_id or flow.client_id,
         "refresh_token": refresh_token,
+        "client_secret": client_secret or flow.client_secret,
+        **dict(flow.refresh_extra),
     }
-    secret = client_secret or flow.client_secret
-    if secret:
-        params["client_secret"] = secret
-    if flow.refresh_scope:
-        params["scope"] = flow.refresh_scope
-    return await token_request(sender, flow, params, proxy_url)
+    params = {name: values[name] for name in flow.refresh_fields if values.get(name)}
+    return await token_request(
+        sender,
+        flow,
+        params,
+        proxy_url,
+        encoding=flow.refresh_body,
+        content_type=flow.refresh_content_type,
+        headers=headers,
+    )
 
 
 async def token_request(
-    sender: TokenSender, flow: OAuthFlow, params: dict[str, str], proxy_url: str | None
+    sender: TokenSender,
+    flow: OAuthFlow,
+    params: dict[str, str],
+    proxy_url: str | None,
+    *,
+    encoding: str = "",
+    content_type: str = "",
+    headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    if flow.token_body == "json":
-        body, content_type = orjson.dumps(params), "application/json"
+    if (encoding or flow.token_body) == "json":
+        body, media_type = orjson.dumps(params), "application/json"
     else:
-        body, content_type = urlencode(params).encode(), "application/x-www-form-urlencoded"
+        body, media_type = urlencode(params).encode(), "application/x-www-form-urlencoded"
     request = UpstreamRequest(
         url=flow.token_url,
-        headers={"Content-Type": content_type, "Accept": "application/json"},
+        headers={
+            "Content-Type": content_type or media_type,
+            "Accept": "application/json",
+            **(headers or {}),
+        },
         body=body,
     )
     try:

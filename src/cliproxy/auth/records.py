@@ -70,6 +70,8 @@ class AuthRecord:
             facts["account_id"] = self.account_id
         if self.project_id:
             facts["project_id"] = self.project_id
+        if self.raw.get(PLAN_LIMITS_ONLY) is True:
+            facts[PLAN_LIMITS_ONLY] = "true"
         return facts
 
     def credential(self, base_url: str, headers: Mapping[str, str] | None = None) -> Credential:
@@ -91,6 +93,11 @@ class AuthRecord:
             return False
         moment = now or datetime.now(UTC)
         return (self.expires_at - moment).total_seconds() < seconds
+
+
+# An account-file switch (claude accounts): never send a request that would draw from the
+# subscription's extra usage (the config's claude-plan-limits-only, for one account).
+PLAN_LIMITS_ONLY = "claude-plan-limits-only"
 
 
 # ----- time ---------------------------------------------------------------------------------

@@ -1,5 +1,11 @@
-"""Keeps OAuth access tokens fresh: ahead of expiry in the background, on demand before a
-request, and after an upstream 401.
+"""Keeps OAuth access tokens fresh: on demand before a request, after an upstream 401, and
+ahead of expiry in the background for the accounts used lately.
+
+Like the vendors' CLIs, an account is refreshed when it is about to be used and its token is
+due. The background pass only keeps accounts used within ``recent_use_window`` ready (an idle
+Google account would otherwise be refreshed 24 times a day for nothing); an account unused for
+longer is refreshed by its next request. Each refresh request has the CLI's own body shape and
+user-agent (auth/flows.py, providers/client_profiles.py).
 
 One refresh at a time per account: concurrent callers share the same in-flight refresh. A
 rotated refresh token is written to the account's file before the new access token is handed
@@ -16,6 +22,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.providers.client_profiles import VENDOR_OF_AUTH_TYPE, ClientIdentities
 from cliproxy.providers.transport import UpstreamClient
 
 from .flows import OAuthFlow, default_flows
@@ -51,9 +58,11 @@ class Refresher:
         *,
         flows: Mapping[str, OAuthFlow] | None = None,
         sender: TokenSender | None = None,
+        identities: ClientIdentities | None = None,
         lead_time: float = 300.0,
         interval: float = 30.0,
         retry_delay: float = 60.0,
+        recent_use_window: float = 24 * 3600.0,
     ) -> None:
         """``lead_time``: refresh when fewer seconds than this are left. ``interval``: how
         often the background task looks. ``retry_delay``: wait after a transient failure.
@@ -63,10 +72,15 @@ class Refresher:
         self.lead_time = lead_time
         self.interval = interval
         self.retry_delay = retry_delay
+        # Refreshes carry the vendor CLI's own user-agent, never an HTTP library's default.
+        self.identities = identities or ClientIdentities()
         self._own_sender = sender is None
         self._sender: TokenSender = sender if sender is not None else UpstreamClient()
         self._inflight: dict[str, asyncio.Task[AuthRecord]] = {}
         self._retry_at: dict[str, float] = {}  # monotonic time before which we don't retry
+        # Background refreshes are for accounts used within this many seconds (0: none).
+        self.recent_use_window = recent_use_window
+        self._last_used: dict[str, float] = {}  # record id -> monotonic time of last use
         self._stop = asyncio.Event()
         self.refresh_count = 0  # token-endpoint calls made (for tests and metrics)
 
@@ -79,6 +93,7 @@ class Refresher:
         refresh failed."""
         current = self._current(record)
         self._check_usable(current)
+        self.mark_used(current.id)
         if not current.expires_within(self.lead_time):
             return current
         if self._backing_off(current.id) and not current.expires_within(0):
@@ -149,6 +164,7 @@ class Refresher:
                 client_id=str(token_block.get("client_id") or ""),
                 client_secret=str(token_block.get("client_secret") or ""),
                 proxy_url=record.proxy_url or None,
+                headers=self._identity_headers(record.type),
             )
         except TokenError as exc:
             if exc.permanent:
@@ -163,6 +179,10 @@ class Refresher:
         saved = self.store.save(record_id, refreshed_file(record, tokens, datetime.now(UTC)))
         log.info("refreshed the access token of %s", record_id)
         return saved.record
+
+    def _identity_headers(self, record_type: str) -> dict[str, str]:
+        vendor = VENDOR_OF_AUTH_TYPE.get(record_type)
+        return self.identities.profile(vendor).refresh_headers() if vendor else {}
 
     # ----- background -------------------------------------------------------------------------
 
@@ -192,6 +212,7 @@ class Refresher:
             and self.store.status(record).state is not AccountState.NEEDS_LOGIN
             and record.expires_within(self.lead_time)
             and not self._backing_off(record.id)
+            and self.used_lately(record.id)
         ]
         results = await asyncio.gather(
             *(self._single_flight(r.id) for r in due), return_exceptions=True
@@ -200,6 +221,14 @@ class Refresher:
             if isinstance(result, BaseException) and not isinstance(result, ProxyError):
                 log.error("refreshing %s failed unexpectedly: %r", record.id, result)
         return len(due)
+
+    def mark_used(self, record_id: str) -> None:
+        self._last_used[record_id] = time.monotonic()
+
+    def used_lately(self, record_id: str) -> bool:
+        """Whether the account served (or was about to serve) a request within the window."""
+        used = self._last_used.get(record_id)
+        return used is not None and time.monotonic() - used <= self.recent_use_window
 
     def stop(self) -> None:
         self._stop.set()

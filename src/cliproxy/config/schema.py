@@ -32,6 +32,7 @@ from .base import (
     check_proxy_url,
     check_weight,
 )
+from .client_identity import ClaudeHeaderDefaults, CodexHeaderDefaults, GeminiCLIHeaderDefaults
 from .payload import PayloadConfig
 
 DEFAULT_HOST = "127.0.0.1"
@@ -362,6 +363,10 @@ class Config(ConfigModel):
     oauth_excluded_models: dict[str, list[str]] = Field(default_factory=dict)
     oauth_request_scoped_errors: dict[str, list[ErrorRule]] = Field(default_factory=dict)
     payload: PayloadConfig = Field(default_factory=PayloadConfig)
+    claude_header_defaults: ClaudeHeaderDefaults = Field(default_factory=ClaudeHeaderDefaults)
+    # Never send a Claude-account request that would draw from the plan's extra usage.
+    claude_plan_limits_only: bool = False
+    codex_header_defaults: CodexHeaderDefaults = Field(default_factory=CodexHeaderDefaults)
     remote_management: RemoteManagement = Field(default_factory=RemoteManagement)
     gemini_api_key: list[ProviderKey] = Field(default_factory=list)
     claude_api_key: list[ProviderKey] = Field(default_factory=list)
@@ -373,6 +378,9 @@ class Config(ConfigModel):
     rate_limit_cooldown_seconds: float = 60.0  # a 429 that carries no reset hint
     max_cooldown_seconds: float = 6 * 3600.0  # cap on any reset hint
     demo: bool = False  # resolved in _resolve_demo when the file does not say
+    gemini_cli_header_defaults: GeminiCLIHeaderDefaults = Field(
+        default_factory=GeminiCLIHeaderDefaults
+    )
     # Browsers (server/browser.py): web origins besides this machine's that may call the LLM
     # routes ("*" only with api-keys), and Host names besides loopback and `host` accepted while
     # no api-keys are set (a DNS-rebinding page arrives with its own name as Host).
@@ -381,6 +389,11 @@ class Config(ConfigModel):
     # Connections (server/listener.py): how long a client may take to send its request headers
     # and its body, how long an idle keep-alive connection stays open, and how many
     # connections and requests are served at once (more get 503).
+    # Accounts used within this many hours are refreshed in the background ahead of expiry;
+    # others when a request is about to use them (0: only on use).
+    background_refresh_hours: float = 24.0
+    # How often, at most, an account in use has its quota windows read from its vendor.
+    quota_refresh_seconds: float = 300.0
     header_read_timeout_seconds: float = 10.0
     body_read_timeout_seconds: float = 60.0
     keep_alive_timeout_seconds: int = 30
@@ -482,7 +495,9 @@ class Config(ConfigModel):
             clean[channel.strip().lower()] = list(seen)
         return clean
 
-    @field_validator("rate_limit_cooldown_seconds", "max_cooldown_seconds")
+    @field_validator(
+        "rate_limit_cooldown_seconds", "max_cooldown_seconds", "background_refresh_hours"
+    )
     @classmethod
     def _cooldown(cls, value: float) -> float:
         if value < 0:
@@ -519,7 +534,10 @@ class Config(ConfigModel):
         return value
 
     @field_validator(
-        "upstream_timeout_seconds", "header_read_timeout_seconds", "body_read_timeout_seconds"
+        "upstream_timeout_seconds",
+        "header_read_timeout_seconds",
+        "body_read_timeout_seconds",
+        "quota_refresh_seconds",
     )
     @classmethod
     def _timeout(cls, value: float) -> float:

@@ -1,9 +1,9 @@
-"""Quota view per account, from what the server already keeps; no upstream calls.
+"""Quota view per account, from what the server already keeps; no upstream calls here.
 
-The reference's console fetches quotas itself through an open relay (`/api-call`); we do not
-offer one. Instead each account shows what cliproxy saw on its latest replies: Codex's usage
-windows (x-codex-* headers), Claude's unified rate-limit headers, and the cooldowns routing is
-applying to it. Gemini replies carry no usage headers, so Gemini accounts show cooldowns only.
+Each account shows what cliproxy saw on its latest replies (Codex's x-codex-* usage windows,
+Claude's unified rate-limit headers), the windows its vendor reported when last asked
+(``vendor_quota``, read by server/account_watch.py for the accounts in use), and the cooldowns
+routing is applying to it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cliproxy.auth.records import AuthRecord, format_time
+from cliproxy.providers.vendor_reads import VendorReads
 from cliproxy.server.state import AppState
 
 from .auth_files import auth_index, describe_record
@@ -43,12 +44,16 @@ def quota_entry(state: AppState, record: AuthRecord) -> dict[str, Any]:
         "next_retry_after": summary["next_retry_after"],
         "cooldowns": cooldowns_of(state, record.id),
         "usage": None,
+        "vendor_quota": None,
     }
     provider = state.account_providers.get(record.type)
     usage = getattr(provider, "usage", None)
     seen = usage(record.id) if callable(usage) else None
     if seen is not None:
         entry["usage"] = seen.to_json() if hasattr(seen, "to_json") else dict(seen)
+    if isinstance(provider, VendorReads):
+        reading = provider.quota(record.id)
+        entry["vendor_quota"] = reading.to_json() if reading is not None else None
     return entry
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import uuid
 from collections.abc import Iterable, Mapping
 
 
@@ -39,6 +41,54 @@ def header_float(headers: Mapping[str, str], name: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+# Never relayed from a client to a subscription backend: hop-by-hop and framing headers (the
+# transport writes its own), the client's credentials for cliproxy, which the account's
+# replace, and encodings cliproxy does not reproduce (it re-serialises the body and decodes the
+# reply itself).
+NOT_RELAYED = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "authorization",
+        "x-api-key",
+        "x-goog-api-key",
+        "cookie",
+        "accept-encoding",
+        "content-encoding",
+        "chatgpt-account-id",
+    }
+)
+
+
+def relayed_headers(
+    client: Mapping[str, str], also_drop: frozenset[str] = frozenset()
+) -> dict[str, str]:
+    """A genuine vendor client's own headers, as sent, for relaying to its backend."""
+    return {
+        name: value
+        for name, value in client.items()
+        if name not in NOT_RELAYED and name not in also_drop and not name.startswith("x-forwarded-")
+    }
+
+
+def conversation_id(salt: str, key: str | None) -> str:
+    """A UUID that stays the same for the same conversation (``key``, from
+    protocols/conversation.py) and ``salt`` (the account, so two accounts never share one);
+    a fresh one when the request shows no conversation."""
+    if key is None:
+        return str(uuid.uuid4())
+    digest = hashlib.blake2b(f"{salt}\n{key}".encode(), digest_size=16).digest()
+    return str(uuid.UUID(bytes=digest, version=4))
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cliproxy.model import Request, Response
+from cliproxy.model import ProxyError, Request, Response
 from cliproxy.protocols.base import WireProtocol
 from cliproxy.protocols.sse import SSEEvent
 
@@ -51,6 +51,7 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +97,25 @@ class Provider(ABC):
     def models(self) -> list[str]:
         """Model names this provider lists in /v1/models when no config names them."""
         return []
+
+    def refusal(
+        self, credential: Credential, ctx: RequestContext, body: Mapping[str, object]
+    ) -> ProxyError | None:
+        """Why this credential must not be asked for this request at all (checked before
+        sending; the pool moves on to the next credential), or None."""
+        return None
+
+    def explain_refusal(
+        self, credential: Credential, ctx: RequestContext, status: int, message: str
+    ) -> ProxyError | None:
+        """An upstream error that means "not for this kind of client on this credential":
+        the clearer error to answer instead (the provider also rests the credential for that
+        client kind), or None for an ordinary error."""
+        return None
+
+    def models_for(self, credential_id: str) -> list[str]:
+        """The models one credential serves (an account's own list, once its vendor said)."""
+        return self.models()
 
     def should_retry(self, status: int) -> bool:
         """Whether another credential may succeed where this one got ``status``."""

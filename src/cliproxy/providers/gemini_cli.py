@@ -13,8 +13,15 @@ from typing import Any
 
 import orjson
 
+from cliproxy.protocols.conversation import conversation_key
 from cliproxy.protocols.gemini import PROTOCOL as GEMINI
 from cliproxy.protocols.sse import SSEEvent
+from cliproxy.providers.accounts_common import (
+    bearer,
+    client_header,
+    conversation_id,
+    relayed_headers,
+)
 from cliproxy.providers.base import (
     Credential,
     Provider,
@@ -22,11 +29,11 @@ from cliproxy.providers.base import (
     UpstreamRequest,
     resolve_headers,
 )
+from cliproxy.providers.client_profiles import GEMINI_CLI, ClientIdentities, ua_version
+from cliproxy.providers.vendor_reads import QuotaReading, QuotaWindow, VendorReads, epoch, number
 
 CODE_ASSIST_BASE_URL = "https://cloudcode-pa.googleapis.com"
 API_VERSION = "v1internal"
-GEMINI_CLI_VERSION = "0.18.0"
-GOOG_API_CLIENT = "gl-node/22.17.0"
 
 MODELS: tuple[str, ...] = (
     "gemini-2.5-pro",
@@ -35,10 +42,6 @@ MODELS: tuple[str, ...] = (
     "gemini-3-pro-preview",
     "gemini-3-flash-preview",
 )
-
-
-def user_agent(model: str) -> str:
-    return f"GeminiCLI/{GEMINI_CLI_VERSION}/{model} (linux; x64)"
 
 
 def project_ids(account: Mapping[str, str]) -> list[str]:
@@ -59,15 +62,64 @@ def active_project(credential: Credential) -> str:
     return projects[0] if projects else ""
 
 
-class GeminiCLIProvider(Provider):
+def _user_turns(body: Mapping[str, object]) -> int:
+    contents = body.get("contents")
+    if not isinstance(contents, list):
+        return 0
+    return sum(
+        1
+        for turn in contents
+        if isinstance(turn, dict)
+        and turn.get("role", "user") == "user"
+        and any(isinstance(p, dict) and "text" in p for p in turn.get("parts") or [])
+    )
+
+
+class GeminiCLIProvider(VendorReads, Provider):
     """Gemini through Code Assist's v1internal methods with a Google OAuth access token."""
 
     name = "gemini-cli"
     protocol = GEMINI
     wraps_replies = True
 
+    def __init__(self, identities: ClientIdentities | None = None) -> None:
+        super().__init__()
+        self.identities = identities or ClientIdentities()
+
     def models(self) -> list[str]:
         return list(MODELS)
+
+    # ----- what Code Assist says about the account (server/account_watch.py sends these) -------
+
+    def quota_request(self, credential: Credential) -> UpstreamRequest | None:
+        project = active_project(credential)
+        if not project:
+            return None
+        profile = self.identities.profile(GEMINI_CLI)
+        base = (credential.base_url or CODE_ASSIST_BASE_URL).rstrip("/")
+        headers = {
+            "content-type": "application/json",
+            "accept": "*/*",
+            "user-agent": profile.user_agent_for(MODELS[0]),
+            "x-goog-api-client": profile.runtime,
+            **bearer(credential.secret),
+        }
+        body = orjson.dumps({"project": project})
+        return UpstreamRequest(f"{base}/{API_VERSION}:retrieveUserQuota", headers, body)
+
+    def read_quota(self, data: Any, now: float) -> QuotaReading | None:
+        """{"buckets": [{"modelId", "tokenType", "remainingFraction", "resetTime"}]}"""
+        buckets = data.get("buckets") if isinstance(data, dict) else None
+        if not isinstance(buckets, list):
+            return None
+        windows = []
+        for bucket in buckets:
+            if not isinstance(bucket, dict) or not isinstance(bucket.get("modelId"), str):
+                continue
+            remaining = number(bucket.get("remainingFraction"))
+            used = None if remaining is None else round((1 - remaining) * 100, 2)
+            windows.append(QuotaWindow(bucket["modelId"], used, epoch(bucket.get("resetTime"))))
+        return QuotaReading(tuple(windows), now) if windows else None
 
     def build_request(
         self, credential: Credential, model: str, body: dict[str, object], ctx: RequestContext
@@ -77,6 +129,12 @@ class GeminiCLIProvider(Provider):
         project = active_project(credential)
         if project:
             envelope["project"] = project
+        # As the CLI sends them: one session id per conversation, one prompt id per user turn
+        # (the tool round trips of that turn share it).
+        session = conversation_id(credential.id, conversation_key(ctx.client_headers, body))
+        envelope["user_prompt_id"] = conversation_id(session, str(_user_turns(body)))
+        if "session_id" not in body:
+            body["session_id"] = session
         envelope["request"] = body
         method = "streamGenerateContent?alt=sse" if ctx.stream else "generateContent"
         return self._request(credential, model, method, envelope, ctx)
@@ -102,14 +160,23 @@ class GeminiCLIProvider(Provider):
     ) -> UpstreamRequest:
         base = (credential.base_url or CODE_ASSIST_BASE_URL).rstrip("/")
         url = f"{base}/{API_VERSION}:{method}"
-        headers = {
-            "content-type": "application/json",
-            "accept": "text/event-stream" if ctx.stream else "application/json",
-            "authorization": f"Bearer {credential.secret}",
-            "user-agent": user_agent(model),
-            "x-goog-api-client": GOOG_API_CLIENT,
-        }
-        headers.update(resolve_headers(credential.headers, ctx.client_headers))
+        client = ctx.client_headers
+        version = ua_version(GEMINI_CLI, client_header(client, "user-agent") or "")
+        if version is not None:
+            # A real Gemini CLI: its own identity headers, only the account's token instead.
+            self.identities.adopt(GEMINI_CLI, version)
+            headers = relayed_headers(client)
+            headers["content-type"] = "application/json"
+        else:
+            profile = self.identities.profile(GEMINI_CLI)
+            headers = {
+                "content-type": "application/json",
+                "accept": "*/*",
+                "user-agent": profile.user_agent_for(model),
+                "x-goog-api-client": profile.runtime,
+            }
+        headers.update(bearer(credential.secret))
+        headers.update(resolve_headers(credential.headers, client))
         return UpstreamRequest(url, headers, orjson.dumps(envelope))
 
     # ----- the reply envelope -----------------------------------------------------------------

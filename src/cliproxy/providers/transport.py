@@ -92,8 +92,12 @@ class UpstreamClient:
         if session is None or session.closed:
             session = await self._session(proxy)
         try:
-            return await session.post(
-                request.url, data=request.body, headers=request.headers, proxy=http_proxy
+            return await session.request(
+                request.method,
+                request.url,
+                data=request.body if request.body or request.method != "GET" else None,
+                headers=request.headers,
+                proxy=http_proxy,
             )
         except (TimeoutError, SocksTimeoutError) as exc:
             raise ProxyError(

@@ -13,11 +13,13 @@ cooldown book's, so tests move one clock for both.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+# Re-exported: the key the affinity book binds (it moved beside the protocols it reads).
+from cliproxy.protocols.conversation import session_key as session_key
 
 if TYPE_CHECKING:
     # Type-only: the config schema imports parse_duration from here and must not pull in the
@@ -26,14 +28,6 @@ if TYPE_CHECKING:
     from cliproxy.routing.registry import Candidate
 
 DEFAULT_TTL_SECONDS = 3600.0
-
-# Header names in lookup order (Starlette's headers are case-insensitive).
-_SESSION_HEADERS = (
-    ("x-claude-code-session-id", "claude-code"),
-    ("session_id", "codex"),
-    ("session-id", "codex"),
-)
-_BODY_KEYS = (("prompt_cache_key", "prompt-cache"), ("previous_response_id", "response"))
 
 
 class AffinityBook(Protocol):
@@ -103,25 +97,6 @@ class MemoryAffinityBook:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def session_key(headers: Mapping[str, str], body: Mapping[str, Any]) -> str | None:
-    """The request's session key, first match wins: a client's session header, the body's
-    ``prompt_cache_key`` or ``previous_response_id``, else a hash of the first user message
-    when the conversation already has more than one message (a one-shot request is not a
-    session and must not pin a credential)."""
-    for header, source in _SESSION_HEADERS:
-        value = headers.get(header)
-        if value and value.strip():
-            return f"{source}:{value.strip()}"
-    for field, source in _BODY_KEYS:
-        value = body.get(field)
-        if isinstance(value, str) and value.strip():
-            return f"{source}:{value.strip()}"
-    text = _first_user_text(body)
-    if text is None:
-        return None
-    return "first-message:" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def prefer_bound(
@@ -200,38 +175,6 @@ def _parse_go_duration(text: str) -> float:
 
 def _credential_id(candidate: Candidate) -> str | None:
     return candidate.credential.id if candidate.credential is not None else None
-
-
-def _first_user_text(body: Mapping[str, Any]) -> str | None:
-    """The text of the first user turn, across the four client protocols' shapes: Chat and
-    Messages ``messages``, Gemini ``contents``, Responses ``input`` (a list). None for a
-    conversation of one message or without user text."""
-    for field in ("messages", "contents", "input"):
-        turns = body.get(field)
-        if isinstance(turns, list):
-            break
-    else:
-        return None
-    if len(turns) < 2:
-        return None
-    for turn in turns:
-        if isinstance(turn, dict) and turn.get("role") == "user":
-            text = _text_of(turn.get("content", turn.get("parts")))
-            return text or None
-    return None
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        return ""
-    pieces = [
-        part["text"]
-        for part in content
-        if isinstance(part, dict) and isinstance(part.get("text"), str)
-    ]
-    return "\n".join(pieces)
 
 
 def is_subagent(headers: Mapping[str, str], body: Mapping[str, Any]) -> bool:

@@ -32,7 +32,8 @@ from cliproxy.routing.registry import Candidate, ModelRegistry, excluded
 FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "claude": (
         ("claude-",),
-        ("claude-opus-4-5", "claude-sonnet-4-5", "claude-haiku-4-5"),
+        # Current names only (claude-sonnet-4-5 retired on 2026-11-30).
+        ("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5"),
     ),
     "gemini": (
         ("gemini-", "gemma-", "learnlm-"),
@@ -40,7 +41,7 @@ FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "codex": (
         ("gpt-", "o1", "o3", "o4", "codex-", "chatgpt-"),
-        ("gpt-5", "gpt-5-codex", "gpt-5.1", "gpt-5.1-codex"),
+        ("gpt-5.5", "gpt-6", "gpt-6.1", "gpt-6.1-codex"),
     ),
 }
 
@@ -161,7 +162,7 @@ def _add_account(
         provider,
         credential,
         route_prefix=prefix,
-        listed_models=provider.models(),
+        listed_models=provider.models_for(record.id),
         excluded_models=names.excluded,
         hidden=names.hidden,
         plain=plain,

@@ -25,6 +25,7 @@ from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server import routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
 from cliproxy.server.access_log import AccessLog
+from cliproxy.server.account_watch import AccountWatch
 from cliproxy.server.browser import BrowserGuard
 from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.server.hangup import CancelOnHangUp
@@ -138,9 +139,12 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watch = AccountWatch(state, interval=state.runtime.config.quota_refresh_seconds)
+        app.state.account_watch = watch
         tasks = [
             asyncio.create_task(state.auth_store.watch(), name="auth-dir watch"),
             asyncio.create_task(state.refresher.run(), name="token refresher"),
+            asyncio.create_task(watch.run(), name="account vendor reads"),
         ]
         if config_path is not None:
             watcher = ConfigWatcher(config_path, _on_reload(state), _on_reload_error)

@@ -74,6 +74,7 @@ class _Forwarding:
         self.transient_here: set[tuple[str, str]] = set()
         self.session: str | None = None
         self.fell_back = False  # quota fallbacks are tried once per request
+        self.ctx = RequestContext(call.stream, call.headers, call.query, call.protocol.name)
 
     async def run(self) -> Response:
         runtime, call = self.runtime, self.call
@@ -232,7 +233,13 @@ class _Forwarding:
                 source=call.protocol.name,
                 headers=call.headers,
             )
-        ctx = RequestContext(call.stream, call.headers, call.query, call.protocol.name)
+        ctx = self.ctx
+        refusal = provider.refusal(credential, ctx, body)
+        if refusal is not None:
+            log.info("%s: not sent: %s", credential.label, refusal.message)
+            self.refused.add(_key(candidate))
+            self.failure = _Failure(refusal)
+            return None
         upstream_request = provider.build_request(credential, candidate.upstream_model, body, ctx)
         sent_at = perf_counter()
         try:
@@ -301,6 +308,13 @@ class _Forwarding:
         self.upstream_seconds += perf_counter() - headers_at
         log.warning("%s %s answered %d: %s", provider.name, credential.label, status, error.message)
         self.failure = _Failure(error, raw, status, passthrough)
+        explained = provider.explain_refusal(credential, self.ctx, status, error.message)
+        if explained is not None:
+            # Not this client kind on this credential: another credential may take it, and
+            # the client hears why rather than the upstream's own words.
+            self.failure = _Failure(explained)
+            self.refused.add(_key(candidate))
+            return None
         policy = self.runtime.registry.policy(credential.id)
         action = (
             policy.classify(status, raw.decode("utf-8", "replace"), error.message)

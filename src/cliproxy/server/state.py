@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import orjson
+
+from cliproxy.auth.files import write_atomic
 from cliproxy.auth.records import AccountState, AuthRecord
 from cliproxy.auth.refresher import Refresher
 from cliproxy.auth.store import AuthStore
 from cliproxy.config.schema import Config
 from cliproxy.providers.base import Provider
 from cliproxy.providers.claude import ClaudeOAuthProvider
+from cliproxy.providers.client_profiles import (
+    CLAUDE,
+    CODEX,
+    GEMINI_CLI,
+    ClientIdentities,
+    HeaderDefaults,
+)
 from cliproxy.providers.codex import CodexProvider
 from cliproxy.providers.gemini_cli import GeminiCLIProvider
 from cliproxy.providers.transport import UpstreamClient
@@ -77,17 +89,65 @@ def build_runtime(
     )
 
 
-def account_providers() -> dict[str, Provider]:
+def account_providers(identities: ClientIdentities | None = None) -> dict[str, Provider]:
     """One provider instance per auth-file type, kept for the process's life (they hold
-    per-account usage snapshots)."""
+    per-account usage snapshots), sharing one set of client identities."""
+    identities = identities or ClientIdentities()
     return {
-        "codex": CodexProvider(),
-        "claude": ClaudeOAuthProvider(),
-        "gemini": GeminiCLIProvider(),
+        "codex": CodexProvider(identities),
+        "claude": ClaudeOAuthProvider(identities),
+        "gemini": GeminiCLIProvider(identities),
     }
 
 
 COOLDOWN_FILE = "cliproxy-cooldowns.cds"
+# Versions adopted from genuine CLIs; beside the auth files, not *.json (the store would take
+# it for an account).
+CLIENT_VERSIONS_FILE = "cliproxy-client-versions.state"
+
+
+def header_overrides(config: Config) -> dict[str, HeaderDefaults]:
+    """The config's *-header-defaults sections in the providers' terms."""
+    claude = config.claude_header_defaults
+    stainless = {
+        "x-stainless-package-version": claude.package_version,
+        "x-stainless-runtime-version": claude.runtime_version,
+        "x-stainless-os": claude.os,
+        "x-stainless-arch": claude.arch,
+        "x-stainless-timeout": claude.timeout,
+    }
+    codex = config.codex_header_defaults
+    gemini = config.gemini_cli_header_defaults
+    return {
+        CLAUDE: HeaderDefaults(
+            user_agent=claude.user_agent,
+            version=claude.version,
+            sdk_headers={name: value for name, value in stainless.items() if value},
+        ),
+        CODEX: HeaderDefaults(
+            user_agent=codex.user_agent,
+            version=codex.version,
+            originator=codex.originator,
+            beta_features=codex.beta_features,
+        ),
+        GEMINI_CLI: HeaderDefaults(
+            user_agent=gemini.user_agent, version=gemini.version, runtime=gemini.api_client
+        ),
+    }
+
+
+def _read_adopted(path: Path) -> dict[str, str]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("ignoring %s (%s); adopted client versions start over", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+log = logging.getLogger(__name__)
 
 
 class AppState:
@@ -108,15 +168,32 @@ class AppState:
         self.request_counts = RequestCounts(self.cooldowns.now)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
-        self.account_providers = account_providers()
+        versions_path = config.auth_dir / CLIENT_VERSIONS_FILE
+        self.identities = ClientIdentities(
+            _read_adopted(versions_path),
+            saved=lambda adopted: write_atomic(versions_path, orjson.dumps(adopted)),
+        )
+        self.identities.configure(header_overrides(config))
+        self.account_providers = account_providers(self.identities)
+        self._configure_providers(config)
         self.auth_store = AuthStore(config.auth_dir)
         self.auth_store.load()
         self._save_cooldowns(config)
-        self.refresher = Refresher(self.auth_store, sender=self.upstream)
+        self.refresher = Refresher(
+            self.auth_store,
+            sender=self.upstream,
+            identities=self.identities,
+            recent_use_window=config.background_refresh_hours * 3600,
+        )
         self.runtime = build_runtime(
             config, self._usable_accounts(), self.account_providers, self.pool.counters
         )
         self.auth_store.subscribe(lambda change: self.rebuild())
+
+    def _configure_providers(self, config: Config) -> None:
+        claude = self.account_providers["claude"]
+        if isinstance(claude, ClaudeOAuthProvider):
+            claude.plan_limits_only = config.claude_plan_limits_only
 
     def _usable_accounts(self) -> list[AuthRecord]:
         """Accounts that can serve requests now: enabled and not waiting for a new login."""
@@ -180,6 +257,9 @@ class AppState:
             config.auth_dir,
         ):
             self._save_cooldowns(config)
+        self.identities.configure(header_overrides(config))
+        self._configure_providers(config)
+        self.refresher.recent_use_window = config.background_refresh_hours * 3600
         before = self.runtime.registry
         self.runtime = build_runtime(
             config,
