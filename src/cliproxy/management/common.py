@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cliproxy.model import ProxyError, loads_limited
+
 if TYPE_CHECKING:
     from cliproxy.management.config_file import ConfigEditor
     from cliproxy.management.security import ManagementGuard
@@ -90,12 +92,18 @@ async def read_body(request: Request) -> bytes:
 
 
 async def read_json(request: Request) -> Any:
-    """The JSON body; 400 `invalid body` when it is not JSON at all."""
-    raw = await read_body(request)
+    """The JSON body; 400 `invalid body` when it is not JSON at all, 400 naming the limit when
+    it nests deeper than the proxy writes or walks (model/json_limits.py)."""
+    return parse_json(await read_body(request))
+
+
+def parse_json(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
+        return loads_limited(raw, "body")
     except orjson.JSONDecodeError:
         raise ApiError(400, None, "invalid body") from None
+    except ProxyError as error:
+        raise ApiError(400, None, error.message) from None
 
 
 async def read_object(request: Request) -> dict[str, Any]:

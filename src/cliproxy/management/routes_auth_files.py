@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from cliproxy.auth.records import SUPPORTED_TYPES
 from cliproxy.auth.refresher import AccountNeedsLogin
-from cliproxy.model import ProxyError
+from cliproxy.model import ProxyError, loads_limited
 from cliproxy.server.state import AppState
 
 from .auth_fields import patch_fields
@@ -79,9 +79,11 @@ async def _body(request: Request, *, required: bool = True) -> Any:
             raise ManagementError(400, "invalid body: a JSON object is required")
         return None
     try:
-        return orjson.loads(data)
+        return loads_limited(data, "body")
     except orjson.JSONDecodeError:
         raise ManagementError(400, "invalid body: not JSON") from None
+    except ProxyError as exc:
+        raise ManagementError(400, exc.message) from None
 
 
 async def _object(request: Request) -> dict[str, Any]:
@@ -151,6 +153,7 @@ async def upload_auth_files(request: Request) -> Response:
         try:
             if isinstance(data, ManagementError):
                 raise data
+            _refuse_deep(name, data)
             raw = validate_upload(state, name, data)
             written.append(write_file(state, check_name(name), raw).id)
         except ManagementError as exc:
@@ -166,6 +169,17 @@ async def upload_auth_files(request: Request) -> Response:
     if len(uploads) == 1:
         return _json({"status": "ok", "files": written})
     return _json({"status": "ok", "uploaded": len(written), "files": written})
+
+
+def _refuse_deep(name: str | None, data: bytes) -> None:
+    """A file nested past the proxy's limit would parse, then fail to be written (orjson
+    writes about 254 levels): refuse it by that limit."""
+    try:
+        loads_limited(data, name or "the file")
+    except orjson.JSONDecodeError:
+        pass  # validate_upload says what is wrong with it
+    except ProxyError as exc:
+        raise ManagementError(400, exc.message) from None
 
 
 async def _multipart_files(request: Request) -> list[tuple[str | None, bytes | ManagementError]]:
@@ -315,9 +329,11 @@ async def vertex_import(request: Request) -> Response:
     if isinstance(data, ManagementError):
         raise data
     try:
-        account = orjson.loads(data)
+        account = loads_limited(data, "file")
     except orjson.JSONDecodeError:
         raise ManagementError(400, "file: not a JSON document") from None
+    except ProxyError as exc:
+        raise ManagementError(400, exc.message) from None
     if not isinstance(account, dict) or account.get("type") != "service_account":
         raise ManagementError(400, "file: not a Google service-account key (type service_account)")
     if not isinstance(account.get("project_id"), str) or not account["project_id"].strip():

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -27,7 +26,7 @@ from cliproxy.usage.request_counts import counts_of
 from . import routes_auth_files
 from .api_call import parse_call, perform, resolve_target
 from .auth_quota import reset_quota
-from .common import ApiError, api, json_response, read_body
+from .common import ApiError, api, json_response, parse_json, read_body
 from .key_index import config_keys
 from .log_buffer import log_buffer
 
@@ -119,9 +118,9 @@ async def post_reset_quota(request: Request) -> Response:
     # request.body() (not read_body) caches the bytes, so the delegate can read them again.
     raw = await request.body()
     try:
-        body = orjson.loads(raw) if raw.strip() else None
-    except orjson.JSONDecodeError:
-        body = None
+        body = parse_json(raw) if raw.strip() else None
+    except ApiError:
+        body = None  # the delegate reports what is wrong with it
     if isinstance(body, dict) and body.get("all") is True:
         if body.get("auth_index") or body.get("authIndex") or body.get("name"):
             raise ApiError(400, None, "all: give either all=true or one auth_index, not both")
@@ -228,11 +227,7 @@ async def plugins(request: Request) -> Response:
 async def api_call(request: Request) -> Response:
     """POST /api-call {auth_index, method, url, header, data} → {status_code, header, body},
     only to the credential's own vendor endpoints (see api_call.py)."""
-    raw = await read_body(request)
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise ApiError(400, None, "invalid body") from None
+    body = parse_json(await read_body(request))
     if not isinstance(body, dict):
         raise ApiError(400, None, "invalid body: expected a JSON object")
     call = parse_call(body)

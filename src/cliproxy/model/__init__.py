@@ -15,6 +15,7 @@ from cliproxy.model.events import (
     ToolCallStart,
     UsageUpdate,
 )
+from cliproxy.model.json_limits import MAX_JSON_DEPTH, loads_limited, loads_upstream
 from cliproxy.model.parts import (
     FilePart,
     ImagePart,
@@ -37,6 +38,7 @@ from cliproxy.model.request import (
 )
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "BlockEnd",
     "ErrorKind",
     "FilePart",
@@ -69,4 +71,6 @@ __all__ = [
     "UsageUpdate",
     "invalid",
     "kind_for_status",
+    "loads_limited",
+    "loads_upstream",
 ]

@@ -20,6 +20,7 @@ from cliproxy.model import (
     TextPart,
     ToolCallPart,
     kind_for_status,
+    loads_upstream,
 )
 from cliproxy.protocols.anthropic_render import render_count_tokens_request, render_request
 from cliproxy.protocols.anthropic_request import parse_request
@@ -111,7 +112,7 @@ class AnthropicMessages(WireProtocol):
             if isinstance(part, TextPart):
                 blocks.append({"type": "text", "text": part.text})
             elif isinstance(part, ToolCallPart):
-                blocks.append(tool_use_block(part))
+                blocks.append(tool_use_block(part, ErrorKind.UPSTREAM))
             elif isinstance(part, ReasoningPart):
                 block = reasoning_block(part, require_signature=False)
                 if block is not None:
@@ -180,8 +181,8 @@ def _parse_content_block(block: Any) -> Part | None:
 def _error_details(body: bytes) -> tuple[str | None, float | None]:
     """The message (and any retry hint) of an upstream error body, whatever its shape."""
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        data = loads_upstream(body, "upstream error")
+    except (orjson.JSONDecodeError, ProxyError):  # too deep to read: reported as text
         text = body.decode("utf-8", errors="replace").strip()
         return (text[:500] or None), None
     error = data.get("error") if isinstance(data, dict) else None

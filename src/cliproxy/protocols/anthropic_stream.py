@@ -31,6 +31,7 @@ from cliproxy.model import (
     ToolCallStart,
     Usage,
     UsageUpdate,
+    loads_upstream,
 )
 from cliproxy.protocols.anthropic_wire import (
     ERROR_KINDS,
@@ -254,11 +255,13 @@ class AnthropicStreamDecoder(StreamDecoder):
         if self.finished or self._failed or event.event == "ping" or not event.data.strip():
             return []
         try:
-            data = orjson.loads(event.data)
+            data = loads_upstream(event.data, "upstream stream event")
         except orjson.JSONDecodeError:
             return self._fail(
                 ProxyError(ErrorKind.UPSTREAM, "upstream sent malformed JSON in its stream")
             )
+        except ProxyError as error:
+            return self._fail(error)
         if not isinstance(data, dict):
             return self._fail(
                 ProxyError(ErrorKind.UPSTREAM, "upstream stream event is not an object")

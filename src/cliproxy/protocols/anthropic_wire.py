@@ -12,7 +12,15 @@ from typing import Any
 
 import orjson
 
-from cliproxy.model import ErrorKind, FinishReason, ReasoningPart, ToolCallPart, Usage, invalid
+from cliproxy.model import (
+    ErrorKind,
+    FinishReason,
+    ReasoningPart,
+    ToolCallPart,
+    Usage,
+    invalid,
+    loads_limited,
+)
 from cliproxy.protocols.signatures import carried_part, foreign, wrap_part
 
 NAME = "anthropic"
@@ -100,28 +108,31 @@ def tool_use_id(raw: str | None) -> str:
 # Blocks shared by requests and responses
 
 
-def tool_input(arguments: str) -> JSON:
+def tool_input(arguments: str, kind: ErrorKind = ErrorKind.INVALID_REQUEST) -> JSON:
     """The ``input`` object of a tool_use block from canonical arguments JSON text.
 
     Anthropic needs an object. Empty text means no arguments. Text that is not a JSON object
     (a model that produced broken JSON, or a bare array) is kept as ``{"_raw": text}`` rather than
     silently replaced by ``{}``, so the tool and the model both still see what was produced.
+    Text nested past MAX_JSON_DEPTH is refused with a ProxyError of ``kind``: the client's
+    (400) in a request, the upstream's (502) in a reply.
     """
     if not arguments.strip():
         return {}
     try:
-        value = orjson.loads(arguments)
+        value = loads_limited(arguments, "tool call arguments", kind)
     except orjson.JSONDecodeError:
         return {"_raw": arguments}
     return value if isinstance(value, dict) else {"_raw": arguments}
 
 
-def tool_use_block(part: ToolCallPart) -> JSON:
+def tool_use_block(part: ToolCallPart, kind: ErrorKind = ErrorKind.INVALID_REQUEST) -> JSON:
+    """A tool_use block; ``kind`` as for tool_input (UPSTREAM when rendering a reply)."""
     return {
         "type": "tool_use",
         "id": tool_use_id(part.id),
         "name": part.name,
-        "input": tool_input(part.arguments),
+        "input": tool_input(part.arguments, kind),
     }
 
 

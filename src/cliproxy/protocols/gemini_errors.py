@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from cliproxy.model import ErrorKind, ProxyError, kind_for_status
+from cliproxy.model import ErrorKind, ProxyError, kind_for_status, loads_upstream
 
 JSON = dict[str, Any]
 
@@ -96,8 +96,8 @@ def error_from_object(error: Any, http_status: int) -> ProxyError:
 
 def parse_error(status: int, body: bytes) -> ProxyError:
     try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        data = loads_upstream(body, "upstream error")
+    except (orjson.JSONDecodeError, ProxyError):  # too deep to read: reported as text
         text = body.decode("utf-8", errors="replace").strip()
         return ProxyError(kind_for_status(status), text or f"upstream HTTP {status}", status=status)
     if isinstance(data, list) and data:  # streamGenerateContent without alt=sse wraps errors

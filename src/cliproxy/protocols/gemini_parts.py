@@ -25,12 +25,14 @@ from cliproxy.model import (
     FinishReason,
     ImagePart,
     Part,
+    ProxyError,
     ReasoningPart,
     TextPart,
     ToolCallPart,
     ToolResultPart,
     Usage,
     invalid,
+    loads_limited,
 )
 from cliproxy.protocols.signatures import carried_part
 
@@ -267,15 +269,16 @@ def _render_media(part: ImagePart | FilePart, path: str) -> JSON:
     return {"fileData": ref}
 
 
-def _args_object(arguments: str) -> JSON:
+def _args_object(arguments: str, path: str) -> JSON:
     """functionCall.args must be an object. History from a protocol that carries arguments as
     text may hold broken JSON or a bare array (a model's mistake, replayed by the client):
     refusing it would make the whole conversation unusable, so the text is kept as
-    ``{"_raw": text}``, the same form the Anthropic renderer uses."""
+    ``{"_raw": text}``, the same form the Anthropic renderer uses. Text nested past
+    MAX_JSON_DEPTH is refused (400; a reply's renderer makes that the upstream's 502)."""
     if not arguments.strip():
         return {}
     try:
-        args = orjson.loads(arguments)
+        args = loads_limited(arguments, f"{path}: tool call arguments")
     except orjson.JSONDecodeError:
         return {"_raw": arguments}
     return args if isinstance(args, dict) else {"_raw": arguments}
@@ -289,9 +292,9 @@ def _response_object(result: ToolResultPart) -> JSON:
         return {"error": text}
     if text.lstrip().startswith("{"):
         try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            parsed = None
+            parsed = loads_limited(text, "tool result")
+        except (orjson.JSONDecodeError, ProxyError):
+            parsed = None  # text nested too deep to send as an object is sent as text
         # A lone {"output": str} / {"error": str} would read back as the wrapper: wrap it too.
         if isinstance(parsed, dict) and not _is_wrapper(parsed):
             return parsed
@@ -329,7 +332,7 @@ def render_parts(parts: list[Part], call_names: dict[str, str], path: str) -> li
             wire = _render_media(part, where)
         elif isinstance(part, ToolCallPart):
             call_names[part.id] = part.name
-            call: JSON = {"name": part.name, "args": _args_object(part.arguments)}
+            call: JSON = {"name": part.name, "args": _args_object(part.arguments, where)}
             if part.id:
                 call["id"] = part.id
             wire = {"functionCall": call}

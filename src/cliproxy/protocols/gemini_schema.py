@@ -9,7 +9,11 @@ Both are pure functions on plain dicts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+from cliproxy.model import MAX_JSON_DEPTH, invalid
+from cliproxy.model.json_limits import nested_deeper_than
 
 JSONSchema = dict[str, Any]
 
@@ -50,17 +54,38 @@ _FORMATS_BY_TYPE = {
 
 # Deep or self-referencing $ref chains are cut here rather than expanded forever.
 _MAX_REF_DEPTH = 8
+# Inlining copies a definition at every use, so a few definitions that each name the next
+# several times grow exponentially: once this many schema nodes are written, the remaining
+# references are cut the same way (real schemas, inlined, have a few hundred).
+_MAX_NODES = 10_000
+_DEEP = (
+    f"a tool's parameters schema is nested more than {MAX_JSON_DEPTH} levels deep once its "
+    "$ref references are inlined (the proxy's limit)"
+)
+
+
+@dataclass(slots=True)
+class _Inlining:
+    definitions: dict[str, Any]
+    nodes_left: int = _MAX_NODES
 
 
 def to_gemini_schema(schema: Any) -> JSONSchema:
-    """A JSON Schema rewritten for Gemini's ``parameters`` dialect (the input is not modified)."""
+    """A JSON Schema rewritten for Gemini's ``parameters`` dialect (the input is not modified).
+
+    The client's JSON is at most MAX_JSON_DEPTH deep and without references the result is no
+    deeper; inlined references can make it deeper, which is refused (400) rather than left to
+    fail when the request is written or to exhaust the recursion here."""
     if not isinstance(schema, dict):
         return {}
     definitions: dict[str, Any] = {}
     for key in ("definitions", "$defs"):
         if isinstance(schema.get(key), dict):
             definitions.update(schema[key])
-    return _clean(schema, definitions, 0)
+    out = _clean(schema, _Inlining(definitions), 0, 0)
+    if definitions and nested_deeper_than(out):
+        raise invalid(_DEEP)  # a deep keyword value (an example, a default) inlined deep
+    return out
 
 
 def _resolve_ref(ref: str, definitions: dict[str, Any]) -> Any:
@@ -69,16 +94,21 @@ def _resolve_ref(ref: str, definitions: dict[str, Any]) -> Any:
     return definitions.get(name) if ref.startswith("#/") else None
 
 
-def _clean(schema: Any, definitions: dict[str, Any], depth: int) -> JSONSchema:
+def _clean(schema: Any, inlining: _Inlining, depth: int, level: int) -> JSONSchema:
+    """``schema`` cleaned; ``depth`` counts the references inlined on the way here, ``level``
+    the JSON nesting of the result inside the top schema."""
     if not isinstance(schema, dict):
         return {}  # `true` / `false` schemas: anything goes
+    if level > MAX_JSON_DEPTH:
+        raise invalid(_DEEP)
+    inlining.nodes_left -= 1
     if "$ref" in schema:
-        target = _resolve_ref(str(schema["$ref"]), definitions)
-        if target is None or depth >= _MAX_REF_DEPTH:
+        target = _resolve_ref(str(schema["$ref"]), inlining.definitions)
+        if target is None or depth >= _MAX_REF_DEPTH or inlining.nodes_left <= 0:
             return {"type": "object"} if target is not None else {}
         # Sibling keywords (description next to $ref) override the referenced ones.
         merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
-        return _clean(merged, definitions, depth + 1)
+        return _clean(merged, inlining, depth + 1, level)
 
     schema = _merge_all_of(schema)
     out: JSONSchema = {}
@@ -104,7 +134,7 @@ def _clean(schema: Any, definitions: dict[str, Any], depth: int) -> JSONSchema:
             if isinstance(variant, dict) and variant.get("type") == "null":
                 nullable = True
                 continue
-            cleaned.append(_clean(variant, definitions, depth))
+            cleaned.append(_clean(variant, inlining, depth, level + 2))
         if len(cleaned) == 1 and "type" not in out:
             out.update(cleaned[0])  # anyOf [X, null] is just a nullable X
         elif cleaned:
@@ -124,7 +154,7 @@ def _clean(schema: Any, definitions: dict[str, Any], depth: int) -> JSONSchema:
     properties = schema.get("properties")
     if isinstance(properties, dict) and properties:
         out["properties"] = {
-            str(name): _clean(sub, definitions, depth) for name, sub in properties.items()
+            str(name): _clean(sub, inlining, depth, level + 2) for name, sub in properties.items()
         }
         out.setdefault("type", "object")
         required = schema.get("required")
@@ -138,7 +168,7 @@ def _clean(schema: Any, definitions: dict[str, Any], depth: int) -> JSONSchema:
     if isinstance(items, list):  # tuple validation has no equivalent; keep the first shape
         items = items[0] if items else None
     if isinstance(items, dict):
-        out["items"] = _clean(items, definitions, depth)
+        out["items"] = _clean(items, inlining, depth, level + 1)
         out.setdefault("type", "array")
 
     for key in _GEMINI_KEYWORDS - {"type", "anyOf", "enum", "properties", "required", "items"}:

@@ -34,6 +34,8 @@ from cliproxy.model import (
     ToolCallStart,
     Usage,
     UsageUpdate,
+    loads_limited,
+    loads_upstream,
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder
 from cliproxy.protocols.gemini_errors import error_from_object, render_error
@@ -74,11 +76,13 @@ class GeminiStreamDecoder(StreamDecoder):
         if self._ended or not data:
             return []
         try:
-            chunk = orjson.loads(data)
+            chunk = loads_upstream(data, "Gemini stream chunk")
         except orjson.JSONDecodeError:
             return self._fail(
                 ProxyError(ErrorKind.UPSTREAM, f"malformed JSON in Gemini stream: {data[:200]}")
             )
+        except ProxyError as error:
+            return self._fail(error)
         chunks = chunk if isinstance(chunk, list) else [chunk]
         events: list[StreamEvent] = []
         for item in chunks:
@@ -219,6 +223,23 @@ class _Block:
     carry: ReasoningPart | None = None
 
 
+def _call_args(block: _Block) -> JSON | ProxyError:
+    """A finished tool call's arguments as Gemini's ``args`` object, or why they cannot be
+    one (the arguments came from an upstream: its error, a 502)."""
+    where = f"tool call {block.name!r} arguments"
+    if not block.arguments.strip():
+        return {}
+    try:
+        args = loads_limited(block.arguments, where, ErrorKind.UPSTREAM)
+    except orjson.JSONDecodeError:
+        args = None
+    except ProxyError as error:
+        return error
+    if not isinstance(args, dict):
+        return ProxyError(ErrorKind.UPSTREAM, f"{where} are not a JSON object")
+    return args
+
+
 class GeminiStreamEncoder(StreamEncoder):
     """Canonical events → streamGenerateContent output: SSE frames, or (``sse=False``) the JSON
     array the endpoint returns without ``alt=sse``."""
@@ -300,16 +321,10 @@ class GeminiStreamEncoder(StreamEncoder):
             return self._hold_signature(block)
         if block.kind != "tool":
             return b""
-        try:
-            args = orjson.loads(block.arguments) if block.arguments.strip() else {}
-        except orjson.JSONDecodeError:
-            args = None
-        if not isinstance(args, dict):
+        args = _call_args(block)
+        if isinstance(args, ProxyError):
             self._done = True
-            error = ProxyError(
-                ErrorKind.UPSTREAM, f"tool call {block.name!r} arguments are not a JSON object"
-            )
-            return self._emit(render_error(error)) + self._close_array()
+            return self._emit(render_error(args)) + self._close_array()
         call: JSON = {"name": block.name, "args": args}
         if block.call_id:
             call["id"] = block.call_id

@@ -25,6 +25,7 @@ from cliproxy.model import (
     ToolCallPart,
     Usage,
     kind_for_status,
+    loads_upstream,
 )
 from cliproxy.model import Response as CanonicalResponse
 from cliproxy.protocols.base import JSON, StreamDecoder, StreamEncoder, WireProtocol
@@ -298,8 +299,8 @@ def render_response(response: CanonicalResponse) -> JSON:
 
 def parse_error(status: int, body: bytes) -> ProxyError:
     try:
-        data = orjson.loads(body) if body else None
-    except orjson.JSONDecodeError:
+        data = loads_upstream(body, "upstream error") if body else None
+    except (orjson.JSONDecodeError, ProxyError):  # too deep to read: reported as text
         data = None
     if isinstance(data, list) and data and isinstance(data[0], dict):
         data = data[0]

@@ -25,6 +25,7 @@ from cliproxy.model import (
     ToolCallStart,
     Usage,
     UsageUpdate,
+    loads_upstream,
 )
 from cliproxy.protocols.base import JSON, StreamDecoder, StreamEncoder
 from cliproxy.protocols.openai_chat import (
@@ -71,11 +72,13 @@ class ChatStreamDecoder(StreamDecoder):
         if data == "[DONE]":
             return self._end()
         try:
-            chunk = orjson.loads(data)
+            chunk = loads_upstream(data, "upstream stream chunk")
         except orjson.JSONDecodeError:
             return self._fail(
                 ProxyError(ErrorKind.UPSTREAM, f"upstream sent bad JSON: {data[:200]}")
             )
+        except ProxyError as error:
+            return self._fail(error)
         if not isinstance(chunk, dict):
             return self._fail(ProxyError(ErrorKind.UPSTREAM, "upstream chunk is not an object"))
         if chunk.get("error") or event.event == "error":

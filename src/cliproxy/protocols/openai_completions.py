@@ -24,6 +24,7 @@ from cliproxy.model import (
     Usage,
     UsageUpdate,
     invalid,
+    loads_upstream,
 )
 from cliproxy.model import Response as CanonicalResponse
 from cliproxy.protocols import openai_chat
@@ -97,9 +98,9 @@ class CompletionsStreamDecoder(ChatStreamDecoder):
         data = event.data.strip()
         if data and data != "[DONE]":
             try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                chunk = None  # the Chat decoder reports the bad JSON
+                chunk = loads_upstream(data, "upstream stream chunk")
+            except (orjson.JSONDecodeError, ProxyError):
+                chunk = None  # the Chat decoder reports it
             if isinstance(chunk, dict) and not chunk.get("error"):
                 event = SSEEvent(event.event, orjson.dumps(_to_chat_chunk(chunk)).decode())
         return super().feed(event)

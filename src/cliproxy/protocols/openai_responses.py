@@ -25,6 +25,7 @@ from cliproxy.model import (
     ToolCallPart,
     Usage,
     kind_for_status,
+    loads_upstream,
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.openai_responses_request import (
@@ -396,8 +397,8 @@ class OpenAIResponses(WireProtocol):
     def parse_error(self, status: int, body: bytes) -> ProxyError:
         kind = kind_for_status(status)
         try:
-            parsed = orjson.loads(body) if body else None
-        except orjson.JSONDecodeError:
+            parsed = loads_upstream(body, "upstream error") if body else None
+        except (orjson.JSONDecodeError, ProxyError):  # too deep to read: reported as text
             parsed = None
         if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
             return error_from_wire(parsed["error"], kind, status)

@@ -33,6 +33,7 @@ from cliproxy.model import (
     ToolCallStart,
     Usage,
     UsageUpdate,
+    loads_upstream,
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder
 from cliproxy.protocols.openai_responses import (
@@ -346,9 +347,11 @@ class ResponsesStreamDecoder(StreamDecoder):
         if self.finished or not event.data or event.data.strip() == "[DONE]":
             return []
         try:
-            data = orjson.loads(event.data)
+            data = loads_upstream(event.data, "upstream stream event")
         except orjson.JSONDecodeError:
             return self._error(ProxyError(ErrorKind.UPSTREAM, "upstream sent malformed JSON"))
+        except ProxyError as too_deep:
+            return self._error(too_deep)
         if not isinstance(data, dict):
             return self._error(ProxyError(ErrorKind.UPSTREAM, "upstream sent a non-object event"))
         kind = data.get("type") or event.event or ""

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request as HTTPRequest
 
-from cliproxy.model import ErrorKind, ProxyError, Request, invalid
+from cliproxy.model import ErrorKind, ProxyError, Request, invalid, loads_limited
 from cliproxy.protocols.base import StreamEncoder, WireProtocol
 from cliproxy.protocols.signatures import mentions_wrapped
 
@@ -40,7 +40,8 @@ class ClientCall:
 
 async def read_json_body(request: HTTPRequest, limit: int) -> tuple[dict[str, Any], bool]:
     """The request body as a JSON object, and whether it carries wrapped foreign reasoning;
-    413 past ``limit`` bytes, 400 if it is not JSON."""
+    413 past ``limit`` bytes, 400 if it is not JSON or nests past MAX_JSON_DEPTH (checked
+    here once, so nothing downstream meets a value too deep to write or walk)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -55,7 +56,7 @@ async def read_json_body(request: HTTPRequest, limit: int) -> tuple[dict[str, An
     if not raw.strip():
         raise invalid("request body is empty; expected a JSON object")
     try:
-        body = orjson.loads(raw)
+        body = loads_limited(raw, "request body")
     except orjson.JSONDecodeError as exc:
         raise invalid(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -23,6 +23,7 @@ from cliproxy.model import (
     Response,
     StreamError,
     StreamEvent,
+    loads_upstream,
 )
 from cliproxy.model.accumulate import ResponseAccumulator, response_events
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
@@ -213,7 +214,7 @@ async def relay_json_reply(
         finally:
             upstream.release()
         try:
-            data = orjson.loads(raw)
+            data = loads_upstream(raw, "upstream reply")
         except orjson.JSONDecodeError:
             data = None
         if not isinstance(data, dict):

@@ -12,7 +12,7 @@ import aiohttp
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from cliproxy.model import ErrorKind, ProxyError, Request
+from cliproxy.model import ErrorKind, ProxyError, Request, loads_upstream
 from cliproxy.model.accumulate import response_events
 from cliproxy.protocols.base import StreamEncoder
 from cliproxy.protocols.sse import SSEEvent
@@ -56,7 +56,7 @@ async def complete(
         upstream.release()
     upstream_seconds += perf_counter() - headers_at
     try:
-        data = orjson.loads(raw)
+        data = loads_upstream(raw, f"{provider.name}'s reply")
     except orjson.JSONDecodeError:
         data = None
     if not isinstance(data, dict):

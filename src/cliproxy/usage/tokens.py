@@ -31,10 +31,14 @@ REPLY_PRIMER = 3
 IMAGE_TOKENS = 1_000
 # Documents (PDF pages) are counted as one image-sized block each: a floor, not an exact count.
 FILE_TOKENS = 1_000
+# bpe-openai refuses a piece of a million characters or more, or one that encodes to more than
+# 200,000 tokens. A character is at most 4 UTF-8 bytes, so at most 4 tokens: pieces of this many
+# characters stay under both limits whatever the text (the encoder itself runs in linear time).
+CHUNK_CHARS = 40_000
 
 
 class _Encoder(Protocol):
-    def encode(self, text: str) -> list[int]: ...
+    def encode_ordinary(self, text: str) -> list[int]: ...
 
 
 @functools.cache
@@ -46,9 +50,30 @@ def _encoding() -> _Encoder:
 
 
 def count_text(text: str) -> int:
+    """Tokens of any text: special-token spellings (``<|endoftext|>``) count as the plain text a
+    client sent, and text past the encoder's limits is counted in pieces."""
     if not text:
         return 0
-    return len(_encoding().encode(text))
+    encode = _encoding().encode_ordinary
+    if len(text) <= CHUNK_CHARS:
+        return len(encode(text))
+    total = 0
+    start = 0
+    while start < len(text):
+        end = _piece_end(text, start)
+        total += len(encode(text[start:end]))
+        start = end
+    return total
+
+
+def _piece_end(text: str, start: int) -> int:
+    end = start + CHUNK_CHARS
+    if end >= len(text):
+        return len(text)
+    # A cut just before a space falls where the encoder splits words anyway, so the pieces
+    # count as the whole would; a run without spaces is cut anywhere, a token or so off.
+    space = text.rfind(" ", end - CHUNK_CHARS // 4, end)
+    return space if space > start else end
 
 
 def count_request(request: Request) -> int:
