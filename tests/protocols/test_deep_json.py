@@ -202,3 +202,12 @@ def test_an_upstream_error_body_nested_too_deep_is_reported_as_its_text(protocol
     deep = '{"a":' * 1000 + "1" + "}" * 1000
     error = protocol.parse_error(429, f'{{"error": {{"message": {deep}}}}}'.encode())
     assert error.status == 429 and error.message.startswith('{"error"')
+
+
+def test_a_code_assist_event_too_deep_to_write_is_left_for_the_decoder() -> None:
+    from cliproxy.protocols.sse import SSEEvent
+    from cliproxy.providers.gemini_cli import GeminiCLIProvider
+
+    deep = '{"response": ' + '{"a": ' * 300 + "1" + "}" * 300 + "}"
+    event = SSEEvent(None, deep)
+    assert GeminiCLIProvider().unwrap_stream_event(event) is event

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from cliproxy.model import ProxyError, loads_upstream
 from cliproxy.protocols.conversation import conversation_key
 from cliproxy.protocols.gemini import PROTOCOL as GEMINI
 from cliproxy.protocols.sse import SSEEvent
@@ -189,8 +190,9 @@ class GeminiCLIProvider(VendorReads, Provider):
         if '"response"' not in event.data:
             return event  # not an envelope (e.g. an error object): let the decoder judge it
         try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
+            data = loads_upstream(event.data, "Code Assist stream event")
+        except (orjson.JSONDecodeError, ProxyError):
+            # Unreadable or too deep to write back: the decoder reports it as the error it is.
             return event
         if not isinstance(data, dict) or not isinstance(data.get("response"), dict):
             return event
