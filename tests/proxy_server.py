@@ -11,9 +11,9 @@ from pathlib import Path
 
 import uvicorn
 
+from cliproxy.app import build_app
 from cliproxy.config import default_config, parse_config_text
 from cliproxy.config.schema import Config
-from cliproxy.server.app import build_app
 from cliproxy.server.listener import server_config
 
 

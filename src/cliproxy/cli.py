@@ -68,7 +68,7 @@ def serve(
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
     # Imported only now: the server stack is slow to import and a bad config needs none of it.
-    from cliproxy.server.serve import run_server
+    from cliproxy.serve import run_server
 
     updates = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     if updates:

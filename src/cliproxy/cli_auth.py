@@ -205,7 +205,7 @@ async def read_vendor_quotas(cfg: Config) -> dict[str, QuotaReading]:
     """Every account's usage windows as its vendor reports them now."""
     from cliproxy.providers.vendor_reads import VendorReads
     from cliproxy.server.account_watch import AccountWatch
-    from cliproxy.server.state import AppState
+    from cliproxy.state import AppState
 
     state = AppState(cfg)
     try:

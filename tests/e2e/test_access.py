@@ -14,9 +14,9 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as gtypes
 
+from cliproxy.app import build_app
 from cliproxy.config import default_config, parse_config_text
 from cliproxy.server.access import is_loopback, presented_key
-from cliproxy.server.app import build_app
 from tests.proxy_server import ProxyServer
 
 RIGHT = "sk-right-key"

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from cliproxy import __version__
-from cliproxy.server.serve import binds_loopback_only
+from cliproxy.serve import binds_loopback_only
 
 
 def cli_command() -> list[str]:

@@ -21,10 +21,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from cliproxy import app as server_app
 from cliproxy.config import parse_config_text
 from cliproxy.management.routes_auth_files import ROUTES
-from cliproxy.server import app as server_app
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 from cliproxy.usage.request_counts import BUCKETS, RequestCounts, counts_of
 from tests.proxy_server import ProxyServer
 from tests.simulators import Reply

@@ -9,9 +9,9 @@ import bcrypt
 import httpx
 import pytest
 
+from cliproxy.app import build_app
 from cliproxy.config import load_config, parse_config_text
 from cliproxy.management.security import client_address, presented_management_key
-from cliproxy.server.app import build_app
 from tests.management.conftest import KEY, management_mount, write_config
 from tests.proxy_server import ProxyServer
 

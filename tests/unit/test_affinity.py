@@ -8,17 +8,13 @@ import pytest
 from starlette.datastructures import Headers
 
 from cliproxy.config import parse_config_text
+from cliproxy.config.durations import parse_duration
 from cliproxy.config.errors import ConfigError
 from cliproxy.providers.api_keys import ClaudeApiKeyProvider
 from cliproxy.providers.base import Credential
-from cliproxy.routing.affinity import (
-    MemoryAffinityBook,
-    parse_duration,
-    prefer_bound,
-    session_key,
-)
+from cliproxy.routing.affinity import MemoryAffinityBook, session_key
 from cliproxy.routing.cooldown import MemoryCooldownBook
-from cliproxy.routing.registry import Candidate, RoundRobin
+from cliproxy.routing.registry import Candidate, RoundRobin, prefer_bound
 
 T0 = 1_700_000_000.0
 PROVIDER = ClaudeApiKeyProvider()

@@ -13,7 +13,7 @@ from cliproxy.providers.api_keys import ClaudeApiKeyProvider
 from cliproxy.providers.base import Credential
 from cliproxy.routing.pool_state import MemoryCounters, PoolState, memory_pool_state
 from cliproxy.routing.registry import Candidate, RoundRobin, WeightedRoundRobin
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 PROVIDER = ClaudeApiKeyProvider()
 

@@ -265,7 +265,7 @@ def test_round_robin_rotates_per_model() -> None:
 def test_a_cooling_account_shows_in_the_store_and_carries_weight(
     tmp_path: Path, clock: FakeClock
 ) -> None:
-    from cliproxy.server.state import AppState
+    from cliproxy.state import AppState
 
     account = {
         "type": "claude",

@@ -20,9 +20,6 @@ from pydantic import (
     model_validator,
 )
 
-from cliproxy.routing.affinity import DEFAULT_TTL_SECONDS as DEFAULT_AFFINITY_TTL_SECONDS
-from cliproxy.routing.affinity import parse_duration
-
 from . import known_keys
 from .base import (
     ConfigModel,
@@ -33,6 +30,7 @@ from .base import (
     check_weight,
 )
 from .client_identity import ClaudeHeaderDefaults, CodexHeaderDefaults, GeminiCLIHeaderDefaults
+from .durations import DEFAULT_AFFINITY_TTL_SECONDS, parse_duration
 from .payload import PayloadConfig
 
 DEFAULT_HOST = "127.0.0.1"

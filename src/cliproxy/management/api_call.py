@@ -39,7 +39,7 @@ from cliproxy.model import ProxyError
 from cliproxy.providers.api_keys import DEFAULT_BASE_URLS
 from cliproxy.routing.build import account_base_url
 from cliproxy.server.access import is_loopback
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 from .auth_files import auth_index
 from .common import ApiError

@@ -26,7 +26,7 @@ from cliproxy.management.security import (
     is_bcrypt_hash,
     presented_management_key,
 )
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
 

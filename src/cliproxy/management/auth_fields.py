@@ -15,7 +15,7 @@ from typing import Any
 
 from cliproxy.auth.records import AuthRecord, format_time, parse_time
 from cliproxy.config.schema import check_proxy_url
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 from .auth_files import ManagementError, usable_record, write_file
 

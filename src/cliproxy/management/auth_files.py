@@ -26,7 +26,7 @@ from cliproxy.auth.records import (
     jwt_claims,
     parse_record_bytes,
 )
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 from cliproxy.usage.request_counts import counts_of
 
 MAX_FILE_BYTES = 1024 * 1024  # an auth file is a few KB; anything near this is not one

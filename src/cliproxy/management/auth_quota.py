@@ -13,7 +13,7 @@ from typing import Any
 
 from cliproxy.auth.records import AuthRecord, format_time
 from cliproxy.providers.vendor_reads import VendorReads
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 from .auth_files import auth_index, describe_record
 from .key_index import routing_id

@@ -12,37 +12,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cliproxy.management.errors import ApiError as ApiError
+from cliproxy.management.errors import invalid as invalid
 from cliproxy.model import ProxyError, loads_limited
 
 if TYPE_CHECKING:
     from cliproxy.management.config_file import ConfigEditor
     from cliproxy.management.security import ManagementGuard
-    from cliproxy.server.state import AppState
+    from cliproxy.state import AppState
 
 CONTEXT_KEY = "cliproxy.management"
 MAX_BODY_BYTES = 8 * 1024 * 1024  # a config file or a provider list; far above real ones
 OK = {"status": "ok"}
-
-
-class ApiError(Exception):
-    """A refusal with its status. The body is `{"error": message}`, or with `code` set,
-    `{"error": code, "message": message}` (the newer handlers of the reference do that)."""
-
-    def __init__(self, status: int, code: str | None, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def body(self) -> dict[str, str]:
-        if self.code:
-            return {"error": self.code, "message": self.message}
-        return {"error": self.message}
-
-
-def invalid(message: str) -> ApiError:
-    """A payload that is JSON but not what the route takes: 422 naming the field."""
-    return ApiError(422, None, message)
 
 
 @dataclass

@@ -31,9 +31,9 @@ from ruamel.yaml.tokens import CommentToken
 from cliproxy.auth.files import TEMP_SUFFIX, remove_stale_temp_files
 from cliproxy.config import ConfigError, parse_config_text
 from cliproxy.config.schema import Config
-from cliproxy.management.common import ApiError
+from cliproxy.management.errors import ApiError
 from cliproxy.management.security import hash_secret, is_bcrypt_hash
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 Mutation = Callable[[CommentedMap], None]
 

@@ -27,7 +27,7 @@ from cliproxy.auth.login import finish_login
 from cliproxy.auth.oauth import OAuthError, authorize_url, new_pkce, new_state
 
 if TYPE_CHECKING:
-    from cliproxy.server.state import AppState
+    from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
 

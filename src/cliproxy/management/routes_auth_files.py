@@ -22,7 +22,7 @@ from starlette.routing import Route
 from cliproxy.auth.records import SUPPORTED_TYPES
 from cliproxy.auth.refresher import AccountNeedsLogin
 from cliproxy.model import ProxyError, loads_limited
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 from .auth_fields import patch_fields
 from .auth_files import (

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 from .common import ApiError, Handler, json_response, read_object
 from .login_loopback import finish_wait, listen_for_callback, outcome_page, result_page

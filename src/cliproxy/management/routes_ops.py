@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from cliproxy import __version__
 from cliproxy.config.schema import Config
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 from cliproxy.usage.request_counts import counts_of
 
 from . import routes_auth_files

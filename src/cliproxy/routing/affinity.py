@@ -13,7 +13,6 @@ cooldown book's, so tests move one clock for both.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,12 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cliproxy.protocols.conversation import session_key as session_key
 
 if TYPE_CHECKING:
-    # Type-only: the config schema imports parse_duration from here and must not pull in the
-    # registry (and the providers behind it).
     from cliproxy.routing.cooldown import Clock
-    from cliproxy.routing.registry import Candidate
-
-DEFAULT_TTL_SECONDS = 3600.0
 
 
 class AffinityBook(Protocol):
@@ -97,84 +91,6 @@ class MemoryAffinityBook:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def prefer_bound(
-    book: AffinityBook,
-    session: str,
-    model: str,
-    candidates: list[Candidate],
-    order: list[Candidate],
-) -> list[Candidate]:
-    """``order`` with the session's bound credential tried first, when it is still among the
-    (non-cooling) ``candidates``; otherwise ``order`` unchanged (the normal order decides and
-    the binding moves once another credential answers)."""
-    credential_id = book.bound(session, model)
-    if credential_id is None:
-        return order
-    for index, candidate in enumerate(order):
-        if _credential_id(candidate) == credential_id:
-            return [candidate, *order[:index], *order[index + 1 :]] if index else order
-    for candidate in candidates:
-        if _credential_id(candidate) == credential_id:
-            # Not in the order (fewer attempts than candidates): it takes the first attempt
-            # and the order keeps its length.
-            return [candidate, *order[:-1]]
-    return order
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number of seconds or a Go duration string ("1h", "30m", "1h30m",
-    "90s", "500ms"); a bare number in a string counts as seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"must be a duration such as '1h' or a number of seconds (got {value})")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = _parse_go_duration(value.strip())
-    else:
-        raise ValueError(f"must be a duration such as '1h' or a number of seconds (got {value!r})")
-    if seconds < 0:
-        raise ValueError(f"must not be negative (got {value!r})")
-    return seconds
-
-
-_UNITS = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?|\.\d+")
-
-
-def _parse_go_duration(text: str) -> float:
-    if _NUMBER.fullmatch(text):
-        return float(text)
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    position, total = 0, 0.0
-    while position < len(body):
-        part = _DURATION_PART.match(body, position)
-        if part is None:
-            break
-        total += float(part.group(1)) * _UNITS[part.group(2)]
-        position = part.end()
-    if not body or position != len(body):
-        raise ValueError(
-            f"must be a duration such as '1h', '30m' or '1h30m', or a number of seconds "
-            f"(got {text!r})"
-        )
-    return sign * total
-
-
-def _credential_id(candidate: Candidate) -> str | None:
-    return candidate.credential.id if candidate.credential is not None else None
 
 
 def is_subagent(headers: Mapping[str, str], body: Mapping[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import Credential, LocalProvider, Provider
+from cliproxy.routing.affinity import AffinityBook
 from cliproxy.routing.policy import DEFAULT_POLICY, CredentialPolicy
 from cliproxy.routing.pool_state import MemoryCounters, RotationCounters
 
@@ -278,3 +279,34 @@ def selection_key(candidate: Candidate) -> tuple[str, str]:
     if candidate.credential is not None:
         return (candidate.credential.id, candidate.upstream_model)
     return (f"local:{candidate.provider.name}", candidate.upstream_model)
+
+
+# ----- session affinity ---------------------------------------------------------------------
+
+
+def prefer_bound(
+    book: AffinityBook,
+    session: str,
+    model: str,
+    candidates: list[Candidate],
+    order: list[Candidate],
+) -> list[Candidate]:
+    """``order`` with the session's bound credential tried first, when it is still among the
+    (non-cooling) ``candidates``; otherwise ``order`` unchanged (the normal order decides and
+    the binding moves once another credential answers)."""
+    credential_id = book.bound(session, model)
+    if credential_id is None:
+        return order
+    for index, candidate in enumerate(order):
+        if _credential_id(candidate) == credential_id:
+            return [candidate, *order[:index], *order[index + 1 :]] if index else order
+    for candidate in candidates:
+        if _credential_id(candidate) == credential_id:
+            # Not in the order (fewer attempts than candidates): it takes the first attempt
+            # and the order keeps its length.
+            return [candidate, *order[:-1]]
+    return order
+
+
+def _credential_id(candidate: Candidate) -> str | None:
+    return candidate.credential.id if candidate.credential is not None else None

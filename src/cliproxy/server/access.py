@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.errors import error_response, protocol_for
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 # Paths anyone may reach (health checks from load balancers and container runtimes).
 OPEN_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})

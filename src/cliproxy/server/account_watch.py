@@ -26,7 +26,7 @@ from cliproxy.routing.build import account_base_url
 from cliproxy.routing.cooldown import RATE_LIMIT
 
 if TYPE_CHECKING:
-    from cliproxy.server.state import AppState
+    from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from cliproxy.config.schema import Config
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.access import OPEN_PATHS, is_loopback
 from cliproxy.server.errors import error_response, protocol_for
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 EXPOSED_HEADERS = ", ".join(
     (

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from cliproxy.model import ProxyError
 from cliproxy.protocols.base import WireProtocol
 from cliproxy.providers.base import Provider, RequestContext
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 from cliproxy.usage.tokens import count_request
 
 log = logging.getLogger(__name__)

@@ -19,15 +19,15 @@ from starlette.responses import Response
 
 from cliproxy.model import ErrorKind, ProxyError, Request
 from cliproxy.providers.base import Credential, LocalProvider, Provider, RequestContext
-from cliproxy.routing.affinity import is_subagent, prefer_bound, session_key
+from cliproxy.routing.affinity import is_subagent, session_key
 from cliproxy.routing.cooldown import RATE_LIMIT, TRANSIENT, seconds_until
 from cliproxy.routing.quota import project_variants, quota_fallbacks, rest_model
-from cliproxy.routing.registry import Candidate
+from cliproxy.routing.registry import Candidate, prefer_bound
 from cliproxy.routing.reset_hints import seconds_from_headers
 from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
 from cliproxy.server.respond import collect, complete, overhead_headers, serve_local, stream
-from cliproxy.server.state import AppState, Runtime
+from cliproxy.state import AppState, Runtime
 
 log = logging.getLogger(__name__)
 

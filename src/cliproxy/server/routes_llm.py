@@ -21,7 +21,7 @@ from cliproxy.protocols.registry import (
 from cliproxy.server.call import ClientCall, read_json_body, require_model, require_stream_flag
 from cliproxy.server.count import count_tokens
 from cliproxy.server.forward import forward
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 _NO_QUERY: Mapping[str, str] = {}
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.routing.registry import ModelInfo
 from cliproxy.server.errors import models_protocol
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 _STARTED = int(time.time())
 

@@ -30,7 +30,7 @@ from cliproxy.server.browser import BrowserGuard
 from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.server.hangup import CancelOnHangUp
 from cliproxy.server.listener import BodyDeadline
-from cliproxy.server.state import AppState
+from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import uvicorn
 
+from cliproxy.app import build_app
 from cliproxy.config.schema import Config
 from cliproxy.server.access import is_loopback
-from cliproxy.server.app import build_app
 from cliproxy.server.listener import server_config as server_config_for
 
 log = logging.getLogger("cliproxy")

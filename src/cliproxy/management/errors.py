@@ -1,0 +1,28 @@
+"""The management API's refusals: a status and the reference's `{"error": ...}` body.
+
+Its own module so that the config editor, which the routes' context refers to, can raise them
+without importing the routes' helpers.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """A refusal with its status. The body is `{"error": message}`, or with `code` set,
+    `{"error": code, "message": message}` (the newer handlers of the reference do that)."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        if self.code:
+            return {"error": self.code, "message": self.message}
+        return {"error": self.message}
+
+
+def invalid(message: str) -> ApiError:
+    """A payload that is JSON but not what the route takes: 422 naming the field."""
+    return ApiError(422, None, message)
