@@ -28,7 +28,7 @@ from cliproxy.model import (
     loads_upstream,
 )
 from cliproxy.protocols.base import JSON, StreamDecoder, StreamEncoder
-from cliproxy.protocols.openai_chat import (
+from cliproxy.protocols.openai_chat_wire import (
     error_body,
     error_from_wire,
     finish_from_wire,

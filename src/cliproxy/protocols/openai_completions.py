@@ -27,7 +27,7 @@ from cliproxy.model import (
     loads_upstream,
 )
 from cliproxy.model import Response as CanonicalResponse
-from cliproxy.protocols import openai_chat
+from cliproxy.protocols import openai_chat, openai_chat_wire
 from cliproxy.protocols.base import JSON, StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.openai_chat_request import parse_common
 from cliproxy.protocols.openai_chat_stream import DONE, ChatStreamDecoder
@@ -58,7 +58,7 @@ _HANDLED = frozenset(
 
 def _finish(reason: FinishReason) -> str:
     # Legacy completions know stop, length and content_filter only.
-    wire = openai_chat.finish_to_wire(reason, has_tool_calls=False)
+    wire = openai_chat_wire.finish_to_wire(reason, has_tool_calls=False)
     return "stop" if wire == "tool_calls" else wire
 
 
@@ -122,7 +122,7 @@ class CompletionsStreamEncoder(StreamEncoder):
             return b""
         match event:
             case MessageStart(id=id_, usage=usage):
-                self._id = self._id or openai_chat.wire_id(id_, ID_PREFIX)
+                self._id = self._id or openai_chat_wire.wire_id(id_, ID_PREFIX)
                 self._usage = self._usage.merge(usage)
             case TextDelta(text=text) if text:
                 return self._chunk([self._choice(text, None)])
@@ -133,11 +133,11 @@ class CompletionsStreamEncoder(StreamEncoder):
                 self._usage = self._usage.merge(usage)
                 out = self._chunk([self._choice("", _finish(reason))])
                 if self._include_usage:
-                    out += self._chunk([], openai_chat.usage_to_wire(self._usage))
+                    out += self._chunk([], openai_chat_wire.usage_to_wire(self._usage))
                 return out + DONE
             case StreamError(error=error):
                 self._done = True
-                return frame(orjson.dumps(openai_chat.error_body(error)))
+                return frame(orjson.dumps(openai_chat_wire.error_body(error)))
         return b""
 
     @staticmethod
@@ -145,7 +145,7 @@ class CompletionsStreamEncoder(StreamEncoder):
         return {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
 
     def _chunk(self, choices: list[JSON], usage: JSON | None = None) -> bytes:
-        self._id = self._id or openai_chat.new_id(ID_PREFIX)
+        self._id = self._id or openai_chat_wire.new_id(ID_PREFIX)
         chunk: JSON = {
             "id": self._id,
             "object": "text_completion",
@@ -200,7 +200,7 @@ class OpenAICompletions(WireProtocol):
 
     def render_response(self, response: CanonicalResponse) -> JSON:
         return {
-            "id": openai_chat.wire_id(response.id, ID_PREFIX),
+            "id": openai_chat_wire.wire_id(response.id, ID_PREFIX),
             "object": "text_completion",
             "created": response.created or int(time.time()),
             "model": response.model,
@@ -212,7 +212,7 @@ class OpenAICompletions(WireProtocol):
                     "finish_reason": _finish(response.finish_reason),
                 }
             ],
-            "usage": openai_chat.usage_to_wire(response.usage),
+            "usage": openai_chat_wire.usage_to_wire(response.usage),
         }
 
     def stream_decoder(self) -> StreamDecoder:
@@ -222,7 +222,7 @@ class OpenAICompletions(WireProtocol):
         return CompletionsStreamEncoder(request)
 
     def render_error(self, error: ProxyError) -> JSON:
-        return openai_chat.error_body(error)
+        return openai_chat_wire.error_body(error)
 
     def parse_error(self, status: int, body: bytes) -> ProxyError:
         return openai_chat.parse_error(status, body)

@@ -36,7 +36,8 @@ from cliproxy.model import (
     loads_upstream,
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder
-from cliproxy.protocols.openai_responses import (
+from cliproxy.protocols.openai_responses_request import PROTOCOL_NAME
+from cliproxy.protocols.openai_responses_wire import (
     error_from_wire,
     failed_error,
     finish_reason_of,
@@ -52,7 +53,6 @@ from cliproxy.protocols.openai_responses import (
     response_object,
     terminal_state,
 )
-from cliproxy.protocols.openai_responses_request import PROTOCOL_NAME
 from cliproxy.protocols.signatures import foreign, wrap_part
 from cliproxy.protocols.sse import SSEEvent, frame
 
