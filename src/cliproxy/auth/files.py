@@ -1,10 +1,11 @@
-"""Atomic, private writes of auth files.
+"""Atomic, private file writes: the one writer for auth files, config.yaml and the state files
+kept beside them.
 
-A token file is replaced, never edited in place: the new content goes to a temporary file in
-the same directory (same filesystem, so the rename is atomic), is flushed to disk, and is
-renamed over the old one. A crash leaves either the old file or the new one, never half of
-each, plus at worst the temporary file, which `remove_stale_temp_files` clears at the next
-start. Mode 0600 because the file holds live credentials.
+A file is replaced, never edited in place: the new content goes to a temporary file in the same
+directory (same filesystem, so the rename is atomic), is flushed to disk, and is renamed over
+the old one. A crash leaves either the old file or the new one, never half of each, plus at
+worst the temporary file, which `remove_stale_temp_files` clears at the next start. Mode 0600
+because these files hold live credentials.
 """
 
 from __future__ import annotations
@@ -51,8 +52,17 @@ def ensure_dir(path: Path) -> None:
         raise AuthWriteError(f"cannot create auth directory {path}: {_why(exc)}") from exc
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` atomically, mode 0600. Raises AuthWriteError."""
+def write_atomic(path: Path, data: bytes, *, keep_mode: bool = False) -> None:
+    """Replace ``path`` with ``data`` atomically, mode 0600. Raises AuthWriteError.
+
+    ``keep_mode`` (config.yaml): the file keeps its current mode (0600 when new), and a symlink
+    (a mounted ConfigMap, a dotfiles repo) is followed so the link itself survives."""
+    if keep_mode:
+        path = path.resolve()
+    mode = FILE_MODE
+    if keep_mode:
+        with contextlib.suppress(FileNotFoundError):
+            mode = path.stat().st_mode & 0o7777
     directory = path.parent
     try:
         fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
@@ -60,7 +70,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise AuthWriteError(f"cannot write {path}: {_why(exc)}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)
+            os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

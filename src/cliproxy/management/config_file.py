@@ -11,12 +11,9 @@ item of the preceding value, which an edit would otherwise drop or misplace).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import itertools
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +25,7 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
-from cliproxy.auth.files import TEMP_SUFFIX, remove_stale_temp_files
+from cliproxy.auth.files import AuthWriteError, remove_stale_temp_files, write_atomic
 from cliproxy.config import ConfigError, parse_config_text
 from cliproxy.config.schema import Config
 from cliproxy.management.errors import ApiError
@@ -240,28 +237,8 @@ def edit_keeping_comments(tree: CommentedMap, mutate: Mutation) -> None:
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    """Temp file beside the target, fsync, rename over it; the file keeps its mode. A symlink
-    (a mounted ConfigMap, a dotfiles repo) is followed so the link itself survives. The temp
-    file is named as auth/files.py names its own, so one clean-up knows both."""
-    target = path.resolve()
-    try:
-        mode = target.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = 0o600  # it holds keys
-    fd, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    """The file keeps its mode and a symlink to it survives (auth/files.py, the one writer)."""
+    write_atomic(path, data, keep_mode=True)
 
 
 def _hash_plain_secret(tree: CommentedMap) -> bool:
@@ -362,4 +339,6 @@ class ConfigEditor:
             _write_atomically(path, text.encode("utf-8"))
         except OSError as exc:
             raise ApiError(500, "write_failed", f"failed to save config: {exc.strerror}") from None
+        except AuthWriteError as exc:
+            raise ApiError(500, "write_failed", f"failed to save config: {exc}") from None
         return config
