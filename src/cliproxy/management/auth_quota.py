@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cliproxy.auth.records import AuthRecord, format_time
+from cliproxy.providers.abilities import ReportsUsage
 from cliproxy.providers.vendor_reads import VendorReads
 from cliproxy.state import AppState
 
@@ -47,10 +48,9 @@ def quota_entry(state: AppState, record: AuthRecord) -> dict[str, Any]:
         "vendor_quota": None,
     }
     provider = state.account_providers.get(record.type)
-    usage = getattr(provider, "usage", None)
-    seen = usage(record.id) if callable(usage) else None
+    seen = provider.usage(record.id) if isinstance(provider, ReportsUsage) else None
     if seen is not None:
-        entry["usage"] = seen.to_json() if hasattr(seen, "to_json") else dict(seen)
+        entry["usage"] = dict(seen) if isinstance(seen, dict) else seen.to_json()
     if isinstance(provider, VendorReads):
         reading = provider.quota(record.id)
         entry["vendor_quota"] = reading.to_json() if reading is not None else None

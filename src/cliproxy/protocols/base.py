@@ -9,7 +9,7 @@ protocol. Same protocol on both sides takes the pass-through path and skips the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from cliproxy.model import ProxyError, Request, Response, StreamEvent
 from cliproxy.protocols.sse import SSEEvent
@@ -79,3 +79,11 @@ class WireProtocol(ABC):
     def parse_error(self, status: int, body: bytes) -> ProxyError:
         """An upstream error reply → ProxyError with the upstream's message, status and any
         retry hint (Retry-After is read by the caller from headers; body hints are read here)."""
+
+
+@runtime_checkable
+class CountRequestParser(Protocol):
+    """A protocol whose token-counting body differs from its generation body (Anthropic's
+    count_tokens takes no max_tokens, Gemini's countTokens may wrap a generateContentRequest)."""
+
+    def parse_count_tokens_request(self, body: JSON) -> Request: ...

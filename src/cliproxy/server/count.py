@@ -12,7 +12,8 @@ from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response
 
 from cliproxy.model import ProxyError
-from cliproxy.protocols.base import WireProtocol
+from cliproxy.protocols.base import CountRequestParser, WireProtocol
+from cliproxy.providers.abilities import CountsTokens
 from cliproxy.providers.base import Provider, RequestContext
 from cliproxy.state import AppState
 from cliproxy.usage.tokens import count_request
@@ -23,7 +24,11 @@ log = logging.getLogger(__name__)
 def estimate_tokens(protocol: WireProtocol, body: dict[str, Any]) -> int:
     """A local count of what the client sent (see usage/tokens.py). Raises the protocol's 400
     for a body it cannot read, as the upstream's counting endpoint would."""
-    parse = getattr(protocol, "parse_count_tokens_request", None) or protocol.parse_request
+    parse = (
+        protocol.parse_count_tokens_request
+        if isinstance(protocol, CountRequestParser)
+        else protocol.parse_request
+    )
     return count_request(parse(body))
 
 
@@ -48,8 +53,8 @@ async def count_tokens(
         provider = candidate.provider
         if not (
             isinstance(provider, Provider)
+            and isinstance(provider, CountsTokens)
             and provider.protocol is protocol
-            and hasattr(provider, "build_count_request")
             and candidate.credential is not None
         ):
             continue
