@@ -40,7 +40,8 @@ def sim() -> Iterator[OpenAIChatSim]:
 
 @pytest.fixture(scope="module")
 def keyless(sim: OpenAIChatSim) -> Iterator[ProxyServer]:
-    extra = "cors-allowed-origins: ['https://*.example.com', 'https://chat.lan:*']\n"
+    extra = "cors-allowed-origins: ['https://*.example.com', 'https://chat.lan:*',"
+    extra += " 'chrome-extension://abcdef']\n"
     extra += "allowed-hosts: [proxy.lan]\n"
     with ProxyServer(_config(extra, sim)) as proxy:
         yield proxy
@@ -112,6 +113,7 @@ def test_a_foreign_page_is_refused_before_anything_goes_upstream(
         "https://chat.example.com",
         "https://a.b.example.com",
         "https://chat.lan:8443",
+        "chrome-extension://abcdef",
     ],
 )
 def test_this_machine_and_listed_origins_are_served(keyless: ProxyServer, origin: str) -> None:
@@ -130,7 +132,15 @@ def test_this_machine_and_listed_origins_are_served(keyless: ProxyServer, origin
 
 
 @pytest.mark.parametrize(
-    "origin", ["https://example.org", "https://example.com.evil.org", "null", "http://10.0.0.2"]
+    "origin",
+    [
+        "https://example.org",
+        "https://example.com.evil.org",
+        "null",
+        "http://10.0.0.2",
+        "chrome-extension://other",
+        "file://",
+    ],
 )
 def test_unlisted_origins_are_refused(keyless: ProxyServer, origin: str) -> None:
     assert _preflight(keyless, origin).status_code == 403

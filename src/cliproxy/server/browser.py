@@ -86,6 +86,10 @@ def origin_listed(origin: str, patterns: list[str]) -> bool:
 
 
 def origin_allowed(origin: str, host: str | None, config: Config) -> bool:
+    # The operator's list first: it may name other schemes (a browser extension's
+    # chrome-extension://<id>), which are never allowed otherwise.
+    if origin_listed(origin, config.cors_allowed_origins):
+        return True
     try:
         parts = urlsplit(origin)
         hostname = parts.hostname
@@ -95,9 +99,8 @@ def origin_allowed(origin: str, host: str | None, config: Config) -> bool:
         return False  # "null" (sandboxed frames, file://) and anything stranger
     if is_local_host(hostname):
         return True
-    if host is not None and parts.netloc.lower() == host.lower():
-        return True  # same-origin: a page the proxy itself served under that name
-    return origin_listed(origin, config.cors_allowed_origins)
+    # Same-origin: a page the proxy itself served under that name.
+    return host is not None and parts.netloc.lower() == host.lower()
 
 
 def split_host(value: str) -> str:
