@@ -47,6 +47,9 @@ class StreamEncoder(ABC):
 
 class WireProtocol(ABC):
     name: str  # "openai_chat" | "openai_responses" | "anthropic" | "gemini"
+    # The key that names the model in a reply and in the stream events that carry one;
+    # pass-through writes the client's model name there (server/reply_model.py).
+    reply_model_key: str = "model"
 
     @abstractmethod
     def parse_request(self, body: JSON) -> Request:

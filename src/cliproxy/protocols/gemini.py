@@ -56,6 +56,7 @@ GENERATION_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 
 class Gemini(WireProtocol):
     name = "gemini"
+    reply_model_key = "modelVersion"
 
     def parse_request(self, body: JSON) -> Request:
         return parse_request(body)

@@ -28,6 +28,7 @@ from cliproxy.model import (
 from cliproxy.model.accumulate import ResponseAccumulator, response_events
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.sse import SSEEvent, SSEParser
+from cliproxy.server.reply_model import Rename
 
 # A provider hook that turns an upstream's enveloped SSE event into its protocol's plain event
 # (Provider.unwrap_stream_event); None when the upstream sends plain events.
@@ -78,9 +79,11 @@ async def relay_passthrough(
     client_request: Request,
     outcome: StreamOutcome,
     unwrap: Unwrap = None,
+    rename: Rename | None = None,
 ) -> AsyncIterator[bytes]:
     """Relay the upstream's SSE bytes unchanged (re-framed only when ``unwrap`` takes an
-    envelope off each event), reading each event on the side to know whether
+    envelope off each event, and the model renamed only by ``rename``, applied to events
+    already vetted), reading each event on the side to know whether
     the stream really finished. Only whole, well-formed events are forwarded: a cut in the middle
     of an event, an unparsable event or an upstream error event ends the stream with the
     protocol's own error frame, so the client never holds half a frame or a normal ending."""
@@ -93,14 +96,14 @@ async def relay_passthrough(
                 events, pending = _split_events(pending + chunk)
                 good = _vet(events, parser, decoder, outcome, unwrap)
                 if good:
-                    yield good
+                    yield good if rename is None else rename(good)
                 if outcome.error is not None:
                     break
             if outcome.error is None and pending.strip():
                 # A final event without its blank line still counts; relay it properly closed.
                 good = _vet([pending + b"\n\n"], parser, decoder, outcome, unwrap)
                 if good:
-                    yield good
+                    yield good if rename is None else rename(good)
             if outcome.error is None:
                 for event in decoder.close():
                     outcome.see(event)

@@ -27,6 +27,7 @@ from cliproxy.server.relay import (
     relay_passthrough,
     relay_translated,
 )
+from cliproxy.server.reply_model import stream_renamer
 
 OVERHEAD_HEADER = "x-cliproxy-overhead-ms"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -61,8 +62,13 @@ async def complete(
         data = None
     if not isinstance(data, dict):
         raise ProxyError(ErrorKind.UPSTREAM, f"{provider.name} sent a reply that is not JSON")
+    # Pass-through answers with the client's model name, as translation does (reply_model.py).
+    renamed = passthrough and call.model != candidate.upstream_model
     if provider.wraps_replies:
         data = provider.unwrap_json(data)
+    if renamed:
+        data[call.protocol.reply_model_key] = call.model
+    if provider.wraps_replies or renamed:
         raw = orjson.dumps(data)
     if passthrough:
         overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
@@ -119,8 +125,9 @@ def stream(
         unwrap_json = provider.unwrap_json if provider.wraps_replies else None
         body = relay_json_reply(upstream, provider.protocol, encoder, outcome, unwrap_json)
     elif passthrough:
+        rename = stream_renamer(call.protocol.reply_model_key, candidate.upstream_model, call.model)
         body = relay_passthrough(
-            upstream, call.protocol, client_request, outcome, _event_unwrapper(provider)
+            upstream, call.protocol, client_request, outcome, _event_unwrapper(provider), rename
         )
     else:
         encoder = _encoder(call, client_request)
