@@ -124,15 +124,16 @@ def login(
 ) -> None:
     """Log in to a subscription account and store its tokens in the auth directory."""
     from cliproxy.auth.files import AuthWriteError
-    from cliproxy.auth.flows import PROVIDERS, oauth_flow
+    from cliproxy.auth.flows import login_providers, oauth_flow
     from cliproxy.auth.login import run_login
     from cliproxy.auth.oauth import OAuthError
     from cliproxy.auth.store import AuthStore
 
     console = Console(highlight=False)
     name = provider.strip().lower()
-    if name not in PROVIDERS:
-        console.print(f"[red]Unknown provider {provider!r}[/]: choose {', '.join(PROVIDERS)}.")
+    if name not in login_providers():
+        choices = ", ".join(login_providers())
+        console.print(f"[red]Unknown provider {provider!r}[/]: choose {choices}.")
         raise typer.Exit(2)
     directory, proxy_url = _settings(auth_dir, config, console)
     flow = oauth_flow(name)

@@ -12,22 +12,14 @@ from pathlib import Path
 
 import orjson
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.auth.files import write_atomic
 from cliproxy.auth.records import AccountState, AuthRecord
 from cliproxy.auth.refresher import Refresher
 from cliproxy.auth.store import AuthStore
 from cliproxy.config.schema import Config
 from cliproxy.providers.base import Provider
-from cliproxy.providers.claude import ClaudeOAuthProvider
-from cliproxy.providers.client_profiles import (
-    CLAUDE,
-    CODEX,
-    GEMINI_CLI,
-    ClientIdentities,
-    HeaderDefaults,
-)
-from cliproxy.providers.codex import CodexProvider
-from cliproxy.providers.gemini_cli import GeminiCLIProvider
+from cliproxy.providers.client_profiles import ClientIdentities, HeaderDefaults
 from cliproxy.providers.transport import UpstreamClient
 from cliproxy.routing.affinity import AffinityBook
 from cliproxy.routing.build import build_registry
@@ -93,11 +85,7 @@ def account_providers(identities: ClientIdentities | None = None) -> dict[str, P
     """One provider instance per auth-file type, kept for the process's life (they hold
     per-account usage snapshots), sharing one set of client identities."""
     identities = identities or ClientIdentities()
-    return {
-        "codex": CodexProvider(identities),
-        "claude": ClaudeOAuthProvider(identities),
-        "gemini": GeminiCLIProvider(identities),
-    }
+    return {entry.kind: entry.account_provider(identities) for entry in catalog().entries}
 
 
 COOLDOWN_FILE = "cliproxy-cooldowns.cds"
@@ -107,33 +95,8 @@ CLIENT_VERSIONS_FILE = "cliproxy-client-versions.state"
 
 
 def header_overrides(config: Config) -> dict[str, HeaderDefaults]:
-    """The config's *-header-defaults sections in the providers' terms."""
-    claude = config.claude_header_defaults
-    stainless = {
-        "x-stainless-package-version": claude.package_version,
-        "x-stainless-runtime-version": claude.runtime_version,
-        "x-stainless-os": claude.os,
-        "x-stainless-arch": claude.arch,
-        "x-stainless-timeout": claude.timeout,
-    }
-    codex = config.codex_header_defaults
-    gemini = config.gemini_cli_header_defaults
-    return {
-        CLAUDE: HeaderDefaults(
-            user_agent=claude.user_agent,
-            version=claude.version,
-            sdk_headers={name: value for name, value in stainless.items() if value},
-        ),
-        CODEX: HeaderDefaults(
-            user_agent=codex.user_agent,
-            version=codex.version,
-            originator=codex.originator,
-            beta_features=codex.beta_features,
-        ),
-        GEMINI_CLI: HeaderDefaults(
-            user_agent=gemini.user_agent, version=gemini.version, runtime=gemini.api_client
-        ),
-    }
+    """The config's *-header-defaults sections in the providers' terms, per vendor."""
+    return {entry.vendor: entry.header_defaults(config) for entry in catalog().entries}
 
 
 def _read_adopted(path: Path) -> dict[str, str]:
@@ -191,9 +154,9 @@ class AppState:
         self.auth_store.subscribe(lambda change: self.rebuild())
 
     def _configure_providers(self, config: Config) -> None:
-        claude = self.account_providers["claude"]
-        if isinstance(claude, ClaudeOAuthProvider):
-            claude.plan_limits_only = config.claude_plan_limits_only
+        for kind, provider in self.account_providers.items():
+            if entry := catalog().get(kind):
+                entry.configure(provider, config)
 
     def _usable_accounts(self) -> list[AuthRecord]:
         """Accounts that can serve requests now: enabled and not waiting for a new login."""

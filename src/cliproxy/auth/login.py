@@ -16,6 +16,7 @@ import aiohttp
 
 from cliproxy.providers.transport import UpstreamClient
 
+from .catalog import catalog
 from .flows import OAuthFlow, oauth_flow
 from .gemini_setup import discover_project, fetch_email
 from .identity import Identity, auth_file_name, identity_from_tokens, login_file
@@ -138,7 +139,7 @@ async def finish_login(
 
     identity = identity_from_tokens(flow.provider, tokens)
     project_id, project_auto = project or "", False
-    if flow.provider == "gemini":
+    if catalog().entry(flow.provider).cloud_project:
         identity, project_id, project_auto = await _gemini_account(
             flow, tokens, project, progress or _quiet, proxy_url, onboard_poll_interval
         )

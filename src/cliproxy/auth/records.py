@@ -7,8 +7,6 @@ preserved as they were.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,13 +18,18 @@ import orjson
 
 from cliproxy.providers.base import Credential
 
-# Auth file `type`s cliproxy can use; CLIProxyAPI knows more (antigravity, qwen, kimi, ...).
-SUPPORTED_TYPES = ("codex", "claude", "gemini")
-OPENAI_AUTH_CLAIM = "https://api.openai.com/auth"
+from .catalog import catalog
+from .record_fields import RecordError, json_kind, opt_str
+
+# Re-exported: the records' callers read and write times through this module.
+from .record_fields import format_time as format_time
+from .record_fields import parse_time as parse_time
 
 
-class RecordError(ValueError):
-    """Why a file is not a usable auth record; the message names the field."""
+def supported_types() -> tuple[str, ...]:
+    """Auth file `type`s cliproxy can use: the catalog's kinds. CLIProxyAPI knows more
+    (antigravity, qwen, kimi, ...)."""
+    return catalog().kinds()
 
 
 class AccountState(StrEnum):
@@ -100,62 +103,6 @@ class AuthRecord:
 PLAN_LIMITS_ONLY = "claude-plan-limits-only"
 
 
-# ----- time ---------------------------------------------------------------------------------
-
-
-def parse_time(value: str) -> datetime:
-    """RFC 3339 as Go writes it (``Z`` or an offset, up to nanoseconds) to an aware datetime."""
-    text = value.strip()
-    if not text:
-        raise ValueError("empty time")
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    try:
-        parsed.astimezone(UTC)  # 0001-01-01T00:00:00+14:00 has no UTC form: format_time fails
-    except OverflowError:
-        raise ValueError(f"{text!r} is out of range") from None
-    return parsed
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``: what Go's time.RFC3339 writes and parses."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# ----- JWT ----------------------------------------------------------------------------------
-
-
-def jwt_claims(token: str) -> dict[str, Any]:
-    """The payload of a JWT, unverified: we only read identity facts the issuer sent us over
-    TLS, never make trust decisions from it. Returns {} when it is not a readable JWT."""
-    parts = token.split(".")
-    if len(parts) < 2:
-        return {}
-    payload = parts[1] + "=" * (-len(parts[1]) % 4)
-    try:
-        claims = orjson.loads(base64.urlsafe_b64decode(payload))
-    except (binascii.Error, ValueError):
-        return {}
-    return claims if isinstance(claims, dict) else {}
-
-
-def codex_identity(id_token: str) -> tuple[str, str, str]:
-    """(email, chatgpt_account_id, chatgpt_plan_type) from a Codex id_token."""
-    claims = jwt_claims(id_token)
-    auth = claims.get(OPENAI_AUTH_CLAIM)
-    auth = auth if isinstance(auth, dict) else {}
-    return (
-        _str_or_empty(claims.get("email")),
-        _str_or_empty(auth.get("chatgpt_account_id")),
-        _str_or_empty(auth.get("chatgpt_plan_type")),
-    )
-
-
-def _str_or_empty(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 # ----- parsing ------------------------------------------------------------------------------
 
 
@@ -170,49 +117,30 @@ def parse_record_bytes(path: Path, data: bytes) -> AuthRecord:
 def parse_record(path: Path, raw: Any) -> AuthRecord:
     """Validate a file's dict; raises RecordError naming the first problem."""
     if not isinstance(raw, dict):
-        raise RecordError(f"expected a JSON object, got {_kind(raw)}")
+        raise RecordError(f"expected a JSON object, got {json_kind(raw)}")
     kind = raw.get("type")
     if kind is None:
         raise RecordError("missing field 'type'")
     if not isinstance(kind, str):
-        raise RecordError(f"type: expected a string, got {_kind(kind)}")
-    if kind not in SUPPORTED_TYPES:
+        raise RecordError(f"type: expected a string, got {json_kind(kind)}")
+    if catalog().get(kind) is None:
         raise RecordError(
-            f"type {kind!r} is not supported (cliproxy reads {', '.join(SUPPORTED_TYPES)})"
+            f"type {kind!r} is not supported (cliproxy reads {', '.join(supported_types())})"
         )
     common = _common_fields(raw)
-    if kind == "gemini":
-        token = raw.get("token", {})
-        if token is None:
-            token = {}
-        if not isinstance(token, dict):
-            raise RecordError(f"token: expected an object, got {_kind(token)}")
-        access = _opt_str(token, "access_token", "token.")
-        refresh = _opt_str(token, "refresh_token", "token.")
-        expires = _opt_time(token, "expiry", "token.")
-        facts: dict[str, Any] = {"project_id": _opt_str(raw, "project_id")}
-    else:
-        access = _opt_str(raw, "access_token")
-        refresh = _opt_str(raw, "refresh_token")
-        expires = _opt_time(raw, "expired")
-        facts = {}
-        if kind == "codex":
-            account_id = _opt_str(raw, "account_id")
-            id_token = _opt_str(raw, "id_token")
-            if not account_id and id_token:
-                account_id = codex_identity(id_token)[1]
-            facts["account_id"] = account_id
-    email = _opt_str(raw, "email")
+    tokens = catalog().entry(kind).file.read(raw)
+    email = opt_str(raw, "email")
     return AuthRecord(
         id=path.name,
         path=path,
         type=kind,
         email=email,
-        access_token=access,
-        refresh_token=refresh,
-        expires_at=expires,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_at=tokens.expires_at,
+        account_id=tokens.account_id,
+        project_id=tokens.project_id,
         raw=raw,
-        **facts,
         **common,
     )
 
@@ -222,30 +150,21 @@ def _common_fields(raw: dict[str, Any]) -> dict[str, Any]:
     if disabled is None:
         disabled = False
     if not isinstance(disabled, bool):
-        raise RecordError(f"disabled: expected true or false, got {_kind(disabled)}")
+        raise RecordError(f"disabled: expected true or false, got {json_kind(disabled)}")
     excluded = raw.get("excluded_models") or []
     if not isinstance(excluded, list) or not all(isinstance(m, str) for m in excluded):
         raise RecordError("excluded_models: expected a list of strings")
     aliases = raw.get("model_aliases")
     if aliases is not None and not isinstance(aliases, dict | list):
-        raise RecordError(f"model_aliases: expected an object or a list, got {_kind(aliases)}")
+        raise RecordError(f"model_aliases: expected an object or a list, got {json_kind(aliases)}")
     return {
         "disabled": disabled,
-        "prefix": _opt_str(raw, "prefix"),
-        "proxy_url": _opt_str(raw, "proxy_url"),
+        "prefix": opt_str(raw, "prefix"),
+        "proxy_url": opt_str(raw, "proxy_url"),
         "priority": _opt_int(raw, "priority"),
         "weight": _opt_int(raw, "weight"),
         "excluded_models": tuple(excluded),
     }
-
-
-def _opt_str(source: Mapping[str, Any], key: str, where: str = "") -> str:
-    value = source.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise RecordError(f"{where}{key}: expected a string, got {_kind(value)}")
-    return value
 
 
 def _opt_int(source: Mapping[str, Any], key: str) -> int | None:
@@ -253,26 +172,7 @@ def _opt_int(source: Mapping[str, Any], key: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-        raise RecordError(f"{key}: expected a whole number, got {_kind(value)}")
+        raise RecordError(f"{key}: expected a whole number, got {json_kind(value)}")
     if not -(2**63) <= value < 2**63:  # 1e300 is whole, but JSON writers refuse it back
         raise RecordError(f"{key}: {value} is out of range")
     return int(value)
-
-
-def _opt_time(source: Mapping[str, Any], key: str, where: str = "") -> datetime | None:
-    text = _opt_str(source, key, where)
-    if not text:
-        return None
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise RecordError(f"{where}{key}: {text!r} is not an RFC 3339 time") from None
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return "a number"
-    return names.get(type(value), type(value).__name__)

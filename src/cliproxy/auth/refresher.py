@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.providers.client_profiles import VENDOR_OF_AUTH_TYPE, ClientIdentities
+from cliproxy.providers.client_profiles import ClientIdentities
 from cliproxy.providers.transport import UpstreamClient
 
+from .catalog import catalog
 from .flows import OAuthFlow, default_flows
 from .identity import refreshed_file
 from .oauth import TokenError, TokenSender, refresh_grant
@@ -181,8 +182,8 @@ class Refresher:
         return saved.record
 
     def _identity_headers(self, record_type: str) -> dict[str, str]:
-        vendor = VENDOR_OF_AUTH_TYPE.get(record_type)
-        return self.identities.profile(vendor).refresh_headers() if vendor else {}
+        entry = catalog().get(record_type)
+        return self.identities.profile(entry.vendor).refresh_headers() if entry else {}
 
     # ----- background -------------------------------------------------------------------------
 

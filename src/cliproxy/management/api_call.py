@@ -33,10 +33,10 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.auth.records import AuthRecord
 from cliproxy.config.schema import Config
 from cliproxy.model import ProxyError
-from cliproxy.providers.api_keys import DEFAULT_BASE_URLS
 from cliproxy.routing.build import account_base_url
 from cliproxy.server.access import is_loopback
 from cliproxy.state import AppState
@@ -55,20 +55,6 @@ DROPPED_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade"}
 )
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
-
-# Where an account's token may go: the vendor's host and the paths its quota, profile and
-# model look-ups use (shared/reference/management-api.md §3.11).
-VENDOR_URLS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "codex": ("https://chatgpt.com", ("/backend-api/wham/",)),
-    "claude": (
-        "https://api.anthropic.com",
-        ("/api/oauth/usage", "/api/oauth/profile", "/v1/models"),
-    ),
-    "gemini": (
-        "https://cloudcode-pa.googleapis.com",
-        ("/v1internal:retrieveUserQuota", "/v1internal:loadCodeAssist"),
-    ),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +109,13 @@ def resolve_target(state: AppState, index: str) -> Target | None:
 
 
 def _account_target(record: AuthRecord) -> Target:
-    vendor = VENDOR_URLS.get(record.type)
+    # Where an account's token may go: its kind's vendor origin and the paths its quota,
+    # profile and model look-ups use (shared/reference/management-api.md §3.11).
+    entry = catalog().get(record.type)
     allowed: list[Allowed | None] = []
-    if vendor is not None:
-        origin, paths = vendor
-        allowed.append(Allowed.of(origin, paths))
+    if entry is not None:
+        paths = entry.vendor_paths
+        allowed.append(Allowed.of(entry.vendor_origin, paths))
         own = account_base_url(record)
         if own:
             allowed.append(Allowed.of(own, paths))
@@ -143,9 +131,8 @@ def _key_targets(config: Config) -> dict[str, Target]:
     """Config API keys by their routing id."""
     targets: dict[str, Target] = {}
     for key in config_keys(config):
-        default = (
-            DEFAULT_BASE_URLS.get(key.provider, "") if key.section != "openai-compatibility" else ""
-        )
+        kind = catalog().get(key.provider) if key.section != "openai-compatibility" else None
+        default = kind.api_key_base_url if kind else ""
         base = key.base_url or default
         targets[key.routing_id] = _key_target(key.routing_id, base, key.api_key, key.proxy_url)
     return targets

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.auth.records import AuthRecord, format_time, parse_time
 from cliproxy.config.schema import check_proxy_url
 from cliproxy.state import AppState
@@ -123,8 +124,8 @@ def apply_updates(record: AuthRecord, updates: Mapping[str, Any]) -> dict[str, A
             raw["headers"] = _merge_headers(raw.get("headers"), value)
             if not raw["headers"]:
                 del raw["headers"]
-        elif field == "expired" and record.type == "gemini":
-            # Gemini files keep the expiry inside their token object.
+        elif field == "expired" and catalog().entry(record.type).file.expiry_in_token:
+            # Some formats (Gemini's) keep the expiry inside their token object.
             token = raw.get("token")
             token = dict(token) if isinstance(token, dict) else {}
             token["expiry"] = None if value is None else _expired(field, value)

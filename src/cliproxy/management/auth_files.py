@@ -16,14 +16,13 @@ from typing import Any
 
 import orjson
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.auth.files import AuthWriteError
 from cliproxy.auth.records import (
     AccountState,
     AuthRecord,
     RecordError,
-    codex_identity,
     format_time,
-    jwt_claims,
     parse_record_bytes,
 )
 from cliproxy.state import AppState
@@ -165,8 +164,7 @@ def describe_record(state: AppState, record: AuthRecord) -> dict[str, Any]:
         **_disk_facts(record.path),
         **_counts(state, record.id),
     }
-    if record.type == "codex":
-        entry["id_token"] = _codex_token_facts(raw)
+    entry.update(catalog().entry(record.type).file.listing_facts(raw))
     return entry
 
 
@@ -226,21 +224,6 @@ def _counts(state: AppState, credential_id: str) -> dict[str, Any]:
     counts = counts_of(state)
     success, failed = counts.totals(credential_id)
     return {"success": success, "failed": failed, "recent_requests": counts.recent(credential_id)}
-
-
-def _codex_token_facts(raw: Mapping[str, Any]) -> dict[str, Any] | None:
-    token = raw.get("id_token")
-    if not isinstance(token, str) or not token:
-        return None
-    _, account_id, plan = codex_identity(token)
-    auth = jwt_claims(token).get("https://api.openai.com/auth")
-    auth = auth if isinstance(auth, dict) else {}
-    return {
-        "chatgpt_account_id": account_id or None,
-        "plan_type": plan or None,
-        "chatgpt_subscription_active_start": auth.get("chatgpt_subscription_active_start"),
-        "chatgpt_subscription_active_until": auth.get("chatgpt_subscription_active_until"),
-    }
 
 
 def _declared_type(path: Path) -> str:

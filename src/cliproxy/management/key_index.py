@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.config.schema import Config
 
 
@@ -30,7 +31,7 @@ class ConfigKey:
     """One API key of config.yaml as the management API sees it."""
 
     section: str  # "claude-api-key", ..., "openai-compatibility"
-    provider: str  # "claude", "gemini", "codex", or the compatible provider's name
+    provider: str  # the kind (auth/catalog.py), or the compatible provider's name
     routing_id: str  # the router's id: "claude-api-key[0]", "openai-compatibility[n][0]"
     base_url: str  # as configured (may be empty: the vendor default)
     api_key: str
@@ -44,11 +45,8 @@ class ConfigKey:
 def config_keys(config: Config) -> list[ConfigKey]:
     """Every API key entry of the config, in file order, named as the router names it."""
     keys: list[ConfigKey] = []
-    for family, entries in (
-        ("claude", config.claude_api_key),
-        ("gemini", config.gemini_api_key),
-        ("codex", config.codex_api_key),
-    ):
+    for kind in catalog().api_key_entries():
+        family, entries = kind.kind, kind.api_keys(config)
         section = f"{family}-api-key"
         for position, entry in enumerate(entries):
             keys.append(

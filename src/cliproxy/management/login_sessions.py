@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.auth.files import AuthWriteError
 from cliproxy.auth.flows import OAuthFlow, oauth_flow
 from cliproxy.auth.login import finish_login
@@ -33,17 +34,14 @@ log = logging.getLogger(__name__)
 
 SESSION_TTL = 30 * 60.0
 KEEP_FINISHED = 60.0  # how long get-auth-status still reports a finished login
-# Session provider names (the reference's) → the auth file type whose flow they run.
-FLOW_OF = {"codex": "codex", "anthropic": "claude", "gemini-cli": "gemini"}
-ALIASES = {"claude": "anthropic", "openai": "codex", "gemini": "gemini-cli", "google": "gemini-cli"}
 _STATE_CHARS = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def canonical_provider(name: str) -> str | None:
-    """The session provider for a name or alias (case-insensitive); None when unknown."""
-    key = name.strip().lower()
-    key = ALIASES.get(key, key)
-    return key if key in FLOW_OF else None
+    """The session provider (the reference's login name, from the catalog) for a name or
+    alias (case-insensitive); None when unknown."""
+    entry = catalog().by_login(name.strip().lower())
+    return entry.login if entry else None
 
 
 def valid_state(state: str) -> bool:
@@ -111,7 +109,10 @@ class LoginSessions:
     def start(self, provider: str, app_state: AppState, project: str | None = None) -> LoginSession:
         """A new session; `provider` is a canonical name (see canonical_provider)."""
         self._prune()
-        flow = self.flows(FLOW_OF[provider])
+        entry = catalog().by_login(provider)
+        if entry is None:
+            raise KeyError(provider)
+        flow = self.flows(entry.kind)  # the auth-file type whose flow the session runs
         pkce, state = new_pkce(), new_state()
         # The vendor's fixed loopback redirect, as its own CLI sends: the client ids are
         # registered for exactly that URI.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.management.auth_fields import LEGACY_NAMES
 from cliproxy.management.openapi_common import (
     BOOLEAN,
@@ -251,22 +252,17 @@ def login_paths() -> dict[str, dict[str, Any]]:
     )
     project = query("project_id", STRING, about="the Google Cloud project to use (Gemini)")
     paths: dict[str, dict[str, Any]] = {}
-    for route, provider in (
-        ("codex", "Codex"),
-        ("anthropic", "Claude"),
-        ("claude", "Claude"),
-        ("gemini-cli", "Gemini CLI"),
-        ("gemini", "Gemini CLI"),
-    ):
-        params = [webui, project] if provider == "Gemini CLI" else [webui]
-        paths[f"/{route}-auth-url"] = {
-            "get": op(
-                f"Start a {provider} login: the authorize URL and its state",
-                "logins",
-                params=params,
-                reply=started,
-            )
-        }
+    for entry in catalog().entries:
+        params = [webui, project] if entry.cloud_project else [webui]
+        for route in entry.login_routes:
+            paths[f"/{route}-auth-url"] = {
+                "get": op(
+                    f"Start a {entry.display_name} login: the authorize URL and its state",
+                    "logins",
+                    params=params,
+                    reply=started,
+                )
+            }
     for name in ("antigravity", "kimi", "xai", "qwen", "iflow"):
         refused = op(
             f"{name} logins are not supported: always 422 with the reason", "logins", errors=[422]

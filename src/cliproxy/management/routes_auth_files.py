@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cliproxy.auth.records import SUPPORTED_TYPES
+from cliproxy.auth.records import supported_types
 from cliproxy.auth.refresher import AccountNeedsLogin
 from cliproxy.model import ProxyError, loads_limited
 from cliproxy.state import AppState
@@ -338,7 +338,7 @@ async def vertex_import(request: Request) -> Response:
         raise ManagementError(400, "file: not a Google service-account key (type service_account)")
     if not isinstance(account.get("project_id"), str) or not account["project_id"].strip():
         raise ManagementError(400, "file: project_id is missing")
-    supported = ", ".join(SUPPORTED_TYPES)
+    supported = ", ".join(supported_types())
     raise ManagementError(
         422, f"Vertex service accounts are not supported: cliproxy reads {supported} accounts"
     )

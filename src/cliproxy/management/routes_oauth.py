@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.state import AppState
 
 from .common import ApiError, Handler, json_response, read_object
@@ -32,11 +33,11 @@ CALLBACK_FIELDS = ("provider", "redirect_url", "code", "state", "error")
 # How long a provider callback page waits for the exchange, to say how the login ended.
 PAGE_WAIT_SECONDS = 30.0
 # The provider callback routes (no key): the client api-keys check must not apply to them.
+# Path → the login it finishes, from each kind's catalog entry.
 CALLBACK_ROUTES = {
-    "/codex/callback": "codex",
-    "/anthropic/callback": "anthropic",
-    "/gemini-cli/callback": "gemini-cli",
-    "/google/callback": "gemini-cli",  # the reference's name before it dropped Gemini CLI
+    f"/{name}/callback": entry.login
+    for entry in catalog().entries
+    for name in entry.callback_routes
 }
 CALLBACK_PATHS = frozenset(CALLBACK_ROUTES)
 
@@ -82,7 +83,8 @@ def _starter(provider: str) -> Handler:
         """Start a login: {"status":"ok","url":<authorize URL>,"state":<state>}."""
         sessions = login_sessions(request.app)
         query = request.query_params
-        project = query.get("project_id", "").strip() if provider == "gemini-cli" else ""
+        takes_project = (entry := catalog().by_login(provider)) is not None and entry.cloud_project
+        project = query.get("project_id", "").strip() if takes_project else ""
         session = sessions.start(provider, _app_state(request), project or None)
         if query.get("is_webui", "").strip().lower() in TRUE_WORDS:
             await listen_for_callback(sessions, session)
@@ -202,17 +204,23 @@ def _provider_callback(provider: str) -> Handler:
 
 # ----- route tables ------------------------------------------------------------------------------
 
+# Path → the login it starts, from each kind's catalog entry.
 _STARTERS = {
-    "/codex-auth-url": "codex",
-    "/anthropic-auth-url": "anthropic",
-    "/claude-auth-url": "anthropic",
-    "/gemini-cli-auth-url": "gemini-cli",
-    "/gemini-auth-url": "gemini-cli",
+    f"/{name}-auth-url": entry.login for entry in catalog().entries for name in entry.login_routes
 }
 
 # Logins CLIProxyAPI offers that cliproxy does not: a clear JSON refusal instead of "no route",
 # so the Management Center's card shows why.
 _UNSUPPORTED = ("antigravity", "kimi", "xai", "qwen", "iflow")
+
+
+def _supported_logins() -> str:
+    """The logins offered, naming the kind where the login's name does not show it
+    ("anthropic (claude)")."""
+    return ", ".join(
+        entry.login if entry.login.startswith(entry.kind) else f"{entry.login} ({entry.kind})"
+        for entry in catalog().entries
+    )
 
 
 async def _unsupported_login(request: Request) -> Response:
@@ -221,7 +229,7 @@ async def _unsupported_login(request: Request) -> Response:
         {
             "status": "error",
             "error": f"{provider} logins are not supported by cliproxy; "
-            "supported: codex, anthropic (claude), gemini-cli",
+            f"supported: {_supported_logins()}",
         },
         422,
     )

@@ -19,6 +19,7 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from cliproxy import __version__
+from cliproxy.auth.catalog import catalog
 from cliproxy.config.schema import Config
 from cliproxy.state import AppState
 from cliproxy.usage.request_counts import counts_of
@@ -31,9 +32,8 @@ from .key_index import config_keys
 from .log_buffer import log_buffer
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
-# Channels whose accounts we serve, with the vendor their models are "owned by".
-CHANNELS = {"codex": "openai", "claude": "anthropic", "gemini": "google"}
-CHANNEL_ALIASES = {"gemini-cli": "gemini", "anthropic": "claude", "openai": "codex"}
+# The channels whose accounts we serve, their spellings and the vendor their models are
+# "owned by" come from the catalog.
 # OAuth channels of CLIProxyAPI that cliproxy does not log in to (yet).
 FOREIGN_CHANNELS = frozenset({"vertex", "aistudio", "antigravity", "kimi", "xai", "qwen", "iflow"})
 
@@ -192,9 +192,9 @@ async def model_definitions(request: Request) -> Response:
     channel = raw.strip().lower()
     if not channel:
         raise ApiError(400, None, "channel is required")
-    kind = CHANNEL_ALIASES.get(channel, channel)
-    provider = _state(request).account_providers.get(kind)
-    if kind not in CHANNELS or provider is None:
+    entry = catalog().by_management_channel(channel)
+    provider = _state(request).account_providers.get(entry.kind) if entry else None
+    if entry is None or provider is None:
         if channel in FOREIGN_CHANNELS:
             # Channels the Management Center's alias editor offers that cliproxy has no
             # accounts for: an empty catalogue lets the editor open instead of failing.
@@ -205,8 +205,8 @@ async def model_definitions(request: Request) -> Response:
             "id": name,
             "object": "model",
             "created": 0,
-            "owned_by": CHANNELS[kind],
-            "type": kind,
+            "owned_by": entry.owned_by,
+            "type": entry.kind,
             "display_name": name,
         }
         for name in provider.models()

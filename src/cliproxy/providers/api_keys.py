@@ -24,12 +24,7 @@ from cliproxy.providers.base import (
 )
 
 USER_AGENT = "cliproxy/0.1"
-
-DEFAULT_BASE_URLS = {
-    "claude": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com",
-    "codex": "https://api.openai.com/v1",
-}
+# Each kind's default base URL is in its catalog entry (auth/kinds.py).
 
 
 def _headers(credential: Credential, ctx: RequestContext, auth: dict[str, str]) -> dict[str, str]:

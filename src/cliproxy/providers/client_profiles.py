@@ -29,8 +29,6 @@ CODEX = "codex"
 CLAUDE = "claude"
 GEMINI_CLI = "gemini-cli"
 VENDORS = (CODEX, CLAUDE, GEMINI_CLI)
-# The auth-file `type` each vendor's accounts carry.
-VENDOR_OF_AUTH_TYPE = {"codex": CODEX, "claude": CLAUDE, "gemini": GEMINI_CLI}
 
 # How each vendor's user-agent names its version: codex_exec/0.169.0, codex_cli_rs/0.169.0,
 # claude-cli/2.1.331, GeminiCLI/0.61.0 or GeminiCLI-tui/0.61.0.

@@ -13,14 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.auth.records import AuthRecord
 from cliproxy.config.schema import Config
 from cliproxy.routing.registry import excluded
 
 log = logging.getLogger(__name__)
-
-# Channel names the config may use for an auth-file type (CLIProxyAPI calls gemini "gemini-cli").
-CHANNEL_SYNONYMS = {"gemini-cli": "gemini"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +36,8 @@ class AccountNames:
 
 
 def channel_of(key: str) -> str:
-    channel = key.strip().lower()
-    return CHANNEL_SYNONYMS.get(channel, channel)
+    """The auth-file type a config channel key names (the catalog knows its other spellings)."""
+    return catalog().channel(key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,44 +6,20 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from cliproxy.auth.catalog import catalog
 from cliproxy.auth.records import AuthRecord
 from cliproxy.config.schema import (
     Config,
     ModelAlias,
     OpenAICompatibility,
     OpenAIKeyEntry,
-    ProviderKey,
 )
-from cliproxy.providers.api_keys import (
-    DEFAULT_BASE_URLS,
-    ClaudeApiKeyProvider,
-    CodexApiKeyProvider,
-    GeminiApiKeyProvider,
-    OpenAICompatProvider,
-)
+from cliproxy.providers.api_keys import OpenAICompatProvider
 from cliproxy.providers.base import Credential, Provider
 from cliproxy.providers.demo import DemoProvider
 from cliproxy.routing.account_names import ChannelNames, account_names
 from cliproxy.routing.policy import CredentialPolicy, compile_rules
 from cliproxy.routing.registry import Candidate, ModelRegistry, excluded
-
-# Model names an API-key entry without a `models:` list answers for, and the ones it lists in
-# /v1/models. Any other name with the same family prefix is still forwarded.
-FAMILIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "claude": (
-        ("claude-",),
-        # Current names only (claude-sonnet-4-5 retired on 2026-11-30).
-        ("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5"),
-    ),
-    "gemini": (
-        ("gemini-", "gemma-", "learnlm-"),
-        ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-pro-preview"),
-    ),
-    "codex": (
-        ("gpt-", "o1", "o3", "o4", "codex-", "chatgpt-"),
-        ("gpt-5.5", "gpt-6", "gpt-6.1", "gpt-6.1-codex"),
-    ),
-}
 
 
 def build_registry(
@@ -59,19 +35,15 @@ def build_registry(
         demo = DemoProvider()
         for model in demo.models():
             registry.add(model, Candidate(demo, None, model))
-    sections: list[tuple[str, list[ProviderKey], Provider]] = [
-        ("claude", config.claude_api_key, ClaudeApiKeyProvider()),
-        ("gemini", config.gemini_api_key, GeminiApiKeyProvider()),
-        ("codex", config.codex_api_key, CodexApiKeyProvider()),
-    ]
-    for family, entries, provider in sections:
+    for kind in catalog().api_key_entries():
+        family, entries, provider = kind.kind, kind.api_keys(config), kind.api_key_provider()
         for index, entry in enumerate(entries):
             if not entry.api_key:
                 continue
             credential = Credential(
                 id=f"{family}-api-key[{index}]",
                 secret=entry.api_key,
-                base_url=entry.base_url or DEFAULT_BASE_URLS[family],
+                base_url=entry.base_url or kind.api_key_base_url,
                 proxy_url=entry.proxy_url or None,
                 headers=dict(entry.headers),
                 weight=entry.weight,
@@ -93,13 +65,13 @@ def build_registry(
                     plain,
                 )
             else:
-                prefixes, listed = FAMILIES[family]
+                # The kind's family: names with its prefixes, listing its current models.
                 registry.add_family(
-                    prefixes,
+                    kind.model_prefixes,
                     provider,
                     credential,
                     route_prefix=entry.prefix,
-                    listed_models=listed,
+                    listed_models=kind.listed_models,
                     excluded_models=entry.excluded_models,
                     plain=plain,
                 )
@@ -127,14 +99,6 @@ def _account_policy(config: Config, record: AuthRecord) -> CredentialPolicy:
     )
 
 
-# Auth-file types → the model family prefixes their accounts answer for beyond the listed models.
-ACCOUNT_FAMILIES = {
-    "codex": FAMILIES["codex"][0],
-    "claude": FAMILIES["claude"][0],
-    "gemini": FAMILIES["gemini"][0],
-}
-
-
 def account_base_url(record: AuthRecord) -> str:
     """An account's upstream: the file's own base_url, else $CLIPROXY_<TYPE>_BASE_URL (tests,
     gateways), else the provider's default (empty)."""
@@ -156,9 +120,10 @@ def _add_account(
     credential = replace(credential, weight=record.weight or 1, priority=record.priority or 0)
     names = account_names(record, channels)
     prefix = record.prefix.strip().strip("/")
-    # A family, like API keys without a models list, so accounts and keys of one vendor pool.
+    # A family, like API keys without a models list, so accounts and keys of one vendor pool:
+    # the kind's model prefixes answer beyond the listed models.
     registry.add_family(
-        ACCOUNT_FAMILIES[record.type],
+        catalog().entry(record.type).model_prefixes,
         provider,
         credential,
         route_prefix=prefix,

@@ -1,0 +1,39 @@
+"""The shape of a kind's OAuth data: endpoints, client id, scopes, callback port and path, and
+how the vendor's CLI sends its refresh grant.
+
+The machinery in oauth.py is shared; a kind supplies only this data, in its catalog entry
+(kinds.py). flows.py applies the environment overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthFlow:
+    provider: str  # the auth file `type`
+    display_name: str
+    authorize_url: str
+    token_url: str
+    client_id: str
+    scopes: tuple[str, ...]
+    callback_port: int
+    callback_path: str
+    token_body: Literal["form", "json"]
+    client_secret: str = ""  # Google's installed-app secret is public by design
+    extra_authorize_params: tuple[tuple[str, str], ...] = ()
+    # The state travels in the token request too (Anthropic wants it).
+    send_state_in_exchange: bool = False
+    # Refresh grants exactly as the vendor's CLI sends them: body encoding, fields in its order
+    # (a field with no value is left out) and extra fixed fields.
+    refresh_body: Literal["form", "json"] = "form"
+    refresh_fields: tuple[str, ...] = ("grant_type", "client_id", "refresh_token", "client_secret")
+    refresh_extra: tuple[tuple[str, str], ...] = ()
+    refresh_content_type: str = ""  # "" = the encoding's plain media type
+    userinfo_url: str = ""
+    code_assist_base_url: str = ""
+
+    def redirect_uri(self, port: int | None = None) -> str:
+        return f"http://localhost:{port or self.callback_port}{self.callback_path}"
