@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from cliproxy.app import build_app
+from cliproxy.auth.catalog import catalog
 from cliproxy.config.schema import Config
 from cliproxy.server.access import is_loopback
 from cliproxy.server.listener import server_config as server_config_for
@@ -44,6 +45,11 @@ def banner(config: Config, path: Path | None, models: list[str], accounts: int =
     ]
     if accounts:
         lines.insert(1, f"  {accounts} subscription account(s) from {config.auth_dir}")
+    for plugin in catalog().plugins:
+        if plugin.problem:
+            lines.insert(1, f"  provider plug-in {plugin.name} skipped: {plugin.problem}")
+        else:
+            lines.insert(1, f"  provider plug-in {plugin.name}: {', '.join(plugin.kinds)}")
     if demo:
         lines.insert(1, "  demo provider on: models demo-echo, demo-tools (offline)")
     return "\n".join(lines)
