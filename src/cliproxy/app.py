@@ -30,6 +30,7 @@ from cliproxy.server.browser import BrowserGuard
 from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.server.hangup import CancelOnHangUp
 from cliproxy.server.listener import BodyDeadline
+from cliproxy.server.outcomes import OutcomeMiddleware, note_error
 from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class ErrorMiddleware:
             else:
                 log.exception("unhandled error on %s", scope.get("path"))
                 error = ProxyError(ErrorKind.SERVER, "internal error in cliproxy; see its log")
+            note_error(scope, error)
             if started:
                 # Headers are out; the stream generators end with their own error frames, so
                 # this only happens for a bug. Nothing more can be said to the client.
@@ -176,6 +178,8 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     app.add_middleware(ErrorMiddleware)
     # Outside the error layer, so replies it writes carry CORS headers a page can read.
     app.add_middleware(BrowserGuard, state_getter=lambda: state, open_paths=CALLBACK_PATHS)
+    # One RequestOutcome per generation call, whoever answered it (server/outcomes.py).
+    app.add_middleware(OutcomeMiddleware, state_getter=lambda: state, applies=_is_generation_call)
     app.add_middleware(AccessLog, enabled=lambda: state.runtime.config.debug)
     return app
 

@@ -27,6 +27,7 @@ from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
+from cliproxy.usage.observers import Observers
 from cliproxy.usage.request_counts import RequestCounts
 
 
@@ -127,8 +128,11 @@ class AppState:
         # How a request waits for a credential's reset (max-retry-interval); tests swap it for
         # one that moves the fake clock instead of sleeping.
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-        # Per-credential outcomes for the management listing (memory only).
+        # Outcome events (usage/events.py) go to the observers subscribed here.
+        self.observers = Observers()
+        # Per-credential outcomes for the management listing (memory only): an observer.
         self.request_counts = RequestCounts(self.cooldowns.now)
+        self.observers.subscribe(self.request_counts)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
         versions_path = config.auth_dir / CLIENT_VERSIONS_FILE
@@ -243,6 +247,7 @@ class AppState:
             self.retired_clients.append(retired)
 
     async def close(self) -> None:
+        await self.observers.close()
         self.auth_store.stop()
         await self.refresher.close()
         await self.upstream.close()

@@ -19,6 +19,7 @@ from cliproxy.model import (
     Response,
     TextPart,
     ToolCallPart,
+    Usage,
     kind_for_status,
     loads_upstream,
 )
@@ -79,6 +80,9 @@ class AnthropicMessages(WireProtocol):
         return count
 
     # -- complete responses ---------------------------------------------------------------
+
+    def reply_usage(self, body: JSON) -> Usage:
+        return parse_usage(body.get("usage"))
 
     def parse_response(self, body: JSON) -> Response:
         if not isinstance(body, dict) or not isinstance(body.get("content"), list):

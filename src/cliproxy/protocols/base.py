@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Protocol, runtime_checkable
 
-from cliproxy.model import ProxyError, Request, Response, StreamEvent
+from cliproxy.model import ProxyError, Request, Response, StreamEvent, Usage
 from cliproxy.protocols.sse import SSEEvent
 
 JSON = dict[str, Any]
@@ -65,6 +65,14 @@ class WireProtocol(ABC):
 
     @abstractmethod
     def render_response(self, response: Response) -> JSON: ...
+
+    def reply_usage(self, body: JSON) -> Usage:
+        """The token usage of a reply, for a reply forwarded as is (protocols override this
+        with a read of the usage field alone, cheaper than parsing the whole reply)."""
+        try:
+            return self.parse_response(body).usage
+        except ProxyError:
+            return Usage()
 
     @abstractmethod
     def stream_decoder(self) -> StreamDecoder: ...

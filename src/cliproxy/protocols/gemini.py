@@ -24,6 +24,7 @@ from cliproxy.model import (
     Request,
     Response,
     ToolCallPart,
+    Usage,
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.gemini_errors import error_from_object, parse_error, render_error
@@ -66,6 +67,9 @@ class Gemini(WireProtocol):
 
     def render_request(self, request: Request) -> JSON:
         return render_request(request)
+
+    def reply_usage(self, body: JSON) -> Usage:
+        return parse_usage(get(body, "usageMetadata"))
 
     def parse_response(self, body: JSON) -> Response:
         if not isinstance(body, dict):

@@ -21,6 +21,7 @@ from cliproxy.model import (
     Request,
     TextPart,
     ToolCallPart,
+    Usage,
     loads_upstream,
 )
 from cliproxy.model import Response as CanonicalResponse
@@ -157,6 +158,9 @@ class OpenAIChat(WireProtocol):
 
     def parse_response(self, body: JSON) -> CanonicalResponse:
         return parse_response(body)
+
+    def reply_usage(self, body: JSON) -> Usage:
+        return usage_from_wire(body.get("usage"))
 
     def render_response(self, response: CanonicalResponse) -> JSON:
         return render_response(response)

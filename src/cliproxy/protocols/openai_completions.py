@@ -193,6 +193,9 @@ class OpenAICompletions(WireProtocol):
             body.setdefault(key, value)
         return body
 
+    def reply_usage(self, body: JSON) -> Usage:
+        return openai_chat_wire.usage_from_wire(body.get("usage"))
+
     def parse_response(self, body: JSON) -> CanonicalResponse:
         if isinstance(body, dict) and not body.get("error"):
             body = _to_chat_chunk(body)

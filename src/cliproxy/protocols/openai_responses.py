@@ -21,6 +21,7 @@ from cliproxy.model import (
     Response,
     TextPart,
     ToolCallPart,
+    Usage,
     kind_for_status,
     loads_upstream,
 )
@@ -115,6 +116,9 @@ class OpenAIResponses(WireProtocol):
 
     def render_request(self, request: Request) -> JSON:
         return render_request(request)
+
+    def reply_usage(self, body: JSON) -> Usage:
+        return parse_usage(body.get("usage"))
 
     def parse_response(self, body: JSON) -> Response:
         if not isinstance(body, dict) or not isinstance(body.get("output"), list):

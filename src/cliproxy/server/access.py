@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.errors import error_response, protocol_for
+from cliproxy.server.outcomes import note_client_key, note_error
 from cliproxy.state import AppState
 
 # Paths anyone may reach (health checks from load balancers and container runtimes).
@@ -77,8 +78,10 @@ class AccessMiddleware:
             key = presented_key(_key_headers(scope), scope.get("query_string", b""))
             if key is None:
                 error = ProxyError(ErrorKind.AUTHENTICATION, "missing API key")
-            elif not runtime.key_allowed(key):
-                error = ProxyError(ErrorKind.AUTHENTICATION, "invalid API key")
+            else:
+                note_client_key(scope, key)
+                if not runtime.key_allowed(key):
+                    error = ProxyError(ErrorKind.AUTHENTICATION, "invalid API key")
         else:
             client = scope.get("client")
             if not is_loopback(client[0] if client else None):
@@ -87,6 +90,7 @@ class AccessMiddleware:
                     "no api-keys are configured, so only clients on this machine are served",
                 )
         if error is not None:
+            note_error(scope, error)
             protocol = protocol_for(scope["path"], _headers(scope))
             await error_response(protocol, error)(scope, receive, send)
             return

@@ -12,6 +12,7 @@ from starlette.requests import Request as HTTPRequest
 from cliproxy.model import ErrorKind, ProxyError, Request, invalid, loads_limited
 from cliproxy.protocols.base import StreamEncoder, WireProtocol
 from cliproxy.protocols.signatures import mentions_wrapped
+from cliproxy.server.outcomes import DETACHED, RequestTrack
 
 
 @dataclass(slots=True)
@@ -30,6 +31,8 @@ class ClientCall:
     # The history holds reasoning signed by another vendor, wrapped for the ride through this
     # client (protocols/signatures.py); forwarding it untouched would get it refused upstream.
     carries_foreign_reasoning: bool = False
+    # Where the layers note what the RequestOutcome reports (server/outcomes.py).
+    track: RequestTrack = DETACHED
 
     def canonical(self) -> Request:
         request = self.protocol.parse_request(self.body)

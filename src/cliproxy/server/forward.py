@@ -28,6 +28,7 @@ from cliproxy.server.call import ClientCall
 from cliproxy.server.errors import error_response
 from cliproxy.server.respond import collect, complete, overhead_headers, serve_local, stream
 from cliproxy.state import AppState, Runtime
+from cliproxy.usage.events import LOCAL, PASS_THROUGH, TRANSLATED, AttemptOutcome
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,13 @@ class _Forwarding:
         self.session: str | None = None
         self.fell_back = False  # quota fallbacks are tried once per request
         self.ctx = RequestContext(call.stream, call.headers, call.query, call.protocol.name)
+        self.attempts = 0  # AttemptOutcomes emitted so far
+        self.sent_at = 0.0  # when the current attempt went out
+        self.rested = False  # whether the attempt being booked cooled its credential
+        track = call.track
+        track.client_protocol = call.protocol.name
+        track.model = call.model
+        track.stream = call.stream
 
     async def run(self) -> Response:
         runtime, call = self.runtime, self.call
@@ -175,6 +183,7 @@ class _Forwarding:
                 retry_after=wait,
             )
         error = failure.error
+        call.track.error_kind = error.kind
         if failure.status == 0:
             raise error  # a connection failure: no upstream body to relay
         overhead = overhead_headers(perf_counter() - call.started - self.upstream_seconds)
@@ -198,6 +207,8 @@ class _Forwarding:
         state, call = self.state, self.call
         provider = candidate.provider
         if isinstance(provider, LocalProvider):
+            call.track.candidate = candidate
+            call.track.path = LOCAL
             self.canonical = self.canonical or call.canonical()
             return await serve_local(
                 provider, replace(self.canonical, model=candidate.upstream_model), call
@@ -212,6 +223,7 @@ class _Forwarding:
                 log.warning("%s: %s", credential.label, account_error.message)
                 self.refused.add(_key(candidate))
                 self.failure = _Failure(account_error)
+                self._booked(candidate, 0, account_error, 0.0, sent=False)
                 return None
         passthrough = (
             provider.protocol is call.protocol
@@ -239,20 +251,22 @@ class _Forwarding:
             log.info("%s: not sent: %s", credential.label, refusal.message)
             self.refused.add(_key(candidate))
             self.failure = _Failure(refusal)
+            self._booked(candidate, 0, refusal, 0.0, sent=False)
             return None
         upstream_request = provider.build_request(credential, candidate.upstream_model, body, ctx)
-        sent_at = perf_counter()
+        self.sent_at = sent_at = perf_counter()
         try:
             upstream = await state.upstream.send(upstream_request, credential.proxy_url)
         except ProxyError as send_error:
-            self.upstream_seconds += perf_counter() - sent_at
+            failed_at = perf_counter()
+            self.upstream_seconds += failed_at - sent_at
             log.warning("%s %s: %s", provider.name, credential.label, send_error.message)
-            state.request_counts.record(credential.id, False)
             self.failure = _Failure(send_error)
             # Unreachable or timed out: rest it briefly, like a 502, so the next requests go
             # elsewhere first.
             if self._cool(candidate, credential, 502, send_error):
                 self.transient_here.add(_key(candidate))
+            self._booked(candidate, 0, send_error, failed_at - sent_at)
             return None
         headers_at = perf_counter()
         self.upstream_seconds += headers_at - sent_at
@@ -261,18 +275,16 @@ class _Forwarding:
             # An account token the upstream no longer accepts: refresh once, then try again.
             upstream.release()
             self.reauthorized.add(credential.id)
+            refused = ProxyError(
+                ErrorKind.AUTHENTICATION, f"account {credential.id} was refused by the upstream"
+            )
             if await _reauthorize(state, credential):
+                self._booked(candidate, 401, refused, headers_at - sent_at, reauthorized=True)
                 return await self._attempt(candidate)
             self.refused.add(_key(candidate))
-            state.request_counts.record(credential.id, False)
-            self.failure = _Failure(
-                ProxyError(
-                    ErrorKind.AUTHENTICATION,
-                    f"account {credential.id} was refused by the upstream",
-                )
-            )
+            self.failure = _Failure(refused)
+            self._booked(candidate, 401, refused, headers_at - sent_at)
             return None
-        state.request_counts.record(credential.id, upstream.status < 400)
         if upstream.status >= 400:
             return await self._failed(candidate, credential, upstream, passthrough, headers_at)
         if self.session is not None:
@@ -281,6 +293,8 @@ class _Forwarding:
             state.affinity.bind(
                 self.session, call.model, credential.id, routing.session_affinity_ttl
             )
+        self._booked(candidate, upstream.status, None, headers_at - sent_at)
+        call.track.path = PASS_THROUGH if passthrough else TRANSLATED
         upstream_seconds = self.upstream_seconds
         if call.stream:
             overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
@@ -305,7 +319,9 @@ class _Forwarding:
         assert isinstance(provider, Provider)
         status = upstream.status
         error, raw = await _read_error(provider, upstream, self.state.cooldowns.now())
-        self.upstream_seconds += perf_counter() - headers_at
+        read_at = perf_counter()
+        self.upstream_seconds += read_at - headers_at
+        latency = read_at - self.sent_at
         log.warning("%s %s answered %d: %s", provider.name, credential.label, status, error.message)
         self.failure = _Failure(error, raw, status, passthrough)
         explained = provider.explain_refusal(credential, self.ctx, status, error.message)
@@ -314,6 +330,7 @@ class _Forwarding:
             # the client hears why rather than the upstream's own words.
             self.failure = _Failure(explained)
             self.refused.add(_key(candidate))
+            self._booked(candidate, status, error, latency)
             return None
         policy = self.runtime.registry.policy(credential.id)
         action = (
@@ -325,14 +342,17 @@ class _Forwarding:
             if action.cools:
                 self._cool(candidate, credential, status, error, forced=True)
             if not action.retries:
+                self._booked(candidate, status, error, latency)
                 raise _Stop
             self.refused.add(_key(candidate))  # the rule says: another credential, not this
+            self._booked(candidate, status, error, latency)
             return None
         cooled = self._cool(candidate, credential, status, error)
         if status in (401, 403) or (status == 429 and not cooled):
             self.refused.add(_key(candidate))
         elif cooled and status != 429 and error.kind is not ErrorKind.RATE_LIMIT:
             self.transient_here.add(_key(candidate))
+        self._booked(candidate, status, error, latency)
         if not provider.should_retry(status):
             raise _Stop
         if not self.fell_back:
@@ -367,7 +387,44 @@ class _Forwarding:
         forced: bool = False,
     ) -> bool:
         model = _key(candidate)[1]
-        return _cool(self.state, self.runtime, credential, model, status, error, forced=forced)
+        cooled = _cool(self.state, self.runtime, credential, model, status, error, forced=forced)
+        self.rested = self.rested or cooled
+        return cooled
+
+    def _booked(
+        self,
+        candidate: Candidate,
+        status: int,
+        error: ProxyError | None,
+        latency: float,
+        *,
+        sent: bool = True,
+        reauthorized: bool = False,
+    ) -> None:
+        """One attempt ended: tell the observers (the request counters among them)."""
+        self.attempts += 1
+        track = self.call.track
+        track.attempts = self.attempts
+        track.candidate = candidate
+        credential = candidate.credential
+        assert credential is not None
+        rested, self.rested = self.rested, False
+        self.state.observers.emit(
+            AttemptOutcome(
+                credential_id=credential.id,
+                provider=candidate.provider.name,
+                upstream_model=candidate.upstream_model,
+                requested_model=self.call.model,
+                status=status,
+                error_kind=error.kind if error is not None else None,
+                latency=latency,
+                number=self.attempts,
+                sent=sent,
+                refused=_key(candidate) in self.refused,
+                rested=rested,
+                reauthorized=reauthorized,
+            )
+        )
 
 
 def _cool(

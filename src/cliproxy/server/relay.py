@@ -18,11 +18,14 @@ import orjson
 from cliproxy.model import (
     ErrorKind,
     MessageEnd,
+    MessageStart,
     ProxyError,
     Request,
     Response,
     StreamError,
     StreamEvent,
+    Usage,
+    UsageUpdate,
     loads_upstream,
 )
 from cliproxy.model.accumulate import ResponseAccumulator, response_events
@@ -52,12 +55,16 @@ class StreamOutcome:
     def __init__(self) -> None:
         self.error: ProxyError | None = None
         self.end: MessageEnd | None = None
+        self.usage = Usage()  # the stream's usage reports merged (they are cumulative)
 
     def see(self, event: StreamEvent) -> None:
         if isinstance(event, MessageEnd):
             self.end = event
+            self.usage = self.usage.merge(event.usage)
         elif isinstance(event, StreamError):
             self.error = event.error
+        elif isinstance(event, MessageStart | UsageUpdate):
+            self.usage = self.usage.merge(event.usage)
 
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")

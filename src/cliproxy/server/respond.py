@@ -71,9 +71,11 @@ async def complete(
     if provider.wraps_replies or renamed:
         raw = orjson.dumps(data)
     if passthrough:
+        call.track.usage = provider.protocol.reply_usage(data)
         overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
         return Response(raw, 200, media_type="application/json", headers=overhead)
     reply = provider.protocol.parse_response(data)
+    call.track.usage = reply.usage
     reply.model = call.model
     body = orjson.dumps(call.protocol.render_response(reply))
     overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
@@ -94,6 +96,7 @@ async def collect(
         upstream, provider.protocol.stream_decoder(), _event_unwrapper(provider)
     )
     upstream_seconds += perf_counter() - headers_at
+    call.track.usage = reply.usage
     reply.model = call.model
     body = orjson.dumps(call.protocol.render_response(reply))
     overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
@@ -115,6 +118,7 @@ def stream(
     provider = candidate.provider
     assert isinstance(provider, Provider)
     outcome = StreamOutcome()
+    call.track.stream_outcome = outcome
     client_request = canonical or Request(model=call.model, stream=True)
     if upstream.content_type == "application/json":
         if canonical is None:
@@ -151,6 +155,7 @@ def _encoder(call: ClientCall, request: Request) -> StreamEncoder:
 
 async def serve_local(provider: LocalProvider, request: Request, call: ClientCall) -> Response:
     reply = await provider.respond(request)
+    call.track.usage = reply.usage
     reply.model = call.model
     if call.stream:
         request.model = call.model

@@ -21,6 +21,7 @@ from cliproxy.protocols.registry import (
 from cliproxy.server.call import ClientCall, read_json_body, require_model, require_stream_flag
 from cliproxy.server.count import count_tokens
 from cliproxy.server.forward import forward
+from cliproxy.server.outcomes import track_of
 from cliproxy.state import AppState
 
 _NO_QUERY: Mapping[str, str] = {}
@@ -49,6 +50,7 @@ async def _simple_call(request: HTTPRequest, protocol: WireProtocol) -> Response
         query=_query(request),
         started=started,
         carries_foreign_reasoning=foreign,
+        track=track_of(request.scope),
     )
     return await forward(state, call)
 
@@ -106,6 +108,7 @@ async def gemini_post(request: HTTPRequest) -> Response:
         query=request.query_params,
         started=started,
         carries_foreign_reasoning=foreign,
+        track=track_of(request.scope),
     )
     if call.stream and request.query_params.get("alt") != "sse":
         # Without alt=sse Gemini streams one JSON array; only our own encoder writes that.

@@ -4,9 +4,10 @@ The auth-file listing shows, for every account, how many requests it served and 
 failed, plus the last 20 ten-minute buckets (`recent_requests`, labelled in server-local time,
 as the reference's Management Center expects). Memory only: counts restart with the process.
 
-The forwarding path records one outcome per upstream attempt with ``record(credential_id, ok)``.
-The object lives on the AppState (``state.request_counts``); ``counts_of(state)`` creates it on
-first use so the management routes work whether or not the server wired it yet.
+The counters observe the forwarding core's AttemptOutcome events (``on_attempt``, subscribed on
+the AppState's observer hub): one count per request sent to an upstream. The object lives on the
+AppState (``state.request_counts``); ``counts_of(state)`` creates it on first use so the
+management routes work whether or not the server wired it yet.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from cliproxy.usage.events import AttemptOutcome
 
 BUCKET_SECONDS = 600
 BUCKETS = 20
@@ -38,6 +41,12 @@ class RequestCounts:
         self._tallies: dict[str, _Tally] = {}
         # Management readers may run in another thread than the event loop (tests, tools).
         self._lock = threading.Lock()
+
+    def on_attempt(self, event: AttemptOutcome) -> None:
+        """An observer hook. Not counted: a call never sent (the credential refused it), and a
+        401 the account answered with a token refresh (the retry that follows is counted)."""
+        if event.sent and not event.reauthorized:
+            self.record(event.credential_id, event.ok)
 
     def record(self, credential_id: str, ok: bool) -> None:
         """One upstream attempt of ``credential_id`` ended: ``ok`` when it answered < 400."""

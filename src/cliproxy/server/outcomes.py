@@ -1,0 +1,188 @@
+"""One RequestOutcome per client request on the generation routes.
+
+``OutcomeMiddleware`` wraps those routes (outside the error layer, so it sees every reply,
+refusals and error replies included). It puts a ``RequestTrack`` in the ASGI scope; the layers
+that know something write it there (the access check the masked client key, the forwarding core
+the attempts and the candidate, the reply builders the usage or the stream's outcome, the error
+layer the error kind), and the middleware itself counts the bytes and times the first of them.
+When the route has returned, the reply has ended (a stream too: its generator is done, by its
+end, an error frame or the client's hang-up), and the outcome is emitted exactly once.
+
+With no RequestOutcome observer subscribed nothing is tracked: the routes then write into
+``DETACHED``, a track that is never emitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from time import perf_counter
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cliproxy.model import ErrorKind, ProxyError, Usage, kind_for_status
+from cliproxy.providers.base import LocalProvider, mask_secret
+from cliproxy.routing.registry import Candidate
+from cliproxy.server.errors import protocol_for
+from cliproxy.server.relay import StreamOutcome
+from cliproxy.state import AppState
+from cliproxy.usage.events import Ending, Path, RequestOutcome
+
+TRACK = "cliproxy.outcome"  # the scope key
+_NO_USAGE = Usage()
+
+
+class RequestTrack:
+    """What is known so far about one client request. Written by whichever layer knows it."""
+
+    __slots__ = (
+        "attempts",
+        "bytes_out",
+        "candidate",
+        "client_key",
+        "client_protocol",
+        "error_kind",
+        "finished",
+        "first_byte",
+        "hung_up",
+        "model",
+        "path",
+        "started",
+        "status",
+        "stream",
+        "stream_outcome",
+        "usage",
+    )
+
+    def __init__(self, started: float = 0.0) -> None:
+        self.started = started
+        self.client_key = ""
+        self.client_protocol = ""
+        self.model = ""
+        self.stream = False
+        self.candidate: Candidate | None = None  # the one of the last attempt
+        self.path: Path = ""
+        self.attempts = 0
+        self.usage = _NO_USAGE
+        self.stream_outcome: StreamOutcome | None = None
+        self.error_kind: ErrorKind | None = None
+        self.status = 0
+        self.bytes_out = 0
+        self.first_byte: float | None = None
+        self.finished = False  # the last body message went out
+        self.hung_up = False  # the client went away before that
+
+    def outcome(self, scope: Scope, now: float) -> RequestOutcome:
+        status = self.status
+        usage = self.usage
+        error_kind = self.error_kind
+        relayed = self.stream_outcome
+        if relayed is not None:
+            usage = relayed.usage
+            if relayed.error is not None:
+                error_kind = relayed.error.kind
+        ending: Ending
+        if self.hung_up or not self.finished:
+            ending = "hung_up"
+        elif error_kind is not None or status >= 400:
+            ending = "error"
+            error_kind = error_kind or kind_for_status(status)
+        else:
+            ending = "completed"
+        candidate = self.candidate
+        provider = candidate.provider if candidate is not None else None
+        credential = candidate.credential if candidate is not None else None
+        first_byte = self.first_byte
+        streamed = relayed is not None or (self.path == "local" and self.stream)
+        return RequestOutcome(
+            client_key=self.client_key,
+            client_protocol=self.client_protocol or protocol_for(scope["path"], {}).name,
+            upstream_protocol=""
+            if provider is None or isinstance(provider, LocalProvider)
+            else provider.protocol.name,
+            requested_model=self.model,
+            upstream_model=candidate.upstream_model if candidate is not None else "",
+            credential_id=credential.id if credential is not None else "",
+            provider=provider.name if provider is not None else "",
+            path=self.path,
+            stream=self.stream,
+            status=status,
+            error_kind=error_kind,
+            ending=ending,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_tokens=usage.cached_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            latency=now - self.started,
+            first_token=first_byte - self.started if streamed and first_byte is not None else None,
+            attempts=self.attempts,
+            bytes_out=self.bytes_out,
+        )
+
+
+# Written by requests nobody tracks; never read.
+DETACHED = RequestTrack()
+
+
+def track_of(scope: Scope) -> RequestTrack:
+    track: RequestTrack = scope.get(TRACK, DETACHED)
+    return track
+
+
+def note_client_key(scope: Scope, key: str) -> None:
+    track = scope.get(TRACK)
+    if track is not None:
+        track.client_key = mask_secret(key)
+
+
+def note_error(scope: Scope, error: ProxyError) -> None:
+    track = scope.get(TRACK)
+    if track is not None:
+        track.error_kind = error.kind
+
+
+class OutcomeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        state_getter: Callable[[], AppState],
+        applies: Callable[[Scope], bool],
+    ) -> None:
+        self.app = app
+        self.state_getter = state_getter
+        self.applies = applies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.applies(scope):
+            await self.app(scope, receive, send)
+            return
+        observers = self.state_getter().observers
+        if not observers.wants(RequestOutcome):
+            await self.app(scope, receive, send)
+            return
+        track = RequestTrack(perf_counter())
+        scope[TRACK] = track
+
+        async def watched_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.body":
+                body = message.get("body", b"")
+                if body:
+                    if track.first_byte is None:
+                        track.first_byte = perf_counter()
+                    track.bytes_out += len(body)
+                if not message.get("more_body", False):
+                    track.finished = not track.hung_up
+            elif kind == "http.response.start":
+                track.status = message["status"]
+            await send(message)
+
+        async def watched_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.disconnect" and not track.finished:
+                track.hung_up = True
+            return message
+
+        try:
+            await self.app(scope, watched_receive, watched_send)
+        finally:
+            observers.emit(track.outcome(scope, perf_counter()))
