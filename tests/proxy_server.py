@@ -1,23 +1,18 @@
-"""Run the real cliproxy ASGI app with uvicorn on 127.0.0.1 (port 0) in a background thread."""
+"""Run the real cliproxy app on 127.0.0.1 (port 0) in a background thread, through the same
+embedding API a program would use (cliproxy.embed.Proxy)."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
-import threading
-import time
 from pathlib import Path
 
-import uvicorn
-
-from cliproxy.app import build_app
 from cliproxy.config import default_config, parse_config_text
 from cliproxy.config.schema import Config
-from cliproxy.server.listener import server_config
+from cliproxy.embed import Proxy
 
 
-class ProxyServer:
+class ProxyServer(Proxy):
     def __init__(
         self,
         config: Config | str | None = None,
@@ -33,57 +28,15 @@ class ProxyServer:
             # Never read the developer's real accounts (~/.cli-proxy-api) in a test.
             self._own_auth_dir = Path(tempfile.mkdtemp(prefix="auth-"))
             config = config.model_copy(update={"auth_dir": self._own_auth_dir})
-        self.config = config
-        self.config_path = config_path
-        self.app = build_app(self.config, config_path)
-        self._ssl = (ssl_certfile, ssl_keyfile)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    @property
-    def state(self):  # type: ignore[no-untyped-def]
-        return self.app.state.cliproxy
-
-    @property
-    def base_url(self) -> str:
-        scheme = "https" if self._ssl[0] else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
-
-    def start(self) -> ProxyServer:
-        config = server_config(
-            self.app,
-            self.config,
-            host="127.0.0.1",
-            port=0,
-            loop="asyncio",
-            log_level="warning",
-            ssl_certfile=self._ssl[0],
-            ssl_keyfile=self._ssl[1],
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._server.serve()), daemon=True
-        )  # type: ignore[union-attr]
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("proxy server did not start")
-            time.sleep(0.01)
-        self.port = self._server.servers[0].sockets[0].getsockname()[1]
-        return self
+        # Tests never serve the config's own TLS settings unless they hand in a cert.
+        tls = {"ssl_certfile": ssl_certfile, "ssl_keyfile": ssl_keyfile}
+        super().__init__(config, config_path=config_path, port=0, **tls)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        super().stop()
         if self._own_auth_dir is not None:
             shutil.rmtree(self._own_auth_dir, ignore_errors=True)
 
     def __enter__(self) -> ProxyServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self.start()
+        return self

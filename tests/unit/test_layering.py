@@ -22,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"cliproxy.state"},
     {"cliproxy.server"},
     {"cliproxy.management"},
-    {"cliproxy.app", "cliproxy.serve"},
+    {"cliproxy.app", "cliproxy.serve", "cliproxy.embed"},
     {"cliproxy.cli", "cliproxy.cli_auth"},
 ]
 
