@@ -65,6 +65,7 @@ class Proxy:
         **server_options: Any,
     ) -> None:
         self.config = config
+        self.config_path = config_path
         self.app: Starlette = build_app(config, config_path)
         self._host = host
         self._port = config.port if port is None else port
