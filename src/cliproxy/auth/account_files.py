@@ -105,6 +105,12 @@ class AccountFile:
         )
         if id_token := tokens.get("id_token"):
             raw["id_token"] = id_token
+        self.login_extras(raw, tokens, identity)
+
+    def login_extras(
+        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity
+    ) -> None:
+        """The kind's own fields a login writes besides the common ones."""
 
     def refreshed(self, raw: dict[str, Any], tokens: Mapping[str, Any], moment: datetime) -> None:
         """Write a refresh's fields into ``raw``: the new access token and expiry, and the
@@ -150,26 +156,9 @@ class CodexFile(AccountFile):
         email, account_id, plan = codex_identity(str(tokens.get("id_token") or ""))
         return Identity(email=email, account_id=account_id, plan=plan)
 
-    def login(
-        self,
-        raw: dict[str, Any],
-        flow: OAuthFlow,
-        tokens: Mapping[str, Any],
-        identity: Identity,
-        *,
-        project_id: str,
-        project_auto: bool,
-        moment: datetime,
+    def login_extras(
+        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity
     ) -> None:
-        super().login(
-            raw,
-            flow,
-            tokens,
-            identity,
-            project_id=project_id,
-            project_auto=project_auto,
-            moment=moment,
-        )
         raw["account_id"] = identity.account_id
 
     def refreshed(self, raw: dict[str, Any], tokens: Mapping[str, Any], moment: datetime) -> None:
@@ -215,26 +204,9 @@ class ClaudeFile(AccountFile):
             organization=str(org.get("name") or ""),
         )
 
-    def login(
-        self,
-        raw: dict[str, Any],
-        flow: OAuthFlow,
-        tokens: Mapping[str, Any],
-        identity: Identity,
-        *,
-        project_id: str,
-        project_auto: bool,
-        moment: datetime,
+    def login_extras(
+        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity
     ) -> None:
-        super().login(
-            raw,
-            flow,
-            tokens,
-            identity,
-            project_id=project_id,
-            project_auto=project_auto,
-            moment=moment,
-        )
         org = tokens.get("organization")
         org = org if isinstance(org, dict) else {}
         for key, value in (
