@@ -31,6 +31,7 @@ from cliproxy.protocols.gemini_errors import error_from_object, parse_error, ren
 from cliproxy.protocols.gemini_parts import (
     ISSUER,
     JSON,
+    NAME,
     CallIds,
     get,
     parse_finish_reason,
@@ -56,7 +57,7 @@ GENERATION_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 
 
 class Gemini(WireProtocol):
-    name = "gemini"
+    name = NAME
     reply_model_key = "modelVersion"
 
     def parse_request(self, body: JSON) -> Request:

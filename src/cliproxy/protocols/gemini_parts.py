@@ -36,7 +36,8 @@ from cliproxy.model import (
 )
 from cliproxy.protocols.signatures import carried_part
 
-ISSUER = "gemini"
+NAME = "gemini"  # the protocol's name, also the issuer of its reasoning signatures
+ISSUER = NAME
 JSON = dict[str, Any]
 
 

@@ -34,6 +34,7 @@ from cliproxy.protocols.cross_vendor import (
 )
 from cliproxy.protocols.gemini_parts import (
     JSON,
+    NAME,
     CallIds,
     get,
     has,
@@ -116,7 +117,7 @@ def parse_request(body: Any) -> Request:
     known = {name for field in _TOP_LEVEL for name in (field, _snake(field))} | {"model"}
     extras.update({key: value for key, value in body.items() if key not in known})
     if extras:
-        request.extras["gemini"] = extras
+        request.extras[NAME] = extras
     if not contents:
         # Checked last so other field errors are reported first; the real API refuses an empty
         # conversation with 400 INVALID_ARGUMENT too.
@@ -329,7 +330,7 @@ def render_request(request: Request) -> JSON:
     if system_texts:
         body["systemInstruction"] = {"parts": [{"text": text} for text in system_texts]}
 
-    extras = dict(request.extras.get("gemini", {}))
+    extras = dict(request.extras.get(NAME, {}))
     tools = _render_tools(request.tools)
     if tools:
         body["tools"] = tools
@@ -371,7 +372,7 @@ def _render_tools(tools: list[Tool]) -> list[JSON]:
         if parameters.get("properties"):
             declaration["parameters"] = parameters
         declarations.append(declaration)
-    log_dropped_builtins("gemini", dropped)
+    log_dropped_builtins(NAME, dropped)
     return ([{"functionDeclarations": declarations}] if declarations else []) + others
 
 

@@ -27,7 +27,7 @@ from cliproxy.model import (
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.openai_responses_request import (
-    PROTOCOL_NAME,
+    NAME,
     parse_request,
     render_request,
 )
@@ -62,7 +62,7 @@ def client_reasoning_item(part: ReasoningPart) -> JSON:
     """A reasoning output item for a client. Our own encrypted_content goes out unchanged;
     another vendor's signature/blob rides in encrypted_content wrapped (signatures.py), so the
     client's next request hands it back and it can be returned to its issuer."""
-    if foreign(part.issuer, PROTOCOL_NAME):
+    if foreign(part.issuer, NAME):
         return reasoning_item(new_id("rs"), part.text, wrap_part(part))
     return reasoning_item(reasoning_item_id(part.id), part.text, part.encrypted)
 
@@ -109,7 +109,7 @@ def _parse_output_item(item: Any) -> Part | None:
 
 
 class OpenAIResponses(WireProtocol):
-    name = PROTOCOL_NAME
+    name = NAME
 
     def parse_request(self, body: JSON) -> Request:
         return parse_request(body)

@@ -35,7 +35,7 @@ from cliproxy.protocols.openai_chat_request import openai_effort
 from cliproxy.protocols.signatures import carried_part
 
 JSON = dict[str, Any]
-PROTOCOL_NAME = "openai_responses"
+NAME = "openai_responses"
 
 # Top-level request fields with a canonical home; every other field goes to extras verbatim.
 _KNOWN_FIELDS = {
@@ -115,7 +115,7 @@ def parse_request(body: Any) -> Request:
 
     extras = {key: value for key, value in body.items() if key not in _KNOWN_FIELDS}
     if extras:
-        request.extras.setdefault(PROTOCOL_NAME, {}).update(extras)
+        request.extras.setdefault(NAME, {}).update(extras)
     return request
 
 
@@ -229,7 +229,7 @@ def _parse_reasoning_item(item: JSON, path: str) -> ReasoningPart:
     return ReasoningPart(
         text=text,
         encrypted=encrypted if isinstance(encrypted, str) else None,
-        issuer=PROTOCOL_NAME,
+        issuer=NAME,
         id=item.get("id") if isinstance(item.get("id"), str) else None,
     )
 
@@ -347,7 +347,7 @@ def _parse_tool_choice(raw: Any, request: Request) -> None:
         request.tool_choice = ToolChoice("tool", raw["name"])
         return
     # allowed_tools / hosted-tool choices have no canonical form: keep them for a round trip.
-    request.extras.setdefault(PROTOCOL_NAME, {})["tool_choice"] = raw
+    request.extras.setdefault(NAME, {})["tool_choice"] = raw
 
 
 def _parse_reasoning(raw: Any) -> Reasoning | None:
@@ -385,7 +385,7 @@ def _parse_text_config(raw: Any, request: Request) -> None:
         )
     rest = {key: value for key, value in raw.items() if key != "format"}
     if rest:  # e.g. verbosity
-        request.extras.setdefault(PROTOCOL_NAME, {})["text"] = rest
+        request.extras.setdefault(NAME, {})["text"] = rest
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,7 +393,7 @@ def _parse_text_config(raw: Any, request: Request) -> None:
 
 
 def render_request(request: Request) -> JSON:
-    extras = dict(request.extras.get(PROTOCOL_NAME, {}))
+    extras = dict(request.extras.get(NAME, {}))
     messages = request.messages
     if not any(extras.get(key) for key in _SERVER_STATE):
         # Without server-side history a function_call_output needs its function_call.
@@ -403,7 +403,7 @@ def render_request(request: Request) -> JSON:
         body["instructions"] = request.system_text()
     tools = [t for t in (_render_tool(tool) for tool in request.tools) if t is not None]
     log_dropped_builtins(
-        PROTOCOL_NAME,
+        NAME,
         [builtin_label(t) for t in request.tools if t.builtin and _render_tool(t) is None],
     )
     if tools:
@@ -491,7 +491,7 @@ def _render_part(part: Part, role: str) -> JSON | None:
         url = part.url or f"data:{part.media_type or 'image/png'};base64,{part.data or ''}"
         return {"type": "input_image", "image_url": url, "detail": part.detail or "auto"}
     if isinstance(part, FilePart):
-        refuse_media(part, PROTOCOL_NAME, ("audio", "video"))
+        refuse_media(part, NAME, ("audio", "video"))
         if part.file_id and part.media_type.startswith("image"):
             return {"type": "input_image", "file_id": part.file_id, "detail": "auto"}
         file: JSON = {"type": "input_file"}
@@ -521,7 +521,7 @@ def _render_tool_result(part: ToolResultPart) -> JSON:
 
 def _render_reasoning_item(part: ReasoningPart) -> JSON | None:
     """Only reasoning this API produced can go back to it; other vendors' thinking is dropped."""
-    if part.issuer != PROTOCOL_NAME or not (part.id or part.encrypted):
+    if part.issuer != NAME or not (part.id or part.encrypted):
         return None
     item: JSON = {"type": "reasoning"}
     if part.id:

@@ -36,7 +36,7 @@ from cliproxy.model import (
     loads_upstream,
 )
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder
-from cliproxy.protocols.openai_responses_request import PROTOCOL_NAME
+from cliproxy.protocols.openai_responses_request import NAME
 from cliproxy.protocols.openai_responses_wire import (
     error_from_wire,
     failed_error,
@@ -120,7 +120,7 @@ class ResponsesStreamEncoder(StreamEncoder):
             case ReasoningStart(
                 index=index, id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
             ):
-                if foreign(issuer, PROTOCOL_NAME):
+                if foreign(issuer, NAME):
                     carry = ReasoningPart(
                         id=id_, redacted=redacted, encrypted=encrypted, issuer=issuer
                     )
@@ -458,9 +458,7 @@ class ResponsesStreamDecoder(StreamDecoder):
         encrypted = encrypted if isinstance(encrypted, str) and encrypted else None
         block.encrypted_sent = encrypted is not None
         item_id = item.get("id") if isinstance(item.get("id"), str) else None
-        out.append(
-            ReasoningStart(block.index, id=item_id, encrypted=encrypted, issuer=PROTOCOL_NAME)
-        )
+        out.append(ReasoningStart(block.index, id=item_id, encrypted=encrypted, issuer=NAME))
 
     def _item_added(self, out: list[StreamEvent], output_index: Any, item: Any) -> None:
         if not isinstance(item, dict):

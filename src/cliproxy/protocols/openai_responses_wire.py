@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 from cliproxy.model import ErrorKind, FinishReason, ProxyError, ReasoningPart, Usage
-from cliproxy.protocols.openai_responses_request import PROTOCOL_NAME
+from cliproxy.protocols.openai_responses_request import NAME
 from cliproxy.protocols.signatures import carried_part
 
 JSON = dict[str, Any]
@@ -174,7 +174,7 @@ def parse_reasoning_item(item: JSON) -> ReasoningPart:
     return ReasoningPart(
         text=text,
         encrypted=encrypted if isinstance(encrypted, str) and encrypted else None,
-        issuer=PROTOCOL_NAME,
+        issuer=NAME,
         id=item.get("id") if isinstance(item.get("id"), str) else None,
     )
 
