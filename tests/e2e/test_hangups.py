@@ -14,7 +14,8 @@ import pytest
 
 from tests.e2e.conftest import matrix_config
 from tests.proxy_server import ProxyServer
-from tests.simulators import AnthropicSim, GeminiSim, OpenAIChatSim, Reply, ResponsesSim, Simulator
+from tests.simulators import Reply, Simulator
+from tests.simulators.fixtures import own_matrix_sims
 
 PROMPT = "please answer slowly"
 
@@ -44,15 +45,8 @@ UPSTREAMS = ("chat-model", "resp-model", "claude-model", "gemini-model")
 @pytest.fixture(scope="module")
 def sims() -> Iterator[dict[str, Simulator]]:
     # Own simulators: the shared ones hold idle pooled connections from other tests.
-    started: dict[str, Simulator] = {
-        "chat-model": OpenAIChatSim().start(),
-        "resp-model": ResponsesSim().start(),
-        "claude-model": AnthropicSim().start(),
-        "gemini-model": GeminiSim().start(),
-    }
-    yield started
-    for sim in started.values():
-        sim.stop()
+    with own_matrix_sims() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from cliproxy.model import ErrorKind
 from cliproxy.usage.events import AttemptOutcome, RequestOutcome
 from cliproxy.usage.observers import QueuedObserver
 from tests.proxy_server import ProxyServer
-from tests.simulators import AnthropicSim, GeminiSim, OpenAIChatSim, Reply, ResponsesSim, Simulator
+from tests.simulators import Reply, Simulator
+from tests.simulators.fixtures import own_matrix_sims
 
 CLIENT_KEY = "client-key-abcdef-123456"
 MASKED = "clie…3456"
@@ -120,15 +121,8 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
 
 @pytest.fixture(scope="module")
 def sims() -> Iterator[dict[str, Simulator]]:
-    started: dict[str, Simulator] = {
-        "chat-model": OpenAIChatSim().start(),
-        "resp-model": ResponsesSim().start(),
-        "claude-model": AnthropicSim().start(),
-        "gemini-model": GeminiSim().start(),
-    }
-    yield started
-    for sim in started.values():
-        sim.stop()
+    with own_matrix_sims() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,13 @@ costs ~0.2 s) and is reset before every test that uses it. Import them into a co
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
 
 from .anthropic_sim import AnthropicSim
+from .core import Simulator
 from .gemini_sim import GeminiSim
 from .openai_chat_sim import OpenAIChatSim
 from .openai_responses_sim import ResponsesSim
@@ -62,3 +64,20 @@ def anthropic_sim(_anthropic_sim_server: AnthropicSim) -> AnthropicSim:
 def gemini_sim(_gemini_sim_server: GeminiSim) -> GeminiSim:
     _gemini_sim_server.reset()
     return _gemini_sim_server
+
+
+@contextlib.contextmanager
+def own_matrix_sims() -> Iterator[dict[str, Simulator]]:
+    """A fresh simulator per upstream kind, keyed by the matrix's client model names, for tests
+    that must not share the session's simulators (their pooled connections, their queues)."""
+    started: dict[str, Simulator] = {
+        "chat-model": OpenAIChatSim().start(),
+        "resp-model": ResponsesSim().start(),
+        "claude-model": AnthropicSim().start(),
+        "gemini-model": GeminiSim().start(),
+    }
+    try:
+        yield started
+    finally:
+        for sim in started.values():
+            sim.stop()

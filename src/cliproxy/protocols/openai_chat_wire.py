@@ -32,7 +32,8 @@ _FINISH_TO_WIRE = {
     FinishReason.ERROR: "stop",
 }
 
-_ERROR_TYPES = {
+# OpenAI's error `type` per kind, shared by Chat and Responses.
+ERROR_TYPES = {
     ErrorKind.INVALID_REQUEST: "invalid_request_error",
     ErrorKind.AUTHENTICATION: "authentication_error",
     ErrorKind.PERMISSION: "permission_error",
@@ -140,7 +141,7 @@ def usage_to_wire(usage: Usage) -> JSON:
 
 def error_body(error: ProxyError) -> JSON:
     kind = error.kind
-    err_type = _ERROR_TYPES.get(kind, "server_error")
+    err_type = ERROR_TYPES.get(kind, "server_error")
     code = _ERROR_CODES.get(kind)
     if kind is ErrorKind.NOT_FOUND and error.param != "model":
         code = "not_found"  # an unknown route is not an unknown model

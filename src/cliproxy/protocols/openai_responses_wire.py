@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from cliproxy.model import ErrorKind, FinishReason, ProxyError, ReasoningPart, Usage
+from cliproxy.protocols.openai_chat_wire import ERROR_TYPES
 from cliproxy.protocols.openai_responses_request import NAME
 from cliproxy.protocols.signatures import carried_part
 
@@ -192,18 +193,6 @@ def finish_reason_of(body: JSON, saw_tool_call: bool) -> FinishReason:
 # ---------------------------------------------------------------------------------------------
 # errors
 
-_ERROR_TYPES = {
-    ErrorKind.INVALID_REQUEST: "invalid_request_error",
-    ErrorKind.AUTHENTICATION: "authentication_error",
-    ErrorKind.PERMISSION: "permission_error",
-    ErrorKind.NOT_FOUND: "not_found_error",
-    ErrorKind.TOO_LARGE: "invalid_request_error",
-    ErrorKind.RATE_LIMIT: "rate_limit_error",
-    ErrorKind.SERVER: "server_error",
-    ErrorKind.UPSTREAM: "server_error",
-    ErrorKind.OVERLOADED: "server_error",
-    ErrorKind.TIMEOUT: "server_error",
-}
 
 # Codes Codex CLI reacts to in response.failed (retry delay, context-window handling).
 _FAILED_CODES = {
@@ -265,7 +254,7 @@ def error_body(error: ProxyError) -> JSON:
     return {
         "error": {
             "message": error.message,
-            "type": _ERROR_TYPES[error.kind],
+            "type": ERROR_TYPES[error.kind],
             "param": error.param,
             "code": code,
         }
