@@ -234,22 +234,23 @@ def test_reasoning_tokens_are_reported(
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "streamed"])
-def test_the_demo_answers_on_the_local_path(
+def test_the_demo_answers_through_the_provider_interface(
     stream: bool, http: httpx.Client, recorder: Recorder
 ) -> None:
+    # The demo is an in-process Messages upstream: an Anthropic client passes through.
     path, body = _call("messages", "demo-echo", stream, prompt="echo these words back")
     assert http.post(path, json=body).status_code == 200
     event = _one_request(recorder)
     assert (event.path, event.provider, event.attempts, event.ending) == (
-        "local",
+        "pass-through",
         "demo",
-        0,
+        1,
         "completed",
     )
-    assert (event.upstream_protocol, event.credential_id) == ("", "")
+    assert (event.upstream_protocol, event.credential_id) == ("anthropic", "demo")
     assert event.input_tokens > 0 and event.output_tokens > 0
     assert (event.first_token is not None) is stream
-    assert recorder.attempts == []
+    assert [(a.provider, a.status, a.sent) for a in recorder.attempts] == [("demo", 200, True)]
 
 
 # ----- retries, errors --------------------------------------------------------------------------

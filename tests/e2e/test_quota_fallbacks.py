@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cliproxy.routing.quota import PREVIEW_FALLBACKS
+from cliproxy.providers.gemini_quota import PREVIEW_FALLBACKS
 from tests.e2e.clients import ask
 from tests.proxy_server import ProxyServer
 from tests.simulators import Reply

@@ -15,8 +15,9 @@ from cliproxy.protocols.gemini_errors import parse_error
 from cliproxy.providers.api_keys import GeminiApiKeyProvider
 from cliproxy.providers.base import Credential, RequestContext
 from cliproxy.providers.demo import DemoProvider
-from cliproxy.providers.gemini_cli import GeminiCLIProvider, active_project, project_ids
-from cliproxy.routing.quota import PREVIEW_FALLBACKS, quota_fallbacks
+from cliproxy.providers.gemini_cli import GeminiCLIProvider
+from cliproxy.providers.gemini_quota import PREVIEW_FALLBACKS, active_project, project_ids
+from cliproxy.routing.quota import quota_fallbacks
 from cliproxy.routing.registry import Candidate
 
 CLI = GeminiCLIProvider()

@@ -23,7 +23,7 @@ from cliproxy.routing.registry import (
     WeightedRoundRobin,
     make_selector,
 )
-from cliproxy.server.forward import _cool
+from cliproxy.server.resting import rest
 
 T0 = 1_700_000_000.0
 
@@ -283,13 +283,17 @@ def test_a_cooling_account_shows_in_the_store_and_carries_weight(
     credential = candidate.credential
     assert credential is not None and (credential.weight, credential.priority) == (4, 2)
     error = ProxyError(ErrorKind.RATE_LIMIT, "slow down", retry_after=90)
-    assert _cool(state, state.runtime, credential, "claude-sonnet-4-5", 429, error)
+    seconds = state.runtime.cooling.duration(429, error.kind, error.retry_after)
+    assert seconds == 90
+    rest(state, credential, "claude-sonnet-4-5", seconds, 429, error)
     assert state.cooldowns.available_at("claude-b.json", "claude-sonnet-4-5") == T0 + 90
     status = state.auth_store.status("claude-b.json", now=datetime.fromtimestamp(T0, UTC))
     assert status.state is AccountState.COOLING
     assert status.cooling_until == datetime.fromtimestamp(T0 + 90, UTC)
     # A shorter rest for another model does not shorten what the listing shows.
     transient = ProxyError(ErrorKind.UPSTREAM, "oops")
-    assert _cool(state, state.runtime, credential, "claude-haiku-4-5", 503, transient)
+    seconds = state.runtime.cooling.duration(503, transient.kind, transient.retry_after)
+    assert seconds is not None
+    rest(state, credential, "claude-haiku-4-5", seconds, 503, transient)
     status = state.auth_store.status("claude-b.json", now=datetime.fromtimestamp(T0, UTC))
     assert status.cooling_until == datetime.fromtimestamp(T0 + 90, UTC)

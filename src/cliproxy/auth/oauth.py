@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from cliproxy.model import ProxyError
-from cliproxy.providers.base import UpstreamRequest
+from cliproxy.providers.base import UpstreamReply, UpstreamRequest
 
 from .flows import OAuthFlow
 
@@ -65,7 +65,7 @@ class TokenSender(Protocol):
 
     async def send(
         self, request: UpstreamRequest, proxy_url: str | None = None
-    ) -> aiohttp.ClientResponse: ...
+    ) -> UpstreamReply: ...
 
 
 # ----- PKCE and the authorize URL ---------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+from cliproxy.config.schema import QuotaExceeded as Switches
+from cliproxy.model import ProxyError
 from cliproxy.providers.base import Credential, RequestContext, UpstreamRequest
 
 
@@ -27,3 +29,25 @@ class ReportsUsage(Protocol):
     """The provider keeps what the latest reply's headers said about an account's limits."""
 
     def usage(self, credential_id: str) -> JSONable | dict[str, str] | None: ...
+
+
+@runtime_checkable
+class QuotaAlternatives(Protocol):
+    """One credential holds several quotas (a Google account's Cloud projects, preview models
+    billed on their own): it rests per quota, and after a quota error its other quotas are
+    tried before any other credential (config ``quota-exceeded``)."""
+
+    def quota_alternatives(
+        self, credential: Credential, model: str, status: int, error: ProxyError, policy: Switches
+    ) -> list[tuple[Credential, str]]:
+        """(credential, model) pairs to try at once after ``error`` as the config's
+        ``quota-exceeded`` switches allow; empty when none apply."""
+        ...
+
+    def rest_key(self, credential: Credential, model: str) -> str:
+        """The name the pair's cooldown is kept under (one per quota)."""
+        ...
+
+    def variants(self, credential: Credential) -> list[Credential]:
+        """The credential pinned to each of its quotas in turn (itself alone when it has one)."""
+        ...

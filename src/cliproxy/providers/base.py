@@ -8,11 +8,11 @@ request; the server does the HTTP and the protocol translation.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from cliproxy.model import ProxyError, Request, Response
+from cliproxy.model import ProxyError
 from cliproxy.protocols.base import WireProtocol
 from cliproxy.protocols.sse import SSEEvent
 
@@ -46,12 +46,41 @@ class Credential:
         return f"{self.id} ({mask_secret(self.secret)})"
 
 
+class ReplyBody(Protocol):
+    def iter_any(self) -> AsyncIterator[bytes]: ...
+
+
+class UpstreamReply(Protocol):
+    """What the server reads of an upstream's answer: aiohttp's ClientResponse, or a reply
+    made inside the proxy (providers/in_process.py). The status and headers are in; the body
+    is read (``read()``, or ``content.iter_any()`` for a stream) and then released."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    @property
+    def content(self) -> ReplyBody: ...
+
+    async def read(self) -> bytes: ...
+
+    def release(self) -> Any: ...
+
+
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes
     method: str = "POST"
+    # An upstream answered inside the proxy (the offline demo): the transport hands the
+    # request to this instead of sending it over HTTP.
+    in_process: Callable[[UpstreamRequest], Awaitable[UpstreamReply]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,15 +174,3 @@ class Provider(ABC):
         """Called with every upstream reply's status and headers (success or error) before the
         body is read, e.g. to keep the account's usage-limit headers. Must not raise."""
         return None
-
-
-class LocalProvider(ABC):
-    """A provider answered inside the proxy (the offline demo): no HTTP, canonical in and out."""
-
-    name: str
-
-    @abstractmethod
-    def models(self) -> list[str]: ...
-
-    @abstractmethod
-    async def respond(self, request: Request) -> Response: ...

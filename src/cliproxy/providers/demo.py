@@ -3,6 +3,11 @@
 ``demo-echo`` repeats the last user message; ``demo-tools`` calls the first offered tool with
 arguments made from its schema, and answers in text once the tool result comes back. It lets a new
 user try every client protocol, streaming and tools included, before configuring an upstream.
+
+It is an ordinary Provider whose upstream speaks Anthropic Messages inside the proxy (an
+in-process transport, providers/in_process.py): Messages clients take the pass-through path,
+every other protocol is translated, exactly as for a Claude API key. (Messages keeps a turn's
+text blocks apart, so the echo can answer the last one a coding CLI sent.)
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import orjson
 from cliproxy.model import (
     FinishReason,
     Message,
+    ProxyError,
     Request,
     Response,
     TextPart,
@@ -22,11 +28,20 @@ from cliproxy.model import (
     ToolCallPart,
     ToolResultPart,
     Usage,
+    invalid,
+    loads_limited,
 )
-from cliproxy.providers.base import LocalProvider
+from cliproxy.model.accumulate import response_events
+from cliproxy.model.json_limits import MAX_UPSTREAM_JSON_DEPTH
+from cliproxy.protocols.anthropic_messages import PROTOCOL as MESSAGES
+from cliproxy.providers.base import Credential, Provider, RequestContext, UpstreamRequest
+from cliproxy.providers.in_process import InProcessReply
 
 ECHO_MODEL = "demo-echo"
 TOOLS_MODEL = "demo-tools"
+DEMO_URL = "in-process://demo/v1"
+# The demo's one credential: it has no secret, and needs none.
+DEMO_CREDENTIAL = Credential(id="demo", secret="", base_url=DEMO_URL)
 
 
 def estimate_tokens(text: str) -> int:
@@ -34,13 +49,43 @@ def estimate_tokens(text: str) -> int:
     return (len(text) + 3) // 4
 
 
-class DemoProvider(LocalProvider):
+class DemoProvider(Provider):
     name = "demo"
+    protocol = MESSAGES
 
     def models(self) -> list[str]:
         return [ECHO_MODEL, TOOLS_MODEL]
 
-    async def respond(self, request: Request) -> Response:
+    def build_request(
+        self, credential: Credential, model: str, body: dict[str, object], ctx: RequestContext
+    ) -> UpstreamRequest:
+        body["model"] = model
+        url = credential.base_url.rstrip("/") + "/messages"
+        return UpstreamRequest(url, {}, orjson.dumps(body), in_process=self._serve)
+
+    async def _serve(self, upstream: UpstreamRequest) -> InProcessReply:
+        """Answer a Messages request as the Messages API would: a JSON reply, or its SSE
+        stream."""
+        try:
+            # The proxy's own rendering of a client body at the depth limit nests a little
+            # deeper (tools[].input_schema): the limit an upstream's JSON gets applies.
+            body = loads_limited(upstream.body, "demo request", limit=MAX_UPSTREAM_JSON_DEPTH)
+            if not isinstance(body, dict):
+                raise invalid("request body must be a JSON object")
+            request = MESSAGES.parse_request(body)
+        except ProxyError as error:
+            return InProcessReply.json(error.status, orjson.dumps(MESSAGES.render_error(error)))
+        except orjson.JSONDecodeError as error:
+            bad = invalid(f"request body is not valid JSON: {error}")
+            return InProcessReply.json(400, orjson.dumps(MESSAGES.render_error(bad)))
+        reply = self.respond(request)
+        if not request.stream:
+            return InProcessReply.json(200, orjson.dumps(MESSAGES.render_response(reply)))
+        encoder = MESSAGES.stream_encoder(request)
+        frames = [encoder.feed(event) for event in response_events(reply, chunk_size=16)]
+        return InProcessReply.event_stream(frame for frame in frames if frame)
+
+    def respond(self, request: Request) -> Response:
         last = _last_user(request.messages)
         if request.model.endswith(TOOLS_MODEL):
             content, finish = _tools_answer(request, last)

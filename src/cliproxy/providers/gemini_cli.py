@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from cliproxy.config.schema import QuotaExceeded as Switches
 from cliproxy.model import ProxyError, loads_upstream
 from cliproxy.protocols.conversation import conversation_key
 from cliproxy.protocols.gemini import PROTOCOL as GEMINI
@@ -31,6 +32,12 @@ from cliproxy.providers.base import (
     resolve_headers,
 )
 from cliproxy.providers.client_profiles import GEMINI_CLI, ClientIdentities, ua_version
+from cliproxy.providers.gemini_quota import (
+    active_project,
+    alternatives,
+    rest_key,
+    variants,
+)
 from cliproxy.providers.vendor_reads import QuotaReading, QuotaWindow, VendorReads, epoch, number
 
 CODE_ASSIST_BASE_URL = "https://cloudcode-pa.googleapis.com"
@@ -43,24 +50,6 @@ MODELS: tuple[str, ...] = (
     "gemini-3-pro-preview",
     "gemini-3-flash-preview",
 )
-
-
-def project_ids(account: Mapping[str, str]) -> list[str]:
-    """The Cloud projects an account may use, in order, without repeats. CLIProxyAPI writes
-    several as one comma-separated ``project_id`` (a login that activated "ALL" projects)."""
-    seen: list[str] = []
-    for item in account.get("project_id", "").split(","):
-        project = item.strip()
-        if project and project not in seen:
-            seen.append(project)
-    return seen
-
-
-def active_project(credential: Credential) -> str:
-    """The project a request with this credential bills: the first one listed ("" if none).
-    Quota fallbacks pin a single other project into a copy of the credential."""
-    projects = project_ids(credential.account)
-    return projects[0] if projects else ""
 
 
 def _user_turns(body: Mapping[str, object]) -> int:
@@ -89,6 +78,19 @@ class GeminiCLIProvider(VendorReads, Provider):
 
     def models(self) -> list[str]:
         return list(MODELS)
+
+    # --- QuotaAlternatives (providers/abilities.py): projects and preview models ----------------
+
+    def quota_alternatives(
+        self, credential: Credential, model: str, status: int, error: ProxyError, policy: Switches
+    ) -> list[tuple[Credential, str]]:
+        return alternatives(credential, model, status, error, policy)
+
+    def rest_key(self, credential: Credential, model: str) -> str:
+        return rest_key(credential, model)
+
+    def variants(self, credential: Credential) -> list[Credential]:
+        return variants(credential)
 
     # ----- what Code Assist says about the account (server/account_watch.py sends these) -------
 

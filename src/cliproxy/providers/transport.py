@@ -23,7 +23,7 @@ from aiohttp_socks import ProxyError as SocksError
 from aiohttp_socks import ProxyTimeoutError as SocksTimeoutError
 
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.providers.base import UpstreamRequest
+from cliproxy.providers.base import UpstreamReply, UpstreamRequest
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,11 @@ class UpstreamClient:
         proxy = self.effective_proxy(proxy_url)
         return await self._session(proxy), _http_proxy(proxy)
 
-    async def send(
-        self, request: UpstreamRequest, proxy_url: str | None = None
-    ) -> aiohttp.ClientResponse:
-        """Send and return once the status and headers are in; the caller reads and releases."""
+    async def send(self, request: UpstreamRequest, proxy_url: str | None = None) -> UpstreamReply:
+        """Send and return once the status and headers are in; the caller reads and releases.
+        A request for an upstream inside the proxy goes to its handler, not over HTTP."""
+        if request.in_process is not None:
+            return await request.in_process(request)
         proxy = self.effective_proxy(proxy_url)
         http_proxy = _http_proxy(proxy)
         session = self._sessions.get(proxy)

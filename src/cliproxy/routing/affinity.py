@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cliproxy.protocols.conversation import session_key as session_key
 
 if TYPE_CHECKING:
+    from cliproxy.config.schema import RoutingConfig
     from cliproxy.routing.cooldown import Clock
 
 
@@ -106,3 +107,15 @@ def is_subagent(headers: Mapping[str, str], body: Mapping[str, Any]) -> bool:
     return isinstance(metadata, dict) and bool(
         metadata.get("parent_thread_id") or metadata.get("x-openai-subagent")
     )
+
+
+def affinity_session(
+    routing: RoutingConfig, headers: Mapping[str, str], body: Mapping[str, Any]
+) -> str | None:
+    """The session a request keeps its credential for, or None when affinity does not apply.
+    Off by default: then no header scan and no body hashing on the hot path."""
+    if not routing.session_affinity:
+        return None
+    if not routing.session_affinity_subagents and is_subagent(headers, body):
+        return None
+    return session_key(headers, body)

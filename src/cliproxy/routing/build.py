@@ -16,7 +16,7 @@ from cliproxy.config.schema import (
 )
 from cliproxy.providers.api_keys import OpenAICompatProvider
 from cliproxy.providers.base import Credential, Provider
-from cliproxy.providers.demo import DemoProvider
+from cliproxy.providers.demo import DEMO_CREDENTIAL, DemoProvider
 from cliproxy.routing.account_names import ChannelNames, account_names
 from cliproxy.routing.policy import CredentialPolicy, compile_rules
 from cliproxy.routing.registry import Candidate, ModelRegistry, excluded
@@ -34,7 +34,7 @@ def build_registry(
     if config.demo and (config.demo_explicit or not usable):
         demo = DemoProvider()
         for model in demo.models():
-            registry.add(model, Candidate(demo, None, model))
+            registry.add(model, Candidate(demo, DEMO_CREDENTIAL, model))
     for kind in catalog().api_key_entries():
         family, entries, provider = kind.kind, kind.api_keys(config), kind.api_key_provider()
         for index, entry in enumerate(entries):

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.providers.base import Credential, LocalProvider, Provider
+from cliproxy.providers.base import Credential, Provider
 from cliproxy.routing.affinity import AffinityBook
 from cliproxy.routing.policy import DEFAULT_POLICY, CredentialPolicy
 from cliproxy.routing.pool_state import MemoryCounters, RotationCounters
@@ -27,8 +27,8 @@ from cliproxy.routing.pool_state import MemoryCounters, RotationCounters
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    provider: Provider | LocalProvider
-    credential: Credential | None  # None for local providers
+    provider: Provider
+    credential: Credential
     upstream_model: str
 
 
@@ -158,8 +158,7 @@ class ModelRegistry:
         found: dict[str, Credential] = {}
         for pool in self._exact.values():
             for candidate in pool:
-                if candidate.credential is not None:
-                    found.setdefault(candidate.credential.id, candidate.credential)
+                found.setdefault(candidate.credential.id, candidate.credential)
         for family in self._families:
             found.setdefault(family.credential.id, family.credential)
         return found
@@ -266,19 +265,17 @@ def make_selector(strategy: str, counters: RotationCounters | None = None) -> Se
 
 
 def _priority(candidate: Candidate) -> int:
-    return candidate.credential.priority if candidate.credential is not None else 0
+    return candidate.credential.priority
 
 
 def _weight(candidate: Candidate) -> int:
-    return max(candidate.credential.weight, 1) if candidate.credential is not None else 1
+    return max(candidate.credential.weight, 1)
 
 
 def selection_key(candidate: Candidate) -> tuple[str, str]:
     """What selection state is kept per: (credential id, upstream model). One credential in an
     alias pool serves several upstream models, and each must keep its own turn and weight."""
-    if candidate.credential is not None:
-        return (candidate.credential.id, candidate.upstream_model)
-    return (f"local:{candidate.provider.name}", candidate.upstream_model)
+    return (candidate.credential.id, candidate.upstream_model)
 
 
 # ----- session affinity ---------------------------------------------------------------------
@@ -309,4 +306,4 @@ def prefer_bound(
 
 
 def _credential_id(candidate: Candidate) -> str | None:
-    return candidate.credential.id if candidate.credential is not None else None
+    return candidate.credential.id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -12,6 +12,8 @@ from starlette.requests import Request as HTTPRequest
 from cliproxy.model import ErrorKind, ProxyError, Request, invalid, loads_limited
 from cliproxy.protocols.base import StreamEncoder, WireProtocol
 from cliproxy.protocols.signatures import mentions_wrapped
+from cliproxy.providers.base import Provider
+from cliproxy.routing.payload import PayloadRules
 from cliproxy.server.outcomes import DETACHED, RequestTrack
 
 
@@ -33,12 +35,35 @@ class ClientCall:
     carries_foreign_reasoning: bool = False
     # Where the layers note what the RequestOutcome reports (server/outcomes.py).
     track: RequestTrack = DETACHED
+    # The canonical request, once a path needed it (pass-through never parses the body).
+    parsed: Request | None = None
 
     def canonical(self) -> Request:
-        request = self.protocol.parse_request(self.body)
-        request.model = self.model
-        request.stream = self.stream
-        return request
+        if self.parsed is None:
+            request = self.protocol.parse_request(self.body)
+            request.model = self.model
+            request.stream = self.stream
+            self.parsed = request
+        return self.parsed
+
+    def upstream_body(
+        self, provider: Provider, upstream_model: str, passthrough: bool, rules: PayloadRules
+    ) -> dict[str, Any]:
+        """The body for one upstream: the client's own on the pass-through path, else rendered
+        from the canonical request; then the config's payload rules."""
+        if passthrough:
+            body: dict[str, Any] = dict(self.body)
+        else:
+            body = provider.protocol.render_request(replace(self.canonical(), model=upstream_model))
+        if rules:
+            body = rules.apply(
+                body,
+                models=(self.model, upstream_model),
+                target=provider.protocol.name,
+                source=self.protocol.name,
+                headers=self.headers,
+            )
+        return body
 
 
 async def read_json_body(request: HTTPRequest, limit: int) -> tuple[dict[str, Any], bool]:

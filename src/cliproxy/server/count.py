@@ -14,7 +14,7 @@ from starlette.responses import Response
 from cliproxy.model import ProxyError
 from cliproxy.protocols.base import CountRequestParser, WireProtocol
 from cliproxy.providers.abilities import CountsTokens
-from cliproxy.providers.base import Provider, RequestContext
+from cliproxy.providers.base import RequestContext
 from cliproxy.state import AppState
 from cliproxy.usage.tokens import count_request
 
@@ -51,12 +51,7 @@ async def count_tokens(
     upstream_seconds = 0.0
     for candidate in candidates:
         provider = candidate.provider
-        if not (
-            isinstance(provider, Provider)
-            and isinstance(provider, CountsTokens)
-            and provider.protocol is protocol
-            and candidate.credential is not None
-        ):
+        if not (isinstance(provider, CountsTokens) and provider.protocol is protocol):
             continue
         ctx = RequestContext(False, request.headers, request.query_params, protocol.name)
         upstream_request = provider.build_count_request(

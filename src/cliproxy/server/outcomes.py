@@ -20,12 +20,13 @@ from time import perf_counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy.model import ErrorKind, ProxyError, Usage, kind_for_status
-from cliproxy.providers.base import LocalProvider, mask_secret
+from cliproxy.providers.base import mask_secret
 from cliproxy.routing.registry import Candidate
 from cliproxy.server.errors import protocol_for
 from cliproxy.server.relay import StreamOutcome
 from cliproxy.state import AppState
-from cliproxy.usage.events import Ending, Path, RequestOutcome
+from cliproxy.usage.events import AttemptOutcome, Ending, Path, RequestOutcome
+from cliproxy.usage.observers import Observers
 
 TRACK = "cliproxy.outcome"  # the scope key
 _NO_USAGE = Usage()
@@ -92,13 +93,11 @@ class RequestTrack:
         provider = candidate.provider if candidate is not None else None
         credential = candidate.credential if candidate is not None else None
         first_byte = self.first_byte
-        streamed = relayed is not None or (self.path == "local" and self.stream)
+        streamed = relayed is not None
         return RequestOutcome(
             client_key=self.client_key,
             client_protocol=self.client_protocol or protocol_for(scope["path"], {}).name,
-            upstream_protocol=""
-            if provider is None or isinstance(provider, LocalProvider)
-            else provider.protocol.name,
+            upstream_protocol="" if provider is None else provider.protocol.name,
             requested_model=self.model,
             upstream_model=candidate.upstream_model if candidate is not None else "",
             credential_id=credential.id if credential is not None else "",
@@ -116,6 +115,53 @@ class RequestTrack:
             first_token=first_byte - self.started if streamed and first_byte is not None else None,
             attempts=self.attempts,
             bytes_out=self.bytes_out,
+        )
+
+
+class AttemptBook:
+    """Books each upstream attempt of one client request as an AttemptOutcome, and notes the
+    count and the latest candidate on the request's track."""
+
+    __slots__ = ("count", "model", "observers", "track")
+
+    def __init__(self, observers: Observers, track: RequestTrack, model: str) -> None:
+        self.observers = observers
+        self.track = track
+        self.model = model
+        self.count = 0
+
+    def book(
+        self,
+        candidate: Candidate,
+        status: int,
+        error: ProxyError | None,
+        latency: float,
+        *,
+        sent: bool = True,
+        refused: bool = False,
+        rested: bool = False,
+        reauthorized: bool = False,
+    ) -> None:
+        self.count += 1
+        track = self.track
+        track.attempts = self.count
+        track.candidate = candidate
+        credential = candidate.credential
+        self.observers.emit(
+            AttemptOutcome(
+                credential_id=credential.id,
+                provider=candidate.provider.name,
+                upstream_model=candidate.upstream_model,
+                requested_model=self.model,
+                status=status,
+                error_kind=error.kind if error is not None else None,
+                latency=latency,
+                number=self.count,
+                sent=sent,
+                refused=refused,
+                rested=rested,
+                reauthorized=reauthorized,
+            )
         )
 
 

@@ -31,6 +31,7 @@ from cliproxy.model import (
 from cliproxy.model.accumulate import ResponseAccumulator, response_events
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder, WireProtocol
 from cliproxy.protocols.sse import SSEEvent, SSEParser
+from cliproxy.providers.base import UpstreamReply
 from cliproxy.server.reply_model import Rename
 
 # A provider hook that turns an upstream's enveloped SSE event into its protocol's plain event
@@ -81,7 +82,7 @@ def _split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
 
 
 async def relay_passthrough(
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamReply,
     protocol: WireProtocol,
     client_request: Request,
     outcome: StreamOutcome,
@@ -152,7 +153,7 @@ def _reframe(event: SSEEvent) -> bytes:
 
 
 async def relay_translated(
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamReply,
     decoder: StreamDecoder,
     encoder: StreamEncoder,
     outcome: StreamOutcome,
@@ -210,7 +211,7 @@ def _encode(events: list[StreamEvent], encoder: StreamEncoder, outcome: StreamOu
 
 
 async def relay_json_reply(
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamReply,
     upstream_protocol: WireProtocol,
     encoder: StreamEncoder,
     outcome: StreamOutcome,
@@ -239,16 +240,8 @@ async def relay_json_reply(
     yield _encode(events, encoder, outcome)
 
 
-async def relay_local(events: list[StreamEvent], encoder: StreamEncoder) -> AsyncIterator[bytes]:
-    """Stream events produced inside the proxy (the demo provider), one frame at a time."""
-    for event in events:
-        out = encoder.feed(event)
-        if out:
-            yield out
-
-
 async def collect_stream(
-    upstream: aiohttp.ClientResponse, decoder: StreamDecoder, unwrap: Unwrap = None
+    upstream: UpstreamReply, decoder: StreamDecoder, unwrap: Unwrap = None
 ) -> Response:
     """Read a whole upstream stream into one canonical reply (for a non-streaming client of a
     stream-only upstream). A cut, an error event or a missing terminal event raises."""

@@ -13,11 +13,10 @@ from typing import Literal
 from cliproxy.model import ErrorKind
 
 # How the reply was produced: the body forwarded as is, translated through the canonical
-# model, answered inside the proxy (the demo provider), or "" when nothing answered.
-Path = Literal["pass-through", "translated", "local", ""]
+# model, or "" when nothing answered.
+Path = Literal["pass-through", "translated", ""]
 PASS_THROUGH: Path = "pass-through"
 TRANSLATED: Path = "translated"
-LOCAL: Path = "local"
 
 # How the client's reply ended: in full; with an error (an error reply, or a stream that ended
 # with the protocol's error frame, e.g. an upstream cut); or the client went away first.
