@@ -31,15 +31,17 @@ from cliproxy.model import (
 from cliproxy.protocols.anthropic_wire import (
     JSON,
     NAME,
-    expect_dict,
+    optional_cache_control,
+    parse_reasoning_block,
+)
+from cliproxy.protocols.fields import (
     expect_list,
+    expect_object,
     expect_str,
     optional_bool,
-    optional_cache_control,
     optional_int,
     optional_number,
     optional_str,
-    parse_reasoning_block,
 )
 
 # Top-level fields with a canonical home. Everything else is kept raw in extras["anthropic"];
@@ -70,7 +72,7 @@ _EFFORTS = {"max": "xhigh"}  # Anthropic's top effort level; the canonical scale
 
 
 def parse_request(body: Any, *, require_max_tokens: bool = True) -> Request:
-    body = expect_dict(body, "body")
+    body = expect_object(body, "body")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("model: required (a non-empty string)", "model")
@@ -87,7 +89,7 @@ def parse_request(body: Any, *, require_max_tokens: bool = True) -> Request:
     tool_choice, parallel = _parse_tool_choice(body.get("tool_choice"))
     metadata = body.get("metadata")
     if metadata is not None:
-        expect_dict(metadata, "metadata")
+        expect_object(metadata, "metadata")
     stream = optional_bool(body.get("stream"), "stream")
 
     return Request(
@@ -118,12 +120,12 @@ def parse_request(body: Any, *, require_max_tokens: bool = True) -> Request:
 def reasoning_from_wire(thinking: Any, output_config: Any) -> Reasoning | None:
     effort = None
     if output_config is not None:
-        output_config = expect_dict(output_config, "output_config")
+        output_config = expect_object(output_config, "output_config")
         raw_effort = optional_str(output_config.get("effort"), "output_config.effort")
         effort = _EFFORTS.get(raw_effort, raw_effort) if raw_effort else None
     if thinking is None:
         return Reasoning(effort=effort) if effort else None
-    thinking = expect_dict(thinking, "thinking")
+    thinking = expect_object(thinking, "thinking")
     kind = expect_str(thinking.get("type"), "thinking.type")
     display = optional_str(thinking.get("display"), "thinking.display")
     include = None if display is None else display != "omitted"
@@ -160,7 +162,7 @@ def _parse_system(raw: Any) -> list[TextPart]:
     parts: list[TextPart] = []
     for i, block in enumerate(expect_list(raw, "system")):
         path = f"system[{i}]"
-        block = expect_dict(block, path)
+        block = expect_object(block, path)
         if block.get("type") != "text":
             raise invalid(f"{path}.type: expected text", path)
         text = expect_str(block.get("text"), f"{path}.text")
@@ -178,7 +180,7 @@ def _parse_messages(raw: Any) -> list[Message]:
     messages: list[Message] = []
     for i, item in enumerate(items):
         path = f"messages[{i}]"
-        item = expect_dict(item, path)
+        item = expect_object(item, path)
         role = item.get("role")
         if role not in _ROLES:
             raise invalid(f"{path}.role: expected user, assistant or system", f"{path}.role")
@@ -201,7 +203,7 @@ def _parse_blocks(blocks: list[Any], path: str, tool_names: dict[str, str]) -> l
 
 
 def _parse_block(block: Any, path: str, tool_names: dict[str, str]) -> list[Part]:
-    block = expect_dict(block, path)
+    block = expect_object(block, path)
     kind = expect_str(block.get("type"), f"{path}.type")
     if kind == "text":
         text = expect_str(block.get("text"), f"{path}.text")
@@ -214,7 +216,7 @@ def _parse_block(block: Any, path: str, tool_names: dict[str, str]) -> list[Part
         call_id = expect_str(block.get("id"), f"{path}.id")
         name = expect_str(block.get("name"), f"{path}.name")
         tool_names[call_id] = name
-        args = expect_dict(block.get("input", {}), f"{path}.input")
+        args = expect_object(block.get("input", {}), f"{path}.input")
         return [ToolCallPart(id=call_id, name=name, arguments=orjson.dumps(args).decode())]
     if kind == "tool_result":
         return [_parse_tool_result(block, path, tool_names)]
@@ -229,7 +231,7 @@ def _parse_block(block: Any, path: str, tool_names: dict[str, str]) -> list[Part
 
 
 def _parse_image(block: JSON, path: str) -> ImagePart | FilePart:
-    source = expect_dict(block.get("source"), f"{path}.source")
+    source = expect_object(block.get("source"), f"{path}.source")
     kind = source.get("type")
     cache = optional_cache_control(block, path)
     if kind == "base64":
@@ -249,7 +251,7 @@ def _parse_image(block: JSON, path: str) -> ImagePart | FilePart:
 
 
 def _parse_document(block: JSON, path: str) -> list[Part]:
-    source = expect_dict(block.get("source"), f"{path}.source")
+    source = expect_object(block.get("source"), f"{path}.source")
     kind = source.get("type")
     cache = optional_cache_control(block, path)
     title = optional_str(block.get("title"), f"{path}.title")
@@ -315,7 +317,7 @@ def _parse_tools(raw: Any) -> tuple[list[Tool], dict[str, JSON]]:
     extras: dict[str, JSON] = {}
     for i, item in enumerate(expect_list(raw, "tools")):
         path = f"tools[{i}]"
-        item = expect_dict(item, path)
+        item = expect_object(item, path)
         kind = item.get("type")
         if kind not in (None, "custom"):
             # A server / Anthropic-defined tool (web_search_20250305, bash_20250124 ...): only
@@ -326,7 +328,7 @@ def _parse_tools(raw: Any) -> tuple[list[Tool], dict[str, JSON]]:
         name = expect_str(item.get("name"), f"{path}.name")
         if not name:
             raise invalid(f"{path}.name: must not be empty", f"{path}.name")
-        schema = expect_dict(item.get("input_schema"), f"{path}.input_schema")
+        schema = expect_object(item.get("input_schema"), f"{path}.input_schema")
         tools.append(
             Tool(
                 name=name,
@@ -345,7 +347,7 @@ def _parse_tools(raw: Any) -> tuple[list[Tool], dict[str, JSON]]:
 def _parse_tool_choice(raw: Any) -> tuple[ToolChoice | None, bool | None]:
     if raw is None:
         return None, None
-    raw = expect_dict(raw, "tool_choice")
+    raw = expect_object(raw, "tool_choice")
     kind = raw.get("type")
     parallel = None
     if optional_bool(raw.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use"):

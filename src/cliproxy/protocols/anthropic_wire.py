@@ -18,68 +18,21 @@ from cliproxy.model import (
     ReasoningPart,
     ToolCallPart,
     Usage,
-    invalid,
     loads_limited,
 )
+from cliproxy.protocols.fields import expect_object
 from cliproxy.protocols.signatures import carried_part, foreign, wrap_part
 
 NAME = "anthropic"
 JSON = dict[str, Any]
 
 # ---------------------------------------------------------------------------------------------
-# Input checks: every failure names the JSON path of the offending value.
-
-
-def expect_dict(value: Any, path: str) -> JSON:
-    if not isinstance(value, dict):
-        raise invalid(f"{path}: expected an object", path)
-    return value
-
-
-def expect_list(value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise invalid(f"{path}: expected a list", path)
-    return value
-
-
-def expect_str(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise invalid(f"{path}: expected a string", path)
-    return value
-
-
-def optional_str(value: Any, path: str) -> str | None:
-    return None if value is None else expect_str(value, path)
-
-
-def optional_int(value: Any, path: str) -> int | None:
-    if value is None:
-        return None
-    # bool is an int subclass in Python; JSON true is not a token count.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"{path}: expected an integer", path)
-    return value
-
-
-def optional_number(value: Any, path: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"{path}: expected a number", path)
-    return float(value)
-
-
-def optional_bool(value: Any, path: str) -> bool | None:
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise invalid(f"{path}: expected true or false", path)
-    return value
+# Input checks (the generic ones are in protocols.fields)
 
 
 def optional_cache_control(block: JSON, path: str) -> JSON | None:
     value = block.get("cache_control")
-    return None if value is None else expect_dict(value, f"{path}.cache_control")
+    return None if value is None else expect_object(value, f"{path}.cache_control")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from cliproxy.model import (
     invalid,
     loads_limited,
 )
+from cliproxy.protocols.fields import expect_object, expect_str
 from cliproxy.protocols.signatures import carried_part
 
 NAME = "gemini"  # the protocol's name, also the issuer of its reasoning signatures
@@ -97,21 +98,9 @@ def wire_signature(signature: str | None) -> str | None:
     return None if len(signature.rstrip("=")) % 4 == 1 else signature
 
 
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise invalid(f"{path}: expected a string", path)
-    return value
-
-
-def _object(value: Any, path: str) -> JSON:
-    if not isinstance(value, dict):
-        raise invalid(f"{path}: expected an object", path)
-    return value
-
-
 def _media(blob: JSON, path: str) -> ImagePart | FilePart:
-    mime = _string(get(blob, "mimeType") or "", f"{path}.mimeType")
-    data = _string(blob.get("data"), f"{path}.data")
+    mime = expect_str(get(blob, "mimeType") or "", f"{path}.mimeType")
+    data = expect_str(blob.get("data"), f"{path}.data")
     if mime.startswith("image/"):
         return ImagePart(media_type=mime, data=data)
     return FilePart(media_type=mime, data=data)
@@ -129,7 +118,7 @@ def _result_content(response: JSON) -> tuple[str, bool]:
 def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[Part]:
     """One wire part → canonical parts. ``strict`` (requests) rejects unknown part kinds;
     replies skip them."""
-    part = _object(part, path)
+    part = expect_object(part, path)
     signature = get(part, "thoughtSignature")
     signature = signature if isinstance(signature, str) and signature else None
     # Another vendor's reasoning that rode through a Gemini client (signatures.py): it stands
@@ -139,7 +128,7 @@ def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[
         signature = None
     before: list[Part] = [carried] if carried is not None else []
     if "text" in part:
-        text = _string(part["text"], f"{path}.text")
+        text = expect_str(part["text"], f"{path}.text")
         if part.get("thought") is True:
             if carried is not None and not carried.text:
                 return [replace(carried, text=text)]
@@ -156,32 +145,34 @@ def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[
         return out
     if has(part, "inlineData"):
         return [
-            _media(_object(get(part, "inlineData"), f"{path}.inlineData"), f"{path}.inlineData")
+            _media(
+                expect_object(get(part, "inlineData"), f"{path}.inlineData"), f"{path}.inlineData"
+            )
         ]
     if has(part, "fileData"):
-        ref = _object(get(part, "fileData"), f"{path}.fileData")
-        uri = _string(get(ref, "fileUri"), f"{path}.fileData.fileUri")
+        ref = expect_object(get(part, "fileData"), f"{path}.fileData")
+        uri = expect_str(get(ref, "fileUri"), f"{path}.fileData.fileUri")
         mime = str(get(ref, "mimeType") or "")
         if mime.startswith("image/"):
             # An image by reference: other protocols have image-URL forms for it, not file ones.
             return [ImagePart(media_type=mime, url=uri)]
         return [FilePart(media_type=mime, url=uri)]
     if has(part, "functionCall"):
-        call = _object(get(part, "functionCall"), f"{path}.functionCall")
-        name = _string(call.get("name"), f"{path}.functionCall.name")
+        call = expect_object(get(part, "functionCall"), f"{path}.functionCall")
+        name = expect_str(call.get("name"), f"{path}.functionCall.name")
         args = call.get("args")
-        args = {} if args is None else _object(args, f"{path}.functionCall.args")
+        args = {} if args is None else expect_object(args, f"{path}.functionCall.args")
         call_id = ids.for_call(name, call.get("id"))
         call_part = ToolCallPart(call_id, name, orjson.dumps(args).decode(), signature=signature)
         return [*before, call_part]
     if has(part, "functionResponse"):
         return [_function_response(part, path, ids)]
     if has(part, "executableCode"):
-        code = _object(get(part, "executableCode"), f"{path}.executableCode")
+        code = expect_object(get(part, "executableCode"), f"{path}.executableCode")
         language = str(code.get("language", "")).lower().replace("language_unspecified", "")
         return [TextPart(f"```{language}\n{code.get('code', '')}\n```")]
     if has(part, "codeExecutionResult"):
-        result = _object(get(part, "codeExecutionResult"), f"{path}.codeExecutionResult")
+        result = expect_object(get(part, "codeExecutionResult"), f"{path}.codeExecutionResult")
         return [TextPart(str(result.get("output", "")))]
     if part.get("thought") is True or signature or carried is not None or not strict:
         # A bare signature part, or a kind a reply may carry that we cannot represent.
@@ -191,16 +182,16 @@ def parse_part(part: Any, path: str, ids: CallIds, strict: bool = True) -> list[
 
 def _function_response(part: JSON, path: str, ids: CallIds) -> ToolResultPart:
     path = f"{path}.functionResponse"
-    result = _object(get(part, "functionResponse"), path)
-    name = _string(result.get("name"), f"{path}.name")
+    result = expect_object(get(part, "functionResponse"), path)
+    name = expect_str(result.get("name"), f"{path}.name")
     response = result.get("response")
-    response = {} if response is None else _object(response, f"{path}.response")
+    response = {} if response is None else expect_object(response, f"{path}.response")
     text, is_error = _result_content(response)
     content: list[TextPart | ImagePart | FilePart] = [TextPart(text)]
     extra_parts = result.get("parts")
     if isinstance(extra_parts, list):  # multimodal function responses (Gemini 3)
         for n, extra in enumerate(extra_parts):
-            blob = get(_object(extra, f"{path}.parts[{n}]"), "inlineData")
+            blob = get(expect_object(extra, f"{path}.parts[{n}]"), "inlineData")
             if isinstance(blob, dict):
                 content.append(_media(blob, f"{path}.parts[{n}].inlineData"))
     call_id = ids.for_result(name, result.get("id"))

@@ -32,6 +32,16 @@ from cliproxy.protocols.cross_vendor import (
     settle_orphan_results,
     settle_unanswered_calls,
 )
+from cliproxy.protocols.fields import (
+    expect_bool,
+    expect_int,
+    expect_list,
+    expect_nonempty_str,
+    expect_number,
+    expect_object,
+    expect_str,
+    optional_str,
+)
 from cliproxy.protocols.gemini_parts import (
     JSON,
     NAME,
@@ -65,28 +75,8 @@ _LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH
 _BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 
 
-def _object(value: Any, path: str) -> JSON:
-    if not isinstance(value, dict):
-        raise invalid(f"{path}: expected an object", path)
-    return value
-
-
-def _number(value: Any, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"{path}: expected a number", path)
-    return float(value)
-
-
-def _integer(value: Any, path: str) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"{path}: expected an integer", path)
-    return value
-
-
 def parse_request(body: Any) -> Request:
-    body = _object(body, "body")
+    body = expect_object(body, "body")
     request = Request(model="")
     ids = CallIds(deterministic=True)
     contents = get(body, "contents")
@@ -94,7 +84,7 @@ def parse_request(body: Any) -> Request:
         raise invalid("contents: expected a list of contents", "contents")
     for n, content in enumerate(contents):
         path = f"contents[{n}]"
-        content = _object(content, path)
+        content = expect_object(content, path)
         role = content.get("role") or "user"
         if role not in ("user", "model", "function"):
             raise invalid(f"{path}.role: expected 'user' or 'model', got {role!r}", f"{path}.role")
@@ -127,7 +117,7 @@ def parse_request(body: Any) -> Request:
 
 def parse_count_tokens_request(body: Any) -> Request:
     """countTokens takes either ``contents`` or a whole ``generateContentRequest``."""
-    body = _object(body, "body")
+    body = expect_object(body, "body")
     if has(body, "generateContentRequest"):
         return parse_request(get(body, "generateContentRequest"))
     return parse_request(body)
@@ -140,7 +130,7 @@ def _snake(name: str) -> str:
 def _parse_system(value: Any) -> list[TextPart]:
     if isinstance(value, str):
         return [TextPart(value)] if value else []
-    system = _object(value, "systemInstruction")
+    system = expect_object(value, "systemInstruction")
     parts = parse_parts(system.get("parts"), "systemInstruction.parts", CallIds())
     if any(not isinstance(p, TextPart | ReasoningPart) for p in parts):
         raise invalid("systemInstruction.parts: only text parts are supported", "systemInstruction")
@@ -148,11 +138,9 @@ def _parse_system(value: Any) -> list[TextPart]:
 
 
 def _parse_tools(value: Any) -> list[Tool]:
-    if not isinstance(value, list):
-        raise invalid("tools: expected a list", "tools")
     tools: list[Tool] = []
-    for n, entry in enumerate(value):
-        entry = _object(entry, f"tools[{n}]")
+    for n, entry in enumerate(expect_list(value, "tools")):
+        entry = expect_object(entry, f"tools[{n}]")
         for key, item in entry.items():
             if key in ("functionDeclarations", "function_declarations"):
                 if not isinstance(item, list):
@@ -166,30 +154,26 @@ def _parse_tools(value: Any) -> list[Tool]:
 
 
 def _parse_declaration(value: Any, path: str) -> Tool:
-    declaration = _object(value, path)
-    name = declaration.get("name")
-    if not isinstance(name, str) or not name:
-        raise invalid(f"{path}.name: expected a non-empty string", f"{path}.name")
-    description = declaration.get("description") or ""
-    if not isinstance(description, str):
-        raise invalid(f"{path}.description: expected a string", f"{path}.description")
+    declaration = expect_object(value, path)
+    name = expect_nonempty_str(declaration.get("name"), f"{path}.name")
+    description = expect_str(declaration.get("description") or "", f"{path}.description")
     tool = Tool(name=name, description=description)
     if has(declaration, "parametersJsonSchema"):
         schema = get(declaration, "parametersJsonSchema")
-        tool.parameters = _object(schema, f"{path}.parametersJsonSchema")
+        tool.parameters = expect_object(schema, f"{path}.parametersJsonSchema")
     elif declaration.get("parameters") is not None:
-        schema = _object(declaration["parameters"], f"{path}.parameters")
+        schema = expect_object(declaration["parameters"], f"{path}.parameters")
         tool.parameters = to_json_schema(schema)
     return tool
 
 
 def _parse_tool_config(value: Any) -> tuple[ToolChoice | None, JSON | None]:
     """The canonical tool choice, and the raw toolConfig when the choice cannot express it."""
-    config = _object(value, "toolConfig")
+    config = expect_object(value, "toolConfig")
     calling = get(config, "functionCallingConfig")
     if calling is None:
         return None, config or None
-    calling = _object(calling, "toolConfig.functionCallingConfig")
+    calling = expect_object(calling, "toolConfig.functionCallingConfig")
     mode = str(calling.get("mode") or "AUTO").upper()
     names = get(calling, "allowedFunctionNames") or []
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -215,25 +199,27 @@ def _parse_tool_config(value: Any) -> tuple[ToolChoice | None, JSON | None]:
 
 def _parse_generation_config(value: Any, request: Request) -> JSON:
     """Fill the request from generationConfig; return the fields it has no place for."""
-    config = _object(value, "generationConfig")
+    config = expect_object(value, "generationConfig")
     path = "generationConfig"
     consumed = {name for field in _GENERATION_FIELDS for name in (field, _snake(field))}
     if has(config, "temperature"):
-        request.temperature = _number(get(config, "temperature"), f"{path}.temperature")
+        request.temperature = expect_number(get(config, "temperature"), f"{path}.temperature")
     if has(config, "topP"):
-        request.top_p = _number(get(config, "topP"), f"{path}.topP")
+        request.top_p = expect_number(get(config, "topP"), f"{path}.topP")
     if has(config, "topK"):
-        request.top_k = _integer(get(config, "topK"), f"{path}.topK")
+        request.top_k = expect_int(get(config, "topK"), f"{path}.topK", integral_floats=True)
     if has(config, "maxOutputTokens"):
-        request.max_tokens = _integer(get(config, "maxOutputTokens"), f"{path}.maxOutputTokens")
+        request.max_tokens = expect_int(
+            get(config, "maxOutputTokens"), f"{path}.maxOutputTokens", integral_floats=True
+        )
     if has(config, "seed"):
-        request.seed = _integer(get(config, "seed"), f"{path}.seed")
+        request.seed = expect_int(get(config, "seed"), f"{path}.seed", integral_floats=True)
     if has(config, "presencePenalty"):
-        request.presence_penalty = _number(
+        request.presence_penalty = expect_number(
             get(config, "presencePenalty"), f"{path}.presencePenalty"
         )
     if has(config, "frequencyPenalty"):
-        request.frequency_penalty = _number(
+        request.frequency_penalty = expect_number(
             get(config, "frequencyPenalty"), f"{path}.frequencyPenalty"
         )
     if has(config, "stopSequences"):
@@ -244,7 +230,9 @@ def _parse_generation_config(value: Any, request: Request) -> JSON:
             )
         request.stop = list(stop)
     if has(config, "candidateCount"):
-        count = _integer(get(config, "candidateCount"), f"{path}.candidateCount")
+        count = expect_int(
+            get(config, "candidateCount"), f"{path}.candidateCount", integral_floats=True
+        )
         if count > 1:
             raise invalid(
                 f"{path}.candidateCount: only 1 candidate is supported", f"{path}.candidateCount"
@@ -263,7 +251,7 @@ def _parse_response_format(config: JSON, request: Request) -> bool:
     schema = get(config, "responseJsonSchema")
     if schema is None and get(config, "responseSchema") is not None:
         schema = to_json_schema(
-            _object(get(config, "responseSchema"), "generationConfig.responseSchema")
+            expect_object(get(config, "responseSchema"), "generationConfig.responseSchema")
         )
     if schema is not None and not isinstance(schema, dict):
         raise invalid("generationConfig.responseJsonSchema: expected an object", "generationConfig")
@@ -277,25 +265,22 @@ def _parse_response_format(config: JSON, request: Request) -> bool:
 
 
 def _parse_thinking(value: Any) -> Reasoning:
-    config = _object(value, "generationConfig.thinkingConfig")
+    config = expect_object(value, "generationConfig.thinkingConfig")
     path = "generationConfig.thinkingConfig"
     reasoning = Reasoning()
     if has(config, "includeThoughts"):
         include = get(config, "includeThoughts")
-        if not isinstance(include, bool):
-            raise invalid(f"{path}.includeThoughts: expected a boolean", f"{path}.includeThoughts")
-        reasoning.include_thoughts = include
+        reasoning.include_thoughts = expect_bool(include, f"{path}.includeThoughts")
     if has(config, "thinkingBudget"):
-        budget = _integer(get(config, "thinkingBudget"), f"{path}.thinkingBudget")
+        budget = expect_int(
+            get(config, "thinkingBudget"), f"{path}.thinkingBudget", integral_floats=True
+        )
         reasoning.enabled = budget != 0
         reasoning.budget = budget if budget > 0 else None  # -1 means "dynamic"
-    level = get(config, "thinkingLevel")
-    if level is not None:
-        if not isinstance(level, str):
-            raise invalid(f"{path}.thinkingLevel: expected a string", f"{path}.thinkingLevel")
-        if level.upper() != "THINKING_LEVEL_UNSPECIFIED":
-            reasoning.effort = level.lower()
-            reasoning.enabled = True
+    level = optional_str(get(config, "thinkingLevel"), f"{path}.thinkingLevel")
+    if level is not None and level.upper() != "THINKING_LEVEL_UNSPECIFIED":
+        reasoning.effort = level.lower()
+        reasoning.enabled = True
     return reasoning
 
 

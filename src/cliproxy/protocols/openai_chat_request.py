@@ -31,6 +31,16 @@ from cliproxy.protocols.cross_vendor import (
     settle_orphan_results,
     settle_unanswered_calls,
 )
+from cliproxy.protocols.fields import (
+    expect_list,
+    expect_object,
+    expect_str,
+    optional_bool,
+    optional_int,
+    optional_number,
+    optional_object,
+    optional_str,
+)
 
 NAME = "openai_chat"
 
@@ -63,53 +73,6 @@ _HANDLED = frozenset(
     }
 )
 
-# --- request validation helpers --------------------------------------------------------------
-
-
-def _dict(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise invalid(f"{path}: expected an object", path)
-    return value
-
-
-def _str(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise invalid(f"{path}: expected a string", path)
-    return value
-
-
-def _opt_str(body: JSON, key: str, path: str) -> str | None:
-    value = body.get(key)
-    return None if value is None else _str(value, path)
-
-
-def _opt_int(body: JSON, key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise invalid(f"{key}: expected an integer", key)
-    return value
-
-
-def _opt_number(body: JSON, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"{key}: expected a number", key)
-    return float(value)
-
-
-def _opt_bool(body: JSON, key: str, path: str) -> bool | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, bool):
-        raise invalid(f"{path}: expected a boolean", path)
-    return value
-
-
 # --- request: wire → canonical ------------------------------------------------------------------
 
 
@@ -124,12 +87,12 @@ def _text_parts(content: Any, path: str, allow_refusal: bool = False) -> list[Te
     parts: list[TextPart] = []
     for i, item in enumerate(content):
         item_path = f"{path}[{i}]"
-        item = _dict(item, item_path)
+        item = expect_object(item, item_path)
         kind = item.get("type")
         if kind == "text":
-            parts.append(TextPart(_str(item.get("text"), f"{item_path}.text")))
+            parts.append(TextPart(expect_str(item.get("text"), f"{item_path}.text")))
         elif kind == "refusal" and allow_refusal:
-            parts.append(TextPart(_str(item.get("refusal"), f"{item_path}.refusal")))
+            parts.append(TextPart(expect_str(item.get("refusal"), f"{item_path}.refusal")))
         else:
             raise invalid(f"{item_path}.type: expected 'text', got {kind!r}", f"{item_path}.type")
     return parts
@@ -149,16 +112,16 @@ def _user_parts(content: Any, path: str) -> list[Part]:
     parts: list[Part] = []
     for i, item in enumerate(content):
         item_path = f"{path}[{i}]"
-        item = _dict(item, item_path)
+        item = expect_object(item, item_path)
         kind = item.get("type")
         if kind == "text":
-            parts.append(TextPart(_str(item.get("text"), f"{item_path}.text")))
+            parts.append(TextPart(expect_str(item.get("text"), f"{item_path}.text")))
         elif kind == "image_url":
             parts.append(_image_part(item.get("image_url"), f"{item_path}.image_url"))
         elif kind == "input_audio":
-            audio = _dict(item.get("input_audio"), f"{item_path}.input_audio")
-            data = _str(audio.get("data"), f"{item_path}.input_audio.data")
-            fmt = _str(audio.get("format", "wav"), f"{item_path}.input_audio.format")
+            audio = expect_object(item.get("input_audio"), f"{item_path}.input_audio")
+            data = expect_str(audio.get("data"), f"{item_path}.input_audio.data")
+            fmt = expect_str(audio.get("format", "wav"), f"{item_path}.input_audio.format")
             # No audio part in the canonical model: an audio FilePart carries it.
             parts.append(FilePart(media_type=f"audio/{fmt}", data=data))
         elif kind == "file":
@@ -174,9 +137,9 @@ def _user_parts(content: Any, path: str) -> list[Part]:
 def _image_part(raw: Any, path: str) -> ImagePart:
     if isinstance(raw, str):  # some clients send the URL directly
         raw = {"url": raw}
-    raw = _dict(raw, path)
-    url = _str(raw.get("url"), f"{path}.url")
-    detail = _opt_str(raw, "detail", f"{path}.detail")
+    raw = expect_object(raw, path)
+    url = expect_str(raw.get("url"), f"{path}.url")
+    detail = optional_str(raw.get("detail"), f"{path}.detail")
     inline = _data_url(url)
     if inline:
         return ImagePart(media_type=inline[0], data=inline[1], detail=detail)
@@ -184,10 +147,10 @@ def _image_part(raw: Any, path: str) -> ImagePart:
 
 
 def _file_part(raw: Any, path: str) -> FilePart:
-    raw = _dict(raw, path)
-    file_data = _opt_str(raw, "file_data", f"{path}.file_data")
-    file_id = _opt_str(raw, "file_id", f"{path}.file_id")
-    filename = _opt_str(raw, "filename", f"{path}.filename")
+    raw = expect_object(raw, path)
+    file_data = optional_str(raw.get("file_data"), f"{path}.file_data")
+    file_id = optional_str(raw.get("file_id"), f"{path}.file_id")
+    filename = optional_str(raw.get("filename"), f"{path}.filename")
     if file_data is None and file_id is None:
         raise invalid(f"{path}: needs file_data or file_id", path)
     part = FilePart(file_id=file_id, filename=filename)
@@ -198,21 +161,19 @@ def _file_part(raw: Any, path: str) -> FilePart:
 
 
 def _tool_calls(raw: Any, path: str) -> list[ToolCallPart]:
-    if not isinstance(raw, list):
-        raise invalid(f"{path}: expected a list", path)
     calls: list[ToolCallPart] = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(expect_list(raw, path)):
         item_path = f"{path}[{i}]"
-        item = _dict(item, item_path)
-        function = _dict(item.get("function"), f"{item_path}.function")
+        item = expect_object(item, item_path)
+        function = expect_object(item.get("function"), f"{item_path}.function")
         arguments = function.get("arguments", "{}")
         if isinstance(arguments, dict):  # lenient: some clients send the object itself
             arguments = orjson.dumps(arguments).decode()
         calls.append(
             ToolCallPart(
-                id=_str(item.get("id"), f"{item_path}.id"),
-                name=_str(function.get("name"), f"{item_path}.function.name"),
-                arguments=_str(arguments, f"{item_path}.function.arguments") or "{}",
+                id=expect_str(item.get("id"), f"{item_path}.id"),
+                name=expect_str(function.get("name"), f"{item_path}.function.name"),
+                arguments=expect_str(arguments, f"{item_path}.function.arguments") or "{}",
             )
         )
     return calls
@@ -224,7 +185,7 @@ def _parse_messages(raw: Any, request: Request) -> None:
     tool_names: dict[str, str] = {}  # call id → tool name, for ToolResultPart.name (Gemini)
     for i, msg in enumerate(raw):
         path = f"messages[{i}]"
-        msg = _dict(msg, path)
+        msg = expect_object(msg, path)
         role = msg.get("role")
         content = msg.get("content")
         if role in ("system", "developer"):
@@ -253,7 +214,7 @@ def _parse_messages(raw: Any, request: Request) -> None:
                 assistant.extend(calls)
             request.messages.append(Message("assistant", assistant))
         elif role == "tool":
-            call_id = _str(msg.get("tool_call_id"), f"{path}.tool_call_id")
+            call_id = expect_str(msg.get("tool_call_id"), f"{path}.tool_call_id")
             result = ToolResultPart(
                 call_id=call_id,
                 content=list(_text_parts(content, f"{path}.content")),
@@ -277,27 +238,26 @@ def _parse_messages(raw: Any, request: Request) -> None:
 
 
 def _parse_tools(raw: Any) -> list[Tool]:
-    if not isinstance(raw, list):
-        raise invalid("tools: expected a list", "tools")
     tools: list[Tool] = []
-    for i, item in enumerate(raw):
+    for i, item in enumerate(expect_list(raw, "tools")):
         path = f"tools[{i}]"
-        item = _dict(item, path)
+        item = expect_object(item, path)
         kind = item.get("type", "function")
         if kind != "function":
             inner = item.get(kind) if isinstance(kind, str) else None
             name = inner.get("name") if isinstance(inner, dict) else None
             tools.append(Tool(name=name if isinstance(name, str) else str(kind), builtin=item))
             continue
-        function = _dict(item.get("function"), f"{path}.function")
+        function = expect_object(item.get("function"), f"{path}.function")
         parameters = function.get("parameters")
         tool = Tool(
-            name=_str(function.get("name"), f"{path}.function.name"),
-            description=_opt_str(function, "description", f"{path}.function.description") or "",
-            strict=_opt_bool(function, "strict", f"{path}.function.strict"),
+            name=expect_str(function.get("name"), f"{path}.function.name"),
+            description=optional_str(function.get("description"), f"{path}.function.description")
+            or "",
+            strict=optional_bool(function.get("strict"), f"{path}.function.strict"),
         )
         if parameters is not None:
-            tool.parameters = _dict(parameters, f"{path}.function.parameters")
+            tool.parameters = expect_object(parameters, f"{path}.function.parameters")
         tools.append(tool)
     return tools
 
@@ -308,8 +268,10 @@ def _parse_tool_choice(raw: Any, extras: JSON) -> ToolChoice | None:
     if raw in ("auto", "none", "required"):
         return ToolChoice(mode=raw)
     if isinstance(raw, dict) and raw.get("type") == "function":
-        function = _dict(raw.get("function"), "tool_choice.function")
-        return ToolChoice(mode="tool", name=_str(function.get("name"), "tool_choice.function.name"))
+        function = expect_object(raw.get("function"), "tool_choice.function")
+        return ToolChoice(
+            mode="tool", name=expect_str(function.get("name"), "tool_choice.function.name")
+        )
     if isinstance(raw, dict) and isinstance(raw.get("type"), str):
         # allowed_tools / custom: no canonical form; kept for a same-protocol round trip.
         extras["tool_choice"] = raw
@@ -320,18 +282,18 @@ def _parse_tool_choice(raw: Any, extras: JSON) -> ToolChoice | None:
 def _parse_response_format(raw: Any) -> ResponseFormat | None:
     if raw is None:
         return None
-    raw = _dict(raw, "response_format")
+    raw = expect_object(raw, "response_format")
     kind = raw.get("type")
     if kind in ("text", "json_object"):
         return ResponseFormat(type=kind)
     if kind == "json_schema":
-        spec = _dict(raw.get("json_schema"), "response_format.json_schema")
+        spec = expect_object(raw.get("json_schema"), "response_format.json_schema")
         schema = spec.get("schema")
         return ResponseFormat(
             type="json_schema",
-            name=_opt_str(spec, "name", "response_format.json_schema.name"),
-            schema=None if schema is None else _dict(schema, "response_format.json_schema.schema"),
-            strict=_opt_bool(spec, "strict", "response_format.json_schema.strict"),
+            name=optional_str(spec.get("name"), "response_format.json_schema.name"),
+            schema=optional_object(schema, "response_format.json_schema.schema"),
+            strict=optional_bool(spec.get("strict"), "response_format.json_schema.strict"),
         )
     raise invalid(
         f"response_format.type: expected text, json_object or json_schema, got {kind!r}",
@@ -351,43 +313,44 @@ def _parse_stop(raw: Any) -> list[str]:
 
 def parse_common(body: JSON, request: Request) -> None:
     """Sampling, limits and stream options shared with the legacy completions endpoint."""
-    request.max_tokens = _opt_int(body, "max_completion_tokens")
+    request.max_tokens = optional_int(body.get("max_completion_tokens"), "max_completion_tokens")
     if request.max_tokens is None:
-        request.max_tokens = _opt_int(body, "max_tokens")
-    request.temperature = _opt_number(body, "temperature")
-    request.top_p = _opt_number(body, "top_p")
-    top_k = _opt_int(body, "top_k")  # not OpenAI's, but vLLM & co. accept it
+        request.max_tokens = optional_int(body.get("max_tokens"), "max_tokens")
+    request.temperature = optional_number(body.get("temperature"), "temperature")
+    request.top_p = optional_number(body.get("top_p"), "top_p")
+    top_k = optional_int(body.get("top_k"), "top_k")  # not OpenAI's, but vLLM & co. accept it
     request.top_k = top_k
     request.stop = _parse_stop(body.get("stop"))
-    n = _opt_int(body, "n")
+    n = optional_int(body.get("n"), "n")
     if n is not None and n != 1:
         raise invalid("n: only n=1 is supported (one choice per request)", "n")
-    request.seed = _opt_int(body, "seed")
-    request.presence_penalty = _opt_number(body, "presence_penalty")
-    request.frequency_penalty = _opt_number(body, "frequency_penalty")
-    request.stream = bool(_opt_bool(body, "stream", "stream"))
+    request.seed = optional_int(body.get("seed"), "seed")
+    request.presence_penalty = optional_number(body.get("presence_penalty"), "presence_penalty")
+    request.frequency_penalty = optional_number(body.get("frequency_penalty"), "frequency_penalty")
+    request.stream = bool(optional_bool(body.get("stream"), "stream"))
     options = body.get("stream_options")
     if options is not None:
-        options = _dict(options, "stream_options")
+        options = expect_object(options, "stream_options")
         request.include_usage = bool(
-            _opt_bool(options, "include_usage", "stream_options.include_usage")
+            optional_bool(options.get("include_usage"), "stream_options.include_usage")
         )
-    request.user = _opt_str(body, "user", "user")
-    if body.get("metadata") is not None:
-        request.metadata = _dict(body["metadata"], "metadata")
+    request.user = optional_str(body.get("user"), "user")
+    request.metadata = optional_object(body.get("metadata"), "metadata")
 
 
 def parse_request(body: JSON) -> Request:
-    body = _dict(body, "body")
-    request = Request(model=_str(body.get("model"), "model"))
+    body = expect_object(body, "body")
+    request = Request(model=expect_str(body.get("model"), "model"))
     extras = {key: value for key, value in body.items() if key not in _HANDLED}
     _parse_messages(body.get("messages"), request)
     parse_common(body, request)
     if body.get("tools") is not None:
         request.tools = _parse_tools(body["tools"])
     request.tool_choice = _parse_tool_choice(body.get("tool_choice"), extras)
-    request.parallel_tool_calls = _opt_bool(body, "parallel_tool_calls", "parallel_tool_calls")
-    effort = _opt_str(body, "reasoning_effort", "reasoning_effort")
+    request.parallel_tool_calls = optional_bool(
+        body.get("parallel_tool_calls"), "parallel_tool_calls"
+    )
+    effort = optional_str(body.get("reasoning_effort"), "reasoning_effort")
     if effort is not None:
         request.reasoning = Reasoning(effort=effort)
     request.response_format = _parse_response_format(body.get("response_format"))

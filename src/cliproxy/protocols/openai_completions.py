@@ -29,6 +29,7 @@ from cliproxy.model import (
 from cliproxy.model import Response as CanonicalResponse
 from cliproxy.protocols import openai_chat, openai_chat_wire
 from cliproxy.protocols.base import JSON, StreamDecoder, StreamEncoder, WireProtocol
+from cliproxy.protocols.fields import expect_object, expect_str
 from cliproxy.protocols.openai_chat_request import parse_common
 from cliproxy.protocols.openai_chat_stream import DONE, ChatStreamDecoder
 from cliproxy.protocols.sse import SSEEvent, frame
@@ -162,11 +163,8 @@ class OpenAICompletions(WireProtocol):
     name = NAME
 
     def parse_request(self, body: JSON) -> Request:
-        if not isinstance(body, dict):
-            raise invalid("body: expected an object", "body")
-        model = body.get("model")
-        if not isinstance(model, str):
-            raise invalid("model: expected a string", "model")
+        body = expect_object(body, "body")
+        model = expect_str(body.get("model"), "model")
         request = Request(
             model=model, messages=[Message("user", [TextPart(_prompt(body.get("prompt")))])]
         )

@@ -31,6 +31,17 @@ from cliproxy.protocols.cross_vendor import (
     settle_orphan_results,
     settle_unanswered_calls,
 )
+from cliproxy.protocols.fields import (
+    expect_list,
+    expect_nonempty_str,
+    expect_object,
+    expect_str,
+    optional_bool,
+    optional_int,
+    optional_number,
+    optional_object,
+    optional_str,
+)
 from cliproxy.protocols.openai_chat_request import openai_effort
 from cliproxy.protocols.signatures import carried_part
 
@@ -88,28 +99,23 @@ _ROLE_MAP = {"user": "user", "assistant": "assistant", "system": "system", "deve
 def parse_request(body: Any) -> Request:
     if not isinstance(body, dict):
         raise invalid("body: expected a JSON object")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise invalid("model: expected a non-empty string", "model")
-    request = Request(model=model)
-
-    instructions = body.get("instructions")
-    if instructions is not None:
-        if not isinstance(instructions, str):
-            raise invalid("instructions: expected a string", "instructions")
-        if instructions:
-            request.system.append(TextPart(instructions))
+    request = Request(model=expect_nonempty_str(body.get("model"), "model"))
+    instructions = optional_str(body.get("instructions"), "instructions")
+    if instructions:
+        request.system.append(TextPart(instructions))
 
     _parse_input(body.get("input"), request)
     request.tools = _parse_tools(body.get("tools"))
     _parse_tool_choice(body.get("tool_choice"), request)
-    request.parallel_tool_calls = _opt(body, "parallel_tool_calls", bool)
-    request.max_tokens = _opt(body, "max_output_tokens", int)
-    request.temperature = _number(body, "temperature")
-    request.top_p = _number(body, "top_p")
-    request.stream = bool(_opt(body, "stream", bool))
-    request.user = _opt(body, "user", str)
-    request.metadata = _opt(body, "metadata", dict)
+    request.parallel_tool_calls = optional_bool(
+        body.get("parallel_tool_calls"), "parallel_tool_calls"
+    )
+    request.max_tokens = optional_int(body.get("max_output_tokens"), "max_output_tokens")
+    request.temperature = optional_number(body.get("temperature"), "temperature")
+    request.top_p = optional_number(body.get("top_p"), "top_p")
+    request.stream = bool(optional_bool(body.get("stream"), "stream"))
+    request.user = optional_str(body.get("user"), "user")
+    request.metadata = optional_object(body.get("metadata"), "metadata")
     request.reasoning = _parse_reasoning(body.get("reasoning"))
     _parse_text_config(body.get("text"), request)
 
@@ -117,25 +123,6 @@ def parse_request(body: Any) -> Request:
     if extras:
         request.extras.setdefault(NAME, {}).update(extras)
     return request
-
-
-def _opt(body: JSON, key: str, kind: type) -> Any:
-    value = body.get(key)
-    if value is None:
-        return None
-    # bool is an int subclass: a JSON true must not pass as a token count.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise invalid(f"{key}: expected {kind.__name__}", key)
-    return value
-
-
-def _number(body: JSON, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise invalid(f"{key}: expected a number", key)
-    return float(value)
 
 
 def _parse_input(raw: Any, request: Request) -> None:
@@ -148,9 +135,7 @@ def _parse_input(raw: Any, request: Request) -> None:
         raise invalid("input: expected a string or a list of items", "input")
     for position, item in enumerate(raw):
         path = f"input[{position}]"
-        if not isinstance(item, dict):
-            raise invalid(f"{path}: expected an object", path)
-        parsed = _parse_item(item, path)
+        parsed = _parse_item(expect_object(item, path), path)
         if parsed is None:
             continue
         role, parts = parsed
@@ -178,14 +163,14 @@ def _parse_item(item: JSON, path: str) -> tuple[str, list[Part]] | None:
             raise invalid(f"{path}.role: expected user, assistant, system or developer", path)
         return role, _parse_content(item.get("content"), f"{path}.content")
     if kind == "function_call":
-        call_id = _required_str(item, "call_id", path)
-        name = _required_str(item, "name", path)
+        call_id = expect_nonempty_str(item.get("call_id"), f"{path}.call_id")
+        name = expect_nonempty_str(item.get("name"), f"{path}.name")
         arguments = item.get("arguments", "{}")
         if not isinstance(arguments, str):
             raise invalid(f"{path}.arguments: expected a JSON string", f"{path}.arguments")
         return "assistant", [ToolCallPart(id=call_id, name=name, arguments=arguments or "{}")]
     if kind == "function_call_output":
-        call_id = _required_str(item, "call_id", path)
+        call_id = expect_nonempty_str(item.get("call_id"), f"{path}.call_id")
         output = item.get("output")
         content: list[TextPart | ImagePart | FilePart]
         if isinstance(output, str):
@@ -206,17 +191,8 @@ def _parse_item(item: JSON, path: str) -> tuple[str, list[Part]] | None:
     return None
 
 
-def _required_str(item: JSON, key: str, path: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value:
-        raise invalid(f"{path}.{key}: expected a non-empty string", f"{path}.{key}")
-    return value
-
-
 def _parse_reasoning_item(item: JSON, path: str) -> ReasoningPart:
-    summary = item.get("summary") or []
-    if not isinstance(summary, list):
-        raise invalid(f"{path}.summary: expected a list", f"{path}.summary")
+    summary = expect_list(item.get("summary") or [], f"{path}.summary")
     texts = [s.get("text", "") for s in summary if isinstance(s, dict)]
     if not texts and isinstance(item.get("content"), list):
         texts = [c.get("text", "") for c in item["content"] if isinstance(c, dict)]
@@ -242,9 +218,7 @@ def _parse_content(raw: Any, path: str) -> list[Part]:
     parts: list[Part] = []
     for position, part in enumerate(raw):
         part_path = f"{path}[{position}]"
-        if not isinstance(part, dict):
-            raise invalid(f"{part_path}: expected an object", part_path)
-        parsed = _parse_part(part, part_path)
+        parsed = _parse_part(expect_object(part, part_path), part_path)
         if parsed is not None:
             parts.append(parsed)
     return parts
@@ -253,10 +227,7 @@ def _parse_content(raw: Any, path: str) -> list[Part]:
 def _parse_part(part: JSON, path: str) -> Part | None:
     kind = part.get("type")
     if kind in ("input_text", "output_text", "text", "summary_text"):
-        text = part.get("text")
-        if not isinstance(text, str):
-            raise invalid(f"{path}.text: expected a string", f"{path}.text")
-        return TextPart(text)
+        return TextPart(expect_str(part.get("text"), f"{path}.text"))
     if kind == "refusal":
         return TextPart(str(part.get("refusal", "")))
     if kind == "input_image":
@@ -310,20 +281,16 @@ def _split_data_url(url: str) -> tuple[str, str | None]:
 def _parse_tools(raw: Any) -> list[Tool]:
     if raw is None:
         return []
-    if not isinstance(raw, list):
-        raise invalid("tools: expected a list", "tools")
     tools: list[Tool] = []
-    for position, tool in enumerate(raw):
+    for position, tool in enumerate(expect_list(raw, "tools")):
         path = f"tools[{position}]"
         if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
             raise invalid(f"{path}: expected an object with a type", path)
         if tool["type"] != "function":
             tools.append(Tool(name=tool["type"], builtin=dict(tool)))
             continue
-        name = _required_str(tool, "name", path)
-        parameters = tool.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise invalid(f"{path}.parameters: expected an object", f"{path}.parameters")
+        name = expect_nonempty_str(tool.get("name"), f"{path}.name")
+        parameters = optional_object(tool.get("parameters"), f"{path}.parameters")
         strict = tool.get("strict")
         built = Tool(name=name, description=str(tool.get("description") or ""))
         if parameters is not None:
@@ -353,8 +320,7 @@ def _parse_tool_choice(raw: Any, request: Request) -> None:
 def _parse_reasoning(raw: Any) -> Reasoning | None:
     if raw is None:
         return None
-    if not isinstance(raw, dict):
-        raise invalid("reasoning: expected an object", "reasoning")
+    raw = expect_object(raw, "reasoning")
     effort = raw.get("effort")
     summary = raw.get("summary") or raw.get("generate_summary")
     return Reasoning(
@@ -366,8 +332,7 @@ def _parse_reasoning(raw: Any) -> Reasoning | None:
 def _parse_text_config(raw: Any, request: Request) -> None:
     if raw is None:
         return
-    if not isinstance(raw, dict):
-        raise invalid("text: expected an object", "text")
+    raw = expect_object(raw, "text")
     fmt = raw.get("format")
     if fmt is not None:
         if not isinstance(fmt, dict) or fmt.get("type") not in (
