@@ -27,6 +27,7 @@ from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
+from cliproxy.usage.metrics import Metrics
 from cliproxy.usage.observers import Observers
 from cliproxy.usage.request_counts import RequestCounts
 
@@ -142,6 +143,12 @@ class AppState:
         )
         self.identities.configure(header_overrides(config))
         self.account_providers = account_providers(self.identities)
+        # Prometheus metrics (GET /metrics): an observer, with a registry of its own.
+        self.metrics = Metrics(
+            lambda: self.runtime.registry,
+            {kind: provider.name for kind, provider in self.account_providers.items()},
+        )
+        self.observers.subscribe(self.metrics)
         self._configure_providers(config)
         self.auth_store = AuthStore(config.auth_dir)
         self.auth_store.load()
@@ -151,6 +158,7 @@ class AppState:
             sender=self.upstream,
             identities=self.identities,
             recent_use_window=config.background_refresh_hours * 3600,
+            report=self.observers.emit,
         )
         self.runtime = build_runtime(
             config, self._usable_accounts(), self.account_providers, self.pool.counters
