@@ -19,6 +19,7 @@ from cliproxy import __version__
 from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
 from cliproxy.config.schema import Config
 from cliproxy.management import management_routes, routes_metrics, routes_ops
+from cliproxy.management.log_file import file_logging
 from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.model import ErrorKind, ProxyError
@@ -201,6 +202,8 @@ def _on_reload(state: AppState) -> Callable[[Config], None]:
     def apply(new: Config) -> None:
         changed = diff_keys(state.runtime.config, new)
         state.apply(new)
+        if file_logging.managed:  # serve writes the log file; an embedding program may not
+            file_logging.configure(new)
         log.info("config reloaded: %s", ", ".join(changed) or "no effective change")
 
     return apply
