@@ -3,6 +3,7 @@ attempts count as upstream errors, and token refreshes counted from the real ref
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -63,6 +64,9 @@ def request(model: str, **fields: object) -> RequestOutcome:
         "bytes_out": 10,
         **fields,
     }
+    for field in dataclasses.fields(RequestOutcome):  # fields added later keep their zero
+        if field.name not in values and field.default is dataclasses.MISSING:
+            values[field.name] = None
     return RequestOutcome(**values)
 
 

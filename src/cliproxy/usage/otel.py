@@ -44,6 +44,7 @@ PROVIDERS = {
 }
 SCOPE = "cliproxy"
 EXPORT_DELAY_MS = 1000  # how long finished spans may wait to be batched
+EXPORT_TIMEOUT_S = 5  # per export; a collector that is down cannot hold a shutdown for long
 
 # credential id -> (host, port) of the upstream it calls; None when unknown.
 UpstreamAddress = Callable[[str], tuple[str, int | None] | None]
@@ -73,7 +74,9 @@ class Tracing:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(
-                endpoint=settings.traces_url, headers=dict(settings.headers) or None
+                endpoint=settings.traces_url,
+                headers=dict(settings.headers) or None,
+                timeout=EXPORT_TIMEOUT_S,
             )
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": settings.service_name})
