@@ -18,7 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cliproxy import __version__
 from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
 from cliproxy.config.schema import Config
-from cliproxy.management import management_routes, routes_ops
+from cliproxy.management import management_routes, routes_metrics, routes_ops
+from cliproxy.management.log_file import file_logging
 from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.model import ErrorKind, ProxyError
@@ -163,14 +164,21 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
             await login_sessions(app).close()
             await state.close()
 
+    management = management_routes(lambda: state, config_path)
+    # GET /metrics checks its own readers, with the management API's guard (lockouts shared).
+    metrics = routes_metrics.metrics_route(lambda: state, management.management.guard)
     app = Starlette(
-        routes=[*ROUTES, management_routes(lambda: state, config_path)],
+        routes=[*ROUTES, metrics, management],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
     app.state.cliproxy = state
     # Innermost first; each layer wraps the ones added before it.
-    app.add_middleware(AccessMiddleware, state_getter=lambda: state, open_paths=CALLBACK_PATHS)
+    app.add_middleware(
+        AccessMiddleware,
+        state_getter=lambda: state,
+        open_paths=CALLBACK_PATHS | {routes_metrics.PATH},
+    )
     app.add_middleware(CancelOnHangUp, applies=_is_generation_call)
     app.add_middleware(
         BodyDeadline, timeout_getter=lambda: state.runtime.config.body_read_timeout_seconds
@@ -194,6 +202,8 @@ def _on_reload(state: AppState) -> Callable[[Config], None]:
     def apply(new: Config) -> None:
         changed = diff_keys(state.runtime.config, new)
         state.apply(new)
+        if file_logging.managed:  # serve writes the log file; an embedding program may not
+            file_logging.configure(new)
         log.info("config reloaded: %s", ", ".join(changed) or "no effective change")
 
     return apply

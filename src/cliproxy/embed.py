@@ -92,7 +92,7 @@ class Proxy:
         function, which gets both kinds. Returns what was subscribed (for unsubscribe)."""
         hub = self.state.observers
         if callable(observer) and not any(
-            hasattr(observer, hook) for hook in ("on_attempt", "on_request")
+            hasattr(observer, hook) for hook in ("on_attempt", "on_request", "on_refresh")
         ):
             observer = _EveryEvent(observer)
         hub.subscribe(observer)

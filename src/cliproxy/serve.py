@@ -11,6 +11,7 @@ import uvicorn
 from cliproxy.app import build_app
 from cliproxy.auth.catalog import catalog
 from cliproxy.config.schema import Config
+from cliproxy.management.log_file import file_logging
 from cliproxy.server.access import is_loopback
 from cliproxy.server.listener import server_config as server_config_for
 
@@ -60,6 +61,9 @@ def run_server(config: Config, path: Path | None) -> int:
         level=logging.DEBUG if config.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    log_path = file_logging.configure(config)  # logging-to-file: logs/main.log, rotated
+    if log_path is not None:
+        log.info("logging to %s", log_path)
     if not config.api_keys and not binds_loopback_only(config.host):
         print(
             f"refusing to listen on {config.host}: no api-keys are configured, so anyone on the "

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -27,7 +28,9 @@ from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
+from cliproxy.usage.metrics import Metrics
 from cliproxy.usage.observers import Observers
+from cliproxy.usage.otel import Tracing, start_tracing
 from cliproxy.usage.request_counts import RequestCounts
 
 
@@ -142,6 +145,18 @@ class AppState:
         )
         self.identities.configure(header_overrides(config))
         self.account_providers = account_providers(self.identities)
+        # Prometheus metrics (GET /metrics): an observer, with a registry of its own.
+        self.metrics = Metrics(
+            lambda: self.runtime.registry,
+            {kind: provider.name for kind, provider in self.account_providers.items()},
+        )
+        self.observers.subscribe(self.metrics)
+        # OpenTelemetry spans, when otel.endpoint is set (and the extra installed); read at
+        # start only: a reload does not start or stop the exporter.
+        self._addresses: tuple[object, dict[str, tuple[str, int | None]]] = (None, {})
+        self.tracing: Tracing | None = start_tracing(config.otel, self.upstream_address)
+        if self.tracing is not None:
+            self.observers.subscribe(self.tracing)
         self._configure_providers(config)
         self.auth_store = AuthStore(config.auth_dir)
         self.auth_store.load()
@@ -151,11 +166,29 @@ class AppState:
             sender=self.upstream,
             identities=self.identities,
             recent_use_window=config.background_refresh_hours * 3600,
+            report=self.observers.emit,
         )
         self.runtime = build_runtime(
             config, self._usable_accounts(), self.account_providers, self.pool.counters
         )
         self.auth_store.subscribe(lambda change: self.rebuild())
+
+    def upstream_address(self, credential_id: str) -> tuple[str, int | None] | None:
+        """(host, port) of the upstream a routed credential calls (read once per registry)."""
+        registry = self.runtime.registry
+        built, addresses = self._addresses
+        if built is not registry:
+            addresses = {}
+            for found_id, credential in registry.credentials().items():
+                parts = urlsplit(credential.base_url)
+                if parts.hostname:
+                    try:
+                        port = parts.port
+                    except ValueError:
+                        port = None
+                    addresses[found_id] = (parts.hostname, port)
+            self._addresses = (registry, addresses)
+        return addresses.get(credential_id)
 
     def _configure_providers(self, config: Config) -> None:
         for kind, provider in self.account_providers.items():
@@ -248,6 +281,9 @@ class AppState:
 
     async def close(self) -> None:
         await self.observers.close()
+        if self.tracing is not None:
+            # Exports what is still queued; the SDK's worker joins, so off the event loop.
+            await asyncio.to_thread(self.tracing.shutdown)
         self.auth_store.stop()
         await self.refresher.close()
         await self.upstream.close()

@@ -146,7 +146,7 @@ def test_config_check_passes_a_usable_file_and_lists_its_findings(tmp_path: Path
     good = tmp_path / "good.yaml"
     good.write_text("port: 9000\napi-keys: [k]\nrequest-body-limit-mb: 4\n")
     noted = tmp_path / "noted.yaml"
-    noted.write_text("port: 9000\nno-such-key: 1\nlogging-to-file: true\n")
+    noted.write_text("port: 9000\nno-such-key: 1\nws-auth: true\n")
     results = run_cli_together(
         [["config", "check", str(good)], ["config", "check", str(noted)]], tmp_path, stdout=True
     )
@@ -155,8 +155,39 @@ def test_config_check_passes_a_usable_file_and_lists_its_findings(tmp_path: Path
     assert f"{good}: OK" in good_out
     assert noted_status == 0, noted_out
     assert f"{noted}:2: no-such-key: unknown key" in noted_out
-    assert f"not supported yet (ignored): {noted}:3: logging-to-file" in noted_out
+    assert f"not supported yet (ignored): {noted}:3: ws-auth" in noted_out
     assert f"{noted}: OK (1 warning, 1 not supported yet)" in noted_out
+
+
+def test_serve_writes_the_main_log_to_a_file_without_secrets(tmp_path: Path) -> None:
+    client_key = "file-log-client-key-0123456789"
+    upstream_key = "sk-file-log-upstream-key-abcdef"
+    path = tmp_path / "my.yaml"
+    path.write_text(
+        f"api-keys: [{client_key}]\nlogging-to-file: true\nlogs-max-total-size-mb: 5\n"
+        f"claude-api-key:\n  - api-key: {upstream_key}\n    base-url: http://127.0.0.1:9\n"
+    )
+    env = {k: v for k, v in clean_env().items() if k != "WRITABLE_PATH"}
+    with serving(tmp_path, "--config", str(path), env=env) as served:
+        headers = {"authorization": f"Bearer {client_key}"}
+        reply = httpx.post(
+            served.base_url + "/v1/messages",
+            headers=headers,
+            json={
+                "model": "claude-x",
+                "max_tokens": 8,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            timeout=20,
+        )
+        assert reply.status_code >= 400  # nothing listens upstream: the failure is logged
+    main_log = tmp_path / "logs" / "main.log"
+    text = main_log.read_text()
+    assert f"logging to {main_log}" in text
+    assert "] [--------] [info] [" in text
+    for secret in (client_key, upstream_key):
+        assert secret not in text
+        assert secret not in served.log()
 
 
 def test_config_check_names_key_path_and_line_and_exits_2(tmp_path: Path) -> None:
@@ -236,7 +267,7 @@ def _curl_line(banner: str) -> str:
 
 def test_serve_with_config_file_applies_it(tmp_path: Path) -> None:
     path = tmp_path / "my.yaml"
-    path.write_text("api-keys: [secret-1]\nlogging-to-file: true\n")
+    path.write_text("api-keys: [secret-1]\nws-auth: true\n")
     with serving(tmp_path, "--config", str(path)) as served:
         url = served.base_url + "/v1/models"
         assert httpx.get(url).status_code == 401
@@ -246,7 +277,7 @@ def test_serve_with_config_file_applies_it(tmp_path: Path) -> None:
         # The banner's curl line carries the key header (abbreviated, never the whole key).
         assert "secret-1" not in served.output()
     log = served.log()
-    assert log.count("logging-to-file") == 1
+    assert log.count("ws-auth") == 1
     assert "not supported yet" in log
 
 

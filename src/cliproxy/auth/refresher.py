@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.client_profiles import ClientIdentities
 from cliproxy.providers.transport import UpstreamClient
+from cliproxy.usage.events import RefreshOutcome, RefreshResult
 
 from .catalog import catalog
 from .flows import OAuthFlow, default_flows
@@ -64,10 +65,13 @@ class Refresher:
         interval: float = 30.0,
         retry_delay: float = 60.0,
         recent_use_window: float = 24 * 3600.0,
+        report: Callable[[RefreshOutcome], None] | None = None,
     ) -> None:
         """``lead_time``: refresh when fewer seconds than this are left. ``interval``: how
         often the background task looks. ``retry_delay``: wait after a transient failure.
-        ``sender``: an UpstreamClient to share (proxies); one is made when omitted."""
+        ``sender``: an UpstreamClient to share (proxies); one is made when omitted.
+        ``report``: told how each token-endpoint call ended (the state hands in its observer
+        hub's ``emit``, so the metrics count refreshes)."""
         self.store = store
         self.flows = dict(flows) if flows is not None else default_flows()
         self.lead_time = lead_time
@@ -84,6 +88,7 @@ class Refresher:
         self._last_used: dict[str, float] = {}  # record id -> monotonic time of last use
         self._stop = asyncio.Event()
         self.refresh_count = 0  # token-endpoint calls made (for tests and metrics)
+        self.report = report
 
     # ----- on demand --------------------------------------------------------------------------
 
@@ -157,6 +162,8 @@ class Refresher:
         token_block = record.raw.get("token")
         token_block = token_block if isinstance(token_block, dict) else {}
         self.refresh_count += 1
+        started = time.perf_counter()
+        result: RefreshResult = "failed"
         try:
             tokens = await refresh_grant(
                 self._sender,
@@ -169,17 +176,26 @@ class Refresher:
             )
         except TokenError as exc:
             if exc.permanent:
+                result = "needs_login"
                 reason = f"the refresh was refused ({exc}); run `cliproxy login {record.type}`"
                 self.store.mark_needs_login(record_id, reason)
                 raise AccountNeedsLogin(record_id, reason) from None
             self._retry_at[record_id] = time.monotonic() + self.retry_delay
             log.warning("refreshing %s failed, will retry: %s", record_id, exc)
             raise RefreshFailed(record_id, str(exc)) from None
+        else:
+            result = "ok"
+        finally:
+            self._report(record, result, time.perf_counter() - started)
         self._retry_at.pop(record_id, None)
         # The store writes the file (with any rotated refresh token) before memory changes.
         saved = self.store.save(record_id, refreshed_file(record, tokens, datetime.now(UTC)))
         log.info("refreshed the access token of %s", record_id)
         return saved.record
+
+    def _report(self, record: AuthRecord, result: RefreshResult, seconds: float) -> None:
+        if self.report is not None:
+            self.report(RefreshOutcome(record.id, record.type, result, seconds))
 
     def _identity_headers(self, record_type: str) -> dict[str, str]:
         entry = catalog().get(record_type)

@@ -30,8 +30,6 @@ TOP_LEVEL_KEYS = frozenset(
         "gpt-image-2-base-model",
         "home",
         "interactions-api-key",
-        "logging-to-file",
-        "logs-max-total-size-mb",
         "model-name-mappings",
         "nonstream-keepalive",
         "nonstream-keepalive-interval",

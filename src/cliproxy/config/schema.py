@@ -326,6 +326,36 @@ class RemoteManagement(ConfigModel):
         return clean
 
 
+class OtelConfig(ConfigModel):
+    """`otel:` (cliproxy extension): one OpenTelemetry span per request, exported over
+    OTLP/HTTP, when `endpoint` is set and the `otel` extra is installed (docs/metrics.md)."""
+
+    # The collector's OTLP/HTTP base URL (http://host:4318); /v1/traces is added unless the
+    # URL already names a path ending in it.
+    endpoint: str = ""
+    service_name: str = "cliproxy"
+    # Sent with every export (a hosted collector's API key, for instance).
+    headers: Headers = Field(default_factory=dict, repr=False)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        return check_http_url(value, required=False)
+
+    @field_validator("service_name")
+    @classmethod
+    def _service_name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty (the default is cliproxy)")
+        return value
+
+    @property
+    def traces_url(self) -> str:
+        base = self.endpoint.rstrip("/")
+        return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
+
+
 class Config(ConfigModel):
     """The whole config file. Build with load.load_config / parse_config_text / default_config."""
 
@@ -396,6 +426,11 @@ class Config(ConfigModel):
     body_read_timeout_seconds: float = 60.0
     keep_alive_timeout_seconds: int = 30
     max_connections: int = 1000
+    # CLIProxyAPI's: the main log also goes to logs/main.log, rotated; the log files together
+    # stay under logs-max-total-size-mb (0: no total cap, each file rotated at 10 MB).
+    logging_to_file: bool = False
+    logs_max_total_size_mb: int = 0
+    otel: OtelConfig = Field(default_factory=OtelConfig)
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _unsupported: list[tuple[str, int | None]] = PrivateAttr(default_factory=list)
@@ -518,6 +553,11 @@ class Config(ConfigModel):
                     "e.g. https://chat.example.com or http://*.example.com"
                 )
         return origins
+
+    @field_validator("logs_max_total_size_mb")
+    @classmethod
+    def _logs_cap(cls, value: int) -> int:
+        return max(value, 0)  # CLIProxyAPI stores a negative cap as 0 (no cap)
 
     @field_validator("allowed_hosts")
     @classmethod

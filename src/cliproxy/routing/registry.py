@@ -163,6 +163,17 @@ class ModelRegistry:
             found.setdefault(family.credential.id, family.credential)
         return found
 
+    def credential_providers(self) -> dict[str, str]:
+        """Every routed credential's id with the name of the provider it serves through."""
+        found: dict[str, str] = {}
+        for pool in self._exact.values():
+            for candidate in pool:
+                if candidate.credential is not None:
+                    found.setdefault(candidate.credential.id, candidate.provider.name)
+        for family in self._families:
+            found.setdefault(family.credential.id, family.provider.name)
+        return found
+
 
 class _PrioritySelector:
     """Shared ordering: the highest priority present is tried first and ordered by the

@@ -5,6 +5,8 @@ refusals and error replies included). It puts a ``RequestTrack`` in the ASGI sco
 that know something write it there (the access check the masked client key, the forwarding core
 the attempts and the candidate, the reply builders the usage or the stream's outcome, the error
 layer the error kind), and the middleware itself counts the bytes and times the first of them.
+It also keeps the metrics' count of open streams: a streamed request whose reply started with
+a status below 400 is open until the route returns.
 When the route has returned, the reply has ended (a stream too: its generator is done, by its
 end, an error frame or the client's hang-up), and the outcome is emitted exactly once.
 
@@ -201,14 +203,18 @@ class OutcomeMiddleware:
         if scope["type"] != "http" or not self.applies(scope):
             await self.app(scope, receive, send)
             return
-        observers = self.state_getter().observers
+        state = self.state_getter()
+        observers = state.observers
         if not observers.wants(RequestOutcome):
             await self.app(scope, receive, send)
             return
         track = RequestTrack(perf_counter())
         scope[TRACK] = track
+        metrics = state.metrics
+        streaming = False
 
         async def watched_send(message: Message) -> None:
+            nonlocal streaming
             kind = message["type"]
             if kind == "http.response.body":
                 body = message.get("body", b"")
@@ -220,6 +226,9 @@ class OutcomeMiddleware:
                     track.finished = not track.hung_up
             elif kind == "http.response.start":
                 track.status = message["status"]
+                if track.stream and track.status < 400:
+                    streaming = True
+                    metrics.active_streams += 1
             await send(message)
 
         async def watched_receive() -> Message:
@@ -231,4 +240,6 @@ class OutcomeMiddleware:
         try:
             await self.app(scope, watched_receive, watched_send)
         finally:
+            if streaming:
+                metrics.active_streams -= 1
             observers.emit(track.outcome(scope, perf_counter()))

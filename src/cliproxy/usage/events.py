@@ -1,4 +1,4 @@
-"""Outcome events: what one upstream attempt and one client request came to.
+"""Outcome events: what one upstream attempt, one client request and one token refresh came to.
 
 The forwarding core and the server emit them through the application's observer hub
 (usage/observers.py); request counters, the usage ledger, metrics and the request log read
@@ -79,4 +79,20 @@ class RequestOutcome:
     bytes_out: int  # response body bytes sent to the client
 
 
-Outcome = AttemptOutcome | RequestOutcome
+# How one token refresh of an account ended: a new token; a failure for now (network, 5xx),
+# retried later; refused for good, so the account needs a new login.
+RefreshResult = Literal["ok", "failed", "needs_login"]
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshOutcome:
+    """One call to an account's token endpoint (auth/refresher.py), on demand or ahead of
+    expiry in the background."""
+
+    credential_id: str  # the account's file name
+    account_type: str  # the auth file's ``type`` (codex, claude, gemini, ...)
+    result: RefreshResult
+    latency: float  # seconds the token endpoint took
+
+
+Outcome = AttemptOutcome | RequestOutcome | RefreshOutcome

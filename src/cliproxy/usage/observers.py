@@ -3,6 +3,7 @@ addons. An observer is any object with hook methods named after the events it wa
 
     on_attempt(event: AttemptOutcome)   one upstream attempt ended
     on_request(event: RequestOutcome)   one client request's reply ended
+    on_refresh(event: RefreshOutcome)   one account's token refresh ended
 
 Hooks run inline on the event loop, right where the event happens, so they must be quick and do
 no I/O (the request counters are such an observer). A slow observer (a database, a remote
@@ -23,11 +24,15 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from cliproxy.usage.events import AttemptOutcome, Outcome, RequestOutcome
+from cliproxy.usage.events import AttemptOutcome, Outcome, RefreshOutcome, RequestOutcome
 
 log = logging.getLogger(__name__)
 
-HOOKS: dict[type, str] = {AttemptOutcome: "on_attempt", RequestOutcome: "on_request"}
+HOOKS: dict[type, str] = {
+    AttemptOutcome: "on_attempt",
+    RequestOutcome: "on_request",
+    RefreshOutcome: "on_refresh",
+}
 DEFAULT_QUEUE_SIZE = 1024
 
 
