@@ -21,6 +21,7 @@ from cliproxy.config.schema import Config
 from cliproxy.management import management_routes, routes_ops
 from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
+from cliproxy.management.routes_usage import credential_resolver
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server import routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
@@ -138,9 +139,11 @@ ROUTES = [
 
 def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     state = AppState(config)
+    state.ledger.resolver = credential_resolver(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.ledger.open()
         watch = AccountWatch(state, interval=state.runtime.config.quota_refresh_seconds)
         app.state.account_watch = watch
         tasks = [

@@ -43,7 +43,6 @@ TOP_LEVEL_KEYS = frozenset(
         "redis-usage-queue-retention-seconds",
         "request-log",
         "streaming",
-        "usage-statistics-enabled",
         "vertex-api-key",
         "video-result-auth-cache-ttl",
         "ws-auth",
