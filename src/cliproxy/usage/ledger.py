@@ -139,6 +139,8 @@ class Ledger:
         self._writer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
         self._pruned_at = 0.0
+        self._repair = True
+        self._deferred = False  # open, but the file is created with the first record
 
     @property
     def where(self) -> str:
@@ -148,18 +150,32 @@ class Ledger:
 
     async def open(self, *, repair: bool = True) -> bool:
         """Open (and create) the database. Never raises: an unusable one is logged and the
-        ledger stays unavailable (requests are served as ever)."""
+        ledger stays unavailable (requests are served as ever). A SQLite file that does not
+        exist yet is created with the first record, so an idle proxy leaves none behind."""
+        self._repair = repair
+        if self.store.path is not None and not self.store.path.exists():
+            self._deferred = True
+            self.available = True
+            self._kick()
+            return True
+        if not await self._open_store():
+            return False
+        await self._prune()
+        self._kick()
+        return True
+
+    async def _open_store(self) -> bool:
+        self._deferred = False
         try:
-            await self.store.open(repair=repair)
+            await self.store.open(repair=self._repair)
         except Exception as error:
             self.error = f"usage database {self.where} cannot be used: {error}"
             log.error("%s; usage is not recorded", self.error)
             await self.store.close()
+            self.available = False
             return False
         self.available = True
         self.error = ""
-        await self._prune()
-        self._kick()
         return True
 
     async def close(self) -> None:
@@ -172,6 +188,7 @@ class Ledger:
         if self.available:
             await self._write_pending()
         self.available = False
+        self._deferred = False
         await self.store.close()
 
     # ----- observer hooks (on the event loop, quick) ----------------------------------------
@@ -263,6 +280,10 @@ class Ledger:
 
     async def _write_pending(self) -> None:
         async with self._writing:
+            if self._deferred and self._pending and not await self._open_store():
+                self.dropped += len(self._pending)
+                self._pending.clear()
+                return
             while self._pending and self.available:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
@@ -280,7 +301,7 @@ class Ledger:
                             self.where,
                             len(batch),
                         )
-            if self.clock() - self._pruned_at >= PRUNE_EVERY:
+            if not self._deferred and self.clock() - self._pruned_at >= PRUNE_EVERY:
                 await self._prune()
 
     def _price(self, row: dict[str, Any]) -> None:
@@ -322,17 +343,27 @@ class Ledger:
         newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         await self.flush()
+        if self._deferred:
+            return []
         return await self.store.fetch(
             filters, limit=limit, offset=offset, newest_first=newest_first
         )
 
     async def count(self, filters: Filters = ANY) -> int:
         await self.flush()
+        if self._deferred:
+            return 0
         return await self.store.count(filters)
 
     async def add_rows(self, rows: list[dict[str, Any]]) -> int:
         """Insert complete rows now (an import); those already stored are skipped."""
         await self.flush()
+        if not rows:
+            return 0
+        if self._deferred:
+            async with self._writing:
+                if self._deferred and not await self._open_store():
+                    raise RuntimeError(self.error)
         for row in rows:
             self._price(row)
         added = 0
