@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -428,3 +429,22 @@ def test_recording_off_records_nothing(start: Start, sims: Sims) -> None:
     assert usage["total_requests"] == 0 and usage["apis"] == {}
     setting = _mgmt(proxy, "/usage-statistics-enabled").json()
     assert setting == {"usage-statistics-enabled": False}
+
+
+def test_a_database_that_fails_later_never_fails_a_request(
+    start: Start, sims: Sims, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    auth_dir = tmp_path / "failing"
+    proxy = start(auth_dir)
+    _three_requests(proxy, sims)
+    _usage(proxy, total=3)
+    with sqlite3.connect(auth_dir / "usage.sqlite") as other:
+        other.execute("DROP TABLE usage_records")
+    with caplog.at_level(logging.ERROR, logger="cliproxy.usage"):
+        _three_requests(proxy, sims)  # each answered as ever
+        time.sleep(0.5)
+    assert str(auth_dir / "usage.sqlite") in caplog.text
+    assert proxy.state.ledger.write_failures >= 1
+    # The routes say so, naming the file, rather than failing with a 500.
+    reply = _mgmt(proxy, "/usage")
+    assert reply.status_code == 503 and str(auth_dir / "usage.sqlite") in reply.json()["error"]

@@ -13,6 +13,7 @@ Also the ledger's resolver: a routed credential id → the auth-index the manage
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -25,7 +26,14 @@ from cliproxy.config.schema import Config
 from cliproxy.model import ProxyError, loads_limited
 from cliproxy.providers.base import mask_secret
 from cliproxy.state import AppState
-from cliproxy.usage.ledger import ATTEMPT, REQUEST, CredentialInfo, Ledger, Resolver
+from cliproxy.usage.ledger import (
+    ATTEMPT,
+    REQUEST,
+    CredentialInfo,
+    Ledger,
+    LedgerUnavailable,
+    Resolver,
+)
 from cliproxy.usage.ledger_store import Filters
 from cliproxy.usage.ledger_views import (
     BUCKETS,
@@ -41,7 +49,7 @@ from cliproxy.usage.ledger_views import (
 )
 
 from .auth_files import auth_index
-from .common import ApiError, api, json_response
+from .common import ApiError, Handler, api, json_response
 from .key_index import ConfigKey, config_keys
 
 DEFAULT_WINDOW = 86400.0
@@ -83,6 +91,20 @@ def _ledger(request: Request) -> Ledger:
     if not ledger.available:
         raise ApiError(503, None, ledger.error or f"usage database {ledger.where} is not open")
     return ledger
+
+
+def usage_api(handler: Handler) -> Handler:
+    """``api``, with a database that fails a query answered as 503 naming it."""
+
+    @api
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except LedgerUnavailable as error:
+            raise ApiError(503, None, str(error)) from None
+
+    return wrapped
 
 
 def _bad(name: str, message: str) -> ApiError:
@@ -130,13 +152,13 @@ def _count(request: Request, name: str, default: int, most: int | None = None) -
     return value
 
 
-@api
+@usage_api
 async def get_usage(request: Request) -> Response:
     usage = snapshot(await _ledger(request).fetch(Filters(kind=REQUEST)))
     return json_response({"usage": usage, "failed_requests": usage["failure_count"]})
 
 
-@api
+@usage_api
 async def export_usage(request: Request) -> Response:
     usage = snapshot(await _ledger(request).fetch(Filters(kind=REQUEST)))
     exported_at = iso(time.time())
@@ -159,7 +181,7 @@ async def _read_import(request: Request) -> Any:
         raise ApiError(400, None, error.message) from None
 
 
-@api
+@usage_api
 async def import_usage(request: Request) -> Response:
     ledger = _ledger(request)
     document = await _read_import(request)
@@ -180,7 +202,7 @@ async def import_usage(request: Request) -> Response:
     )
 
 
-@api
+@usage_api
 async def usage_summary(request: Request) -> Response:
     ledger = _ledger(request)
     since, until = _window(request)
@@ -213,7 +235,7 @@ def _status_filter(request: Request) -> tuple[bool | None, int | None]:
     raise _bad("status", f"{raw[:40]!r} is not success, failed or an HTTP status")
 
 
-@api
+@usage_api
 async def usage_requests(request: Request) -> Response:
     ledger = _ledger(request)
     query = request.query_params

@@ -35,6 +35,10 @@ DAY = 86400.0
 PRUNE_EVERY = 3600.0
 
 
+class LedgerUnavailable(Exception):
+    """A query or import the database could not answer (its message says why)."""
+
+
 class CredentialInfo(NamedTuple):
     auth_index: str  # as GET /auth-files and the key lists show it
     source: str  # the account's e-mail (or file name), or the masked upstream key
@@ -345,15 +349,21 @@ class Ledger:
         await self.flush()
         if self._deferred:
             return []
-        return await self.store.fetch(
-            filters, limit=limit, offset=offset, newest_first=newest_first
-        )
+        try:
+            return await self.store.fetch(
+                filters, limit=limit, offset=offset, newest_first=newest_first
+            )
+        except Exception as error:
+            raise self._unavailable("read", error) from error
 
     async def count(self, filters: Filters = ANY) -> int:
         await self.flush()
         if self._deferred:
             return 0
-        return await self.store.count(filters)
+        try:
+            return await self.store.count(filters)
+        except Exception as error:
+            raise self._unavailable("read", error) from error
 
     async def add_rows(self, rows: list[dict[str, Any]]) -> int:
         """Insert complete rows now (an import); those already stored are skipped."""
@@ -363,10 +373,17 @@ class Ledger:
         if self._deferred:
             async with self._writing:
                 if self._deferred and not await self._open_store():
-                    raise RuntimeError(self.error)
+                    raise LedgerUnavailable(self.error)
         for row in rows:
             self._price(row)
         added = 0
-        for start in range(0, len(rows), self.max_batch):
-            added += await self.store.insert(rows[start : start + self.max_batch])
+        try:
+            for start in range(0, len(rows), self.max_batch):
+                added += await self.store.insert(rows[start : start + self.max_batch])
+        except Exception as error:
+            raise self._unavailable("write", error) from error
         return added
+
+    def _unavailable(self, doing: str, error: Exception) -> LedgerUnavailable:
+        log.warning("usage database %s: could not %s: %s", self.where, doing, error)
+        return LedgerUnavailable(f"usage database {self.where}: could not {doing}: {error}")
