@@ -250,6 +250,7 @@ def test_summary_by_model_with_cost(start: Start, sims: Sims) -> None:
         ({"from": "yesterday"}, "from"),
         ({"to": "2026-13-45"}, "to"),
         ({"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"}, "from"),
+        ({"from": "0001-01-01T00:00:00Z"}, "from"),
     ],
 )
 def test_summary_refuses_bad_parameters(start: Start, params: dict[str, str], named: str) -> None:
@@ -419,6 +420,18 @@ def test_a_broken_database_is_moved_aside(
     assert aside.read_bytes().startswith(b"this is not a database")
     _three_requests(proxy, sims)
     assert _usage(proxy, total=3)["usage"]["total_requests"] == 3
+
+
+def test_requests_refused_for_their_key_are_not_recorded(start: Start, sims: Sims) -> None:
+    proxy = start()
+    stranger = openai.OpenAI(base_url=proxy.base_url + "/v1", api_key="sk-wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        stranger.chat.completions.create(
+            model="priced-model", messages=[{"role": "user", "content": "hi"}]
+        )
+    _three_requests(proxy, sims)
+    usage = _usage(proxy, total=3)["usage"]
+    assert usage["total_requests"] == 3 and list(usage["apis"]) == [MASKED]
 
 
 def test_recording_off_records_nothing(start: Start, sims: Sims) -> None:

@@ -28,6 +28,8 @@ from cliproxy.providers.base import mask_secret
 from cliproxy.state import AppState
 from cliproxy.usage.ledger import (
     ATTEMPT,
+    EARLIEST,
+    LATEST,
     REQUEST,
     CredentialInfo,
     Ledger,
@@ -125,9 +127,9 @@ def _window(request: Request) -> tuple[float, float]:
     since = _time_param(request, "from")
     until = _time_param(request, "to")
     if until is None:
-        until = (since + DEFAULT_WINDOW) if since is not None else time.time()
+        until = min(since + DEFAULT_WINDOW, LATEST) if since is not None else time.time()
     if since is None:
-        since = until - DEFAULT_WINDOW
+        since = max(until - DEFAULT_WINDOW, EARLIEST)
     if since > until:
         raise _bad("from", "must not be later than to")
     return since, until

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from cliproxy.model import ErrorKind
 from cliproxy.usage.events import AttemptOutcome, RequestOutcome
 from cliproxy.usage.ledger_store import ANY, Filters, LedgerStore
 from cliproxy.usage.prices import Prices, Tokens
@@ -32,6 +33,11 @@ log = logging.getLogger(__name__)
 REQUEST = "request"
 ATTEMPT = "attempt"
 DAY = 86400.0
+# Times a record may carry: the epoch to the last day of year 9999 (what RFC 3339 can write).
+EARLIEST, LATEST = 0.0, 253_402_214_400.0
+# Refused by the proxy's own access check (no or a wrong client key, a remote client without
+# api-keys): not recorded, so clients without a key cannot fill the ledger.
+_ACCESS_REFUSALS = frozenset({ErrorKind.AUTHENTICATION, ErrorKind.PERMISSION})
 PRUNE_EVERY = 3600.0
 
 
@@ -199,6 +205,12 @@ class Ledger:
 
     def on_request(self, event: RequestOutcome) -> None:
         if not self.enabled():
+            return
+        if (
+            event.attempts == 0
+            and event.error_kind in _ACCESS_REFUSALS
+            and not event.requested_model
+        ):
             return
         info = self.resolver(event.credential_id) if event.credential_id else None
         failed = event.ending != "completed"

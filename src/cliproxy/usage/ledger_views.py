@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from cliproxy.usage.ledger import REQUEST, make_row, timestamp_text
+from cliproxy.usage.ledger import EARLIEST, LATEST, REQUEST, make_row, timestamp_text
 
 EXPORT_VERSION = 1
 GROUPS = {
@@ -26,6 +26,7 @@ GROUPS = {
     "upstream-model": "upstream_model",
 }
 BUCKETS = {"hour": 3600, "day": 86400}
+MAX_COUNT = 2**53  # a token count or latency from an import is clamped to this
 
 
 class ImportShapeError(ValueError):
@@ -113,13 +114,16 @@ def parse_time(value: str, name: str) -> float:
         raise ValueError(f"{name}: {value!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    ts = moment.timestamp()
+    if not EARLIEST <= ts < LATEST:
+        raise ValueError(f"{name}: {value!r} is not between 1970 and 9999")
+    return ts
 
 
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return 0
-    return max(int(value), 0)
+    return min(max(int(value), 0), MAX_COUNT)
 
 
 def import_rows(document: Any) -> tuple[list[dict[str, Any]], int]:
