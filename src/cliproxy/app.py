@@ -22,6 +22,7 @@ from cliproxy.management import management_routes, routes_metrics, routes_ops
 from cliproxy.management.log_file import file_logging
 from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
+from cliproxy.management.routes_usage import credential_resolver
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server import routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
@@ -139,9 +140,11 @@ ROUTES = [
 
 def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     state = AppState(config)
+    state.ledger.resolver = credential_resolver(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await state.ledger.open()
         watch = AccountWatch(state, interval=state.runtime.config.quota_refresh_seconds)
         app.state.account_watch = watch
         tasks = [

@@ -1,4 +1,4 @@
-"""Command line: `cliproxy serve`, `cliproxy config check`, `cliproxy --version`."""
+"""Command line: `cliproxy serve`, `cliproxy config check`, `cliproxy usage`, `cliproxy --version`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import typer
 
 from cliproxy import __version__
 from cliproxy.cli_auth import auth_app
+from cliproxy.cli_usage import usage
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 config_app = typer.Typer(no_args_is_help=True, help="Work with config files.")
 app.add_typer(config_app, name="config")
 app.add_typer(auth_app)  # login, accounts
+app.command("usage")(usage)
 
 log = logging.getLogger("cliproxy")
 

@@ -28,9 +28,11 @@ from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
+from cliproxy.usage.ledger import Ledger
 from cliproxy.usage.metrics import Metrics
 from cliproxy.usage.observers import Observers
 from cliproxy.usage.otel import Tracing, start_tracing
+from cliproxy.usage.prices import Prices
 from cliproxy.usage.request_counts import RequestCounts
 
 
@@ -136,6 +138,15 @@ class AppState:
         # Per-credential outcomes for the management listing (memory only): an observer.
         self.request_counts = RequestCounts(self.cooldowns.now)
         self.observers.subscribe(self.request_counts)
+        # The persisted usage ledger (usage/ledger.py): opened by the server's lifespan; the
+        # application sets its resolver (credential id -> the auth-index the lists show).
+        self.ledger = Ledger(
+            config.usage_database_url,
+            retention_days=config.usage_retention_days,
+            prices=Prices(config.model_prices),
+            enabled=lambda: self.runtime.config.usage_statistics_enabled,
+        )
+        self.observers.subscribe(self.ledger)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
         versions_path = config.auth_dir / CLIENT_VERSIONS_FILE
@@ -260,6 +271,7 @@ class AppState:
         self.identities.configure(header_overrides(config))
         self._configure_providers(config)
         self.refresher.recent_use_window = config.background_refresh_hours * 3600
+        self._configure_ledger(old, config)
         before = self.runtime.registry
         self.runtime = build_runtime(
             config,
@@ -279,8 +291,19 @@ class AppState:
             # Streams still running keep their sessions; those close with the process.
             self.retired_clients.append(retired)
 
+    def _configure_ledger(self, old: Config, config: Config) -> None:
+        self.ledger.retention_days = config.usage_retention_days
+        if old.model_prices != config.model_prices:
+            self.ledger.prices = Prices(config.model_prices)
+        if old.usage_database_url != config.usage_database_url:
+            log.warning(
+                "usage-database changed; the ledger keeps writing to %s until a restart",
+                self.ledger.where,
+            )
+
     async def close(self) -> None:
         await self.observers.close()
+        await self.ledger.close()
         if self.tracing is not None:
             # Exports what is still queued; the SDK's worker joins, so off the event loop.
             await asyncio.to_thread(self.tracing.shutdown)

@@ -175,7 +175,6 @@ def test_cliproxyapi_only_keys_are_listed_not_fatal(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, CLIPROXYAPI_CONFIG))
 
     assert cfg.unsupported_keys() == [
-        "usage-statistics-enabled",
         "ws-auth",
         "claude-api-key[1].cloak",
         "vertex-api-key",
@@ -187,7 +186,8 @@ def test_cliproxyapi_only_keys_are_listed_not_fatal(tmp_path: Path) -> None:
     assert cfg.model_extra is not None
     assert cfg.model_extra["ws-auth"] is True
     lines = dict(cfg.unsupported_key_lines())
-    assert lines["usage-statistics-enabled"] == 23
+    assert lines["ws-auth"] == 33
+    assert cfg.usage_statistics_enabled is True
 
 
 def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"cliproxy.server"},
     {"cliproxy.management"},
     {"cliproxy.app", "cliproxy.serve", "cliproxy.embed"},
-    {"cliproxy.cli", "cliproxy.cli_auth"},
+    {"cliproxy.cli", "cliproxy.cli_auth", "cliproxy.cli_usage"},
 ]
 
 

@@ -41,7 +41,6 @@ TOP_LEVEL_KEYS = frozenset(
         "redis-usage-queue-retention-seconds",
         "request-log",
         "streaming",
-        "usage-statistics-enabled",
         "vertex-api-key",
         "video-result-auth-cache-ttl",
         "ws-auth",

@@ -356,6 +356,22 @@ class OtelConfig(ConfigModel):
         return base if base.endswith("/v1/traces") else f"{base}/v1/traces"
 
 
+class ModelPrice(ConfigModel):
+    """One `model-prices:` entry: USD per million tokens. `cached` (cache reads) defaults to
+    `input`; reasoning tokens are output tokens and cost `output`."""
+
+    input: float = 0.0
+    output: float = 0.0
+    cached: float | None = None
+
+    @field_validator("input", "output", "cached")
+    @classmethod
+    def _price(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError(f"must be 0 or more (got {value})")
+        return value
+
+
 class Config(ConfigModel):
     """The whole config file. Build with load.load_config / parse_config_text / default_config."""
 
@@ -431,6 +447,14 @@ class Config(ConfigModel):
     logging_to_file: bool = False
     logs_max_total_size_mb: int = 0
     otel: OtelConfig = Field(default_factory=OtelConfig)
+
+    # The usage ledger (usage/ledger.py): CLIProxyAPI's switch (on unless the file says false),
+    # where it lives ("" = <auth-dir>/usage.sqlite; a path or a sqlite:// URL), how many days
+    # of records are kept, and per-model price overrides (USD per million tokens).
+    usage_statistics_enabled: bool = True
+    usage_database: str = ""
+    usage_retention_days: int = 90
+    model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _unsupported: list[tuple[str, int | None]] = PrivateAttr(default_factory=list)
@@ -564,6 +588,18 @@ class Config(ConfigModel):
     def _allowed_hosts(cls, value: list[str]) -> list[str]:
         return [host.strip().lower() for host in value if host.strip()]
 
+    @field_validator("usage_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be at least 1 day (got {value})")
+        return value
+
+    @field_validator("usage_database")
+    @classmethod
+    def _usage_database(cls, value: str) -> str:
+        return value.strip()
+
     @field_validator("max_connections", "keep_alive_timeout_seconds")
     @classmethod
     def _positive_count(cls, value: int) -> int:
@@ -623,6 +659,17 @@ class Config(ConfigModel):
         """Used by the loader to attach what it found while reading the file."""
         self._warnings = list(warnings)
         self._unsupported = list(unsupported)
+
+    @property
+    def usage_database_url(self) -> str:
+        """The ledger's SQLAlchemy URL: `usage-database` as a URL, else a SQLite file."""
+        where = self.usage_database
+        if "://" in where:
+            if where.startswith("sqlite://") and not where.startswith("sqlite+"):
+                return "sqlite+aiosqlite://" + where.removeprefix("sqlite://")
+            return where
+        path = Path(where).expanduser() if where else self.auth_dir / "usage.sqlite"
+        return f"sqlite+aiosqlite:///{path}"
 
     @property
     def request_body_limit_bytes(self) -> int:

@@ -16,7 +16,14 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
 from cliproxy import __version__
-from cliproxy.management import openapi, routes_config, routes_keys, routes_oauth, routes_ops
+from cliproxy.management import (
+    openapi,
+    routes_config,
+    routes_keys,
+    routes_oauth,
+    routes_ops,
+    routes_usage,
+)
 from cliproxy.management.common import CONTEXT_KEY, ApiError, ManagementContext
 from cliproxy.management.config_file import ConfigEditor
 from cliproxy.management.security import (
@@ -151,6 +158,7 @@ def management_routes(
         # Before the auth-file routes: its POST /reset-quota adds {"all": true} and hands
         # everything else to theirs.
         *routes_ops.ROUTES,
+        *routes_usage.ROUTES,
         *_auth_file_routes(),
         *routes_oauth.ROUTES,
     ]

@@ -30,6 +30,7 @@ from cliproxy.management.openapi_common import (
     query,
 )
 from cliproxy.management.openapi_ops import ops_paths
+from cliproxy.management.openapi_usage import usage_paths
 from cliproxy.management.routes_config import CHANNEL_MAPS, SCALARS
 from cliproxy.management.routes_keys import SECTIONS
 
@@ -203,6 +204,7 @@ def build_document(routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
         **auth_file_paths(),
         **login_paths(),
         **ops_paths(),
+        **usage_paths(),
     }
     paths["/openapi.json"] = {"get": op("This document", "meta", reply=ENTRY)}
     for route in routes:

@@ -44,6 +44,7 @@ ERROR_DESCRIPTIONS = {
     413: "the body is larger than the route accepts",
     422: "JSON of the wrong shape, or values that do not validate (the message names the field)",
     502: "the upstream the route had to reach failed",
+    503: "the usage database could not be opened (the message names it)",
 }
 GUARD_STATUSES = (401, 403)
 

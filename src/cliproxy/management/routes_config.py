@@ -141,7 +141,7 @@ SCALARS = (
     Scalar(
         "error-logs-max-files", ("error-logs-max-files",), int, 10, lambda v: v if v >= 0 else 10
     ),
-    Scalar("usage-statistics-enabled", ("usage-statistics-enabled",), bool, False),
+    Scalar("usage-statistics-enabled", ("usage-statistics-enabled",), bool, True),
     Scalar("proxy-url", ("proxy-url",), str, "", str.strip, deletable=True),
     Scalar("quota-exceeded/switch-project", ("quota-exceeded", "switch-project"), bool, True),
     Scalar(

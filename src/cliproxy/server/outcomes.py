@@ -163,6 +163,7 @@ class AttemptBook:
                 refused=refused,
                 rested=rested,
                 reauthorized=reauthorized,
+                client_key=track.client_key,
             )
         )
 

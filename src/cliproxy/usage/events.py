@@ -43,6 +43,10 @@ class AttemptOutcome:
     rested: bool = False  # this attempt put the credential (for this model) into a cooldown
     # A 401 answered by refreshing the account's token: the same credential is asked again.
     reauthorized: bool = False
+    # The client key of the request, masked, and its configured name ("" when it has none);
+    # the usage ledger keys its records by them. "" until the forwarding core fills them.
+    client_key: str = ""
+    client_key_name: str = ""
 
     @property
     def ok(self) -> bool:
@@ -77,6 +81,8 @@ class RequestOutcome:
     first_token: float | None  # seconds from arrival to the first stream bytes; None if no stream
     attempts: int  # upstream attempts (AttemptOutcomes) it took
     bytes_out: int  # response body bytes sent to the client
+    # The client key's configured name; "" when it has none (the ledger then uses client_key).
+    client_key_name: str = ""
 
 
 # How one token refresh of an account ended: a new token; a failure for now (network, 5xx),

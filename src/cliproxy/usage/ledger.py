@@ -1,0 +1,402 @@
+"""The usage ledger: one persisted record per client request, and one per failed upstream
+attempt (marked ``kind="attempt"``; they do not count as requests).
+
+It is an observer (usage/observers.py) whose hooks only turn the event into a row and append it
+to a buffer: a writer task on the event loop prices the rows (usage/prices.py) and inserts them
+in batches (usage/ledger_store.py), off the request path. A write that fails (a full disk, a
+database gone) is logged once and counted, and the rows are dropped; no request ever waits for
+or fails because of the ledger. Records older than ``retention_days`` are pruned.
+
+The client key is stored as its name or its masked form (``sk-a…cdef``), never in full; the
+credential as the ``auth_index`` the management lists show, through the ``resolver`` the
+application hands in (it knows the auth files and the config keys, which this layer does not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from cliproxy.model import ErrorKind
+from cliproxy.usage.events import AttemptOutcome, RequestOutcome
+from cliproxy.usage.ledger_store import ANY, Filters, LedgerStore
+from cliproxy.usage.prices import Prices, Tokens
+
+log = logging.getLogger(__name__)
+
+REQUEST = "request"
+ATTEMPT = "attempt"
+DAY = 86400.0
+# Times a record may carry: the epoch to the last day of year 9999 (what RFC 3339 can write).
+EARLIEST, LATEST = 0.0, 253_402_214_400.0
+# Refused by the proxy's own access check (no or a wrong client key, a remote client without
+# api-keys): not recorded, so clients without a key cannot fill the ledger.
+_ACCESS_REFUSALS = frozenset({ErrorKind.AUTHENTICATION, ErrorKind.PERMISSION})
+PRUNE_EVERY = 3600.0
+
+
+class LedgerUnavailable(Exception):
+    """A query or import the database could not answer (its message says why)."""
+
+
+class CredentialInfo(NamedTuple):
+    auth_index: str  # as GET /auth-files and the key lists show it
+    source: str  # the account's e-mail (or file name), or the masked upstream key
+    subscription: bool  # an account (auth file): its cost is an equivalent API cost
+
+
+Resolver = Callable[[str], CredentialInfo]
+
+
+def _no_resolver(credential_id: str) -> CredentialInfo:
+    return CredentialInfo(credential_id, "", False)
+
+
+def timestamp_text(ts: float) -> str:
+    """RFC 3339 in UTC, to the microsecond: ``2026-12-01T09:15:04.123456Z``."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def dedup_key(row: Mapping[str, Any]) -> str:
+    """The same for the same record however it arrived (recorded here, or imported from an
+    export of this ledger or of CLIProxyAPI's): made of the fields an export carries."""
+    parts = (
+        row["kind"],
+        row["api_key"],
+        row["model"],
+        timestamp_text(row["ts"]),
+        row["source"],
+        row["auth_index"],
+        "1" if row["failed"] else "0",
+        *(str(row[k]) for k in ("input_tokens", "output_tokens", "reasoning_tokens")),
+        *(str(row[k]) for k in ("cached_tokens", "total_tokens")),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+def make_row(**fields: Any) -> dict[str, Any]:
+    """A complete row from the given fields (the rest take their empty values)."""
+    row: dict[str, Any] = {
+        "ts": 0.0,
+        "kind": REQUEST,
+        "failed": False,
+        "api_key": "",
+        "auth_index": "",
+        "source": "",
+        "provider": "",
+        "model": "",
+        "upstream_model": "",
+        "client_protocol": "",
+        "upstream_protocol": "",
+        "status": 0,
+        "error_kind": None,
+        "stream": False,
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
+        "total_tokens": 0,
+        "latency_ms": 0.0,
+        "ttft_ms": None,
+        "cost_usd": None,
+        "subscription": False,
+    }
+    row.update(fields)
+    row["ts"] = round(float(row["ts"]), 6)
+    if not row["total_tokens"]:
+        row["total_tokens"] = row["input_tokens"] + row["output_tokens"]
+    row["dedup"] = dedup_key(row)
+    return row
+
+
+class Ledger:
+    """The observer and the queries. ``open()`` on the event loop before use (until then
+    events are buffered), ``close()`` at the end (writes what is pending)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        retention_days: int = 90,
+        prices: Prices | None = None,
+        enabled: Callable[[], bool] = lambda: True,
+        resolver: Resolver = _no_resolver,
+        clock: Callable[[], float] = time.time,
+        flush_interval: float = 0.2,
+        max_batch: int = 500,
+        max_pending: int = 50_000,
+    ) -> None:
+        self.store = LedgerStore(url)
+        self.retention_days = retention_days
+        self.prices = prices or Prices()
+        self.enabled = enabled
+        self.resolver = resolver
+        self.clock = clock
+        self.flush_interval = flush_interval
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.available = False  # open succeeded
+        self.error = ""  # why not, when it did not
+        self.dropped = 0  # rows lost: the buffer was full, or their write failed
+        self.write_failures = 0
+        self._pending: list[dict[str, Any]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._writing = asyncio.Lock()
+        self._pruned_at = 0.0
+        self._repair = True
+        self._deferred = False  # open, but the file is created with the first record
+
+    @property
+    def where(self) -> str:
+        return self.store.where
+
+    # ----- lifecycle --------------------------------------------------------------------------
+
+    async def open(self, *, repair: bool = True) -> bool:
+        """Open (and create) the database. Never raises: an unusable one is logged and the
+        ledger stays unavailable (requests are served as ever). A SQLite file that does not
+        exist yet is created with the first record, so an idle proxy leaves none behind."""
+        self._repair = repair
+        if self.store.path is not None and not self.store.path.exists():
+            self._deferred = True
+            self.available = True
+            self._kick()
+            return True
+        if not await self._open_store():
+            return False
+        await self._prune()
+        self._kick()
+        return True
+
+    async def _open_store(self) -> bool:
+        self._deferred = False
+        try:
+            await self.store.open(repair=self._repair)
+        except Exception as error:
+            self.error = f"usage database {self.where} cannot be used: {error}"
+            log.error("%s; usage is not recorded", self.error)
+            await self.store.close()
+            self.available = False
+            return False
+        self.available = True
+        self.error = ""
+        return True
+
+    async def close(self) -> None:
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        self._writer = None
+        if self.available:
+            await self._write_pending()
+        self.available = False
+        self._deferred = False
+        await self.store.close()
+
+    # ----- observer hooks (on the event loop, quick) ----------------------------------------
+
+    def on_request(self, event: RequestOutcome) -> None:
+        if not self.enabled():
+            return
+        if (
+            event.attempts == 0
+            and event.error_kind in _ACCESS_REFUSALS
+            and not event.requested_model
+        ):
+            return
+        info = self.resolver(event.credential_id) if event.credential_id else None
+        failed = event.ending != "completed"
+        self._add(
+            make_row(
+                ts=self.clock() - event.latency,
+                kind=REQUEST,
+                failed=failed,
+                api_key=event.client_key_name or event.client_key,
+                auth_index=info.auth_index if info else "",
+                source=info.source if info else "",
+                subscription=info.subscription if info else False,
+                provider=event.provider,
+                model=event.requested_model,
+                upstream_model=event.upstream_model,
+                client_protocol=event.client_protocol,
+                upstream_protocol=event.upstream_protocol,
+                status=event.status,
+                error_kind=event.error_kind.value if event.error_kind is not None else None,
+                stream=event.stream,
+                input_tokens=event.input_tokens,
+                output_tokens=event.output_tokens,
+                cached_tokens=event.cached_tokens,
+                reasoning_tokens=event.reasoning_tokens,
+                latency_ms=round(event.latency * 1000, 3),
+                ttft_ms=round(event.first_token * 1000, 3)
+                if event.stream and event.first_token is not None
+                else None,
+            )
+        )
+
+    def on_attempt(self, event: AttemptOutcome) -> None:
+        """A failed attempt that reached its upstream (a token refresh's 401 is not one: the
+        same credential is asked again)."""
+        if event.ok or not event.sent or event.reauthorized or not self.enabled():
+            return
+        info = self.resolver(event.credential_id)
+        self._add(
+            make_row(
+                ts=self.clock() - event.latency,
+                kind=ATTEMPT,
+                failed=True,
+                api_key=event.client_key_name or event.client_key,
+                auth_index=info.auth_index,
+                source=info.source,
+                subscription=info.subscription,
+                provider=event.provider,
+                model=event.requested_model,
+                upstream_model=event.upstream_model,
+                status=event.status,
+                error_kind=event.error_kind.value if event.error_kind is not None else None,
+                latency_ms=round(event.latency * 1000, 3),
+            )
+        )
+
+    def _add(self, row: dict[str, Any]) -> None:
+        if len(self._pending) >= self.max_pending:
+            self.dropped += 1
+            if self.dropped == 1:
+                log.warning(
+                    "usage ledger %s falls behind: %d records wait; new ones are dropped",
+                    self.where,
+                    self.max_pending,
+                )
+            return
+        self._pending.append(row)
+        self._kick()
+
+    def _kick(self) -> None:
+        if not self.available or not self._pending:
+            return
+        if self._writer is None or self._writer.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._writer = loop.create_task(self._write_soon(), name="usage ledger writer")
+
+    async def _write_soon(self) -> None:
+        while self._pending:
+            await asyncio.sleep(self.flush_interval)
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        async with self._writing:
+            if self._deferred and self._pending and not await self._open_store():
+                self.dropped += len(self._pending)
+                self._pending.clear()
+                return
+            while self._pending and self.available:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                try:
+                    # The price table's arithmetic (Decimal, ~0.1 ms a row) runs beside the
+                    # event loop, not on it.
+                    await asyncio.to_thread(self._price_all, batch)
+                    await self.store.insert(batch)
+                except Exception:
+                    self.write_failures += 1
+                    self.dropped += len(batch)
+                    if self.write_failures == 1:
+                        log.exception(
+                            "usage database %s: could not write %d records (dropped); later "
+                            "failures are only counted",
+                            self.where,
+                            len(batch),
+                        )
+            if not self._deferred and self.clock() - self._pruned_at >= PRUNE_EVERY:
+                await self._prune()
+
+    def _price_all(self, rows: list[dict[str, Any]]) -> None:
+        prices = self.prices
+        for row in rows:
+            if row["cost_usd"] is None:
+                tokens = Tokens(row["input_tokens"], row["output_tokens"], row["cached_tokens"])
+                row["cost_usd"] = prices.cost(
+                    row["model"], row["upstream_model"], row["provider"], tokens
+                )
+
+    async def _prune(self) -> None:
+        self._pruned_at = self.clock()
+        try:
+            removed = await self.store.prune(self.clock() - self.retention_days * DAY)
+        except Exception as error:
+            log.warning("usage database %s: pruning failed: %s", self.where, error)
+            return
+        if removed:
+            log.info(
+                "usage database %s: removed %d records older than %d days",
+                self.where,
+                removed,
+                self.retention_days,
+            )
+
+    async def flush(self) -> None:
+        """Write what is pending now (queries call it, so they see every finished request)."""
+        if self.available and self._pending:
+            await self._write_pending()
+
+    # ----- queries ----------------------------------------------------------------------------
+
+    async def fetch(
+        self,
+        filters: Filters = ANY,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        await self.flush()
+        if self._deferred:
+            return []
+        try:
+            return await self.store.fetch(
+                filters, limit=limit, offset=offset, newest_first=newest_first
+            )
+        except Exception as error:
+            raise self._unavailable("read", error) from error
+
+    async def count(self, filters: Filters = ANY) -> int:
+        await self.flush()
+        if self._deferred:
+            return 0
+        try:
+            return await self.store.count(filters)
+        except Exception as error:
+            raise self._unavailable("read", error) from error
+
+    async def add_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Insert complete rows now (an import); those already stored are skipped."""
+        await self.flush()
+        if not rows:
+            return 0
+        if self._deferred:
+            async with self._writing:
+                if self._deferred and not await self._open_store():
+                    raise LedgerUnavailable(self.error)
+        await asyncio.to_thread(self._price_all, rows)
+        added = 0
+        try:
+            for start in range(0, len(rows), self.max_batch):
+                added += await self.store.insert(rows[start : start + self.max_batch])
+        except Exception as error:
+            raise self._unavailable("write", error) from error
+        return added
+
+    def _unavailable(self, doing: str, error: Exception) -> LedgerUnavailable:
+        log.warning("usage database %s: could not %s: %s", self.where, doing, error)
+        return LedgerUnavailable(f"usage database {self.where}: could not {doing}: {error}")

@@ -1,0 +1,253 @@
+"""Where the usage ledger's records live: one table behind one small interface.
+
+SQLAlchemy Core over an async engine: SQLite through aiosqlite by default (a file beside the
+auth files); a ``postgresql+asyncpg://`` URL needs nothing here but the driver. Every record is
+one row; ``dedup`` (unique) makes re-inserting a record (an import of an export) a no-op.
+
+A SQLite file that is not a database, or a corrupt one, is reported (the log names the file),
+moved aside as ``<name>.broken-<time>`` and replaced by a new one: a bad file never stops the
+server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    delete,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DatabaseError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.elements import ColumnElement
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+records = Table(
+    "usage_records",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False),  # arrival, epoch seconds (UTC), to the microsecond
+    Column("kind", String(16), nullable=False),  # "request" or "attempt" (a failed attempt)
+    Column("failed", Boolean, nullable=False),
+    Column("api_key", String, nullable=False),  # the client key's name or masked form
+    Column("auth_index", String, nullable=False),
+    Column("source", String, nullable=False),  # the account's e-mail or the masked key
+    Column("provider", String, nullable=False),
+    Column("model", String, nullable=False),  # as the client asked
+    Column("upstream_model", String, nullable=False),
+    Column("client_protocol", String, nullable=False),
+    Column("upstream_protocol", String, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error_kind", String, nullable=True),
+    Column("stream", Boolean, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("reasoning_tokens", Integer, nullable=False),
+    Column("total_tokens", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("ttft_ms", Float, nullable=True),  # streams only
+    Column("cost_usd", Float, nullable=True),  # None: no price known for the model
+    Column("subscription", Boolean, nullable=False),  # cost_usd is an equivalent API cost
+    Column("dedup", String(64), nullable=False, unique=True),
+    Index("usage_records_ts", "ts"),
+)
+
+COLUMNS = tuple(column.name for column in records.columns if column.name != "id")
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a query selects; ``None`` is "any"."""
+
+    since: float | None = None  # ts >= since
+    until: float | None = None  # ts < until
+    kind: str | None = None
+    failed: bool | None = None
+    status: int | None = None
+    model: str | None = None
+    provider: str | None = None
+    api_key: str | None = None
+    auth_index: str | None = None
+
+    def clauses(self) -> list[ColumnElement[bool]]:
+        c = records.c
+        found: list[ColumnElement[bool]] = []
+        if self.since is not None:
+            found.append(c.ts >= self.since)
+        if self.until is not None:
+            found.append(c.ts < self.until)
+        for column, value in (
+            (c.kind, self.kind),
+            (c.failed, self.failed),
+            (c.status, self.status),
+            (c.model, self.model),
+            (c.provider, self.provider),
+            (c.api_key, self.api_key),
+            (c.auth_index, self.auth_index),
+        ):
+            if value is not None:
+                found.append(column == value)
+        return found
+
+
+ANY = Filters()
+
+
+class LedgerStore:
+    """The ledger's table at ``url`` (a SQLAlchemy async URL)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: AsyncEngine | None = None
+        parsed = make_url(url)
+        self.dialect = parsed.get_backend_name()
+        self.path: Path | None = (
+            Path(parsed.database).expanduser()
+            if self.dialect == "sqlite" and parsed.database not in (None, "", ":memory:")
+            else None
+        )
+
+    @property
+    def where(self) -> str:
+        """For log lines: the file, or the URL without its password."""
+        if self.path is not None:
+            return str(self.path)
+        return make_url(self.url).render_as_string(hide_password=True)
+
+    async def open(self, *, repair: bool = True) -> None:
+        """Connect and create the table. A broken SQLite file is moved aside and replaced
+        (``repair``), else the error is raised."""
+        try:
+            await self._connect()
+        except DatabaseError as error:
+            await self.close()
+            if not repair or self.path is None or not self.path.exists():
+                raise
+            aside = self._move_aside()
+            log.error(
+                "usage database %s is broken (%s); moved it to %s and started a new one",
+                self.path,
+                error.orig if error.orig is not None else error,
+                aside,
+            )
+            await self._connect()
+
+    async def _connect(self) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(self.url)
+        if self.dialect == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        self.engine = engine
+        async with engine.begin() as conn:
+            if self.dialect == "sqlite":
+                checked = (await conn.execute(text("PRAGMA quick_check"))).scalar()
+                if checked != "ok":
+                    raise DatabaseError("PRAGMA quick_check", None, ValueError(str(checked)))
+            await conn.run_sync(metadata.create_all)
+
+    def _move_aside(self) -> Path:
+        assert self.path is not None
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = self.path.with_name(f"{self.path.name}.broken-{stamp}")
+        self.path.replace(aside)
+        for suffix in ("-wal", "-shm", "-journal"):
+            companion = self.path.with_name(self.path.name + suffix)
+            if companion.exists():
+                companion.replace(aside.with_name(aside.name + suffix))
+        return aside
+
+    def _engine(self) -> AsyncEngine:
+        if self.engine is None:
+            raise RuntimeError(f"usage database {self.where} is not open")
+        return self.engine
+
+    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Add rows; a row whose ``dedup`` is already stored is skipped. Returns how many
+        were added."""
+        if not rows:
+            return 0
+        engine = self._engine()
+        statement: Any
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            statement = pg_insert(records).on_conflict_do_nothing(index_elements=["dedup"])
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            statement = sqlite_insert(records).on_conflict_do_nothing(index_elements=["dedup"])
+        counting = select(func.count()).select_from(records)
+        async with engine.begin() as conn:
+            before = (await conn.execute(counting)).scalar_one()
+            await conn.execute(statement, [dict(row) for row in rows])
+            after = (await conn.execute(counting)).scalar_one()
+        return int(after - before)
+
+    async def fetch(
+        self,
+        filters: Filters = ANY,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        query = select(records).where(and_(True, *filters.clauses()))
+        order = records.c.ts.desc() if newest_first else records.c.ts
+        query = query.order_by(order, records.c.id.desc() if newest_first else records.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        async with self._engine().connect() as conn:
+            result = await conn.execute(query)
+            return [dict(row._mapping) for row in result]
+
+    async def count(self, filters: Filters = ANY) -> int:
+        query = select(func.count()).select_from(records).where(and_(True, *filters.clauses()))
+        async with self._engine().connect() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+    async def prune(self, before: float) -> int:
+        """Remove records older than ``before`` (epoch seconds); returns how many."""
+        async with self._engine().begin() as conn:
+            result = await conn.execute(delete(records).where(records.c.ts < before))
+            return int(result.rowcount or 0)
+
+    async def close(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: the CLI (and other readers) read while the server writes.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()

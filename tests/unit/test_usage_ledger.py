@@ -1,0 +1,199 @@
+"""The usage ledger on a real SQLite file: events become rows off the request path, old rows are
+pruned, a failing database is logged and counted (never raised), and costs come from the
+price table or the config's model-prices."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from cliproxy.config import parse_config_text
+from cliproxy.config.schema import ModelPrice
+from cliproxy.model import ErrorKind
+from cliproxy.usage.events import AttemptOutcome, RequestOutcome
+from cliproxy.usage.ledger import ATTEMPT, DAY, REQUEST, CredentialInfo, Ledger, make_row
+from cliproxy.usage.ledger_store import Filters
+from cliproxy.usage.ledger_views import summary
+from cliproxy.usage.prices import Prices, Tokens
+
+
+def _request(**changes: object) -> RequestOutcome:
+    fields: dict[str, object] = {
+        "client_key": "sk-a…cdef",
+        "client_protocol": "openai_chat",
+        "upstream_protocol": "anthropic",
+        "requested_model": "sonnet",
+        "upstream_model": "claude-sonnet-4-5",
+        "credential_id": "claude-api-key[0]",
+        "provider": "claude-api-key",
+        "path": "translated",
+        "stream": True,
+        "status": 200,
+        "error_kind": None,
+        "ending": "completed",
+        "input_tokens": 100,
+        "output_tokens": 50,
+        "cached_tokens": 0,
+        "reasoning_tokens": 0,
+        "latency": 0.5,
+        "first_token": 0.1,
+        "attempts": 1,
+        "bytes_out": 10,
+    }
+    fields.update(changes)
+    return RequestOutcome(**fields)  # type: ignore[arg-type]
+
+
+def _attempt(status: int) -> AttemptOutcome:
+    return AttemptOutcome(
+        credential_id="claude-api-key[0]",
+        provider="claude-api-key",
+        upstream_model="claude-sonnet-4-5",
+        requested_model="sonnet",
+        status=status,
+        error_kind=ErrorKind.SERVER if status >= 400 else None,
+        latency=0.2,
+        number=1,
+    )
+
+
+def _resolve(credential_id: str) -> CredentialInfo:
+    return CredentialInfo("abcdef0123456789", "sk-u…key1", False)
+
+
+def _ledger(tmp_path: Path, **options: object) -> Ledger:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'usage.sqlite'}"
+    return Ledger(url, resolver=_resolve, flush_interval=0.01, **options)  # type: ignore[arg-type]
+
+
+async def test_events_become_rows(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path)
+    await ledger.open()
+    assert not (tmp_path / "usage.sqlite").exists()  # created with the first record
+    ledger.on_attempt(_attempt(500))
+    ledger.on_attempt(_attempt(200))  # a successful attempt is the request's own record
+    ledger.on_request(_request())
+    rows = sorted(await ledger.fetch(), key=lambda row: str(row["kind"]))
+    assert [row["kind"] for row in rows] == [ATTEMPT, REQUEST]
+    attempt, request = rows
+    assert (attempt["failed"], attempt["status"], attempt["error_kind"]) == (True, 500, "server")
+    assert request["auth_index"] == "abcdef0123456789"
+    assert (request["model"], request["upstream_model"]) == ("sonnet", "claude-sonnet-4-5")
+    assert request["ttft_ms"] == pytest.approx(100)
+    assert request["cost_usd"] > 0  # claude-sonnet-4-5 from the price table
+    assert await ledger.count(Filters(kind=REQUEST)) == 1
+    await ledger.close()
+    assert (tmp_path / "usage.sqlite").exists()
+
+
+async def test_recording_off(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, enabled=lambda: False)
+    await ledger.open()
+    ledger.on_request(_request())
+    ledger.on_attempt(_attempt(500))
+    assert await ledger.fetch() == []
+    await ledger.close()
+    assert not (tmp_path / "usage.sqlite").exists()
+
+
+async def test_old_records_are_pruned(tmp_path: Path) -> None:
+    now = time.time()
+    ledger = _ledger(tmp_path, retention_days=7)
+    await ledger.open()
+    old = make_row(ts=now - 8 * DAY, model="old", total_tokens=1)
+    recent = make_row(ts=now - 6 * DAY, model="recent", total_tokens=1)
+    assert await ledger.add_rows([old, recent]) == 2
+    assert await ledger.add_rows([dict(old), dict(recent)]) == 0  # de-duplicated
+    await ledger.close()
+    reopened = _ledger(tmp_path, retention_days=7)
+    await reopened.open()  # prunes at start (and hourly after)
+    assert [row["model"] for row in await reopened.fetch()] == ["recent"]
+    await reopened.close()
+
+
+async def test_a_failing_database_is_logged_not_raised(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger = _ledger(tmp_path)
+    await ledger.open()
+    ledger.on_request(_request())
+    await ledger.flush()
+    with sqlite3.connect(tmp_path / "usage.sqlite") as other:
+        other.execute("DROP TABLE usage_records")
+    with caplog.at_level(logging.ERROR, logger="cliproxy.usage"):
+        ledger.on_request(_request())
+        ledger.on_request(_request(requested_model="other"))
+        await ledger.flush()
+    assert ledger.write_failures == 1 and ledger.dropped == 2
+    assert str(tmp_path / "usage.sqlite") in caplog.text
+    await ledger.close()
+
+
+async def test_an_unusable_location_leaves_the_ledger_off(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    ledger = Ledger(f"sqlite+aiosqlite:///{blocker / 'sub' / 'usage.sqlite'}")
+    # Nothing to open until the first record; that one finds the place unusable.
+    await ledger.open()
+    ledger.on_request(_request())
+    await ledger.flush()
+    assert not ledger.available and "cannot be used" in ledger.error
+    await ledger.close()
+
+
+def test_summary_percentiles_and_alignment() -> None:
+    base = 1_764_600_000.0  # 2025-12-01T14:40:00Z
+    rows = [
+        {**make_row(ts=base + i, model="m", latency_ms=float(ms)), "id": i}
+        for i, ms in enumerate([10, 20, 30, 40, 1000])
+    ]
+    [bucket] = summary(rows, "model", "hour")
+    assert bucket["start"] == "2025-12-01T14:00:00Z"
+    assert (bucket["requests"], bucket["latency_ms_p50"], bucket["latency_ms_p95"]) == (
+        5,
+        30.0,
+        1000.0,
+    )
+    [day] = summary(rows, "model", "day")
+    assert day["start"] == "2025-12-01T00:00:00Z"
+
+
+# ----- prices ----------------------------------------------------------------------------------
+
+
+def test_model_prices_override_the_table() -> None:
+    prices = Prices({"Sonnet": ModelPrice(input=1.0, output=2.0, cached=0.5)})
+    tokens = Tokens(input=1_000_000, output=1_000_000, cached=400_000)
+    # 600k input at $1, 400k cached at $0.5, 1M output at $2.
+    assert prices.cost("sonnet", "claude-sonnet-4-5", "claude", tokens) == pytest.approx(2.8)
+    # Without `cached`, cache reads cost the input price.
+    plain = Prices({"x": ModelPrice(input=1.0, output=1.0)})
+    assert plain.cost("x", "x", "openai", tokens) == pytest.approx(2.0)
+
+
+def test_table_prices_and_unknown_models() -> None:
+    prices = Prices()
+    tokens = Tokens(input=1000, output=1000)
+    # A subscription account's equivalent API cost: the vendor's list price for the model.
+    assert prices.cost("claude-opus-4-5", "claude-opus-4-5", "claude", tokens) > 0
+    assert prices.cost("my-alias", "gpt-4o", "codex-api-key", tokens) > 0  # the upstream name
+    assert prices.cost("no-such-model-xyz", "no-such-model-xyz", "chat-sim", tokens) is None
+    assert prices.cost("demo-echo", "demo-echo", "demo", tokens) == 0.0
+    assert prices.cost("no-such-model-xyz", "", "x", Tokens()) == 0.0
+
+
+def test_config_keys() -> None:
+    config = parse_config_text(
+        "auth-dir: /tmp/a\nmodel-prices: {m: {input: 1, output: 2}}\n", "inline"
+    )
+    assert config.usage_statistics_enabled is True
+    assert config.usage_retention_days == 90
+    assert config.usage_database_url == "sqlite+aiosqlite:////tmp/a/usage.sqlite"
+    assert config.model_prices["m"].output == 2.0 and config.model_prices["m"].cached is None
+    elsewhere = parse_config_text("usage-database: sqlite:///tmp/u.db\n", "inline")
+    assert elsewhere.usage_database_url == "sqlite+aiosqlite:///tmp/u.db"
+    assert config.warnings == [] and config.unsupported_keys() == []
