@@ -94,7 +94,7 @@ def render_results(
         for case in cases:
             key = f"{mode}|{case}"
             direct = results.get("direct", {}).get(key, {})
-            for target in ("direct", "cliproxy", "litellm"):
+            for target in ("direct", "cliproxy", "cliproxy-bare", "litellm"):
                 row = results.get(target, {}).get(key)
                 if row is None:
                     continue
@@ -166,6 +166,27 @@ def _targets(results: Results, chunks: int) -> list[str]:
             5.0,
             "x",
             at_most=False,
+        )
+    bare = results.get("cliproxy-bare", {})
+    for mode in ("pass-through", "translated"):
+        key = f"{mode}|json c=64"
+        on, off = proxy.get(key, {}).get("rps"), bare.get(key, {}).get("rps")
+        add(
+            f"{mode} c=64 with ledger + metrics on ≥ 90% of them off",
+            on / off * 100 if on and off else None,
+            90.0,
+            "%",
+            at_most=False,
+        )
+    soak = proxy.get("pass-through|soak", {})
+    per_request = soak.get("bytes_per_request")
+    if per_request is None:
+        rows.append("| memory flat over 100k requests (≤ 100 bytes each) | not measured | - |")
+    else:
+        rows.append(
+            f"| memory flat over 100k requests (≤ 100 bytes each) | {soak.get('requests')} "
+            f"requests, RSS {soak.get('rss_before_mb')} → {soak.get('rss_after_mb')} MB, "
+            f"{per_request:.1f} bytes each | {'yes' if per_request <= 100 else 'NO'} |"
         )
     passthrough = _per_chunk_us(results, "cliproxy", "pass-through", chunks)
     translated = _per_chunk_us(results, "cliproxy", "translated", chunks)

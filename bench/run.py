@@ -62,6 +62,10 @@ MODES = {
     "translated": ("/v1/messages", "claude-bench", ANTHROPIC_BODY),
 }
 CLIENT_MODEL = {"pass-through": "bench-openai", "translated": "bench-claude"}
+# "cliproxy-bare" is cliproxy with the usage ledger and the metrics turned off: it runs only
+# this case, to show what recording every request costs at full load.
+BARE_CASE = "json c=64"
+SOAK_REQUESTS = 100_000  # the memory soak: RSS before and after this many requests
 
 
 @dataclass
@@ -199,6 +203,28 @@ def run_load(
     return result
 
 
+def memory_soak(target: Target, upstream_port: int) -> dict[str, object]:
+    """RSS before and after SOAK_REQUESTS pass-through requests at concurrency 64, ledger and
+    metrics on: what each request leaves behind once the process is warm."""
+    assert target.process is not None
+    rate = target.results.get(("pass-through", BARE_CASE), {}).get("rps") or 1000.0
+    duration = max(10.0, SOAK_REQUESTS / float(rate) * 1.2)  # type: ignore[arg-type]
+    time.sleep(2.0)  # let the ledger write what the earlier runs queued
+    before = tree_rss_kb(target.process.pid)
+    case = Case("soak", False, 64)
+    result = run_load(target, "pass-through", case, upstream_port, duration)
+    time.sleep(2.0)
+    after = tree_rss_kb(target.process.pid)
+    done = int(result.get("requests") or 0)  # type: ignore[call-overload]
+    return {
+        "requests": done,
+        "errors": result.get("errors"),
+        "rss_before_mb": round(before / 1024, 1),
+        "rss_after_mb": round(after / 1024, 1),
+        "bytes_per_request": round((after - before) * 1024 / done, 1) if done else None,
+    }
+
+
 def install_litellm(venv: Path) -> str | None:
     """Install litellm[proxy] into its own venv; None when it worked, else why not."""
     binary = venv / "bin" / "litellm"
@@ -217,12 +243,13 @@ def install_litellm(venv: Path) -> str | None:
     return None if binary.exists() else "litellm installed without its CLI"
 
 
-def cliproxy_config(upstream: int, port: int) -> str:
+def cliproxy_config(upstream: int, port: int, recording: bool = True) -> str:
+    switches = "" if recording else "usage-statistics-enabled: false\nmetrics-enabled: false\n"
     return f"""host: 127.0.0.1
 port: {port}
-auth-dir: {BUILD / "auth"}
+auth-dir: {BUILD / ("auth" if recording else "auth-bare")}
 demo: false
-api-keys: [sk-bench]  # both proxies check the client's key, as LiteLLM's master_key does
+{switches}api-keys: [sk-bench]  # both proxies check the client's key, as LiteLLM's master_key does
 openai-compatibility:
   - name: bench
     base-url: http://127.0.0.1:{upstream}/v1
@@ -309,6 +336,12 @@ def main() -> int:
                 [cliproxy_bin, "serve", "--config", str(config)], "cliproxy.log", PROXY_CORE
             )
             targets.append(Target("cliproxy", port, process))
+            bare_port = free_port()
+            bare = BUILD / "cliproxy-bare-config" / "config.yaml"
+            bare.parent.mkdir(exist_ok=True)
+            bare.write_text(cliproxy_config(upstream_port, bare_port, recording=False))
+            cmd = [cliproxy_bin, "serve", "--config", str(bare)]
+            targets.append(Target("cliproxy-bare", bare_port, start(cmd, "bare.log", PROXY_CORE)))
         if "litellm" in wanted and litellm_problem is None:
             port = free_port()
             config = BUILD / "litellm.yaml"
@@ -333,6 +366,8 @@ def main() -> int:
         for mode in MODES:
             for case in CASES:
                 for target in live:
+                    if target.name == "cliproxy-bare" and case.name != BARE_CASE:
+                        continue
                     if target.name != "direct" or "direct" in wanted:
                         result = run_load(target, mode, case, upstream_port, args.duration)
                         target.results[(mode, case.name)] = result
@@ -340,6 +375,11 @@ def main() -> int:
                             f"{mode:13} {case.name:18} {target.name:9} {orjson.dumps(result).decode()}",
                             flush=True,
                         )
+        soaked = next((t for t in live if t.name == "cliproxy"), None)
+        if soaked is not None:
+            result = memory_soak(soaked, upstream_port)
+            soaked.results[("pass-through", "soak")] = result
+            print(f"memory soak   {orjson.dumps(result).decode()}", flush=True)
     finally:
         for target in targets:
             stop(target.process)

@@ -161,7 +161,8 @@ class AppState:
             lambda: self.runtime.registry,
             {kind: provider.name for kind, provider in self.account_providers.items()},
         )
-        self.observers.subscribe(self.metrics)
+        self._metrics_on = False
+        self._configure_metrics(config)
         # OpenTelemetry spans, when otel.endpoint is set (and the extra installed); read at
         # start only: a reload does not start or stop the exporter.
         self._addresses: tuple[object, dict[str, tuple[str, int | None]]] = (None, {})
@@ -272,6 +273,7 @@ class AppState:
         self._configure_providers(config)
         self.refresher.recent_use_window = config.background_refresh_hours * 3600
         self._configure_ledger(old, config)
+        self._configure_metrics(config)
         before = self.runtime.registry
         self.runtime = build_runtime(
             config,
@@ -290,6 +292,14 @@ class AppState:
             )
             # Streams still running keep their sessions; those close with the process.
             self.retired_clients.append(retired)
+
+    def _configure_metrics(self, config: Config) -> None:
+        # Subscribed once while on: a reload that keeps it on must not count events twice.
+        if config.metrics_enabled and not self._metrics_on:
+            self.observers.subscribe(self.metrics)
+        elif not config.metrics_enabled and self._metrics_on:
+            self.observers.unsubscribe(self.metrics)
+        self._metrics_on = config.metrics_enabled
 
     def _configure_ledger(self, old: Config, config: Config) -> None:
         self.ledger.retention_days = config.usage_retention_days

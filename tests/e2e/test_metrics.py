@@ -18,7 +18,7 @@ from cliproxy.app import build_app
 from cliproxy.config import parse_config_text
 from cliproxy.management.routes_metrics import metrics_refusal
 from cliproxy.management.security import ManagementGuard
-from cliproxy.usage.events import RefreshOutcome
+from cliproxy.usage.events import RefreshOutcome, RequestOutcome
 from tests.proxy_server import ProxyServer
 from tests.simulators import AnthropicSim, OpenAIChatSim, Reply
 
@@ -345,3 +345,24 @@ async def test_the_route_refuses_a_remote_client_without_a_key(tmp_path: Path) -
             assert "cliproxy_active_streams 0.0" in allowed.text
     finally:
         await app.state.cliproxy.close()
+
+
+def test_metrics_enabled_false_turns_the_route_and_the_counting_off(tmp_path: Path) -> None:
+    config = f"demo: true\nauth-dir: {tmp_path}\nmetrics-enabled: false\n"
+    with ProxyServer(config) as server:
+        reply = httpx.get(f"{server.base_url}/metrics", timeout=10)
+        assert reply.status_code == 404
+        assert "metrics-enabled" in reply.json()["error"]
+        state = server.state
+        assert not any(s.observer is state.metrics for s in state.observers._hooks[RequestOutcome])
+        # A reload that turns them on subscribes the observer once, and /metrics answers.
+        state.apply(parse_config_text(f"demo: true\nauth-dir: {tmp_path}\n", "c"))
+        state.apply(parse_config_text(f"demo: true\nauth-dir: {tmp_path}\n", "c"))
+        subscribed = [
+            s for s in state.observers._hooks[RequestOutcome] if s.observer is state.metrics
+        ]
+        assert len(subscribed) == 1
+        body = {"model": "demo-echo", "messages": [{"role": "user", "content": "hi"}]}
+        assert httpx.post(f"{server.base_url}/v1/chat/completions", json=body).status_code == 200
+        samples = scrape(server)
+        assert total(samples, "cliproxy_requests_total", model="demo-echo") == 1

@@ -454,6 +454,9 @@ class Config(ConfigModel):
     usage_statistics_enabled: bool = True
     usage_database: str = ""
     usage_retention_days: int = 90
+    # cliproxy's: GET /metrics and the Prometheus observer behind it (off: no per-request work
+    # for metrics, and /metrics answers 404).
+    metrics_enabled: bool = True
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
     _warnings: list[str] = PrivateAttr(default_factory=list)

@@ -98,6 +98,8 @@ def credential_counts(state: AppState) -> dict[tuple[str, str], int]:
 def metrics_route(state_getter: Callable[[], AppState], guard: ManagementGuard) -> Route:
     async def metrics(request: Request) -> Response:
         state = state_getter()
+        if not state.runtime.config.metrics_enabled:
+            return json_response({"error": "metrics are turned off (metrics-enabled: false)"}, 404)
         headers = {name.lower(): value for name, value in request.headers.items()}
         peer = request.client.host if request.client else None
         settings = state.runtime.config.remote_management

@@ -51,13 +51,76 @@ def _override_cost(price: ModelPrice, tokens: Tokens) -> float:
     return total / PER_MILLION
 
 
+@dataclass(frozen=True, slots=True)
+class _Rate:
+    """One token kind's USD per million, with the table's cliff tiers: past a tier's start
+    (counted in input tokens), every token pays that tier's price."""
+
+    base: float
+    tiers: tuple[tuple[int, float], ...] = ()
+
+    def at(self, input_tokens: int) -> float:
+        price = self.base
+        for start, tier_price in self.tiers:
+            if input_tokens > start:
+                price = tier_price
+        return price
+
+
+@dataclass(frozen=True, slots=True)
+class _Rates:
+    input: _Rate
+    output: _Rate
+    cached: _Rate
+
+    def cost(self, tokens: Tokens) -> float:
+        cached = min(tokens.cached, tokens.input)
+        size = tokens.input
+        total = (
+            (tokens.input - cached) * self.input.at(size)
+            + cached * self.cached.at(size)
+            + tokens.output * self.output.at(size)
+        )
+        return total / PER_MILLION
+
+
+def _rate(value: object) -> _Rate | None:
+    if value is None:
+        return None
+    base = getattr(value, "base", value)
+    tiers = getattr(value, "tiers", ())
+    try:
+        return _Rate(float(base), tuple((int(t.start), float(t.price)) for t in tiers))  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _rates(model_price: object) -> _Rates | None:
+    """The table's token prices as floats, when the entry is plain per-token pricing (input,
+    output, cache reads); None for anything else (then the table computes each cost itself)."""
+    prices = {
+        name: getattr(model_price, f"{name}_mtok", None)
+        for name in ("input", "output", "cache_read")
+    }
+    found = {name: _rate(value) for name, value in prices.items()}
+    input_rate, output_rate = found["input"], found["output"]
+    if input_rate is None or output_rate is None:
+        return None
+    return _Rates(input_rate, output_rate, found["cache_read"] or input_rate)
+
+
 class Prices:
     """Prices by model name. ``overrides`` are the config's `model-prices` (matched on the
-    requested name, then the upstream one, case-insensitively)."""
+    requested name, then the upstream one, case-insensitively).
+
+    The table's own calculation takes about 0.1 ms (Decimal arithmetic, tier checks); the
+    ledger prices every record, so each model's rates are read from the table once and then
+    applied in float arithmetic."""
 
     def __init__(self, overrides: Mapping[str, ModelPrice] | None = None) -> None:
         self.overrides = {name.lower(): price for name, price in (overrides or {}).items()}
         self._unknown: set[tuple[str, str | None]] = set()
+        self._rates: dict[tuple[str, str | None], _Rates] = {}
 
     def cost(
         self, requested_model: str, upstream_model: str, provider: str, tokens: Tokens
@@ -77,6 +140,9 @@ class Prices:
 
     def _table_cost(self, model: str, vendor: str | None, tokens: Tokens) -> float | None:
         for hint in dict.fromkeys((vendor, None)):
+            known = self._rates.get((model, hint))
+            if known is not None:
+                return known.cost(tokens)
             if (model, hint) in self._unknown:
                 continue
             try:
@@ -87,7 +153,11 @@ class Prices:
                     output_tokens=tokens.output,
                     cache_read_tokens=min(tokens.cached, tokens.input) or None,
                 )
-                return float(calc_price(usage, model, provider_id=hint).total_price)
+                found = calc_price(usage, model, provider_id=hint)
+                rates = _rates(found.model_price)
+                if rates is not None and len(self._rates) < 10_000:
+                    self._rates[(model, hint)] = rates
+                return float(found.total_price)
             except LookupError:
                 if len(self._unknown) < 10_000:  # bounded: odd model names cannot grow it
                     self._unknown.add((model, hint))
