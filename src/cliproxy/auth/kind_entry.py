@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cliproxy.config.schema import Config, ProviderKey
+from cliproxy.config.schema import Config
+from cliproxy.config.upstreams import ProviderKey
 from cliproxy.providers.base import Provider
 from cliproxy.providers.client_profiles import ClientIdentities, HeaderDefaults
 

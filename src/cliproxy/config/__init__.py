@@ -2,16 +2,8 @@
 
 from .errors import ConfigError, ConfigProblem
 from .load import check_config, default_config, load_config, parse_config_text
-from .schema import (
-    Config,
-    ModelAlias,
-    OpenAICompatibility,
-    OpenAIKeyEntry,
-    ProviderKey,
-    RemoteManagement,
-    RoutingConfig,
-    TLSConfig,
-)
+from .schema import Config, RemoteManagement, RoutingConfig, TLSConfig
+from .upstreams import ModelAlias, OpenAICompatibility, OpenAIKeyEntry, ProviderKey
 from .watch import ConfigWatcher, diff_keys
 
 __all__ = [

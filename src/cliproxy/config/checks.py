@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import KeyPath
-from .schema import Config, ModelAlias, ProviderKey
+from .schema import Config
+from .upstreams import ModelAlias, ProviderKey
 
 
 @dataclass

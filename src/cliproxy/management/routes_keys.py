@@ -19,13 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cliproxy.config.schema import (
-    Config,
-    OpenAICompatibility,
-    OpenAIKeyEntry,
-    ProviderKey,
-    check_http_url,
-)
+from cliproxy.config.schema import Config, check_http_url
+from cliproxy.config.upstreams import OpenAICompatibility, OpenAIKeyEntry, ProviderKey
 from cliproxy.management.common import (
     OK,
     ApiError,

@@ -8,12 +8,8 @@ from dataclasses import replace
 
 from cliproxy.auth.catalog import catalog
 from cliproxy.auth.records import AuthRecord
-from cliproxy.config.schema import (
-    Config,
-    ModelAlias,
-    OpenAICompatibility,
-    OpenAIKeyEntry,
-)
+from cliproxy.config.schema import Config
+from cliproxy.config.upstreams import ModelAlias, OpenAICompatibility, OpenAIKeyEntry
 from cliproxy.providers.api_keys import OpenAICompatProvider
 from cliproxy.providers.base import Credential, Provider
 from cliproxy.providers.demo import DEMO_CREDENTIAL, DemoProvider

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from cliproxy.config.schema import ErrorRule
+from cliproxy.config.upstreams import ErrorRule
 
 
 class ErrorAction(StrEnum):
