@@ -203,6 +203,23 @@ def run_load(
     return result
 
 
+def run_paired(
+    first: Target, second: Target, mode: str, case: Case, upstream_port: int, duration: float
+) -> tuple[dict[str, object], dict[str, object]]:
+    """The same case on two targets, alternating three times, each target's median run: a
+    shared machine drifts by more than the difference being measured."""
+    runs: tuple[list[dict[str, object]], list[dict[str, object]]] = ([], [])
+    for _ in range(3):
+        for index, target in enumerate((first, second)):
+            runs[index].append(run_load(target, mode, case, upstream_port, duration))
+
+    def median(results: list[dict[str, object]]) -> dict[str, object]:
+        ranked = sorted(results, key=lambda r: float(r.get("rps") or 0.0))  # type: ignore[arg-type]
+        return {**ranked[1], "runs_rps": [r.get("rps") for r in results]}
+
+    return median(runs[0]), median(runs[1])
+
+
 def memory_soak(target: Target, upstream_port: int) -> dict[str, object]:
     """RSS before and after SOAK_REQUESTS pass-through requests at concurrency 64, ledger and
     metrics on: what each request leaves behind once the process is warm."""
@@ -303,9 +320,14 @@ def main() -> int:
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--only", default="direct,cliproxy,litellm")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results.md"))
+    parser.add_argument("--cases", default="", help="only these cases (comma-separated names)")
+    parser.add_argument("--skip-soak", action="store_true", help="no 100k-request memory soak")
     args = parser.parse_args()
     BUILD.mkdir(parents=True, exist_ok=True)
     (BUILD / "auth").mkdir(exist_ok=True)
+    # Each run starts with an empty usage ledger, so runs compare alike.
+    for ledger in BUILD.glob("auth*/usage.sqlite*"):
+        ledger.unlink()
     wanted = args.only.split(",")
     notes: list[str] = []
 
@@ -365,8 +387,17 @@ def main() -> int:
         live = [t for t in targets if t.name == "direct" or t.process is not None]
         for mode in MODES:
             for case in CASES:
+                if args.cases and case.name not in args.cases.split(","):
+                    continue
+                bare = next((t for t in live if t.name == "cliproxy-bare"), None)
                 for target in live:
-                    if target.name == "cliproxy-bare" and case.name != BARE_CASE:
+                    if target.name == "cliproxy-bare":
+                        continue  # run beside cliproxy below, or not at all
+                    if target.name == "cliproxy" and bare is not None and case.name == BARE_CASE:
+                        paired = run_paired(target, bare, mode, case, upstream_port, args.duration)
+                        for each, result in zip((target, bare), paired, strict=True):
+                            each.results[(mode, case.name)] = result
+                            print(f"{mode:13} {case.name:18} {each.name:9} {result}", flush=True)
                         continue
                     if target.name != "direct" or "direct" in wanted:
                         result = run_load(target, mode, case, upstream_port, args.duration)
@@ -376,7 +407,7 @@ def main() -> int:
                             flush=True,
                         )
         soaked = next((t for t in live if t.name == "cliproxy"), None)
-        if soaked is not None:
+        if soaked is not None and not args.skip_soak:
             result = memory_soak(soaked, upstream_port)
             soaked.results[("pass-through", "soak")] = result
             print(f"memory soak   {orjson.dumps(result).decode()}", flush=True)

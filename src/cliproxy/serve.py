@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -82,5 +83,11 @@ def run_server(config: Config, path: Path | None) -> int:
     print(banner(config, path, models, len(state.auth_store.records())), flush=True)
     server_config = server_config_for(app, config, loop="uvloop")
     server = uvicorn.Server(server_config)
+    if config.usage_statistics_enabled:
+        state.ledger.prices.warm()
+    # Everything loaded so far (modules, the config, the price table) lives as long as the
+    # process: keep it out of the collector's way, so that the collections every request's
+    # garbage sets off stay short (a few percent of throughput under load).
+    gc.freeze()
     server.run()
     return 0

@@ -4,7 +4,7 @@ checks both sides."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from cliproxy.config.schema import QuotaExceeded as Switches
 from cliproxy.model import ProxyError
@@ -51,3 +51,17 @@ class QuotaAlternatives(Protocol):
     def variants(self, credential: Credential) -> list[Credential]:
         """The credential pinned to each of its quotas in turn (itself alone when it has one)."""
         ...
+
+
+_HAS_QUOTA_ALTERNATIVES: dict[type, bool] = {}
+
+
+def quota_alternatives_of(provider: object) -> QuotaAlternatives | None:
+    """The provider as QuotaAlternatives, or None. The pool asks this several times per
+    candidate on every request, and a runtime Protocol check walks the protocol's members each
+    time (microseconds), so the answer is kept per class: abilities are methods of the class."""
+    kind = type(provider)
+    has = _HAS_QUOTA_ALTERNATIVES.get(kind)
+    if has is None:
+        has = _HAS_QUOTA_ALTERNATIVES[kind] = isinstance(provider, QuotaAlternatives)
+    return cast(QuotaAlternatives, provider) if has else None

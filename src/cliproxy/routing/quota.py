@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from cliproxy.config.schema import QuotaExceeded
 from cliproxy.model import ProxyError
-from cliproxy.providers.abilities import QuotaAlternatives
+from cliproxy.providers.abilities import quota_alternatives_of
 from cliproxy.routing.registry import Candidate
 
 
@@ -23,8 +23,8 @@ def quota_fallbacks(
 
     The list is complete for the candidate the selector chose: call it once for that
     candidate, not again for a fallback's own 429."""
-    provider, credential = candidate.provider, candidate.credential
-    if not isinstance(provider, QuotaAlternatives):
+    provider, credential = quota_alternatives_of(candidate.provider), candidate.credential
+    if provider is None:
         return []
     found = provider.quota_alternatives(credential, candidate.upstream_model, status, error, policy)
     return [Candidate(candidate.provider, pinned, model) for pinned, model in found]
@@ -32,8 +32,8 @@ def quota_fallbacks(
 
 def rest_model(candidate: Candidate) -> str:
     """The model name a cooldown is kept under: one per quota the pair draws on."""
-    provider, credential = candidate.provider, candidate.credential
-    if not isinstance(provider, QuotaAlternatives):
+    provider, credential = quota_alternatives_of(candidate.provider), candidate.credential
+    if provider is None:
         return candidate.upstream_model
     return provider.rest_key(credential, candidate.upstream_model)
 
@@ -41,8 +41,8 @@ def rest_model(candidate: Candidate) -> str:
 def project_variants(candidate: Candidate) -> list[Candidate]:
     """The candidate pinned to each of its credential's quotas in turn (itself alone when it
     has one)."""
-    provider, credential = candidate.provider, candidate.credential
-    if not isinstance(provider, QuotaAlternatives):
+    provider, credential = quota_alternatives_of(candidate.provider), candidate.credential
+    if provider is None:
         return [candidate]
     pinned = provider.variants(credential)
     if len(pinned) == 1:

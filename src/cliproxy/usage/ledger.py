@@ -70,14 +70,18 @@ def dedup_key(row: Mapping[str, Any]) -> str:
         row["kind"],
         row["api_key"],
         row["model"],
-        timestamp_text(row["ts"]),
+        f"{row['ts']:.6f}",  # the stored value (rounded to the microsecond), written fast
         row["source"],
         row["auth_index"],
         "1" if row["failed"] else "0",
         *(str(row[k]) for k in ("input_tokens", "output_tokens", "reasoning_tokens")),
         *(str(row[k]) for k in ("cached_tokens", "total_tokens")),
     )
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+    # The time first: new records append at the end of the unique index instead of landing
+    # at random places in it (which, once the index outgrew SQLite's page cache, made every
+    # insert read pages and cost the proxy a fifth of its throughput).
+    return f"{round(row['ts'] * 1_000_000):016x}{digest}"
 
 
 def make_row(**fields: Any) -> dict[str, Any]:
@@ -307,7 +311,7 @@ class Ledger:
                     # The price table's arithmetic (Decimal, ~0.1 ms a row) runs beside the
                     # event loop, not on it.
                     await asyncio.to_thread(self._price_all, batch)
-                    await self.store.insert(batch)
+                    await self.store.insert(batch, counted=False)
                 except Exception:
                     self.write_failures += 1
                     self.dropped += len(batch)

@@ -75,6 +75,17 @@ records = Table(
 )
 
 COLUMNS = tuple(column.name for column in records.columns if column.name != "id")
+# The request path's batches on SQLite go in as one multi-row INSERT per chunk: one statement
+# step releases the GIL once for the whole chunk, where executemany (and Core's per-row
+# parameter processing) hands the GIL between the writer thread and the event loop once per
+# row, a convoy that cost the proxy a fifth of its throughput at full load.
+_SQLITE_CHUNK = 400  # rows per statement: 400 x 24 parameters, under SQLite's 32,766
+_SQLITE_ROW = f"({', '.join('?' for _ in COLUMNS)})"
+
+
+def _sqlite_insert(rows: int) -> str:
+    values = ", ".join(_SQLITE_ROW for _ in range(rows))
+    return f"INSERT OR IGNORE INTO {records.name} ({', '.join(COLUMNS)}) VALUES {values}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,9 +195,10 @@ class LedgerStore:
             raise RuntimeError(f"usage database {self.where} is not open")
         return self.engine
 
-    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> int:
+    async def insert(self, rows: Sequence[Mapping[str, Any]], *, counted: bool = True) -> int:
         """Add rows; a row whose ``dedup`` is already stored is skipped. Returns how many
-        were added."""
+        were added (an import reports it); ``counted=False`` skips the two counts, which read
+        the whole table, and returns 0: the request path's writes need no answer."""
         if not rows:
             return 0
         engine = self._engine()
@@ -201,6 +213,15 @@ class LedgerStore:
             statement = sqlite_insert(records).on_conflict_do_nothing(index_elements=["dedup"])
         counting = select(func.count()).select_from(records)
         async with engine.begin() as conn:
+            if not counted and self.dialect == "sqlite":
+                for start in range(0, len(rows), _SQLITE_CHUNK):
+                    chunk = rows[start : start + _SQLITE_CHUNK]
+                    values = tuple(row[name] for row in chunk for name in COLUMNS)
+                    await conn.exec_driver_sql(_sqlite_insert(len(chunk)), values)
+                return 0
+            if not counted:
+                await conn.execute(statement, [dict(row) for row in rows])
+                return 0
             before = (await conn.execute(counting)).scalar_one()
             await conn.execute(statement, [dict(row) for row in rows])
             after = (await conn.execute(counting)).scalar_one()

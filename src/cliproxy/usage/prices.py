@@ -122,6 +122,11 @@ class Prices:
         self._unknown: set[tuple[str, str | None]] = set()
         self._rates: dict[tuple[str, str | None], _Rates] = {}
 
+    def warm(self) -> None:
+        """Load the price table now (its data takes a moment to read), not with the first
+        record priced under load."""
+        self._table_cost("cliproxy-warm-up", None, Tokens(1, 1))
+
     def cost(
         self, requested_model: str, upstream_model: str, provider: str, tokens: Tokens
     ) -> float | None:
