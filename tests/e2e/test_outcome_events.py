@@ -515,3 +515,41 @@ def test_a_slow_queued_observer_delays_no_response_and_drops_what_overflows(
 def test_an_async_observer_must_be_queued(proxy: ProxyServer) -> None:
     with pytest.raises(TypeError, match="QueuedObserver"):
         proxy.state.observers.subscribe(Slow())
+
+
+# ----- usage of a Chat stream the client did not ask usage for -------------------------------
+
+
+@pytest.mark.parametrize("client_asks", [False, True], ids=["not-asked", "asked"])
+def test_a_chat_stream_is_counted_even_when_the_client_did_not_ask_for_usage(
+    client_asks: bool, proxy: ProxyServer, sims: dict[str, Simulator], recorder: Recorder
+) -> None:
+    import openai
+
+    sims["chat-model"].reset()
+    sims["chat-model"].queue(Reply.text("counted answer", input_tokens=21, output_tokens=8))
+    client = openai.OpenAI(base_url=f"{proxy.base_url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    options: dict[str, Any] = {"stream_options": {"include_usage": True}} if client_asks else {}
+    chunks = list(
+        client.chat.completions.create(
+            model="chat-model",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            **options,
+        )
+    )
+    # The upstream was asked for usage either way; the client sees the usage chunk only when
+    # it asked, and never a chunk without choices otherwise.
+    upstream = sims["chat-model"].last_request.json
+    assert upstream["stream_options"]["include_usage"] is True
+    usage_chunks = [c for c in chunks if not c.choices]
+    if client_asks:
+        assert [c.usage.prompt_tokens for c in usage_chunks if c.usage] == [21]
+    else:
+        assert usage_chunks == []
+        assert all(c.usage is None for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == (
+        "counted answer"
+    )
+    event = _one_request(recorder)
+    assert (event.path, event.input_tokens, event.output_tokens) == ("pass-through", 21, 8)

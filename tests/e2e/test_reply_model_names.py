@@ -39,12 +39,13 @@ ASSIST_TOKEN = "assist-token"
 
 
 def _post(
-    base_url: str, protocol: str, model: str, stream: bool, text: str = "hi"
+    base_url: str, protocol: str, model: str, stream: bool, text: str = "hi", **extra: Any
 ) -> httpx.Response:
     """One raw call in ``protocol`` (raw, so the reply's own bytes are what the test reads)."""
     user = [{"role": "user", "content": text}]
     if protocol == "openai_chat":
-        url, body = "/v1/chat/completions", {"model": model, "messages": user, "stream": stream}
+        url = "/v1/chat/completions"
+        body = {"model": model, "messages": user, "stream": stream, **extra}
     elif protocol == "openai_responses":
         url, body = "/v1/responses", {"model": model, "input": text, "stream": stream}
     elif protocol == "anthropic":
@@ -223,7 +224,10 @@ def test_equal_names_relay_the_upstreams_stream_byte_for_byte(
     monkeypatch.setattr(sim, "render_stream", recording)
     sim.queue(Reply.text(TEXT, chunk_size=5))
 
-    reply = _post(own_proxy.base_url, protocol, model, stream=True)
+    # A Chat client that does not ask for usage gets the upstream's stream without the usage
+    # chunk cliproxy asked for on its behalf (test_outcome_events); one that asks gets it all.
+    extra = {"stream_options": {"include_usage": True}} if protocol == "openai_chat" else {}
+    reply = _post(own_proxy.base_url, protocol, model, stream=True, **extra)
 
     assert sent and reply.content == b"".join(data for data, _ in sent)
     assert model in _stream_models(protocol, _events(reply.content))

@@ -9,6 +9,7 @@ protocol. Same protocol on both sides takes the pass-through path and skips the 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from cliproxy.model import ProxyError, Request, Response, StreamEvent, Usage
@@ -73,6 +74,13 @@ class WireProtocol(ABC):
             return self.parse_response(body).usage
         except ProxyError:
             return Usage()
+
+    def ask_stream_usage(self, body: JSON) -> Callable[[bytes], bool] | None:
+        """For a stream forwarded as is: make ``body`` ask the upstream for token usage when
+        the client did not (in place), and return a test for the raw SSE events that only the
+        asking produced, which the relay then reads but does not send on. None when the
+        protocol's streams always report usage (the default) or the client asked itself."""
+        return None
 
     @abstractmethod
     def stream_decoder(self) -> StreamDecoder: ...

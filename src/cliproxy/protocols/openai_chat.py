@@ -7,7 +7,9 @@ usage, error bodies) live in ``openai_chat_wire``.
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -147,8 +149,30 @@ def parse_error(status: int, body: bytes) -> ProxyError:
     return result
 
 
+# The chunk an upstream adds for stream_options.include_usage: no choices, only the usage.
+_USAGE_ONLY_CHUNK = re.compile(rb'"choices"\s*:\s*\[\s*\]')
+
+
+def _usage_only(raw: bytes) -> bool:
+    return b'"usage"' in raw and _USAGE_ONLY_CHUNK.search(raw) is not None
+
+
 class OpenAIChat(WireProtocol):
     name = NAME
+
+    def ask_stream_usage(self, body: JSON) -> Callable[[bytes], bool] | None:
+        """A Chat stream reports usage only when asked (stream_options.include_usage); a
+        client that did not ask still has its tokens counted, and does not see the extra
+        chunk (some clients read ``choices[0]`` of every chunk)."""
+        options = body.get("stream_options")
+        if body.get("stream") is not True or (
+            isinstance(options, dict) and options.get("include_usage") is True
+        ):
+            return None
+        if options is not None and not isinstance(options, dict):
+            return None  # the upstream answers for a malformed field
+        body["stream_options"] = {**(options or {}), "include_usage": True}
+        return _usage_only
 
     def parse_request(self, body: JSON) -> Request:
         return parse_request(body)

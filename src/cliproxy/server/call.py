@@ -37,6 +37,9 @@ class ClientCall:
     track: RequestTrack = DETACHED
     # The canonical request, once a path needed it (pass-through never parses the body).
     parsed: Request | None = None
+    # Pass-through events the proxy asked for and the client did not (protocols/base.py
+    # ask_stream_usage): read for the usage, not relayed.
+    hidden_events: Callable[[bytes], bool] | None = None
 
     def canonical(self) -> Request:
         if self.parsed is None:
@@ -53,6 +56,7 @@ class ClientCall:
         from the canonical request; then the config's payload rules."""
         if passthrough:
             body: dict[str, Any] = dict(self.body)
+            self.hidden_events = provider.protocol.ask_stream_usage(body)
         else:
             body = provider.protocol.render_request(replace(self.canonical(), model=upstream_model))
         if rules:

@@ -88,6 +88,7 @@ async def relay_passthrough(
     outcome: StreamOutcome,
     unwrap: Unwrap = None,
     rename: Rename | None = None,
+    hidden: Callable[[bytes], bool] | None = None,
 ) -> AsyncIterator[bytes]:
     """Relay the upstream's SSE bytes unchanged (re-framed only when ``unwrap`` takes an
     envelope off each event, and the model renamed only by ``rename``, applied to events
@@ -102,14 +103,14 @@ async def relay_passthrough(
         try:
             async for chunk in upstream.content.iter_any():
                 events, pending = _split_events(pending + chunk)
-                good = _vet(events, parser, decoder, outcome, unwrap)
+                good = _vet(events, parser, decoder, outcome, unwrap, hidden)
                 if good:
                     yield good if rename is None else rename(good)
                 if outcome.error is not None:
                     break
             if outcome.error is None and pending.strip():
                 # A final event without its blank line still counts; relay it properly closed.
-                good = _vet([pending + b"\n\n"], parser, decoder, outcome, unwrap)
+                good = _vet([pending + b"\n\n"], parser, decoder, outcome, unwrap, hidden)
                 if good:
                     yield good if rename is None else rename(good)
             if outcome.error is None:
@@ -130,8 +131,10 @@ def _vet(
     decoder: StreamDecoder,
     outcome: StreamOutcome,
     unwrap: Unwrap = None,
+    hidden: Callable[[bytes], bool] | None = None,
 ) -> bytes:
-    """The raw events that decode cleanly, up to the first one that signals an error."""
+    """The raw events that decode cleanly, up to the first one that signals an error (those
+    ``hidden`` picks out are read but left out)."""
     good: list[bytes] = []
     for raw in raw_events:
         events = parser.feed(raw)
@@ -142,6 +145,8 @@ def _vet(
                 outcome.see(event)
         if outcome.error is not None:
             break
+        if hidden is not None and hidden(raw):
+            continue
         good.append(raw if unwrap is None else b"".join(_reframe(sse) for sse in events))
     return b"".join(good)
 

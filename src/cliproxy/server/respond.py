@@ -135,7 +135,13 @@ def stream(
     elif passthrough:
         rename = stream_renamer(call.protocol.reply_model_key, candidate.upstream_model, call.model)
         body = relay_passthrough(
-            upstream, call.protocol, client_request, outcome, _event_unwrapper(provider), rename
+            upstream,
+            call.protocol,
+            client_request,
+            outcome,
+            _event_unwrapper(provider),
+            rename,
+            call.hidden_events,
         )
     else:
         encoder = _encoder(call, client_request)
