@@ -176,7 +176,7 @@ class RequestLogWriter:
 
     def __init__(self, state_getter: Callable[[], AppState]) -> None:
         self.state_getter = state_getter
-        self._pending: deque[tuple[RequestRecord, frozenset[str]]] = deque()
+        self._pending: deque[tuple[RequestRecord, Path, frozenset[str]]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._redactor = Redactor(())
         self._totals: dict[Path, int] = {}  # bytes of request log files per directory
@@ -192,7 +192,8 @@ class RequestLogWriter:
         # The secrets as they are now, read on the event loop (they change with reloads).
         secrets = set(config_secrets(record.config))
         secrets |= account_secrets(self.state_getter())
-        self._pending.append((record, frozenset(secrets)))
+        # The directory too: where the config (and $WRITABLE_PATH) said when the request ran.
+        self._pending.append((record, log_dir(record.config), frozenset(secrets)))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(
                 self._drain(), name="request log writer"
@@ -200,9 +201,9 @@ class RequestLogWriter:
 
     async def _drain(self) -> None:
         while self._pending:
-            record, secrets = self._pending.popleft()
+            record, directory, secrets = self._pending.popleft()
             try:
-                await asyncio.to_thread(self._write, record, secrets)
+                await asyncio.to_thread(self._write, record, directory, secrets)
             except Exception as exc:
                 self.failures += 1
                 if self.failures == 1:
@@ -216,11 +217,10 @@ class RequestLogWriter:
         while self._worker is not None and not self._worker.done():
             await asyncio.shield(self._worker)
 
-    def _write(self, record: RequestRecord, secrets: frozenset[str]) -> None:
+    def _write(self, record: RequestRecord, directory: Path, secrets: frozenset[str]) -> None:
         if secrets != self._redactor.secrets:
             self._redactor = Redactor(secrets)
         config = record.config
-        directory = log_dir(config)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(record)
         data = self._redactor.text(render(record)).encode("utf-8")
