@@ -27,7 +27,7 @@ from cliproxy.config.schema import Config
 from cliproxy.management.log_file import MIB, config_secrets, log_dir
 from cliproxy.management.redact import Redactor, redact_headers
 from cliproxy.server.request_log import SECTION_CAP, RequestRecord, Tee
-from cliproxy.state import AppState
+from cliproxy.state import AppState, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,7 @@ class RequestLogWriter:
         self._worker: asyncio.Task[None] | None = None
         self._redactor = Redactor(())
         self._totals: dict[Path, int] = {}  # bytes of request log files per directory
+        self._secret_cache: tuple[Config, Runtime, frozenset[str]] | None = None
         self.failures = 0
         self.dropped = 0
 
@@ -189,15 +190,23 @@ class RequestLogWriter:
             if self.dropped == 1:
                 log.warning("request log: the writer is behind; requests go unlogged")
             return
-        # The secrets as they are now, read on the event loop (they change with reloads).
-        secrets = set(config_secrets(record.config))
-        secrets |= account_secrets(self.state_getter())
         # The directory too: where the config (and $WRITABLE_PATH) said when the request ran.
-        self._pending.append((record, log_dir(record.config), frozenset(secrets)))
+        self._pending.append((record, log_dir(record.config), self._secrets(record.config)))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(
                 self._drain(), name="request log writer"
             )
+
+    def _secrets(self, config: Config) -> frozenset[str]:
+        """The secrets as they are now, read on the event loop. The runtime is rebuilt on every
+        reload and account change (token refreshes included), so it keys the cache."""
+        runtime = self.state_getter().runtime
+        cached = self._secret_cache
+        if cached is not None and cached[0] is config and cached[1] is runtime:
+            return cached[2]
+        found = frozenset({*config_secrets(config), *account_secrets(self.state_getter())})
+        self._secret_cache = (config, runtime, found)
+        return found
 
     async def _drain(self) -> None:
         while self._pending:
