@@ -20,6 +20,7 @@ from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
 from cliproxy.config.schema import Config
 from cliproxy.management import management_routes, routes_metrics, routes_ops
 from cliproxy.management.log_file import file_logging
+from cliproxy.management.request_logs import RequestLogWriter
 from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.management.routes_usage import credential_resolver
@@ -33,6 +34,7 @@ from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.server.hangup import CancelOnHangUp
 from cliproxy.server.listener import BodyDeadline
 from cliproxy.server.outcomes import OutcomeMiddleware, note_error
+from cliproxy.server.request_log import RequestLogMiddleware
 from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
@@ -141,6 +143,7 @@ ROUTES = [
 def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     state = AppState(config)
     state.ledger.resolver = credential_resolver(state)
+    request_logs = RequestLogWriter(lambda: state)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -165,6 +168,7 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
                     await task
             # Logins still exchanging a code, and their loopback listeners, end with the server.
             await login_sessions(app).close()
+            await request_logs.flush()
             await state.close()
 
     management = management_routes(lambda: state, config_path)
@@ -176,6 +180,7 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
         exception_handlers={404: not_found, 405: method_not_allowed},
     )
     app.state.cliproxy = state
+    app.state.request_logs = request_logs
     # Innermost first; each layer wraps the ones added before it.
     app.add_middleware(
         AccessMiddleware,
@@ -189,6 +194,13 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     app.add_middleware(ErrorMiddleware)
     # Outside the error layer, so replies it writes carry CORS headers a page can read.
     app.add_middleware(BrowserGuard, state_getter=lambda: state, open_paths=CALLBACK_PATHS)
+    # Request log files (server/request_log.py): every reply, error replies included.
+    app.add_middleware(
+        RequestLogMiddleware,
+        state_getter=lambda: state,
+        applies=_is_generation_call,
+        sink=request_logs.submit,
+    )
     # One RequestOutcome per generation call, whoever answered it (server/outcomes.py).
     app.add_middleware(OutcomeMiddleware, state_getter=lambda: state, applies=_is_generation_call)
     app.add_middleware(AccessLog, enabled=lambda: state.runtime.config.debug)

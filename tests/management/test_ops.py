@@ -36,7 +36,7 @@ CLIENT_KEY = "client-key-d41d8cd98f00"
 UPSTREAM_KEY = "sk-ant-upstream-0123456789abcdef"
 CODEX_TOKEN = "codex-token-ops-42"
 LINE = re.compile(
-    r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[-{8}\] \[(debug|info|warning|error|fatal)\] \[[^\]:]+:\d+\] "
+    r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \[(-{8}|[0-9a-f]{8})\] \[(debug|info|warning|error|fatal)\] \[[^\]:]+:\d+\] "
 )
 
 CONFIG = """\
@@ -155,6 +155,11 @@ def test_logs_hold_activity_in_the_reference_line_format_without_secrets(
     assert "api-call GET" in text
     for line in lines[-20:]:
         assert LINE.match(line) or not line.startswith("["), line
+    # A generation request's lines carry its request id; the management API's have dashes.
+    served = next(line for line in lines if "claude-sonnet-4-5" in line)
+    assert re.search(r"\] \[[0-9a-f]{8}\] \[", served), served
+    refused = next(line for line in lines if "refused: invalid management key" in line)
+    assert "] [--------] [" in refused
     assert body["line-count"] >= len(lines)
     assert abs(body["latest-timestamp"] - time.time()) < 60
     for secret in (CLIENT_KEY, UPSTREAM_KEY, KEY, "wrong-key-x", CODEX_TOKEN):
@@ -211,10 +216,18 @@ def test_bad_limit_is_400(api: httpx.Client, limit: str) -> None:
     assert reply.json()["error"].startswith("invalid limit")
 
 
-def test_request_error_logs_are_empty(api: httpx.Client) -> None:
-    assert api.get("/request-error-logs").json() == {"files": []}
+def test_request_log_files_that_are_not_there(api: httpx.Client) -> None:
+    # Written files are covered in tests/e2e/test_request_logs.py.
+    assert isinstance(api.get("/request-error-logs").json()["files"], list)
     assert api.get("/request-error-logs/error-x.log").status_code == 404
+    assert api.get("/request-error-logs/main.log").status_code == 400
     assert api.get("/request-log-by-id/abcd1234").status_code == 404
+    assert api.get("/request-log-by-id", params={"id": "0000ffff"}).status_code == 404
+    missing = api.get("/request-log-by-id/abcd1234").json()["error"]
+    assert missing == "log file not found for the given request ID"
+    for bad in ("..%2Fmain", "x" * 9, "ABCD12-4"):
+        assert api.get(f"/request-log-by-id/{bad}").status_code in (400, 404)
+    assert api.get("/request-log-by-id", params={"id": "../../etc"}).status_code == 400
 
 
 # ----- version ----------------------------------------------------------------------------------

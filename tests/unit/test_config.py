@@ -190,6 +190,17 @@ def test_cliproxyapi_only_keys_are_listed_not_fatal(tmp_path: Path) -> None:
     assert cfg.usage_statistics_enabled is True
 
 
+def test_request_log_keys_are_supported() -> None:
+    cfg = parse_config_text("request-log: true\nerror-logs-max-files: 3\n", "c.yaml")
+    assert (cfg.request_log, cfg.error_logs_max_files) == (True, 3)
+    assert cfg.unsupported_keys() == []
+    assert default_config().request_log is False
+    assert default_config().error_logs_max_files == 10
+    # CLIProxyAPI's: a negative count means the default; 0 means no count cap.
+    assert parse_config_text("error-logs-max-files: -1\n", "c").error_logs_max_files == 10
+    assert parse_config_text("error-logs-max-files: 0\n", "c").error_logs_max_files == 0
+
+
 def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, CLIPROXYAPI_CONFIG))
     assert "your-api-key-1" not in repr(cfg)

@@ -243,6 +243,11 @@ class Config(ConfigModel):
     # stay under logs-max-total-size-mb (0: no total cap, each file rotated at 10 MB).
     logging_to_file: bool = False
     logs_max_total_size_mb: int = 0
+    # Request logs (docs/logs.md): one file per generation request in the log directory; when
+    # false, only failed requests are written (error-*.log), the newest error-logs-max-files
+    # kept (0: no count cap). Both count towards logs-max-total-size-mb.
+    request_log: bool = False
+    error_logs_max_files: int = 10
     otel: OtelConfig = Field(default_factory=OtelConfig)
 
     # The usage ledger (usage/ledger.py): CLIProxyAPI's switch (on unless the file says false),
@@ -382,6 +387,11 @@ class Config(ConfigModel):
     @classmethod
     def _logs_cap(cls, value: int) -> int:
         return max(value, 0)  # CLIProxyAPI stores a negative cap as 0 (no cap)
+
+    @field_validator("error_logs_max_files")
+    @classmethod
+    def _error_logs_cap(cls, value: int) -> int:
+        return value if value >= 0 else 10  # CLIProxyAPI's: a negative count is the default
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -6,7 +6,8 @@ works without a log directory. Lines use the reference's layout, which the page 
 
     [YYYY-MM-DD HH:MM:SS] [--------] [level] [file:line] message
 
-(the second field is a request id in the reference; we have none, so it is always dashes).
+(the second field is the id of the generation request the line was logged for, the one its
+request log file is named by (server/request_log.py); dashes outside such a request).
 Timestamps are server-local time, as there. A record spanning several lines (a traceback)
 becomes several lines, each stamped with its record's time.
 
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 import orjson
+
+from cliproxy.providers.exchanges import REQUEST_ID
 
 MAX_LINES = 10_000
 CURSOR_VERSION = 1
@@ -171,7 +174,8 @@ def _whole(value: object) -> TypeGuard[int]:
 def format_record(record: logging.LogRecord, message: str) -> str:
     moment = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
     level = LEVEL_NAMES.get(record.levelno, record.levelname.lower())
-    return f"[{moment}] [{NO_REQUEST_ID}] [{level}] [{record.filename}:{record.lineno}] {message}"
+    request_id = REQUEST_ID.get() or NO_REQUEST_ID
+    return f"[{moment}] [{request_id}] [{level}] [{record.filename}:{record.lineno}] {message}"
 
 
 class BufferHandler(logging.Handler):

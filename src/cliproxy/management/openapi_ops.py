@@ -18,13 +18,20 @@ from cliproxy.management.openapi_common import (
     query,
 )
 
+LOG_FILE_CONTENT = {"text/plain": {"schema": STRING}}
 
-def _not_found_only(summary: str, name: str) -> dict[str, Any]:
-    """A route kept for the reference's clients that always answers 404 (we write no such
-    log files)."""
-    operation = op(summary, "logs", params=[path_param(name)], errors=[404])
-    del operation["responses"]["200"]  # never sent
-    return operation
+
+def _log_file(summary: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    """A request log file's download (text, as an attachment)."""
+    return op(summary, "logs", params=params, reply_content=LOG_FILE_CONTENT, errors=[400, 404])
+
+
+ERROR_LOG_FILE = object_of(
+    {"name": STRING, "size": INTEGER, "modified": {**INTEGER, "description": "unix seconds"}},
+    "name",
+    "size",
+    "modified",
+)
 
 
 def _logs() -> dict[str, Any]:
@@ -126,16 +133,27 @@ def ops_paths() -> dict[str, dict[str, Any]]:
         "/logs": _logs(),
         "/request-error-logs": {
             "get": op(
-                "Request error log files (always none: none are written)",
+                "Error log files of failed requests, newest first (none while request-log is on)",
                 "logs",
-                reply=object_of({"files": {"type": "array", "items": ENTRY}}),
+                reply=object_of({"files": {"type": "array", "items": ERROR_LOG_FILE}}, "files"),
             )
         },
         "/request-error-logs/{name}": {
-            "get": _not_found_only("One request error log (none are written: 404)", "name")
+            "get": _log_file(
+                "One error log file (error-*.log)", [path_param("name", "an error-*.log name")]
+            )
+        },
+        "/request-log-by-id": {
+            "get": _log_file(
+                "The log file of one request (?id=)",
+                [query("id", STRING, required=True, about="the request id (8 hex)")],
+            )
         },
         "/request-log-by-id/{id}": {
-            "get": _not_found_only("Request log by id (none are written: 404)", "id")
+            "get": _log_file(
+                "The log file of one request, by the id in its main-log lines",
+                [path_param("id", "the request id (8 hex)")],
+            )
         },
         "/latest-version": {
             "get": op(

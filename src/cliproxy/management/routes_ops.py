@@ -4,7 +4,7 @@ per-key usage, model definitions and the restricted /api-call; plus the public
 
 Shapes follow the reference system (shared/reference/management-api.md §3.7, §3.9-3.12,
 §3.14, §4). Where we differ, and why, is in docs/management-api.md:
-logs come from memory and are always on, /latest-version never goes online, /api-call only
+GET /logs comes from memory and is always on, /latest-version never goes online, /api-call only
 reaches a credential's own vendor or base URL, /management.html is never downloaded.
 """
 
@@ -30,6 +30,8 @@ from .auth_quota import reset_quota
 from .common import ApiError, api, json_response, parse_json, read_body
 from .key_index import config_keys
 from .log_buffer import log_buffer
+from .log_file import log_dir
+from .request_logs import ERROR_FILE, REQUEST_ID, error_file, find_by_id, log_files
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 # The channels whose accounts we serve, their spellings and the vendor their models are
@@ -84,18 +86,47 @@ async def delete_logs(request: Request) -> Response:
 
 @api
 async def request_error_logs(request: Request) -> Response:
-    """GET /request-error-logs → always empty: we write no per-request error files."""
-    return json_response({"files": []})
+    """GET /request-error-logs → {"files": [{name, size, modified}]}, newest first: the
+    error-*.log files (none while request-log is on: then every request has its own file)."""
+    config = _state(request).runtime.config
+    if config.request_log:
+        return json_response({"files": []})
+    files = [
+        {"name": path.name, "size": stat.st_size, "modified": int(stat.st_mtime)}
+        for path, stat in log_files(log_dir(config), ERROR_FILE)
+    ]
+    return json_response({"files": files})
 
 
 @api
 async def request_error_log(request: Request) -> Response:
-    raise ApiError(404, None, "log file not found")
+    """GET /request-error-logs/{name} → that error log file, as an attachment."""
+    name = request.path_params["name"]
+    if not ERROR_FILE.fullmatch(name):
+        raise ApiError(400, None, "invalid log file name")
+    path = error_file(log_dir(_state(request).runtime.config), name)
+    if path is None:
+        raise ApiError(404, None, "log file not found")
+    return _download(path)
 
 
 @api
 async def request_log_by_id(request: Request) -> Response:
-    raise ApiError(404, None, "log file not found for the given request ID")
+    """GET /request-log-by-id/{id} (or ?id=) → the request log file of that request id."""
+    raw = request.path_params.get("id") or request.query_params.get("id") or ""
+    request_id = raw.strip().lower()
+    if not request_id:
+        raise ApiError(400, None, "request ID is required")
+    if not REQUEST_ID.fullmatch(request_id):
+        raise ApiError(400, None, "invalid request ID")
+    path = find_by_id(log_dir(_state(request).runtime.config), request_id)
+    if path is None:
+        raise ApiError(404, None, "log file not found for the given request ID")
+    return _download(path)
+
+
+def _download(path: Path) -> Response:
+    return FileResponse(path, media_type="text/plain; charset=utf-8", filename=path.name)
 
 
 # ----- version ----------------------------------------------------------------------------------
@@ -281,6 +312,7 @@ ROUTES: list[Route] = [
     Route("/logs", delete_logs, methods=["DELETE"]),
     Route("/request-error-logs", request_error_logs, methods=["GET"]),
     Route("/request-error-logs/{name}", request_error_log, methods=["GET"]),
+    Route("/request-log-by-id", request_log_by_id, methods=["GET"]),
     Route("/request-log-by-id/{id}", request_log_by_id, methods=["GET"]),
     Route("/latest-version", latest_version, methods=["GET"]),
     Route("/reset-quota", post_reset_quota, methods=["POST"]),

@@ -24,6 +24,7 @@ from aiohttp_socks import ProxyTimeoutError as SocksTimeoutError
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import UpstreamReply, UpstreamRequest
+from cliproxy.providers.exchanges import opened
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,20 @@ class UpstreamClient:
 
     async def send(self, request: UpstreamRequest, proxy_url: str | None = None) -> UpstreamReply:
         """Send and return once the status and headers are in; the caller reads and releases.
-        A request for an upstream inside the proxy goes to its handler, not over HTTP."""
+        A request for an upstream inside the proxy goes to its handler, not over HTTP. While
+        the request log records the client request, the exchange goes on its record."""
+        exchange = opened(request)
+        if exchange is None:
+            return await self._send(request, proxy_url)
+        try:
+            reply = await self._send(request, proxy_url)
+        except ProxyError as exc:
+            exchange.error = exc.message
+            raise
+        exchange.answered(reply.status, reply.headers)
+        return reply
+
+    async def _send(self, request: UpstreamRequest, proxy_url: str | None) -> UpstreamReply:
         if request.in_process is not None:
             return await request.in_process(request)
         proxy = self.effective_proxy(proxy_url)

@@ -49,6 +49,7 @@ class RequestTrack:
         "hung_up",
         "model",
         "path",
+        "secrets",
         "started",
         "status",
         "stream",
@@ -63,6 +64,7 @@ class RequestTrack:
         self.model = ""
         self.stream = False
         self.candidate: Candidate | None = None  # the one of the last attempt
+        self.secrets: list[str] = []  # of the credentials tried, kept out of error replies
         self.path: Path = ""
         self.attempts = 0
         self.usage = _NO_USAGE
@@ -149,6 +151,8 @@ class AttemptBook:
         track.attempts = self.count
         track.candidate = candidate
         credential = candidate.credential
+        if track is not DETACHED:
+            track.secrets.append(credential.secret)
         self.observers.emit(
             AttemptOutcome(
                 credential_id=credential.id,

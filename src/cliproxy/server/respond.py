@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from cliproxy.model import ErrorKind, ProxyError, Request, loads_upstream
 from cliproxy.protocols.base import StreamEncoder
 from cliproxy.protocols.sse import SSEEvent
-from cliproxy.providers.base import Provider, UpstreamReply
+from cliproxy.providers.base import Provider, UpstreamReply, mask_secret
 from cliproxy.routing.attempts import Failure
 from cliproxy.routing.registry import Candidate
 from cliproxy.server.call import ClientCall
@@ -170,14 +170,20 @@ def failure_response(call: ClientCall, failure: Failure, upstream_seconds: float
     if failure.status == 0:
         raise error  # a connection failure: no upstream body to relay
     overhead = overhead_headers(perf_counter() - call.started - upstream_seconds)
-    if failure.passthrough and is_json_object(failure.raw):
+    raw = failure.raw
+    for secret in call.track.secrets:
+        if len(secret) >= 6:
+            # Upstreams quote the key they were given ("Incorrect API key provided: ..."); the
+            # client must never learn the proxy's own upstream keys from that.
+            shown = mask_secret(secret)
+            raw = raw.replace(secret.encode(), shown.encode())
+            error.message = error.message.replace(secret, shown)
+    if failure.passthrough and is_json_object(raw):
         # The upstream's own body goes back as is; its reset hint (body or header) still
         # reaches the client as Retry-After.
         if error.retry_after is not None:
             overhead["retry-after"] = str(max(0, round(error.retry_after)))
-        return Response(
-            failure.raw, failure.status, media_type="application/json", headers=overhead
-        )
+        return Response(raw, failure.status, media_type="application/json", headers=overhead)
     response = error_response(call.protocol, error)
     response.headers.update(overhead)
     return response

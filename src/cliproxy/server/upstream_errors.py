@@ -9,6 +9,7 @@ import orjson
 
 from cliproxy.model import ProxyError
 from cliproxy.providers.base import Provider, UpstreamReply
+from cliproxy.providers.exchanges import note_error_body
 from cliproxy.routing.reset_hints import seconds_from_headers
 
 
@@ -22,6 +23,7 @@ async def read_error(
         raw = b""
     finally:
         upstream.release()
+    note_error_body(raw)  # the request log's copy, when it records this request
     error = provider.protocol.parse_error(upstream.status, raw)
     if error.retry_after is None:
         # The body's own hint wins; then Retry-After (seconds or an HTTP date); then the
