@@ -234,3 +234,69 @@ def test_fallbacks_come_first_once_and_the_original_failure_is_answered() -> Non
 def test_pairs_are_kept_per_upstream_model() -> None:
     assert pair_key(candidate("a", "x")) != pair_key(candidate("a", "y"))
     assert pair_key(candidate("a", "x")) == ("a", "x")
+
+
+# ----- model fallbacks --------------------------------------------------------------------------
+
+
+def fallback_walk(
+    book: MemoryCooldownBook, chain: list[str], served: dict[str, list[Candidate]]
+) -> PoolWalk:
+    def candidates_for(model: str) -> list[Candidate]:
+        if model not in served:
+            raise ProxyError(ErrorKind.NOT_FOUND, f"model '{model}' is not served here")
+        return served[model]
+
+    return PoolWalk.for_model(
+        "asked",
+        candidates_for,
+        chain,
+        book=book,
+        retries=lambda c: 0,
+        order=lambda _round, ready: list(ready),
+        max_wait=30.0,
+        switch_project=True,
+    )
+
+
+def test_fallback_models_follow_once_every_candidate_failed_skipping_unknown_ones() -> None:
+    x, y = candidate("x", "mx"), candidate("y", "my")
+    walk = fallback_walk(
+        MemoryCooldownBook(Clock()),
+        ["unknown", "fb-1", "fb-2"],
+        {
+            "asked": [A, B],
+            "fb-1": [x],
+            "fb-2": [y],
+        },
+    )
+    steps = []
+    while (step := walk.next_step()) is not None:
+        assert isinstance(step, Try)
+        steps.append((step.candidate.credential.id, step.model))
+        walk.failed(step.candidate, Failure(error(503), status=503), Verdict(fall_back=True))
+    assert steps == [("a", None), ("b", None), ("x", "fb-1"), ("y", "fb-2")]
+    assert walk.failure is not None and walk.failure.status == 503  # the last one
+
+
+def test_a_resting_pool_goes_on_to_the_fallback_instead_of_waiting() -> None:
+    clock = Clock()
+    book = MemoryCooldownBook(clock)
+    book.cool("a", "m", clock.now + 10, "rate-limit")
+    x = candidate("x", "mx")
+    walk = fallback_walk(book, ["fb"], {"asked": [A], "fb": [x]})
+    assert walk.next_step() == Try(x, "fb")
+
+
+def test_a_stop_verdict_ends_the_request_without_fallbacks() -> None:
+    walk = fallback_walk(MemoryCooldownBook(Clock()), ["fb"], {"asked": [A], "fb": [B]})
+    assert walk.next_step() == Try(A)
+    walk.failed(A, Failure(error(400), status=400), Verdict(stop=True))
+    assert walk.next_step() is None
+
+
+def test_a_model_served_nowhere_but_with_fallbacks_stands_for_its_chain() -> None:
+    walk = fallback_walk(MemoryCooldownBook(Clock()), ["fb"], {"fb": [B]})
+    assert walk.next_step() == Try(B, "fb")
+    with pytest.raises(ProxyError):
+        fallback_walk(MemoryCooldownBook(Clock()), [], {})

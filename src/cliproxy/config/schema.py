@@ -28,6 +28,7 @@ from .base import (
 )
 from .client_identity import ClaudeHeaderDefaults, CodexHeaderDefaults, GeminiCLIHeaderDefaults
 from .durations import DEFAULT_AFFINITY_TTL_SECONDS, parse_duration
+from .model_fallbacks import check_fallbacks
 from .payload import PayloadConfig
 from .upstreams import (
     ErrorRule,
@@ -260,10 +261,17 @@ class Config(ConfigModel):
     # for metrics, and /metrics answers 404).
     metrics_enabled: bool = True
     model_prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    # cliproxy's: the models to try when every credential of a model failed (model_fallbacks.py).
+    model_fallbacks: dict[str, list[str]] = Field(default_factory=dict)
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _unsupported: list[tuple[str, int | None]] = PrivateAttr(default_factory=list)
     _demo_explicit: bool = PrivateAttr(default=False)
+
+    @field_validator("model_fallbacks")
+    @classmethod
+    def _fallbacks(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return check_fallbacks(value)
 
     @model_validator(mode="before")
     @classmethod

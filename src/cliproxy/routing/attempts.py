@@ -17,8 +17,9 @@ by the same credential's other quotas (routing/quota.py), tried at once, once pe
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.routing.cooldown import CooldownBook, CoolingPolicy, seconds_until
@@ -107,6 +108,7 @@ def unreachable(error: ProxyError, cooling: CoolingPolicy, cooling_enabled: bool
 @dataclass(frozen=True, slots=True)
 class Try:
     candidate: Candidate
+    model: str | None = None  # a fallback model (model-fallbacks) the candidate serves, if any
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,10 @@ class PoolWalk:
 
     ``retries(candidate)``: how many rounds after the first admit it (its own request-retry,
     else the global one). ``order(round, ready)``: the selector's order for a round's ready
-    candidates (session affinity and max-retry-credentials applied)."""
+    candidates (session affinity and max-retry-credentials applied). ``fallbacks``: the
+    models to go on with, in order, once every candidate failed or rests (model-fallbacks),
+    their candidates from ``candidates_for``; a model not served here is skipped. With
+    fallbacks left, a walk whose candidates all rest goes on at once instead of waiting."""
 
     def __init__(
         self,
@@ -133,8 +138,13 @@ class PoolWalk:
         order: Callable[[int, list[Candidate]], list[Candidate]],
         max_wait: float,
         switch_project: bool,
+        fallbacks: Sequence[str] = (),
+        candidates_for: Callable[[str], list[Candidate]] | None = None,
     ) -> None:
         self.everyone = everyone
+        self.model: str | None = None  # the fallback model being walked; None: the requested
+        self._fallback_models = deque(fallbacks if candidates_for is not None else ())
+        self._candidates_for = candidates_for
         self.book = book
         self.retries = retries
         self.order = order
@@ -154,6 +164,24 @@ class PoolWalk:
         self._again: Candidate | None = None
         self._stopped = False
 
+    @classmethod
+    def for_model(
+        cls,
+        model: str,
+        candidates_for: Callable[[str], list[Candidate]],
+        fallbacks: Sequence[str],
+        **rules: Any,
+    ) -> PoolWalk:
+        """The walk for a requested model and its fallback chain. A model not served here but
+        with fallbacks is a name that stands for its chain: the walk starts with them."""
+        try:
+            everyone = candidates_for(model)
+        except ProxyError:
+            if not fallbacks:
+                raise
+            everyone = []
+        return cls(everyone, fallbacks=fallbacks, candidates_for=candidates_for, **rules)
+
     # --- what next --------------------------------------------------------------------------
 
     def next_step(self) -> Step:
@@ -164,7 +192,7 @@ class PoolWalk:
             return Try(again)
         fallback = self._pop_usable(self._fallbacks)
         if fallback is not None:
-            return Try(fallback)
+            return Try(fallback, self.model)
         if self._failure_before_fallbacks is not None:
             # No fallback answered: the client hears about the original quota error (a
             # retired preview's 404 would only mislead it).
@@ -172,15 +200,19 @@ class PoolWalk:
         while True:
             candidate = self._pop_usable(self._queue)
             if candidate is not None:
-                return Try(candidate)
+                return Try(candidate, self.model)
             if self._planned == self.round_no:
                 self.round_no += 1
             if self.round_no > self.rounds:
+                if self._next_model():
+                    continue
                 return None
             pool = [self._with_free_quota(c) for c in self.everyone]
             admitted = [c for c in pool if self.retries(c) >= self.round_no and self.is_open(c)]
             ready = [c for c in admitted if not self.resting(c)]
             if not ready:
+                if (not admitted or self._fallback_models) and self._next_model():
+                    continue
                 if not admitted:
                     return None
                 pause = self.earliest_reset(admitted) - self.book.now()
@@ -190,6 +222,21 @@ class PoolWalk:
                 return Wait(pause)  # then the same round, once a credential is back
             self._planned = self.round_no
             self._queue = deque(self.order(self.round_no, ready))
+
+    def _next_model(self) -> bool:
+        """Go on with the next fallback model that is served here; False when none is left."""
+        while self._fallback_models and self._candidates_for is not None:
+            model = self._fallback_models.popleft()
+            try:
+                everyone = self._candidates_for(model)
+            except ProxyError:
+                continue  # not served here: a chain may name models of another setup
+            self.model, self.everyone = model, everyone
+            self.rounds = max((self.retries(c) for c in everyone), default=0)
+            self.round_no, self._planned = 0, -1
+            self._fell_back = False  # a new model's own quota alternatives may be tried
+            return True
+        return False
 
     # --- what happened ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from time import perf_counter
 
 from starlette.responses import Response
 
+from cliproxy.config.model_fallbacks import fallback_chain
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import Credential, Provider, RequestContext, UpstreamReply
 from cliproxy.routing.affinity import affinity_session
@@ -32,6 +33,7 @@ from cliproxy.routing.registry import Candidate, prefer_bound
 from cliproxy.server.call import ClientCall
 from cliproxy.server.outcomes import AttemptBook
 from cliproxy.server.respond import (
+    SERVED_MODEL_HEADER,
     collect,
     complete,
     failure_response,
@@ -62,8 +64,10 @@ class _Forwarding:
         self.upstream_seconds = 0.0
         self.reauthorized: set[str] = set()  # accounts already refreshed after a 401
         self.session = affinity_session(config.routing, call.headers, call.body)
-        self.walk = PoolWalk(
-            runtime.registry.candidates(call.model),
+        self.walk = PoolWalk.for_model(
+            call.model,
+            runtime.registry.candidates,
+            fallback_chain(config.model_fallbacks, call.model),
             book=state.cooldowns,
             retries=partial(retry_rounds, runtime.registry, runtime.request_retry),
             order=self._order,
@@ -73,9 +77,8 @@ class _Forwarding:
         self.ctx = RequestContext(call.stream, call.headers, call.query, call.protocol.name)
         self.attempts = AttemptBook(state.observers, call.track, call.model)
         self.sent_at = 0.0  # when the current attempt went out
-        track = call.track
-        track.client_protocol, track.model = call.protocol.name, call.model
-        track.stream = call.stream
+        call.track.client_protocol, call.track.model = call.protocol.name, call.model
+        call.track.stream = call.stream
 
     async def run(self) -> Response:
         while (step := self.walk.next_step()) is not None:
@@ -85,6 +88,8 @@ class _Forwarding:
                 continue
             response = await self._attempt(step.candidate)
             if response is not None:
+                if step.model is not None:  # answered by a fallback model
+                    response.headers[SERVED_MODEL_HEADER] = step.model
                 return response
         if self.walk.failure is None:
             raise self.walk.all_resting(self.call.model)

@@ -33,6 +33,7 @@ from cliproxy.server.upstream_errors import is_json_object
 
 log = logging.getLogger(__name__)
 
+SERVED_MODEL_HEADER = "x-cliproxy-model"  # set when a fallback model (model-fallbacks) answered
 OVERHEAD_HEADER = "x-cliproxy-overhead-ms"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
