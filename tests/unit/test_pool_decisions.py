@@ -300,3 +300,27 @@ def test_a_model_served_nowhere_but_with_fallbacks_stands_for_its_chain() -> Non
     assert walk.next_step() == Try(B, "fb")
     with pytest.raises(ProxyError):
         fallback_walk(MemoryCooldownBook(Clock()), [], {})
+
+
+# ----- what a rate limit rests ------------------------------------------------------------------
+
+
+def test_a_rate_limit_rests_a_codex_account_for_every_model_and_an_api_key_per_model() -> None:
+    from cliproxy.providers.codex import CodexProvider
+    from cliproxy.routing.attempts import WHOLE_CREDENTIAL, rest_key
+
+    account = Credential("codex-a.json", "token", "http://127.0.0.1:1")
+    codex_one = Candidate(CodexProvider(), account, "gpt-5")
+    codex_two = Candidate(CodexProvider(), account, "gpt-5-mini")
+    limited = ProxyError(ErrorKind.RATE_LIMIT, "usage limit reached", retry_after=60)
+    assert rest_key(codex_one, 429, limited) == WHOLE_CREDENTIAL
+    assert rest_key(codex_one, 503, error(503)) == "gpt-5"  # a transient error: the pair only
+    assert rest_key(A, 429, limited) == "m"
+
+    clock = Clock()
+    book = MemoryCooldownBook(clock)
+    book.cool("codex-a.json", WHOLE_CREDENTIAL, clock.now + 60, "rate-limit")
+    walk = walk_of([codex_one, codex_two, B], book)
+    assert walk.resting(codex_two) and walk.resting(codex_one)
+    assert tried(walk) == ["b"]
+    assert walk.earliest_reset([codex_two]) == clock.now + 60

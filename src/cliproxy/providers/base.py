@@ -152,6 +152,9 @@ class Provider(ABC):
 
     # --- optional capabilities; the defaults describe a plain upstream -------------------------
 
+    # A rate limit rests the whole credential, not only the model it hit: the vendor's limits
+    # are the account's, shared by every model (Codex's 5-hour and weekly windows).
+    rests_whole_credential: bool = False
     # The upstream only answers with a stream (the Codex backend): the server asks for one even
     # when the client did not, and collects it into a JSON reply for that client.
     stream_only: bool = False

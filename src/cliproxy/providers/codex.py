@@ -120,6 +120,8 @@ def read_usage_window(headers: Mapping[str, str], which: str, now: float) -> Usa
 class CodexProvider(VendorReads, Provider):
     """OpenAI Responses against chatgpt.com/backend-api/codex with a Codex OAuth token."""
 
+    rests_whole_credential = True  # ChatGPT plans limit the account, across models
+
     name = "codex"
     protocol = OPENAI_RESPONSES
     stream_only = True

@@ -28,6 +28,7 @@ from cliproxy.routing.quota import project_variants, rest_model
 from cliproxy.routing.registry import Candidate, ModelRegistry
 
 PairKey = tuple[str, str]  # (credential id, the model its cooldown is kept under)
+WHOLE_CREDENTIAL = "*"  # the model a rest of the whole credential is kept under
 
 
 def pair_key(candidate: Candidate) -> PairKey:
@@ -35,6 +36,16 @@ def pair_key(candidate: Candidate) -> PairKey:
     of one credential behind one client name, and each has its own quota (as has each project
     of a Gemini account with several)."""
     return (candidate.credential.id, rest_model(candidate))
+
+
+def rest_key(candidate: Candidate, status: int, error: ProxyError) -> str:
+    """The model a failed attempt's rest is kept under: the whole credential when a rate limit
+    hit a provider whose limits are the account's, across models (Codex's windows); else the
+    pair's own model (and a transient error always rests only the pair)."""
+    rate_limited = status == 429 or error.kind is ErrorKind.RATE_LIMIT
+    if rate_limited and candidate.provider.rests_whole_credential:
+        return WHOLE_CREDENTIAL
+    return pair_key(candidate)[1]
 
 
 def retry_rounds(registry: ModelRegistry, default: int, candidate: Candidate) -> int:
@@ -275,6 +286,8 @@ class PoolWalk:
 
     def resting(self, candidate: Candidate) -> bool:
         key = pair_key(candidate)
+        if self.book.available_at(key[0], WHOLE_CREDENTIAL) is not None:
+            return True
         return key not in self.retry_here and self.book.available_at(*key) is not None
 
     def all_resting(self, model: str) -> ProxyError:
@@ -289,8 +302,15 @@ class PoolWalk:
         )
 
     def earliest_reset(self, candidates: list[Candidate]) -> float:
-        resets = [self.book.available_at(*pair_key(c)) for c in candidates]
+        resets = [self._available_at(c) for c in candidates]
         return min((r for r in resets if r is not None), default=self.book.now())
+
+    def _available_at(self, candidate: Candidate) -> float | None:
+        """When the pair is usable again: after its own rest and its credential's, if any."""
+        key = pair_key(candidate)
+        own = self.book.available_at(*key)
+        whole = self.book.available_at(key[0], WHOLE_CREDENTIAL)
+        return max(own, whole) if own is not None and whole is not None else own or whole
 
     def _pop_usable(self, queue: deque[Candidate]) -> Candidate | None:
         # Skip what another request refused or rested meanwhile.

@@ -24,7 +24,7 @@ from cliproxy.routing.attempts import (
     Verdict,
     Wait,
     judge,
-    pair_key,
+    rest_key,
     retry_rounds,
     unreachable,
 )
@@ -226,9 +226,8 @@ class _Forwarding:
     ) -> None:
         """Carry out a failed attempt's verdict: rest the pair, tell the walk, book it."""
         if verdict.rest is not None:
-            rest(
-                self.state, credential, pair_key(candidate)[1], verdict.rest, status, failure.error
-            )
+            model = rest_key(candidate, status, failure.error)
+            rest(self.state, credential, model, verdict.rest, status, failure.error)
         self.walk.failed(candidate, failure, verdict)
         self.attempts.book(
             candidate,
