@@ -35,6 +35,7 @@ from cliproxy.server.hangup import CancelOnHangUp
 from cliproxy.server.listener import BodyDeadline
 from cliproxy.server.outcomes import OutcomeMiddleware, note_error
 from cliproxy.server.request_log import RequestLogMiddleware
+from cliproxy.server.rest_probe import RestProbe
 from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,9 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
         await state.ledger.open()
         watch = AccountWatch(state, interval=state.runtime.config.quota_refresh_seconds)
         app.state.account_watch = watch
+        app.state.rest_probe = probe = RestProbe(state)
         tasks = [
+            asyncio.create_task(probe.run(), name="resting key probes"),
             asyncio.create_task(state.auth_store.watch(), name="auth-dir watch"),
             asyncio.create_task(state.refresher.run(), name="token refresher"),
             asyncio.create_task(watch.run(), name="account vendor reads"),

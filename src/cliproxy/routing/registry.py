@@ -163,6 +163,21 @@ class ModelRegistry:
             found.setdefault(family.credential.id, family.credential)
         return found
 
+    def pair(self, credential_id: str, upstream_model: str) -> Candidate | None:
+        """The candidate of one credential for one upstream model (what a rest is kept for),
+        or None when the registry no longer routes it. A scan: for background work only."""
+        for pool in self._exact.values():
+            for candidate in pool:
+                if (candidate.credential.id, candidate.upstream_model) == (
+                    credential_id,
+                    upstream_model,
+                ):
+                    return candidate
+        for family in self._families:
+            if family.credential.id == credential_id:
+                return Candidate(family.provider, family.credential, upstream_model)
+        return None
+
     def credential_providers(self) -> dict[str, str]:
         """Every routed credential's id with the name of the provider it serves through."""
         found: dict[str, str] = {}

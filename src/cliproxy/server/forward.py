@@ -24,6 +24,7 @@ from cliproxy.routing.attempts import (
     Verdict,
     Wait,
     judge,
+    pair_key,
     rest_key,
     retry_rounds,
     unreachable,
@@ -41,7 +42,7 @@ from cliproxy.server.respond import (
     overhead_headers,
     stream,
 )
-from cliproxy.server.resting import fresh_credential, reauthorize, rest
+from cliproxy.server.resting import fresh_credential, reauthorize, recovered, rest
 from cliproxy.server.upstream_errors import read_error
 from cliproxy.state import AppState
 from cliproxy.usage.events import PASS_THROUGH, TRANSLATED
@@ -164,6 +165,7 @@ class _Forwarding:
             # This credential answered: the session's next turn comes back to it.
             ttl = self.runtime.config.routing.session_affinity_ttl
             state.affinity.bind(self.session, call.model, credential.id, ttl)
+        recovered(state, credential, pair_key(candidate)[1])
         self.attempts.book(candidate, upstream.status, None, latency)
         call.track.path = PASS_THROUGH if passthrough else TRANSLATED
         log_served(call, candidate, passthrough, latency)

@@ -39,6 +39,13 @@ def rest(
             state.auth_store.mark_cooling(credential.id, reset)
 
 
+def recovered(state: AppState, credential: Credential, model: str) -> None:
+    """An attempt on the pair succeeded: a rest another request gave it meanwhile ends."""
+    book = state.cooldowns
+    if book.available_at(credential.id, model) is not None:
+        book.clear(credential.id, model)
+
+
 async def fresh_credential(state: AppState, credential: Credential) -> Credential:
     """The account's credential with a token that is valid now (refreshed first if due)."""
     record = await state.refresher.ensure_fresh(credential.id)
