@@ -24,6 +24,7 @@ from cliproxy.providers.base import Credential, UpstreamRequest
 from cliproxy.providers.vendor_reads import VendorReads
 from cliproxy.routing.build import account_base_url
 from cliproxy.routing.cooldown import RATE_LIMIT
+from cliproxy.server.periodic import Periodic
 
 if TYPE_CHECKING:
     from cliproxy.state import AppState
@@ -33,31 +34,21 @@ log = logging.getLogger(__name__)
 READ_TIMEOUT = 20.0
 
 
-class AccountWatch:
+class AccountWatch(Periodic):
+    what = "reading accounts from their vendors"
+
     def __init__(
         self, state: AppState, *, interval: float = 300.0, catalog_interval: float = 6 * 3600.0
     ) -> None:
+        super().__init__()
         self.state = state
         self.interval = interval  # per account, for quota reads
         self.catalog_interval = catalog_interval
         self._quota_read_at: dict[str, float] = {}
         self._catalog_read_at: dict[str, float] = {}
-        self._stop = asyncio.Event()
 
-    async def run(self) -> None:
-        self._stop.clear()
-        while not self._stop.is_set():
-            try:
-                await self.pass_once()
-            except Exception:
-                log.exception("reading accounts from their vendors failed; trying again later")
-            try:
-                await asyncio.wait_for(self._stop.wait(), min(self.interval, 60.0))
-            except TimeoutError:
-                pass
-
-    def stop(self) -> None:
-        self._stop.set()
+    def pause(self) -> float:
+        return min(self.interval, 60.0)
 
     async def pass_once(self, *, force: bool = False) -> None:
         """One look at every account; ``force`` ignores the intervals (tests, the CLI)."""

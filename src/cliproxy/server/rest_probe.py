@@ -19,6 +19,7 @@ from cliproxy.model import Message, ProxyError, Request, TextPart
 from cliproxy.providers.base import RequestContext
 from cliproxy.routing.cooldown import RATE_LIMIT, Cooldown
 from cliproxy.routing.registry import Candidate
+from cliproxy.server.periodic import Periodic
 from cliproxy.server.upstream_errors import read_error
 
 if TYPE_CHECKING:
@@ -31,28 +32,18 @@ WORTH_PROBING = 60.0  # a rest with less left than this is waited out
 PROBE_TIMEOUT = 30.0
 
 
-class RestProbe:
+class RestProbe(Periodic):
+    what = "probing resting credentials"
+
     def __init__(self, state: AppState, *, every: float = 15.0) -> None:
+        super().__init__()
         self.state = state
         self.every = every
         self._probed: dict[tuple[str, str], float] = {}  # pair -> the reset it was probed for
         self._last: dict[str, float] = {}  # credential -> when it was last probed
-        self._stop = asyncio.Event()
 
-    async def run(self) -> None:
-        self._stop.clear()
-        while not self._stop.is_set():
-            try:
-                await self.pass_once()
-            except Exception:
-                log.exception("probing resting credentials failed; trying again later")
-            try:
-                await asyncio.wait_for(self._stop.wait(), self.every)
-            except TimeoutError:
-                pass
-
-    def stop(self) -> None:
-        self._stop.set()
+    def pause(self) -> float:
+        return self.every
 
     def due(self, now: float) -> list[Cooldown]:
         """The rests to probe now, at most one per credential. A rest seen for the first time
