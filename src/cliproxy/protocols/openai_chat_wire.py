@@ -147,6 +147,7 @@ def error_body(error: ProxyError) -> JSON:
         code = "not_found"  # an unknown route is not an unknown model
     if kind is ErrorKind.RATE_LIMIT and "quota" in error.message.lower():
         err_type = code = "insufficient_quota"
+    code = error.code or code
     return {
         "error": {"message": error.message, "type": err_type, "param": error.param, "code": code}
     }
