@@ -113,3 +113,12 @@ def test_refusals_name_the_entry_and_leave_the_file(api: httpx.Client, config_fi
     assert api.patch("/client-keys", json={"index": 3, "value": {}}).status_code == 404
     assert api.patch("/client-keys", json={"value": {}}).status_code == 422
     assert config_file.read_bytes() == before
+
+
+def test_the_config_dump_masks_client_keys(api: httpx.Client) -> None:
+    assert (
+        api.put("/client-keys", json=[{"name": "a", "key": "sk-full-secret-9"}]).status_code == 200
+    )
+    dumped = api.get("/config")
+    assert dumped.json()["client-keys"][0]["key"] == "sk-f…et-9"
+    assert "sk-full-secret-9" not in dumped.text
