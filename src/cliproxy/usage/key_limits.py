@@ -55,6 +55,7 @@ def _limited(policy: ClientKey, what: str, retry_after: float) -> ProxyError:
         ErrorKind.RATE_LIMIT,
         f"client key '{policy.name}' reached its {what}; retry in {seconds} s",
         retry_after=seconds,
+        code="rate_limit_exceeded",
     )
 
 
