@@ -128,6 +128,16 @@ def test_a_key_limited_to_one_model(start: Start) -> None:
     # The plain api-keys key has no policy.
     assert {m.id for m in _openai(proxy, PLAIN).models.list()} >= {"priced-model", "other-model"}
     assert _chat(proxy, "other-model", PLAIN).choices
+    # The refusals are in the ledger under the key's name, with the model asked for.
+    deadline = time.monotonic() + 5
+    while True:
+        apis = _mgmt(proxy, "/usage")["usage"]["apis"]
+        if "team-a" in apis and "other-model" in apis["team-a"]["models"]:
+            break
+        assert time.monotonic() < deadline, apis
+        time.sleep(0.05)
+    refused = apis["team-a"]["models"]["other-model"]["details"]
+    assert len(refused) == 2 and all(detail["failed"] for detail in refused)
 
 
 def test_listings_and_refusals_in_every_shape(start: Start) -> None:

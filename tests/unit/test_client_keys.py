@@ -161,3 +161,10 @@ def test_seeded_from_ledger_totals() -> None:
     _limited(limits, ClientKey(key="k", name="n", max_budget_usd_per_month=2.5))
     _limited(limits, ClientKey(key="k", name="n", tokens_per_day=900))
     limits.admit(ClientKey(key="k", name="n", tokens_per_day=901, max_budget_usd_per_month=3))
+
+
+def test_a_misspelt_field_is_a_warning() -> None:
+    config = parse_config_text(
+        "client-keys:\n  - {key: sk-a, name: a, request-per-minute: 3}\n", "c.yaml"
+    )
+    assert any("did you mean 'requests-per-minute'" in warning for warning in config.warnings)
