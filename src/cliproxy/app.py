@@ -149,6 +149,7 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await state.ledger.open()
+        await state.key_limits.load(state.ledger)
         watch = AccountWatch(state, interval=state.runtime.config.quota_refresh_seconds)
         app.state.account_watch = watch
         app.state.rest_probe = probe = RestProbe(state)

@@ -35,7 +35,8 @@ def banner(config: Config, path: Path | None, models: list[str], accounts: int =
     base = f"{scheme}://{_display_host(config.host)}:{config.port}"
     demo = "demo-echo" in models
     example = "demo-echo" if demo else (models[0] if models else "<model>")
-    key = f' -H "Authorization: Bearer {config.api_keys[0][:4]}…"' if config.api_keys else ""
+    keys = config.client_key_values
+    key = f' -H "Authorization: Bearer {keys[0][:4]}…"' if keys else ""
     lines = [
         f"cliproxy listening on {base}  (config: {path or 'embedded default'})",
         f"  OpenAI base URL:     {base}/v1",
@@ -65,7 +66,7 @@ def run_server(config: Config, path: Path | None) -> int:
     log_path = file_logging.configure(config)  # logging-to-file: logs/main.log, rotated
     if log_path is not None:
         log.info("logging to %s", log_path)
-    if not config.api_keys and not binds_loopback_only(config.host):
+    if not config.client_key_values and not binds_loopback_only(config.host):
         print(
             f"refusing to listen on {config.host}: no api-keys are configured, so anyone on the "
             "network could use your accounts. Add api-keys to the config or listen on 127.0.0.1.",

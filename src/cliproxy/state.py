@@ -18,6 +18,7 @@ from cliproxy.auth.files import write_atomic
 from cliproxy.auth.records import AccountState, AuthRecord
 from cliproxy.auth.refresher import Refresher
 from cliproxy.auth.store import AuthStore
+from cliproxy.config.client_keys import ClientKey
 from cliproxy.config.schema import Config
 from cliproxy.providers.base import Provider
 from cliproxy.providers.client_profiles import ClientIdentities, HeaderDefaults
@@ -28,6 +29,7 @@ from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
+from cliproxy.usage.key_limits import KeyLimits
 from cliproxy.usage.ledger import Ledger
 from cliproxy.usage.metrics import Metrics
 from cliproxy.usage.observers import Observers
@@ -44,8 +46,9 @@ class Runtime:
     config: Config
     registry: ModelRegistry
     selector: Selector
-    api_keys: tuple[bytes, ...]
+    api_keys: tuple[bytes, ...]  # those of api-keys and of client-keys
     payload: PayloadRules
+    client_keys: tuple[tuple[bytes, ClientKey], ...] = ()
 
     @property
     def request_retry(self) -> int:
@@ -69,6 +72,16 @@ class Runtime:
             allowed |= hmac.compare_digest(candidate, key)
         return allowed
 
+    def policy_for(self, presented: str) -> ClientKey | None:
+        """The client-keys entry of an accepted key (None for a plain api-keys key); every
+        entry is compared, in constant time."""
+        candidate = presented.encode()
+        found: ClientKey | None = None
+        for key, entry in self.client_keys:
+            if hmac.compare_digest(candidate, key):
+                found = entry
+        return found
+
 
 def build_runtime(
     config: Config,
@@ -82,8 +95,9 @@ def build_runtime(
         # Selectors keep no state of their own (the counters do), so a new one per config
         # carries the rotation on where the last one left it.
         selector=make_selector(config.routing.strategy, counters),
-        api_keys=tuple(key.encode() for key in config.api_keys),
+        api_keys=tuple(key.encode() for key in config.client_key_values),
         payload=PayloadRules.from_config(config.payload),
+        client_keys=tuple((entry.key.encode(), entry) for entry in config.client_keys),
     )
 
 
@@ -147,6 +161,10 @@ class AppState:
             enabled=lambda: self.runtime.config.usage_statistics_enabled,
         )
         self.observers.subscribe(self.ledger)
+        # What client-keys' limits count (usage/key_limits.py): seeded from the ledger by the
+        # server's lifespan, then kept from the outcome events; outlives config reloads.
+        self.key_limits = KeyLimits(lambda: self.ledger.prices)
+        self.observers.subscribe(self.key_limits)
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
         versions_path = config.auth_dir / CLIENT_VERSIONS_FILE

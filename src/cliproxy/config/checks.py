@@ -27,6 +27,7 @@ def run_checks(cfg: Config, base_dir: Path) -> CheckResult:
     result = CheckResult()
     _check_tls(cfg, base_dir, result)
     _check_openai_names(cfg, result)
+    _check_client_keys(cfg, result)
     for section in ("gemini-api-key", "claude-api-key", "codex-api-key"):
         entries: list[ProviderKey] = getattr(cfg, section.replace("-", "_"))
         for index, entry in enumerate(entries):
@@ -67,6 +68,35 @@ def _check_openai_names(cfg: Config, result: CheckResult) -> None:
             result.errors.append((("openai-compatibility", index, "name"), message))
         else:
             first_use[folded] = index
+
+
+def _check_client_keys(cfg: Config, result: CheckResult) -> None:
+    # A name stands for its key in usage and limits; a key must say which policy is its own.
+    names: dict[str, int] = {}
+    keys: dict[str, int] = {}
+    for index, entry in enumerate(cfg.client_keys):
+        folded = entry.name.casefold()
+        if folded in names:
+            message = (
+                f"duplicate client key name {entry.name!r} (already used by client-keys"
+                f"[{names[folded]}]); each key needs its own name"
+            )
+            result.errors.append((("client-keys", index, "name"), message))
+        else:
+            names[folded] = index
+        if entry.key in keys:
+            message = (
+                f"the key of {entry.name!r} is the same as that of client-keys[{keys[entry.key]}]"
+            )
+            result.errors.append((("client-keys", index, "key"), message))
+        else:
+            keys[entry.key] = index
+        if entry.key in cfg.api_keys:
+            message = (
+                f"the key of {entry.name!r} is also listed in api-keys (where it has no "
+                "policy); keep it in one place"
+            )
+            result.errors.append((("client-keys", index, "key"), message))
 
 
 def _check_aliases(models: list[ModelAlias], where: KeyPath, result: CheckResult) -> None:

@@ -27,6 +27,7 @@ from .base import (
     check_proxy_url,
 )
 from .client_identity import ClaudeHeaderDefaults, CodexHeaderDefaults, GeminiCLIHeaderDefaults
+from .client_keys import ClientKey
 from .durations import DEFAULT_AFFINITY_TTL_SECONDS, parse_duration
 from .model_fallbacks import check_fallbacks
 from .payload import PayloadConfig
@@ -184,6 +185,8 @@ class Config(ConfigModel):
     tls: TLSConfig = Field(default_factory=TLSConfig)
     auth_dir: Path = Field(default_factory=lambda: Path(DEFAULT_AUTH_DIR).expanduser())
     api_keys: list[str] = Field(default_factory=list, repr=False)
+    # Client keys with a name and a policy (config/client_keys.py), accepted like api-keys.
+    client_keys: list[ClientKey] = Field(default_factory=list, repr=False)
     debug: bool = False
     proxy_url: str = ""
     request_retry: int = 3
@@ -378,7 +381,7 @@ class Config(ConfigModel):
     @classmethod
     def _cors_origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
         origins = [origin.strip().rstrip("/") for origin in value if origin.strip()]
-        if "*" in origins and not info.data.get("api_keys"):
+        if "*" in origins and not (info.data.get("api_keys") or info.data.get("client_keys")):
             raise ValueError(
                 '"*" lets every web page the user opens use the proxy; it is accepted only '
                 "together with api-keys (or list the origins that may call it)"
@@ -477,6 +480,11 @@ class Config(ConfigModel):
         """Used by the loader to attach what it found while reading the file."""
         self._warnings = list(warnings)
         self._unsupported = list(unsupported)
+
+    @property
+    def client_key_values(self) -> list[str]:
+        """Every key a client may present: api-keys, then those of client-keys."""
+        return list(dict.fromkeys([*self.api_keys, *(entry.key for entry in self.client_keys)]))
 
     @property
     def usage_database_url(self) -> str:

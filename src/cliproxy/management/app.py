@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from cliproxy import __version__
 from cliproxy.management import (
     openapi,
+    routes_client_keys,
     routes_config,
     routes_keys,
     routes_oauth,
@@ -155,6 +156,7 @@ def management_routes(
     routes: list[BaseRoute] = [
         *routes_config.ROUTES,
         *routes_keys.ROUTES,
+        *routes_client_keys.ROUTES,
         # Before the auth-file routes: its POST /reset-quota adds {"all": true} and hands
         # everything else to theirs.
         *routes_ops.ROUTES,

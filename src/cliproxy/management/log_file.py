@@ -72,7 +72,7 @@ def rotation(cap_mb: int) -> tuple[int, int]:
 
 def config_secrets(config: Config) -> list[str]:
     """Every secret the config holds, longest first (so no secret is masked piecemeal)."""
-    found: set[str] = set(config.api_keys)
+    found: set[str] = set(config.client_key_values)
     for entry in (*config.gemini_api_key, *config.claude_api_key, *config.codex_api_key):
         found.add(entry.api_key)
     for compat in config.openai_compatibility:

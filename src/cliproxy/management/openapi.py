@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 from cliproxy import __version__
 from cliproxy.management.common import json_response
 from cliproxy.management.openapi_auth import auth_file_paths, login_paths
+from cliproxy.management.openapi_client_keys import client_key_paths
 from cliproxy.management.openapi_common import (
     ENTRY,
     INTEGER,
@@ -201,6 +202,7 @@ def build_document(routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
     paths = {
         **_config_paths(),
         **_key_paths(),
+        **client_key_paths(),
         **auth_file_paths(),
         **login_paths(),
         **ops_paths(),

@@ -29,6 +29,7 @@ from cliproxy.management.common import (
     read_object,
     type_name,
 )
+from cliproxy.providers.base import mask_secret
 
 # GET /config leaves these out, as the reference does: where the server listens, where the
 # accounts live, and the management secret itself.
@@ -46,6 +47,8 @@ def config_json(config: Config) -> dict[str, Any]:
     so each scalar setting is filled in with the value its own route reports."""
     dumped: dict[str, Any] = config.model_dump(mode="json", by_alias=True)
     shown = {key: value for key, value in dumped.items() if key not in HIDDEN_KEYS}
+    for entry in shown.get("client-keys") or []:
+        entry["key"] = mask_secret(entry["key"])  # shown in full only when generated
     for scalar in SCALARS:
         node = shown
         for part in scalar.path[:-1]:

@@ -70,6 +70,7 @@ class ProxyError(Exception):
         status: int | None = None,
         param: str | None = None,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -77,6 +78,9 @@ class ProxyError(Exception):
         self.status = status if status is not None else DEFAULT_STATUS[kind]
         self.param = param
         self.retry_after = retry_after
+        # A machine-readable code for the OpenAI shapes (e.g. "model_not_allowed") where the
+        # kind's own code would not say enough.
+        self.code = code
 
     def __repr__(self) -> str:
         return f"ProxyError({self.kind.value}, {self.status}, {self.message!r})"

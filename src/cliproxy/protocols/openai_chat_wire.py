@@ -145,7 +145,9 @@ def error_body(error: ProxyError) -> JSON:
     code = _ERROR_CODES.get(kind)
     if kind is ErrorKind.NOT_FOUND and error.param != "model":
         code = "not_found"  # an unknown route is not an unknown model
-    if kind is ErrorKind.RATE_LIMIT and "quota" in error.message.lower():
+    if error.code:
+        code = error.code  # set by the proxy itself; no guessing from the message
+    elif kind is ErrorKind.RATE_LIMIT and "quota" in error.message.lower():
         err_type = code = "insufficient_quota"
     return {
         "error": {"message": error.message, "type": err_type, "param": error.param, "code": code}

@@ -251,6 +251,7 @@ def error_from_wire(raw: Any, default: ErrorKind, status: int | None = None) -> 
 def error_body(error: ProxyError) -> JSON:
     """The error body of a non-streaming reply, as the openai SDK reads it."""
     code = _FAILED_CODES.get(error.kind) if error.kind is not ErrorKind.INVALID_REQUEST else None
+    code = error.code or code
     return {
         "error": {
             "message": error.message,

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.errors import error_response, protocol_for
+from cliproxy.server.key_policy import POLICY, release
 from cliproxy.server.outcomes import note_client_key, note_error
 from cliproxy.state import AppState
 
@@ -72,16 +73,22 @@ class AccessMiddleware:
         if scope["path"].startswith("/v0/management") or scope["path"] == "/management.html":
             await self.app(scope, receive, send)  # the management API has its own secret
             return
-        runtime = self.state_getter().runtime
+        state = self.state_getter()
+        runtime = state.runtime
         error: ProxyError | None = None
         if runtime.api_keys:
             key = presented_key(_key_headers(scope), scope.get("query_string", b""))
             if key is None:
                 error = ProxyError(ErrorKind.AUTHENTICATION, "missing API key")
-            else:
+            elif not runtime.key_allowed(key):
                 note_client_key(scope, key)
-                if not runtime.key_allowed(key):
-                    error = ProxyError(ErrorKind.AUTHENTICATION, "invalid API key")
+                error = ProxyError(ErrorKind.AUTHENTICATION, "invalid API key")
+            else:
+                # A key of client-keys brings its policy (server/key_policy.py).
+                policy = runtime.policy_for(key) if runtime.client_keys else None
+                note_client_key(scope, key, policy.name if policy is not None else "")
+                if policy is not None:
+                    scope[POLICY] = policy
         else:
             client = scope.get("client")
             if not is_loopback(client[0] if client else None):
@@ -94,7 +101,13 @@ class AccessMiddleware:
             protocol = protocol_for(scope["path"], _headers(scope))
             await error_response(protocol, error)(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if POLICY not in scope:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            release(scope, state.key_limits)  # the reply has ended, a stream's too
 
 
 _KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key"})

@@ -139,7 +139,8 @@ class BrowserGuard:
         path: str = scope["path"]
         config = self.state_getter().runtime.config
         host = seen.get(b"host")
-        if not config.api_keys and host is not None and path not in self.open_paths:
+        keyed = config.api_keys or config.client_keys
+        if not keyed and host is not None and path not in self.open_paths:
             name = split_host(host)
             if not (
                 is_local_host(name) or name == config.host.lower() or name in config.allowed_hosts

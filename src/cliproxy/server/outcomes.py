@@ -42,6 +42,7 @@ class RequestTrack:
         "bytes_out",
         "candidate",
         "client_key",
+        "client_key_name",
         "client_protocol",
         "error_kind",
         "finished",
@@ -60,6 +61,7 @@ class RequestTrack:
     def __init__(self, started: float = 0.0) -> None:
         self.started = started
         self.client_key = ""
+        self.client_key_name = ""  # the name of its client-keys entry
         self.client_protocol = ""
         self.model = ""
         self.stream = False
@@ -119,6 +121,7 @@ class RequestTrack:
             first_token=first_byte - self.started if streamed and first_byte is not None else None,
             attempts=self.attempts,
             bytes_out=self.bytes_out,
+            client_key_name=self.client_key_name,
         )
 
 
@@ -168,6 +171,7 @@ class AttemptBook:
                 rested=rested,
                 reauthorized=reauthorized,
                 client_key=track.client_key,
+                client_key_name=track.client_key_name,
             )
         )
 
@@ -181,10 +185,13 @@ def track_of(scope: Scope) -> RequestTrack:
     return track
 
 
-def note_client_key(scope: Scope, key: str) -> None:
+def note_client_key(scope: Scope, key: str, name: str = "") -> None:
+    """The presented key (kept masked) and the name of its client-keys entry, if any: the
+    ledger and the logs then show the name."""
     track = scope.get(TRACK)
     if track is not None:
         track.client_key = mask_secret(key)
+        track.client_key_name = name
 
 
 def note_error(scope: Scope, error: ProxyError) -> None:

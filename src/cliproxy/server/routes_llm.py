@@ -21,6 +21,7 @@ from cliproxy.protocols.registry import (
 from cliproxy.server.call import ClientCall, read_json_body, require_model, require_stream_flag
 from cliproxy.server.count import count_tokens
 from cliproxy.server.forward import forward
+from cliproxy.server.key_policy import admit, check_model
 from cliproxy.server.outcomes import track_of
 from cliproxy.state import AppState
 
@@ -52,6 +53,7 @@ async def _simple_call(request: HTTPRequest, protocol: WireProtocol) -> Response
         carries_foreign_reasoning=foreign,
         track=track_of(request.scope),
     )
+    admit(request.scope, state.key_limits, call.model, protocol.name, call.stream)
     return await forward(state, call)
 
 
@@ -75,7 +77,9 @@ async def messages_count_tokens(request: HTTPRequest) -> Response:
     started = perf_counter()
     state = _state(request)
     body, _ = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
-    return await count_tokens(state, ANTHROPIC, require_model(body), body, request, started)
+    model = require_model(body)
+    check_model(request.scope, model)
+    return await count_tokens(state, ANTHROPIC, model, body, request, started)
 
 
 def _gemini_array_encoder(request: Request) -> StreamEncoder:
@@ -98,6 +102,7 @@ async def gemini_post(request: HTTPRequest) -> Response:
     state = _state(request)
     body, foreign = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
     if method == "countTokens":
+        check_model(request.scope, model)
         return await count_tokens(state, GEMINI, model, body, request, started)
     call = ClientCall(
         protocol=GEMINI,
@@ -114,4 +119,5 @@ async def gemini_post(request: HTTPRequest) -> Response:
         # Without alt=sse Gemini streams one JSON array; only our own encoder writes that.
         call.encoder_factory = _gemini_array_encoder
         call.stream_media_type = "application/json"
+    admit(request.scope, state.key_limits, model, GEMINI.name, call.stream)
     return await forward(state, call)

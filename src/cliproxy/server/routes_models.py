@@ -12,6 +12,7 @@ from starlette.responses import Response
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.routing.registry import ModelInfo
 from cliproxy.server.errors import models_protocol
+from cliproxy.server.key_policy import check_model, policy_of
 from cliproxy.state import AppState
 
 _STARTED = int(time.time())
@@ -46,6 +47,9 @@ def gemini_model(info: ModelInfo) -> dict[str, Any]:
 async def list_models(request: HTTPRequest) -> Response:
     state: AppState = request.app.state.cliproxy
     models = state.runtime.registry.models()
+    policy = policy_of(request.scope)
+    if policy is not None and policy.allowed_models is not None:
+        models = [info for info in models if policy.allows(info.id)]  # what the key may use
     protocol = models_protocol(request.url.path, dict(request.headers))
     if protocol.name == "anthropic":
         data = [anthropic_model(m) for m in models]
@@ -68,6 +72,7 @@ async def get_model(request: HTTPRequest) -> Response:
     info = state.runtime.registry.model(name)
     if info is None:
         raise ProxyError(ErrorKind.NOT_FOUND, f"model '{name}' is not served here", param="model")
+    check_model(request.scope, name)
     protocol = models_protocol(request.url.path, dict(request.headers))
     if protocol.name == "anthropic":
         return _json(anthropic_model(info))

@@ -383,6 +383,17 @@ class Ledger:
         except Exception as error:
             raise self._unavailable("read", error) from error
 
+    async def totals(self, since: float) -> dict[str, tuple[int, float]]:
+        """(tokens, cost in USD) of the requests since ``since`` per client key (its name or
+        masked form); client-keys' limits start from them (usage/key_limits.py)."""
+        await self.flush()
+        if self._deferred or not self.available:
+            return {}
+        try:
+            return await self.store.totals(since)
+        except Exception as error:
+            raise self._unavailable("read", error) from error
+
     async def add_rows(self, rows: list[dict[str, Any]]) -> int:
         """Insert complete rows now (an import); those already stored are skipped."""
         await self.flush()

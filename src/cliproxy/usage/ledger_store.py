@@ -251,6 +251,20 @@ class LedgerStore:
         async with self._engine().connect() as conn:
             return int((await conn.execute(query)).scalar_one())
 
+    async def totals(self, since: float) -> dict[str, tuple[int, float]]:
+        """(tokens, cost in USD) of the request records since ``since``, per client key."""
+        c = records.c
+        query = (
+            select(c.api_key, func.sum(c.total_tokens), func.sum(c.cost_usd))
+            .where(c.ts >= since, c.kind == "request")
+            .group_by(c.api_key)
+        )
+        async with self._engine().connect() as conn:
+            result = await conn.execute(query)
+            return {
+                str(key): (int(tokens or 0), float(cost or 0.0)) for key, tokens, cost in result
+            }
+
     async def prune(self, before: float) -> int:
         """Remove records older than ``before`` (epoch seconds); returns how many."""
         async with self._engine().begin() as conn:
