@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from cliproxy.auth.identity import NEEDS_LOGIN_FIELD
 from tests.proxy_server import ProxyServer
 from tests.simulators import AnthropicSim
 from tests.simulators.claude_oauth_sim import ClaudeOAuthSim
@@ -80,6 +81,9 @@ def proxy(sims: tuple[AnthropicSim, ClaudeOAuthSim], auth_dir: Path) -> Iterator
     (auth_dir / "claude-second.json").write_text(
         json.dumps(account_file("second@example.com", account.base_url))
     )
+    stale = account_file("stale@example.com", account.base_url)
+    stale[NEEDS_LOGIN_FIELD] = "the refresh token was revoked"
+    (auth_dir / "claude-stale.json").write_text(json.dumps(stale))
     text = CONFIG.format(
         auth_dir=auth_dir, client_key=CLIENT_KEY, mgmt=MGMT, claude=claude.base_url, hostile=HOSTILE
     )

@@ -6,6 +6,7 @@ screenshots of every page in light and dark to build/console-screenshots/."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,6 +145,37 @@ def test_login_wrong_key_then_right_key(page: Any, proxy: ProxyServer) -> None:
     assert watch.take() == []
 
 
+def test_lockout_shows_its_countdown(page: Any) -> None:
+    """Five wrong keys ban the address (the API's rule); the form then shows the API's message
+    and counts down. Its own server, so the ban touches no other test."""
+    with ProxyServer(f"remote-management: {{secret-key: {MGMT}}}") as own:
+        page.goto(own.base_url + "/console/")
+        for _ in range(5):
+            page.fill("#management-key", "wrong")
+            page.click("#sign-in")
+            expect(page.locator("#login-message")).to_have_text("invalid management key")
+            expect(page.locator("#sign-in")).to_be_enabled()
+        page.fill("#management-key", MGMT)  # even the right key: the address is banned
+        page.click("#sign-in")
+        message = page.locator("#login-message")
+        expect(message).to_contain_text("IP banned due to too many failed attempts")
+        countdown = message.locator(".countdown")
+        expect(countdown).to_have_text(re.compile(r"^(29m|30m)"))
+        first = countdown.text_content()
+        expect(countdown).not_to_have_text(first or "", timeout=5_000)
+        expect(page.locator("#sign-in")).to_be_disabled()
+
+
+def test_management_off_says_how_to_turn_it_on(page: Any) -> None:
+    with ProxyServer() as own:
+        watch = Watch(page)
+        page.goto(own.base_url + "/management.html")
+        off = page.locator("#management-off")
+        expect(off).to_contain_text("remote-management: {secret-key:")
+        assert not page.is_visible("#management-key")
+        assert watch.take() == []
+
+
 def test_every_page_and_the_overview_charts(page: Any, proxy: ProxyServer, traffic: int) -> None:
     watch = _sign_in(page, proxy)
     page.wait_for_selector('main[data-page="overview"]')
@@ -166,6 +198,9 @@ def test_every_page_and_the_overview_charts(page: Any, proxy: ProxyServer, traff
     )
     assert requests == traffic
     assert "sonnet" in page.text_content("#top-models")
+    attention = page.text_content("#attention") or ""
+    assert "stale@example.com" in attention and "needs login" in attention
+    assert "second@example.com" not in attention
     assert CLIENT_KEY[:4] in page.text_content("#top-keys")
     page.click("#range-7d")
     page.wait_for_selector('#range-7d[aria-pressed="true"]')

@@ -45,7 +45,7 @@ export async function loadApiKeys() {
       }
       keys.push({
         provider: section.provider,
-        label: entry.prefix || entry["base-url"] || `${section.field}[${i}]`,
+        label: entry.prefix ? `${entry.prefix}/ (${section.field}[${i}])` : `${section.field}[${i}]`,
         baseUrl: entry["base-url"] || "",
         key: maskKey(entry["api-key"]),
         authIndex: entry["auth-index"],

@@ -43,6 +43,7 @@ export function fmtCompact(n) {
 export function fmtCost(usd) {
   const value = Number(usd) || 0;
   if (value === 0) return "$0";
+  if (value < 0.0001) return "<$0.0001";
   if (value < 0.01) return "$" + value.toFixed(4);
   return "$" + value.toFixed(2);
 }
@@ -55,6 +56,7 @@ export function fmtDuration(seconds) {
   s -= hh * 3600;
   const m = Math.floor(s / 60);
   s -= m * 60;
+  if (d >= 365) return `${Math.floor(d / 365)}y ${Math.floor((d % 365) / 30)}mo`;
   if (d) return `${d}d ${hh}h`;
   if (hh) return `${hh}h ${String(m).padStart(2, "0")}m`;
   if (m) return `${m}m ${String(s).padStart(2, "0")}s`;
