@@ -420,6 +420,10 @@ def test_management_html_is_served_from_the_config_dir_only(
     assert reply.status_code == 200
     assert reply.text == "<html>panel</html>"
     assert reply.headers["content-type"].startswith("text/html")
+    # The reference page is served as it is (its own inline code: not under the console's CSP),
+    # and cliproxy's console stays at /console/.
+    assert "content-security-policy" not in reply.headers
+    assert "/console/js/main.js" in httpx.get(server.base_url + "/console/").text
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

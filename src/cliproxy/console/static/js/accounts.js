@@ -93,12 +93,18 @@ function keyRow(key, refresh) {
 }
 
 function table(id, headers, rows, empty) {
+  // Each cell names its column, so a phone can show rows as cards (console.css).
+  for (const row of rows) {
+    [...row.children].forEach((cell, i) => {
+      cell.dataset.label = headers[i].replace("#", "");
+    });
+  }
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
-      { id },
+      { id, class: "cards" },
       h("thead", {}, h("tr", {}, headers.map((t) => h("th", { class: t.endsWith("#") ? "num" : "" }, t.replace("#", ""))))),
       h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, empty))),
     ),
@@ -144,8 +150,8 @@ function uploader(refresh) {
     { class: "card dropzone", id: "upload" },
     h("h2", {}, "Upload auth files"),
     h("p", { class: "muted" }, "Drop JSON auth files here, or choose them (many at once)."),
-    h("label", { class: "button", for: "upload-input" }, "Choose files…"),
     input,
+    h("label", { class: "button", for: "upload-input" }, "Choose files…"),
     results,
   );
   zone.addEventListener("dragover", (event) => {
@@ -162,22 +168,28 @@ function uploader(refresh) {
 }
 
 export async function renderAccounts(main) {
+  const lists = h("div", { id: "account-lists" });
+  const filesSection = (list) =>
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, `OAuth accounts (${list.length})`),
+      table("auth-files", ["Account", "Provider", "State", "Token expires", "Cooldowns", "OK / failed#", "Actions"], list.map((a) => accountRow(a, refresh)), "No auth files yet."),
+    );
+  const keysSection = (list) =>
+    h(
+      "section",
+      { class: "card" },
+      h("h2", {}, `API keys (${list.length})`),
+      table("api-keys", ["Label", "Provider", "Key", "Models#", "Actions"], list.map((k) => keyRow(k, refresh)), "No API keys in config.yaml."),
+    );
+  // Reads the lists again after an action, in place (the upload results stay on the page).
+  async function refresh() {
+    if (!lists.isConnected) return;
+    const [accounts, keys] = await Promise.all([loadAccounts(), loadApiKeys()]);
+    lists.replaceChildren(filesSection(accounts), keysSection(keys));
+  }
   const [accounts, keys] = await Promise.all([loadAccounts(), loadApiKeys()]);
-  // Re-reads the lists in place after an action (the upload results stay on the page).
-  const refresh = async () => {
-    if (!main.isConnected || !document.getElementById("auth-files")) return;
-    const [fresh, freshKeys] = await Promise.all([loadAccounts(), loadApiKeys()]);
-    document.getElementById("auth-files").closest(".table-wrap").replaceWith(filesTable(fresh));
-    document.getElementById("api-keys").closest(".table-wrap").replaceWith(keysTable(freshKeys));
-  };
-  const filesTable = (list) =>
-    table("auth-files", ["Account", "Provider", "State", "Token expires", "Cooldowns", "OK / failed#", "Actions"], list.map((a) => accountRow(a, refresh)), "No auth files yet.");
-  const keysTable = (list) =>
-    table("api-keys", ["Label", "Provider", "Key", "Models#", "Actions"], list.map((k) => keyRow(k, refresh)), "No API keys in config.yaml.");
-  main.replaceChildren(
-    h("div", { class: "page-head" }, h("h1", {}, "Accounts")),
-    h("section", { class: "card" }, h("h2", {}, `OAuth accounts (${accounts.length})`), filesTable(accounts)),
-    h("section", { class: "card" }, h("h2", {}, `API keys (${keys.length})`), keysTable(keys)),
-    uploader(refresh),
-  );
+  lists.replaceChildren(filesSection(accounts), keysSection(keys));
+  main.replaceChildren(h("div", { class: "page-head" }, h("h1", {}, "Accounts")), lists, uploader(refresh));
 }
