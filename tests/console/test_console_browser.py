@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cliproxy.providers.vendor_reads import QuotaReading, QuotaWindow, VendorReads
 from tests.console.conftest import (
     CLIENT_KEY,
     HOSTILE,
@@ -302,6 +303,25 @@ def test_delete_with_confirmation(
     page.wait_for_selector('#auth-files tr[data-name="claude-doomed.json"]', state="detached")
     assert not (auth_dir / "claude-doomed.json").exists()
     assert watch.take() == []
+
+
+def test_vendor_quota_near_its_limit(page: Any, proxy: ProxyServer) -> None:
+    """A vendor reading (as the account watch stores it) shows on Accounts, and an account at
+    91% of a window is listed as needing attention."""
+    provider = proxy.state.account_providers["claude"]
+    assert isinstance(provider, VendorReads)
+    window = QuotaWindow("five_hour", 91.0, time.time() + 7200)
+    provider.remember_quota("claude-second.json", QuotaReading((window,), time.time()))
+    try:
+        watch = _sign_in(page, proxy)
+        expect(page.locator("#attention")).to_contain_text("second@example.com")
+        expect(page.locator("#attention")).to_contain_text("near its quota (91% used)")
+        _open(page, "accounts")
+        quota = _row(page, "claude-second.json").locator(".quota")
+        expect(quota).to_contain_text(re.compile(r"five_hour 91%, resets in (1h 59m|2h 00m)"))
+        assert watch.take() == []
+    finally:
+        provider._quotas.pop("claude-second.json", None)
 
 
 def test_screenshots_light_and_dark(page: Any, proxy: ProxyServer, traffic: int) -> None:

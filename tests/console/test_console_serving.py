@@ -4,6 +4,9 @@ and /console/status telling the page whether management is on."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -11,6 +14,7 @@ from cliproxy.console import CONTENT_SECURITY_POLICY, STATIC
 from tests.console.conftest import CLIENT_KEY, MGMT
 from tests.proxy_server import ProxyServer
 
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = f"""
 api-keys: [{CLIENT_KEY}]
 remote-management:
@@ -66,6 +70,15 @@ def test_page_has_no_inline_code_and_nothing_remote() -> None:
     page = (STATIC / "index.html").read_text()
     assert "<script>" not in page and "<style" not in page and " style=" not in page
     assert " on" + "click=" not in page
+
+
+def test_the_vendored_chart_library_is_the_locked_one() -> None:
+    """`make console-vendor` copies what console/package-lock.json pins; the copy is committed."""
+    lock = json.loads((REPO / "console" / "package-lock.json").read_text())
+    version = lock["packages"]["node_modules/chart.js"]["version"]
+    vendored = (STATIC / "vendor" / "chart.umd.min.js").read_text()[:200]
+    assert f"Chart.js v{version}" in vendored
+    assert (STATIC / "vendor" / "chart.js.LICENSE.md").exists()
 
 
 def test_redirect_and_unknown_files(server: ProxyServer) -> None:

@@ -23,6 +23,26 @@ function cooldownList(cooldowns, refresh) {
   );
 }
 
+// The vendor's own quota windows (GET /quota), as the account watch last read them.
+function quotaList(quota) {
+  const windows = (quota && quota.vendor_quota && quota.vendor_quota.windows) || [];
+  if (!windows.length) return h("span", { class: "muted" }, "not read");
+  return h(
+    "ul",
+    { class: "plain quota" },
+    windows.map((w) =>
+      h(
+        "li",
+        {},
+        h("span", { class: "model" }, w.name),
+        " ",
+        h("span", { class: (w.used_percent ?? 0) >= 80 ? "warn" : "" }, w.used_percent === null ? "?" : `${Math.round(w.used_percent)}%`),
+        w.resets_at ? h("span", { class: "muted" }, ", resets ", fmtWhen(new Date(w.resets_at * 1000).toISOString())) : null,
+      ),
+    ),
+  );
+}
+
 async function act(button, work, done) {
   button.disabled = true;
   try {
@@ -74,6 +94,7 @@ function accountRow(account, refresh) {
     h("td", {}, stateBadge(account), account.status_message ? h("div", { class: "muted small-text" }, account.status_message) : null),
     h("td", {}, expiry, account.last_refresh ? h("div", { class: "muted small-text" }, "refreshed ", fmtWhen(account.last_refresh)) : null),
     h("td", {}, cooldownList(cooldowns, refresh)),
+    h("td", {}, quotaList(account.quota)),
     h("td", { class: "num" }, fmtInt(account.success || 0), " / ", h("span", { class: account.failed ? "bad-text" : "" }, fmtInt(account.failed || 0))),
     h("td", { class: "actions" }, toggle, reset, remove),
   );
@@ -174,7 +195,7 @@ export async function renderAccounts(main) {
       "section",
       { class: "card" },
       h("h2", {}, `OAuth accounts (${list.length})`),
-      table("auth-files", ["Account", "Provider", "State", "Token expires", "Cooldowns", "OK / failed#", "Actions"], list.map((a) => accountRow(a, refresh)), "No auth files yet."),
+      table("auth-files", ["Account", "Provider", "State", "Token expires", "Cooldowns", "Vendor quota", "OK / failed#", "Actions"], list.map((a) => accountRow(a, refresh)), "No auth files yet."),
     );
   const keysSection = (list) =>
     h(
