@@ -285,6 +285,49 @@ def test_upload_two_files_one_bad(
     assert [p for p in watch.take() if "207" not in p] == []
 
 
+def test_upload_by_drag_and_drop(
+    page: Any, proxy: ProxyServer, sims: tuple[AnthropicSim, ClaudeOAuthSim]
+) -> None:
+    watch = _sign_in(page, proxy, "/console/#/accounts")
+    page.wait_for_selector("#upload")
+    content = json.dumps(account_file("dropped@example.com", sims[1].base_url))
+    dropped = page.evaluate_handle(
+        """content => { const data = new DataTransfer();
+             data.items.add(new File([content], "claude-dropped.json", {type: "application/json"}));
+             return data; }""",
+        content,
+    )
+    page.dispatch_event("#upload", "drop", {"dataTransfer": dropped})
+    expect(page.locator("#upload-results li[data-file='claude-dropped.json']")).to_have_text(
+        "claude-dropped.json: uploaded"
+    )
+    page.wait_for_selector('#auth-files tr[data-name="claude-dropped.json"]')
+    assert watch.take() == []
+
+
+def test_keyboard_only(page: Any, proxy: ProxyServer) -> None:
+    """Sign in, move between pages and cancel a deletion with the keyboard alone."""
+    watch = Watch(page)
+    page.goto(proxy.base_url + "/console/")
+    page.wait_for_selector("#management-key:focus")
+    page.keyboard.type(MGMT)
+    page.keyboard.press("Enter")
+    page.wait_for_selector('main[data-page="overview"]')
+    page.focus('#nav a[data-page="overview"]')
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.page") == "accounts"
+    page.keyboard.press("Enter")
+    page.wait_for_selector('main[data-page="accounts"]')
+    page.focus('#auth-files tr[data-name="claude-second.json"] [data-action="delete"]')
+    page.keyboard.press("Enter")
+    expect(page.locator("#confirm")).to_be_visible()
+    assert page.evaluate("document.activeElement.id") == "confirm-cancel"
+    page.keyboard.press("Escape")
+    expect(page.locator("#confirm")).to_be_hidden()
+    assert _row(page, "claude-second.json").count() == 1
+    assert watch.take() == []
+
+
 def test_delete_with_confirmation(
     page: Any, proxy: ProxyServer, sims: tuple[AnthropicSim, ClaudeOAuthSim], auth_dir: Path
 ) -> None:
