@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from tests.console.browser import Watch, expect, row
-from tests.console.conftest import MGMT
+from tests.console.conftest import MGMT, SCREENSHOTS
 from tests.proxy_server import ProxyServer
 
 
@@ -49,6 +49,8 @@ def test_lockout_shows_its_countdown(page: Any) -> None:
         first = countdown.text_content()
         expect(countdown).not_to_have_text(first or "", timeout=5_000)
         expect(page.locator("#sign-in")).to_be_disabled()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "login-locked-out-light.png"))
 
 
 def test_management_off_says_how_to_turn_it_on(page: Any) -> None:
@@ -58,6 +60,8 @@ def test_management_off_says_how_to_turn_it_on(page: Any) -> None:
         off = page.locator("#management-off")
         expect(off).to_contain_text("remote-management: {secret-key:")
         assert not page.is_visible("#management-key")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "management-off-light.png"))
         assert watch.take() == []
 
 

@@ -25,7 +25,7 @@ export function renderOff(main) {
       { class: "card narrow", id: "management-off" },
       h("h1", {}, "Management is turned off"),
       h("p", {}, "This server has no management key, so its management API (and this console) is off. Add this line to its config.yaml and the console works at once (the file is reloaded on change):"),
-      h("pre", { class: "code" }, 'remote-management: {secret-key: "choose-a-long-random-key"}'),
+      h("pre", { class: "code" }, 'remote-management: {secret-key: "a-long-random-key"}'),
       h("p", { class: "muted" }, "Or start it with the environment variable MANAGEMENT_PASSWORD set. The key you choose is what you type here to sign in; cliproxy stores it hashed."),
     ),
   );
@@ -84,14 +84,16 @@ export function renderLogin(main, onSuccess, notice = "") {
       onSuccess();
     } catch (error) {
       const seconds = lockoutSeconds(error.message);
-      message.append(error.message);
       if (seconds !== null) {
-        message.append(" ", h("span", {}, "(", countdown(Date.now() + seconds * 1000, () => {
+        // The API's words, with its "Try again in 29m59s" counting down live.
+        const reopen = () => {
           button.disabled = false;
           message.replaceChildren();
-        }), ")"));
+        };
+        message.append(error.message.replace(/\s*try again in .*$/i, ""), " Try again in ", countdown(Date.now() + seconds * 1000, reopen), ".");
         return;
       }
+      message.append(error.message);
       button.disabled = false;
       input.select();
     }
