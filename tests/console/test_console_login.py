@@ -86,3 +86,15 @@ def test_keyboard_only(page: Any, proxy: ProxyServer) -> None:
     expect(page.locator("#confirm")).to_be_hidden()
     assert row(page, "claude-second.json").count() == 1
     assert watch.take() == []
+
+
+def test_remote_client_is_told_how_to_allow_it(page: Any) -> None:
+    config = f"remote-management: {{secret-key: {MGMT}, trusted-proxies: [127.0.0.1/32]}}"
+    with ProxyServer(config) as own:
+        page.set_extra_http_headers({"x-forwarded-for": "203.0.113.9"})
+        watch = Watch(page)
+        page.goto(own.base_url + "/console/")
+        refused = page.locator("#management-refused")
+        expect(refused).to_contain_text("remote management disabled")
+        expect(refused).to_contain_text("allow-remote: true")
+        assert watch.take() == []

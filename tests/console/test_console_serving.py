@@ -104,3 +104,24 @@ def test_status_says_whether_management_is_on(server: ProxyServer) -> None:
         assert httpx.get(server.base_url + "/console/").status_code == 200
     finally:
         server.state.apply(config)
+
+
+def test_status_says_when_this_address_may_not_manage(server: ProxyServer) -> None:
+    """A client off this machine, while allow-remote is off: the page says so before asking
+    for a key (the address as the management guard reads it, trusted proxies included)."""
+    config = server.state.runtime.config
+    behind = config.remote_management.model_copy(update={"trusted_proxies": ["127.0.0.1/32"]})
+    server.state.apply(config.model_copy(update={"remote_management": behind}))
+    try:
+        remote = {"x-forwarded-for": "203.0.113.9"}
+        status = httpx.get(server.base_url + "/console/status", headers=remote).json()
+        assert status == {"management": True, "remote_refused": True}
+        api = httpx.get(
+            server.base_url + "/v0/management/auth-files",
+            headers={**remote, "authorization": f"Bearer {MGMT}"},
+        )
+        assert api.status_code == 403 and api.json()["error"] == "remote management disabled"
+        local = httpx.get(server.base_url + "/console/status").json()
+        assert local["remote_refused"] is False
+    finally:
+        server.state.apply(config)
