@@ -14,6 +14,11 @@ from tests.console.conftest import account_file
 from tests.proxy_server import ProxyServer
 from tests.simulators import AnthropicSim
 from tests.simulators.claude_oauth_sim import ClaudeOAuthSim
+from tests.simulators.oauth_sim import (  # noqa: F401 (pytest fixtures)
+    OAuthSim,
+    oauth_sim_fixture,
+    oauth_sim_server_fixture,
+)
 
 
 def test_disable_and_enable_an_account(page: Any, proxy: ProxyServer) -> None:
@@ -110,3 +115,43 @@ def test_delete_with_confirmation(
     page.wait_for_selector('#auth-files tr[data-name="claude-doomed.json"]', state="detached")
     assert not (auth_dir / "claude-doomed.json").exists()
     assert watch.take() == []
+
+
+def test_download_an_auth_file(page: Any, proxy: ProxyServer, auth_dir: Path) -> None:
+    watch = sign_in(page, proxy, "/console/#/accounts")
+    with page.expect_download() as started:
+        row(page, "claude-second.json").locator('[data-action="download"]').click()
+    download = started.value
+    assert download.suggested_filename == "claude-second.json"
+    saved = json.loads(Path(download.path()).read_text())
+    assert saved == json.loads((auth_dir / "claude-second.json").read_text())
+    assert watch.take() == []
+
+
+def test_refresh_now_and_a_refused_refresh(
+    page: Any, proxy: ProxyServer, auth_dir: Path, oauth_sim: OAuthSim
+) -> None:
+    """Refresh against the OAuth simulator: the new token is on disk; once the refresh token is
+    revoked, the API's refusal is what the page shows."""
+    flows = proxy.state.refresher.flows
+    proxy.state.refresher.flows = oauth_sim.flows()
+    try:
+        old = oauth_sim.auth_file("claude", expires_in=3600)
+        (auth_dir / "claude-fresh.json").write_text(json.dumps(old))
+        proxy.state.auth_store.load()
+        watch = sign_in(page, proxy, "/console/#/accounts")
+        row(page, "claude-fresh.json").locator('[data-action="refresh"]').click()
+        expect(page.locator(".toast").last).to_have_text("claude-fresh.json: token refreshed")
+        disk = json.loads((auth_dir / "claude-fresh.json").read_text())
+        assert disk["access_token"] != old["access_token"] and oauth_sim.refresh_calls == 1
+        assert watch.take() == []
+
+        oauth_sim.revoke(disk["refresh_token"])
+        row(page, "claude-fresh.json").locator('[data-action="refresh"]').click()
+        expect(page.locator(".toast.error")).to_contain_text("claude-fresh.json")
+        refused = mgmt(proxy, "POST", "/auth-files/refresh", params={"name": "claude-fresh.json"})
+        assert refused.status_code == 409
+        assert page.text_content(".toast.error") == refused.json()["error"]
+        assert [p for p in watch.take() if "409" not in p] == []
+    finally:
+        proxy.state.refresher.flows = flows

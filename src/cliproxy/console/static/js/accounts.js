@@ -54,6 +54,16 @@ async function act(button, work, done) {
   }
 }
 
+// The file as the server holds it, saved by the browser under its own name.
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 // POST /reset-quota: every cooldown of that credential ends now.
 function resetButton(authIndex, refresh, disabled) {
   const button = h("button", { type: "button", class: "small", "data-action": "reset", disabled }, "Reset cooldown");
@@ -77,6 +87,22 @@ function accountRow(account, refresh) {
     }, refresh),
   );
   const reset = resetButton(account.auth_index, refresh, cooldowns.length === 0);
+  const refreshNow = h("button", { type: "button", class: "small", "data-action": "refresh" }, "Refresh");
+  refreshNow.addEventListener("click", () =>
+    act(refreshNow, async () => {
+      await call("POST", "/auth-files/refresh", { query: { name: account.name } });
+      toast(`${account.name}: token refreshed`);
+    }, refresh),
+  );
+  const download = h("button", { type: "button", class: "small", "data-action": "download" }, "Download");
+  download.addEventListener("click", () =>
+    act(download, async () => {
+      const reply = await call("GET", "/auth-files/download", { query: { name: account.name }, raw: true });
+      saveBlob(reply.blob, account.name);
+    }, async () => {
+      download.disabled = false;
+    }),
+  );
   const remove = h("button", { type: "button", class: "small danger", "data-action": "delete" }, "Delete");
   remove.addEventListener("click", async () => {
     if (!(await confirmDialog(`Delete the auth file ${account.name}? The account is removed from the pool and the file from the auth directory.`))) return;
@@ -96,7 +122,7 @@ function accountRow(account, refresh) {
     h("td", {}, cooldownList(cooldowns, refresh)),
     h("td", {}, quotaList(account.quota)),
     h("td", { class: "num" }, fmtInt(account.success || 0), " / ", h("span", { class: account.failed ? "bad-text" : "" }, fmtInt(account.failed || 0))),
-    h("td", { class: "actions" }, toggle, reset, remove),
+    h("td", { class: "actions" }, toggle, refreshNow, reset, download, remove),
   );
 }
 

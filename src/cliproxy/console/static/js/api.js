@@ -32,7 +32,8 @@ export function whenUnauthorized(callback) {
   onUnauthorized = callback;
 }
 
-export async function call(method, path, { json, body, query, key, quiet } = {}) {
+// `raw`: a successful answer comes back as a Blob (downloads) instead of parsed JSON.
+export async function call(method, path, { json, body, query, key, quiet, raw } = {}) {
   const url = new URL(BASE + path, location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
@@ -51,6 +52,7 @@ export async function call(method, path, { json, body, query, key, quiet } = {})
   } catch (error) {
     throw new ApiError(0, `cannot reach cliproxy: ${error.message}`, null);
   }
+  if (response.ok && raw) return { status: response.status, blob: await response.blob() };
   const text = await response.text();
   let data = null;
   try {
