@@ -5,13 +5,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck bench clean browser console-vendor
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# The console's browser tests drive Debian's chromium through Playwright (never Playwright's
+# own browser download). Installed here when missing and we are root; otherwise those tests
+# skip and say why.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the console's browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else echo "no $(CHROMIUM) and not root: the console's browser tests will be skipped"; fi
+
+# Copies the pinned chart library (console/package-lock.json) into the package; the copy is
+# committed, so `make run` needs neither node nor the network.
+CONSOLE_VENDOR := src/cliproxy/console/static/vendor
+console-vendor:
+	cd console && npm ci --no-audit --no-fund --ignore-scripts
+	cp console/node_modules/chart.js/dist/chart.umd.min.js $(CONSOLE_VENDOR)/chart.umd.min.js
+	cp console/node_modules/chart.js/LICENSE.md $(CONSOLE_VENDOR)/chart.js.LICENSE.md
 
 run: $(STAMP)
 	$(BIN)/cliproxy serve $(ARGS)
@@ -23,7 +42,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) browser lint typecheck
 	$(BIN)/pytest
 
 # `make bench`: direct vs cliproxy vs LiteLLM on a local simulator (bench/README.md). Not part of

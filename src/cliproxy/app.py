@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cliproxy import __version__
+from cliproxy import __version__, console
 from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
 from cliproxy.config.schema import Config
 from cliproxy.management import management_routes, routes_metrics, routes_ops
@@ -124,7 +124,9 @@ async def get_model_or_refuse_method(request: HTTPRequest) -> Response:
 ROUTES = [
     Route("/", root, methods=["GET"]),
     Route("/healthz", healthz, methods=["GET"]),
+    # The web console (cliproxy/console/): its page here, or the operator's reference page.
     Route("/management.html", routes_ops.management_html, methods=["GET"]),
+    *console.ROUTES,
     Route("/v1/chat/completions", routes_llm.chat_completions, methods=["POST"]),
     Route("/v1/completions", routes_llm.completions, methods=["POST"]),
     Route("/v1/responses", routes_llm.responses, methods=["POST"]),

@@ -422,7 +422,10 @@ def test_management_html_is_served_from_the_config_dir_only(
     server: ProxyServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     page = server.base_url + "/management.html"
-    assert httpx.get(page).status_code == 404  # nothing there yet, and nothing downloaded
+    # Nothing there yet, and nothing downloaded: cliproxy's own console answers.
+    own = httpx.get(page)
+    assert own.status_code == 200 and "/console/js/main.js" in own.text
+    assert "frame-ancestors 'none'" in own.headers["content-security-policy"]
     static = tmp_path / "static"
     static.mkdir()
     (static / "management.html").write_text("<html>panel</html>")
@@ -430,6 +433,10 @@ def test_management_html_is_served_from_the_config_dir_only(
     assert reply.status_code == 200
     assert reply.text == "<html>panel</html>"
     assert reply.headers["content-type"].startswith("text/html")
+    # The reference page is served as it is (its own inline code: not under the console's CSP),
+    # and cliproxy's console stays at /console/.
+    assert "content-security-policy" not in reply.headers
+    assert "/console/js/main.js" in httpx.get(server.base_url + "/console/").text
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -439,7 +446,7 @@ def test_management_html_is_served_from_the_config_dir_only(
     monkeypatch.setenv("MANAGEMENT_STATIC_PATH", str(elsewhere / "management.html"))
     assert httpx.get(page).text == "<html>other</html>"
     monkeypatch.setenv("MANAGEMENT_STATIC_PATH", str(tmp_path / "missing.html"))
-    assert httpx.get(page).status_code == 404
+    assert "/console/js/main.js" in httpx.get(page).text
 
 
 def test_management_html_404_when_the_panel_is_disabled(
@@ -452,6 +459,8 @@ def test_management_html_404_when_the_panel_is_disabled(
     settings = config.remote_management.model_copy(update={"disable_control_panel": True})
     server.state.apply(config.model_copy(update={"remote_management": settings}))
     assert httpx.get(server.base_url + "/management.html").status_code == 404
+    for path in ("/console/", "/console/js/main.js", "/console/status"):
+        assert httpx.get(server.base_url + path).status_code == 404
 
 
 def test_vendor_urls_are_admitted_without_a_call(server: ProxyServer) -> None:

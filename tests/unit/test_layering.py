@@ -1,5 +1,6 @@
 """Imports run one way: model and config at the bottom, then protocols, usage, providers, auth,
-routing, the application state, server, management, and the assembly (app, serve, cli) on top.
+routing, the application state, server, management (and the console), and the assembly (app,
+serve, cli) on top.
 Every import counts: inside functions and under TYPE_CHECKING too, since a function-level
 import is still a dependency and a type-only one still couples the layers."""
 
@@ -21,7 +22,7 @@ LAYERS: list[set[str]] = [
     {"cliproxy.routing"},
     {"cliproxy.state"},
     {"cliproxy.server"},
-    {"cliproxy.management"},
+    {"cliproxy.management", "cliproxy.console"},
     {"cliproxy.app", "cliproxy.serve", "cliproxy.embed"},
     {"cliproxy.cli", "cliproxy.cli_auth", "cliproxy.cli_usage"},
 ]

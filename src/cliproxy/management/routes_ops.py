@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from cliproxy import __version__
+from cliproxy import __version__, console
 from cliproxy.auth.catalog import catalog
 from cliproxy.config.schema import Config
 from cliproxy.state import AppState
@@ -296,14 +296,14 @@ def panel_path(request: Request) -> Path | None:
 
 
 async def management_html(request: Request) -> Response:
-    """GET /management.html → the operator's local copy of the Management Center; nothing is
-    ever downloaded. 404 when missing or when remote-management.disable-control-panel."""
-    state = getattr(request.app.state, "cliproxy", None)
-    if isinstance(state, AppState) and state.runtime.config.remote_management.disable_control_panel:
+    """GET /management.html → the operator's local copy of the Management Center when there is
+    one, else cliproxy's own console; nothing is ever downloaded. 404 when
+    remote-management.disable-control-panel."""
+    if console.panel_disabled(request):
         return PlainTextResponse("control panel disabled", 404)
     path = panel_path(request)
     if path is None or not path.is_file():
-        return PlainTextResponse("management.html not found", 404)
+        return console.index_page()
     return FileResponse(path, media_type="text/html; charset=utf-8")
 
 

@@ -53,6 +53,17 @@ def presented_key(headers: dict[str, str], query_string: bytes) -> str | None:
     return None
 
 
+def is_management_path(path: str) -> bool:
+    """The management API and the console pages: guarded by the management key (the pages
+    themselves hold nothing and call the API with it), never by a client key."""
+    return (
+        path.startswith("/v0/management")
+        or path == "/management.html"
+        or path == "/console"
+        or path.startswith("/console/")
+    )
+
+
 class AccessMiddleware:
     def __init__(
         self,
@@ -70,7 +81,7 @@ class AccessMiddleware:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith("/v0/management") or scope["path"] == "/management.html":
+        if is_management_path(scope["path"]):
             await self.app(scope, receive, send)  # the management API has its own secret
             return
         state = self.state_getter()

@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy.config.schema import Config
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.server.access import OPEN_PATHS, is_loopback
+from cliproxy.server.access import OPEN_PATHS, is_loopback, is_management_path
 from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.state import AppState
 
@@ -60,10 +60,6 @@ _BROWSER_HEADERS = frozenset(
         b"access-control-request-private-network",
     }
 )
-
-
-def is_management_path(path: str) -> bool:
-    return path.startswith("/v0/management") or path == "/management.html"
 
 
 def is_local_host(hostname: str) -> bool:
