@@ -74,9 +74,12 @@ def test_a_body_that_never_finishes_gets_408_in_the_protocol_shape() -> None:
         assert b"body-read-timeout-seconds" in reply
 
 
-def test_past_max_connections_new_requests_get_503() -> None:
+def test_max_connections_clients_are_served_and_the_next_gets_503() -> None:
     with ProxyServer(LIMITS) as proxy:
-        idle = [socket.create_connection(("127.0.0.1", proxy.port)) for _ in range(40)]
+        idle = [socket.create_connection(("127.0.0.1", proxy.port)) for _ in range(39)]
+        time.sleep(0.2)
+        assert httpx.get(proxy.base_url + "/healthz").status_code == 200  # the 40th client
+        idle.append(socket.create_connection(("127.0.0.1", proxy.port)))
         time.sleep(0.2)
         reply = httpx.get(proxy.base_url + "/healthz")
         assert reply.status_code == 503

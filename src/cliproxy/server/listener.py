@@ -126,7 +126,9 @@ def server_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Con
         "access_log": False,
         "log_level": "info",
         "timeout_keep_alive": config.keep_alive_timeout_seconds,
-        "limit_concurrency": config.max_connections,
+        # uvicorn refuses a request once the open connections, its own included, reach the
+        # limit: one more, so that max-connections clients are all served.
+        "limit_concurrency": config.max_connections + 1,
         "ssl_certfile": config.tls.cert if config.tls.enable else None,
         "ssl_keyfile": config.tls.key if config.tls.enable else None,
     }

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
 
 log = logging.getLogger(__name__)
 
 
-class Periodic:
+class Periodic(ABC):
     what = "a background pass"  # named in the log when a pass fails
 
     def __init__(self) -> None:
@@ -19,8 +20,9 @@ class Periodic:
         """Seconds between two passes."""
         return 60.0
 
+    @abstractmethod
     async def pass_once(self) -> object:
-        raise NotImplementedError
+        """One pass; the loop logs what it raises and goes on."""
 
     async def run(self) -> None:
         self._stop.clear()
