@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from cliproxy.auth.files import write_atomic
 from cliproxy.config.schema import Config
 from cliproxy.management.log_file import MIB, config_secrets, log_dir
 from cliproxy.management.redact import Redactor, redact_headers
@@ -233,9 +234,8 @@ class RequestLogWriter:
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(record)
         data = self._redactor.text(render(record)).encode("utf-8")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        # Whole or not at all: a reader (the management routes, a tail) never sees half a file.
+        write_atomic(path, data)
         if not config.request_log and config.error_logs_max_files > 0:
             kept = log_files(directory, ERROR_FILE)[config.error_logs_max_files :]
             self._forget(directory, _remove(p for p, _ in kept))
