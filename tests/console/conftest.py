@@ -20,6 +20,10 @@ from tests.simulators.claude_oauth_sim import ClaudeOAuthSim
 
 MGMT = "console-management-key"
 CLIENT_KEY = "sk-console-client-0001"
+# client-keys: one with every limit, one with no limits and a hostile name.
+LIMITED_KEY = "sk-console-limited-0002"
+LIMITED_NAME = "team-limited"
+OPEN_KEY = "sk-console-open-0003"
 ACCOUNT_TOKEN = "console-account-token"
 HOSTILE = "<script>window.__pwned=1</script>"
 HOSTILE_EMAIL = '<img src=x onerror="window.__pwned=2">@example.com'
@@ -39,6 +43,16 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "console-screensho
 CONFIG = """
 auth-dir: {auth_dir}
 api-keys: [{client_key}]
+client-keys:
+  - key: {limited_key}
+    name: {limited_name}
+    allowed-models: [sonnet, 'claude-*']
+    requests-per-minute: 30
+    tokens-per-day: 1000
+    max-budget-usd-per-month: 5
+    max-concurrent-requests: 2
+  - key: {open_key}
+    name: '{hostile}'
 request-retry: 0
 max-retry-interval: 0
 remote-management:
@@ -85,7 +99,14 @@ def proxy(sims: tuple[AnthropicSim, ClaudeOAuthSim], auth_dir: Path) -> Iterator
     stale[NEEDS_LOGIN_FIELD] = "the refresh token was revoked"
     (auth_dir / "claude-stale.json").write_text(json.dumps(stale))
     text = CONFIG.format(
-        auth_dir=auth_dir, client_key=CLIENT_KEY, mgmt=MGMT, claude=claude.base_url, hostile=HOSTILE
+        auth_dir=auth_dir,
+        client_key=CLIENT_KEY,
+        limited_key=LIMITED_KEY,
+        limited_name=LIMITED_NAME,
+        open_key=OPEN_KEY,
+        mgmt=MGMT,
+        claude=claude.base_url,
+        hostile=HOSTILE,
     )
     with ProxyServer(text) as server:
         yield server

@@ -3,6 +3,7 @@
 import { forgetKey, storedKey, whenUnauthorized } from "./api.js";
 import { renderAccounts } from "./accounts.js";
 import { destroyCharts } from "./charts.js";
+import { renderClientKeys } from "./clientkeys.js";
 import { $, h } from "./dom.js";
 import { probe, renderLogin, renderOff, renderRefused } from "./login.js";
 import { renderOverview } from "./overview.js";
@@ -10,6 +11,7 @@ import { renderOverview } from "./overview.js";
 const PAGES = {
   overview: { title: "Overview", render: renderOverview },
   accounts: { title: "Accounts", render: renderAccounts },
+  "client-keys": { title: "Client keys", render: renderClientKeys },
 };
 
 const main = $("#main");
