@@ -34,7 +34,7 @@ from cliproxy.management.common import (
     read_object,
 )
 from cliproxy.management.routes_config import live_config
-from cliproxy.management.routes_keys import _seq, _unwrap_items
+from cliproxy.management.routes_keys import section_seq, unwrap_items
 from cliproxy.providers.base import mask_secret
 
 SECTION = "client-keys"
@@ -132,12 +132,12 @@ async def get_client_keys(request: Request) -> Response:
 
 @api
 async def put_client_keys(request: Request) -> Response:
-    body = _unwrap_items(await read_json(request), SECTION)
+    body = unwrap_items(await read_json(request), SECTION)
     entries = [_entry(item, f"{SECTION}[{index}]") for index, item in enumerate(body)]
     keys = _Keys([])
 
     def replace(tree: CommentedMap) -> None:
-        keys.existing = [entry for entry in _seq(tree, SECTION) if isinstance(entry, dict)]
+        keys.existing = [entry for entry in section_seq(tree, SECTION) if isinstance(entry, dict)]
         keys.generated.clear()
         for index, entry in enumerate(entries):
             keys.resolve(entry, f"{SECTION}[{index}]")
@@ -166,7 +166,7 @@ async def patch_client_key(request: Request) -> Response:
     keys = _Keys([])
 
     def mutate(tree: CommentedMap) -> None:
-        entries = _seq(tree, SECTION)
+        entries = section_seq(tree, SECTION)
         keys.existing = [entry for entry in entries if isinstance(entry, dict)]
         keys.generated.clear()
         if index is not None:
@@ -208,7 +208,7 @@ async def delete_client_key(request: Request) -> Response:
         raise ApiError(400, None, "missing name or index")
 
     def remove(tree: CommentedMap) -> None:
-        entries = _seq(tree, SECTION)
+        entries = section_seq(tree, SECTION)
         if index is not None:
             if not 0 <= index < len(entries):
                 raise NOT_FOUND

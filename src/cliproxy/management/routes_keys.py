@@ -42,7 +42,7 @@ NOT_FOUND = ApiError(404, None, "item not found")
 KEPT_ONLY = ("vertex-api-key", "xai-api-key", "interactions-api-key")
 
 
-def _unwrap_items(body: Any, where: str) -> list[Any]:
+def unwrap_items(body: Any, where: str) -> list[Any]:
     if isinstance(body, dict) and set(body) == {"items"}:
         body = body["items"]
     if not isinstance(body, list):
@@ -50,7 +50,7 @@ def _unwrap_items(body: Any, where: str) -> list[Any]:
     return body
 
 
-def _seq(tree: CommentedMap, key: str) -> CommentedSeq:
+def section_seq(tree: CommentedMap, key: str) -> CommentedSeq:
     node = tree.get(key)
     if not isinstance(node, CommentedSeq):
         node = CommentedSeq()
@@ -68,7 +68,7 @@ async def get_api_keys(request: Request) -> Response:
 
 @api
 async def put_api_keys(request: Request) -> Response:
-    items = _unwrap_items(await read_json(request), "api-keys")
+    items = unwrap_items(await read_json(request), "api-keys")
     for index, key in enumerate(items):
         if not isinstance(key, str):
             raise invalid(f"api-keys[{index}]: must be a string")
@@ -94,7 +94,7 @@ async def patch_api_keys(request: Request) -> Response:
         value = text("value")
 
         def replace_at(tree: CommentedMap) -> None:
-            keys = _seq(tree, "api-keys")
+            keys = section_seq(tree, "api-keys")
             if not 0 <= index < len(keys):
                 raise NOT_FOUND
             keys[index] = value
@@ -104,7 +104,7 @@ async def patch_api_keys(request: Request) -> Response:
         old, new = text("old"), text("new")
 
         def replace_or_append(tree: CommentedMap) -> None:
-            keys = _seq(tree, "api-keys")
+            keys = section_seq(tree, "api-keys")
             for position, key in enumerate(keys):
                 if str(key).strip() == old:
                     keys[position] = new
@@ -125,7 +125,7 @@ async def delete_api_keys(request: Request) -> Response:
         raise ApiError(400, None, "missing index or value")
 
     def remove(tree: CommentedMap) -> None:
-        keys = _seq(tree, "api-keys")
+        keys = section_seq(tree, "api-keys")
         if index is not None:
             if not 0 <= index < len(keys):
                 raise NOT_FOUND
@@ -367,7 +367,7 @@ def _section_routes(section: Section) -> list[Route]:
 
     @api
     async def put_entries(request: Request) -> Response:
-        entries = checked_entries(_unwrap_items(await read_json(request), section.key), section.key)
+        entries = checked_entries(unwrap_items(await read_json(request), section.key), section.key)
         await context(request).editor.edit(lambda tree: tree.__setitem__(section.key, entries))
         return json_response(OK)
 
@@ -389,7 +389,7 @@ def _section_routes(section: Section) -> list[Route]:
         base_url = _base_url_param(request)
 
         def mutate(tree: CommentedMap) -> None:
-            entries = _seq(tree, section.key)
+            entries = section_seq(tree, section.key)
             found = _pick(section, entries, index, match, base_url)
             if len(found) > 1:
                 raise invalid("multiple items match; index is required")
@@ -427,7 +427,7 @@ def _section_routes(section: Section) -> list[Route]:
             raise ApiError(400, None, f"missing {param} or index")
 
         def mutate(tree: CommentedMap) -> None:
-            entries = _seq(tree, section.key)
+            entries = section_seq(tree, section.key)
             found = _pick(section, entries, index, match, base_url)
             if len(found) > 1 and section.match_field != "name":
                 raise ApiError(400, None, "multiple items match api-key; base-url is required")
