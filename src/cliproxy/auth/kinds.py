@@ -59,9 +59,21 @@ def _gemini_headers(config: Config) -> HeaderDefaults:
     )
 
 
+def _cooling_scope(provider: Provider, model_level: bool | None) -> None:
+    """`codex.model-level-cooling` / `claude.model-level-cooling`: set, it decides whether a
+    rate limit rests the account or the model; absent, the provider's own default holds."""
+    default = type(provider).rests_whole_credential
+    provider.rests_whole_credential = default if model_level is None else not model_level
+
+
 def _claude_settings(provider: Provider, config: Config) -> None:
     if isinstance(provider, ClaudeOAuthProvider):
         provider.plan_limits_only = config.claude_plan_limits_only
+    _cooling_scope(provider, config.claude.model_level_cooling)
+
+
+def _codex_settings(provider: Provider, config: Config) -> None:
+    _cooling_scope(provider, config.codex.model_level_cooling)
 
 
 CODEX_ENTRY = ProviderEntry(
@@ -83,6 +95,7 @@ CODEX_ENTRY = ProviderEntry(
     api_key_provider=CodexApiKeyProvider,
     account_provider=CodexProvider,
     vendor=CODEX,
+    configure=_codex_settings,
     header_defaults=_codex_headers,
     flow=OAuthFlow(
         provider="codex",

@@ -16,7 +16,6 @@ TOP_LEVEL_KEYS = frozenset(
         "antigravity-signature-cache-enabled",
         "auth-auto-refresh-workers",
         "claude-code",
-        "codex",
         "codex-instructions-enabled",
         "commercial-mode",
         "credential-concurrency",
@@ -81,5 +80,17 @@ OPENAI_PROVIDER_KEYS = frozenset(
 ROUTING_KEYS: frozenset[str] = frozenset()
 
 QUOTA_EXCEEDED_KEYS = frozenset({"antigravity-credits"})
+
+# The `codex:` block's other switches (CLIProxyAPI; its v8 layout moves them under upstream.codex).
+CODEX_SETTINGS_KEYS = frozenset(
+    {
+        "disable-codex-cloaking",
+        "stream-bootstrap-buffering",
+        "stream-bootstrap-timeout",
+        "orphan-delegation-compatibility",
+        "response-steering",
+        "optimize-multi-agent-v2",
+    }
+)
 
 OPENAI_KEY_ENTRY_KEYS: frozenset[str] = frozenset()

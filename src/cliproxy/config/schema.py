@@ -103,6 +103,17 @@ class QuotaExceeded(ConfigModel):
     switch_preview_model: bool = True
 
 
+class ChannelSettings(ConfigModel):
+    """The `codex:` and `claude:` blocks: switches for one kind of subscription account."""
+
+    cliproxyapi_keys = known_keys.CODEX_SETTINGS_KEYS
+
+    # A rate limit rests only the model it hit (true) or the whole account (false). Absent:
+    # what the vendor's limits are scoped to (routing/attempts.py rest_key; Codex plans limit
+    # the account across models, Claude accounts are rested per model).
+    model_level_cooling: bool | None = None
+
+
 class RemoteManagement(ConfigModel):
     allow_remote: bool = False
     secret_key: str = Field(default="", repr=False)
@@ -212,6 +223,8 @@ class Config(ConfigModel):
     # Never send a Claude-account request that would draw from the plan's extra usage.
     claude_plan_limits_only: bool = False
     codex_header_defaults: CodexHeaderDefaults = Field(default_factory=CodexHeaderDefaults)
+    codex: ChannelSettings = Field(default_factory=ChannelSettings)
+    claude: ChannelSettings = Field(default_factory=ChannelSettings)
     remote_management: RemoteManagement = Field(default_factory=RemoteManagement)
     gemini_api_key: list[ProviderKey] = Field(default_factory=list)
     claude_api_key: list[ProviderKey] = Field(default_factory=list)
