@@ -34,6 +34,7 @@ from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.server.hangup import CancelOnHangUp
 from cliproxy.server.listener import BodyDeadline
 from cliproxy.server.outcomes import OutcomeMiddleware, note_error
+from cliproxy.server.pinned import ProviderPinMiddleware
 from cliproxy.server.request_log import RequestLogMiddleware
 from cliproxy.server.rest_probe import RestProbe
 from cliproxy.state import AppState
@@ -209,6 +210,8 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     )
     # One RequestOutcome per generation call, whoever answered it (server/outcomes.py).
     app.add_middleware(OutcomeMiddleware, state_getter=lambda: state, applies=_is_generation_call)
+    # /api/provider/{provider}/... stands for the plain route with that provider pinned.
+    app.add_middleware(ProviderPinMiddleware)
     app.add_middleware(AccessLog, enabled=lambda: state.runtime.config.debug)
     return app
 

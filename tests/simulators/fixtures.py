@@ -81,3 +81,13 @@ def own_matrix_sims() -> Iterator[dict[str, Simulator]]:
     finally:
         for sim in started.values():
             sim.stop()
+
+
+def matrix_urls(sims: dict[str, Simulator]) -> dict[str, str]:
+    """The base URLs of own_matrix_sims() under the names the configs format them by."""
+    return {
+        "chat": sims["chat-model"].base_url,
+        "resp": sims["resp-model"].base_url,
+        "claude": sims["claude-model"].base_url,
+        "gemini": sims["gemini-model"].base_url,
+    }

@@ -149,6 +149,12 @@ class ModelRegistry:
     def models(self) -> list[ModelInfo]:
         return list(self._listed.values())
 
+    def provider_names(self) -> frozenset[str]:
+        """The names of the providers some credential here is routed through."""
+        names = {c.provider.name for pool in self._exact.values() for c in pool}
+        names.update(family.provider.name for family in self._families)
+        return frozenset(names)
+
     def model(self, name: str) -> ModelInfo | None:
         """One listed model, or None when ``name`` is not listed."""
         return self._listed.get(name)

@@ -14,6 +14,7 @@ from cliproxy.protocols.base import StreamEncoder, WireProtocol
 from cliproxy.protocols.signatures import mentions_wrapped
 from cliproxy.providers.base import Provider
 from cliproxy.routing.payload import PayloadRules
+from cliproxy.routing.pins import ProviderPin
 from cliproxy.server.outcomes import DETACHED, RequestTrack
 
 
@@ -40,6 +41,8 @@ class ClientCall:
     # Pass-through events the proxy asked for and the client did not (protocols/base.py
     # ask_stream_usage): read for the usage, not relayed.
     hidden_events: Callable[[bytes], bool] | None = None
+    # `/api/provider/{provider}/...` (server/pinned.py): only that provider's credentials serve.
+    pin: ProviderPin | None = None
 
     def canonical(self) -> Request:
         if self.parsed is None:

@@ -15,6 +15,7 @@ from cliproxy.model import ProxyError
 from cliproxy.protocols.base import CountRequestParser, WireProtocol
 from cliproxy.providers.abilities import CountsTokens
 from cliproxy.providers.base import RequestContext
+from cliproxy.server.pinned import pin_of
 from cliproxy.state import AppState
 from cliproxy.usage.tokens import count_request
 
@@ -47,7 +48,11 @@ async def count_tokens(
     started: float,
 ) -> Response:
     runtime = state.runtime
-    candidates = runtime.registry.candidates(model)  # unknown model → 404 like generation
+    pin = pin_of(request.scope, state)
+    candidates_for = (
+        runtime.registry.candidates if pin is None else pin.candidates(runtime.registry.candidates)
+    )
+    candidates = candidates_for(model)  # unknown model → 404 like generation
     upstream_seconds = 0.0
     for candidate in candidates:
         provider = candidate.provider

@@ -67,7 +67,9 @@ class _Forwarding:
         self.session = affinity_session(config.routing, call.headers, call.body)
         self.walk = PoolWalk.for_model(
             call.model,
-            runtime.registry.candidates,
+            runtime.registry.candidates
+            if call.pin is None
+            else call.pin.candidates(runtime.registry.candidates),
             fallback_chain(config.model_fallbacks, call.model),
             book=state.cooldowns,
             retries=partial(retry_rounds, runtime.registry, runtime.request_retry),

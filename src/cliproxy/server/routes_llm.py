@@ -23,6 +23,7 @@ from cliproxy.server.count import count_tokens
 from cliproxy.server.forward import forward
 from cliproxy.server.key_policy import admit, check_model
 from cliproxy.server.outcomes import track_of
+from cliproxy.server.pinned import pin_of
 from cliproxy.state import AppState
 
 _NO_QUERY: Mapping[str, str] = {}
@@ -52,6 +53,7 @@ async def _simple_call(request: HTTPRequest, protocol: WireProtocol) -> Response
         started=started,
         carries_foreign_reasoning=foreign,
         track=track_of(request.scope),
+        pin=pin_of(request.scope, state),
     )
     admit(request.scope, state.key_limits, call.model, protocol.name, call.stream)
     return await forward(state, call)
@@ -114,6 +116,7 @@ async def gemini_post(request: HTTPRequest) -> Response:
         started=started,
         carries_foreign_reasoning=foreign,
         track=track_of(request.scope),
+        pin=pin_of(request.scope, state),
     )
     if call.stream and request.query_params.get("alt") != "sse":
         # Without alt=sse Gemini streams one JSON array; only our own encoder writes that.

@@ -13,6 +13,7 @@ from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.routing.registry import ModelInfo
 from cliproxy.server.errors import models_protocol
 from cliproxy.server.key_policy import check_model, policy_of
+from cliproxy.server.pinned import pin_of
 from cliproxy.state import AppState
 
 _STARTED = int(time.time())
@@ -46,7 +47,9 @@ def gemini_model(info: ModelInfo) -> dict[str, Any]:
 
 async def list_models(request: HTTPRequest) -> Response:
     state: AppState = request.app.state.cliproxy
-    models = state.runtime.registry.models()
+    pin = pin_of(request.scope, state)
+    registry = state.runtime.registry
+    models = registry.models() if pin is None else pin.models(registry)
     policy = policy_of(request.scope)
     if policy is not None and policy.allowed_models is not None:
         models = [info for info in models if policy.allows(info.id)]  # what the key may use
@@ -70,6 +73,9 @@ async def get_model(request: HTTPRequest) -> Response:
     state: AppState = request.app.state.cliproxy
     name = request.path_params["target"].removeprefix("models/")
     info = state.runtime.registry.model(name)
+    pin = pin_of(request.scope, state)
+    if info is not None and pin is not None:
+        pin.candidates(state.runtime.registry.candidates)(name)  # 404 when not the pin's
     if info is None:
         raise ProxyError(ErrorKind.NOT_FOUND, f"model '{name}' is not served here", param="model")
     check_model(request.scope, name)
