@@ -18,7 +18,9 @@ def protocol_for(path: str, headers: dict[str, str]) -> WireProtocol:
     """The protocol whose error format a client on ``path`` understands."""
     if path.startswith("/v1/messages"):
         return ANTHROPIC
-    if path.startswith("/v1beta/") or (path.startswith("/v1/models/") and ":" in path):
+    if path.startswith(("/v1beta/", "/v1/interactions")):
+        return GEMINI
+    if path.startswith("/v1/models/") and ":" in path:
         return GEMINI
     if path.rstrip("/") in ("/v1/models", "/v1beta/models"):
         return models_protocol(path, headers)

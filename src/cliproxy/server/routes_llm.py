@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from time import perf_counter
+from typing import Any
 
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response
 
 from cliproxy.model import Request, invalid
 from cliproxy.protocols.base import StreamEncoder, WireProtocol
+from cliproxy.protocols.gemini_interactions_request import interaction_model
 from cliproxy.protocols.gemini_stream import GeminiStreamEncoder
 from cliproxy.protocols.registry import (
     ANTHROPIC,
     GEMINI,
+    GEMINI_INTERACTIONS,
     OPENAI_CHAT,
     OPENAI_COMPLETIONS,
     OPENAI_RESPONSES,
@@ -39,14 +42,16 @@ def _state(request: HTTPRequest) -> AppState:
     return state
 
 
-async def _simple_call(request: HTTPRequest, protocol: WireProtocol) -> Response:
+async def _simple_call(
+    request: HTTPRequest, protocol: WireProtocol, model_of: Callable[[Any], str] = require_model
+) -> Response:
     started = perf_counter()
     state = _state(request)
     body, foreign = await read_json_body(request, state.runtime.config.request_body_limit_bytes)
     call = ClientCall(
         protocol=protocol,
         body=body,
-        model=require_model(body),
+        model=model_of(body),
         stream=require_stream_flag(body),
         headers=request.headers,
         query=_query(request),
@@ -73,6 +78,11 @@ async def responses(request: HTTPRequest) -> Response:
 
 async def messages(request: HTTPRequest) -> Response:
     return await _simple_call(request, ANTHROPIC)
+
+
+async def interactions(request: HTTPRequest) -> Response:
+    """POST /v1beta/interactions: exactly one of model (served) or agent (refused)."""
+    return await _simple_call(request, GEMINI_INTERACTIONS, interaction_model)
 
 
 async def messages_count_tokens(request: HTTPRequest) -> Response:
