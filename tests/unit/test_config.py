@@ -490,6 +490,7 @@ def test_check_config_ok(tmp_path: Path) -> None:
     assert lines == [
         f"warning: {path}:3: typo-key: unknown key, ignored",
         f"not supported yet (ignored): {path}:2: ws-auth",
+        "layout: legacy layout",
         f"{path}: OK (1 warning, 1 not supported yet)",
     ]
 

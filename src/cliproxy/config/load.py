@@ -15,6 +15,7 @@ from .checks import run_checks
 from .errors import ConfigError, ConfigProblem, KeyPath, render_key_path
 from .schema import Config
 from .tree import KeyScan, locate, scalar_problems, to_plain
+from .v8_layout import Translated, translate
 
 
 def default_config() -> Config:
@@ -43,7 +44,8 @@ def load_config(path: Path) -> Config:
 def parse_config_text(text: str, source: str, base_dir: Path | None = None) -> Config:
     """Parse config YAML held in memory. Relative file paths (tls.cert/key) use `base_dir`
     (default: the current directory)."""
-    tree = _parse_yaml(text, source)
+    translated = translate(_parse_yaml(text, source))
+    tree = translated.tree
     try:
         scan = KeyScan(source)
         scan.run(tree)
@@ -52,25 +54,25 @@ def parse_config_text(text: str, source: str, base_dir: Path | None = None) -> C
         raise ConfigError([ConfigProblem(source, None, "", "nested too deeply")]) from None
     warnings = list(scan.warnings)
     if bad_values:
-        problems = [_problem(tree, source, loc, message) for loc, message in bad_values]
+        problems = [_problem(translated, source, loc, message) for loc, message in bad_values]
         raise ConfigError(_in_file_order(problems), [str(w) for w in warnings])
 
     try:
         cfg = Config.model_validate(to_plain(tree))
     except ValidationError as exc:
-        problems = [_problem_from_pydantic(error, tree, source) for error in exc.errors()]
+        problems = [_problem_from_pydantic(error, translated, source) for error in exc.errors()]
         raise ConfigError(_in_file_order(problems), [str(w) for w in warnings]) from None
 
     checks = run_checks(cfg, base_dir or Path.cwd())
     if not cfg.demo_explicit:
         cfg.demo = not cfg.has_providers()  # checks may have dropped empty provider entries
-    warnings += [_problem(tree, source, loc, message) for loc, message in checks.warnings]
+    warnings += [_problem(translated, source, loc, message) for loc, message in checks.warnings]
     rendered_warnings = [str(w) for w in _in_file_order(warnings)]
     if checks.errors:
-        problems = [_problem(tree, source, loc, message) for loc, message in checks.errors]
+        problems = [_problem(translated, source, loc, message) for loc, message in checks.errors]
         raise ConfigError(_in_file_order(problems), rendered_warnings)
 
-    cfg.set_findings(rendered_warnings, scan.unsupported)
+    cfg.set_findings(rendered_warnings, scan.unsupported, translated.layout)
     return cfg
 
 
@@ -88,6 +90,7 @@ def check_config(path: Path) -> tuple[int, list[str]]:
     for key_path, line in cfg.unsupported_key_lines():
         where = f"{path}:{line}" if line is not None else str(path)
         lines.append(f"not supported yet (ignored): {where}: {key_path}")
+    lines.append(f"layout: {_LAYOUTS[cfg.layout]}")
     summary = f"{path}: OK"
     extras = []
     if cfg.warnings:
@@ -98,6 +101,13 @@ def check_config(path: Path) -> tuple[int, list[str]]:
         summary += f" ({', '.join(extras)})"
     lines.append(summary)
     return 0, lines
+
+
+_LAYOUTS = {
+    "legacy": "legacy layout",
+    "v8": "v8 layout (config-version 8)",
+    "mixed": "mixed layout (v8 paths win over their legacy keys)",
+}
 
 
 def _parse_yaml(text: str, source: str) -> CommentedMap:
@@ -129,17 +139,20 @@ def _parse_yaml(text: str, source: str) -> CommentedMap:
     return tree
 
 
-def _problem(tree: CommentedMap, source: str, loc: KeyPath, message: str) -> ConfigProblem:
-    return ConfigProblem(source, locate(tree, loc), render_key_path(loc), message)
+def _problem(translated: Translated, source: str, loc: KeyPath, message: str) -> ConfigProblem:
+    line = locate(translated.tree, loc)
+    return ConfigProblem(source, line, render_key_path(translated.v8_path(loc)), message)
 
 
 def _in_file_order(problems: list[ConfigProblem]) -> list[ConfigProblem]:
     return sorted(problems, key=lambda p: p.line if p.line is not None else 0)
 
 
-def _problem_from_pydantic(error: ErrorDetails, tree: CommentedMap, source: str) -> ConfigProblem:
+def _problem_from_pydantic(
+    error: ErrorDetails, translated: Translated, source: str
+) -> ConfigProblem:
     loc: KeyPath = tuple(error["loc"])
-    return _problem(tree, source, loc, _message(error, loc))
+    return _problem(translated, source, loc, _message(error, loc))
 
 
 _EXPECTED = {

@@ -283,6 +283,8 @@ class Config(ConfigModel):
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _unsupported: list[tuple[str, int | None]] = PrivateAttr(default_factory=list)
     _demo_explicit: bool = PrivateAttr(default=False)
+    # The file's layout (config/v8_layout.py): "legacy", "v8" or "mixed".
+    _layout: str = PrivateAttr(default="legacy")
 
     @field_validator("model_fallbacks")
     @classmethod
@@ -489,10 +491,21 @@ class Config(ConfigModel):
         """Like unsupported_keys() with the 1-based line of each key (None when unknown)."""
         return list(self._unsupported)
 
-    def set_findings(self, warnings: list[str], unsupported: list[tuple[str, int | None]]) -> None:
+    def set_findings(
+        self,
+        warnings: list[str],
+        unsupported: list[tuple[str, int | None]],
+        layout: str = "legacy",
+    ) -> None:
         """Used by the loader to attach what it found while reading the file."""
         self._warnings = list(warnings)
         self._unsupported = list(unsupported)
+        self._layout = layout
+
+    @property
+    def layout(self) -> str:
+        """How the file was written: "legacy", "v8" (config-version 8 paths) or "mixed"."""
+        return self._layout
 
     @property
     def client_key_values(self) -> list[str]:

@@ -1,0 +1,285 @@
+"""The reference system's v8 config layout (`config-version: 8`, since its v8.0): read it by
+moving every v8 path to the legacy key it stands for, before the legacy reader runs.
+
+The v8 layout groups the legacy keys (`server.port` for `port`, `routing.retry.request-retry`
+for `request-retry`, `observability.logs.debug` for `debug`, ...) and turns the provider key
+lists into groups: `api-keys.<family>[] = {name, base-url, keys[], shared fields}` for
+`<family>-api-key[]` entries, one entry per key. Both layouts load and may be mixed; when a v8
+path and its legacy key are both present the v8 path wins by presence, even when its value is
+false or null (null: the key is unset, so its default applies).
+
+The ruamel nodes are moved, not copied, and each moved key keeps its line, so a problem is
+still reported on the line the user wrote; ``Translated.v8_path`` turns a legacy key path back
+into the v8 spelling for the message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from .errors import KeyPath
+
+Layout = Literal["legacy", "v8", "mixed"]
+ANY = "*"
+
+# (v8 path pattern, legacy path): "*" matches one key and stands for the same key in the legacy
+# path. The first match wins, so a specific rule stands before the wildcard of its parent.
+MOVES: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("server", ANY), (ANY,)),
+    (("management",), ("remote-management",)),
+    (("access", "api-keys"), ("api-keys",)),
+    (("credentials", "concurrency"), ("credential-concurrency",)),
+    (("credentials", "in-flight"), ("credential-in-flight",)),
+    (("routing", "force-model-prefix"), ("force-model-prefix",)),
+    (("routing", "retry", ANY), (ANY,)),
+    (("routing", "cooldown", ANY), (ANY,)),
+    (("requests", ANY), (ANY,)),
+    (("oauth", "auth-dir"), ("auth-dir",)),
+    (("oauth", "auth-auto-refresh-workers"), ("auth-auto-refresh-workers",)),
+    (("oauth", "model-alias"), ("oauth-model-alias",)),
+    (("oauth", "excluded-models"), ("oauth-excluded-models",)),
+    (("oauth", "request-scoped-errors"), ("oauth-request-scoped-errors",)),
+    (("oauth", "settings"), ("oauth-settings",)),
+    (("oauth", "providers", "aistudio", "ws-auth"), ("ws-auth",)),
+    (("oauth", "providers", "codex", "header-defaults"), ("codex-header-defaults",)),
+    (("oauth", "providers", "codex", ANY), ("codex", ANY)),
+    (("oauth", "providers", "antigravity", ANY), ("antigravity", ANY)),
+    (("oauth", "providers", "devin"), ("devin",)),
+    (("upstream", "codex", ANY), ("codex", ANY)),
+    (("upstream", "claude", "header-defaults"), ("claude-header-defaults",)),
+    (("upstream", "claude", ANY), ("claude", ANY)),
+    (("upstream", "xai"), ("xai",)),
+    (("client", "codex", ANY), ("codex", ANY)),
+    (("multimedia", ANY), (ANY,)),
+    (("observability", "logs", ANY), (ANY,)),
+    (("observability", "usage", ANY), (ANY,)),
+    (("observability", "accounting-outbox"), ("accounting-outbox",)),
+    (("observability", "pprof"), ("pprof",)),
+)
+# Top-level keys that only the v8 layout has (routing and oauth: their v8 children only).
+V8_ROOTS = frozenset(
+    {"server", "management", "access", "credentials", "requests", "upstream", "client"}
+    | {"multimedia", "observability"}
+)
+# Legacy roots that the v8 layout also uses: only the children a rule names move out.
+SHARED_ROOTS = frozenset({"routing", "oauth"})
+FAMILIES = {
+    "gemini": "gemini-api-key",
+    "interactions": "interactions-api-key",
+    "vertex": "vertex-api-key",
+    "codex": "codex-api-key",
+    "claude": "claude-api-key",
+    "xai": "xai-api-key",
+    "meta": "meta-api-key",
+    "openai-compatibility": "openai-compatibility",
+}
+VERSION_KEY = "config-version"
+
+
+@dataclass
+class Translated:
+    tree: CommentedMap
+    layout: Layout
+    # legacy key path prefix -> the v8 path it was read from
+    origins: dict[KeyPath, KeyPath] = field(default_factory=dict)
+
+    def v8_path(self, loc: KeyPath) -> KeyPath:
+        """``loc`` spelled as the file spells it."""
+        for size in range(len(loc), 0, -1):
+            origin = self.origins.get(loc[:size])
+            if origin is not None:
+                return origin + loc[size:]
+        return loc
+
+
+def _rule_for(path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The legacy path for a v8 path, when a rule names it exactly."""
+    for pattern, legacy in MOVES:
+        if len(pattern) == len(path) and all(
+            p in (ANY, k) for p, k in zip(pattern, path, strict=True)
+        ):
+            wild = [k for p, k in zip(pattern, path, strict=True) if p == ANY]
+            return tuple(wild.pop(0) if part == ANY else part for part in legacy)
+    return None
+
+
+def _deeper_rules(path: tuple[str, ...]) -> bool:
+    return any(
+        len(pattern) > len(path) and all(p in (ANY, k) for p, k in zip(pattern, path, strict=False))
+        for pattern, _ in MOVES
+    )
+
+
+def translate(tree: CommentedMap) -> Translated:
+    """The legacy tree a v8 or mixed file stands for (a legacy file comes back as it is)."""
+    v8_keys = [key for key in tree if _is_v8_root(tree, key)]
+    if not v8_keys:
+        return Translated(tree, "legacy")
+    out = Translated(_new_map(tree), "v8")
+    legacy_left = False
+    for key in tree:
+        if key in v8_keys:
+            continue
+        if key not in SHARED_ROOTS:
+            legacy_left = True
+        _put(out, (key,), tree[key], tree, key, (key,))
+    for key in v8_keys:
+        if key == VERSION_KEY:
+            continue
+        if key == "api-keys":
+            _groups(out, tree, tree[key])
+        else:
+            _walk(out, tree, key, (key,))
+    if legacy_left:
+        out.layout = "mixed"
+    return out
+
+
+def _is_v8_root(tree: CommentedMap, key: Any) -> bool:
+    value = tree[key]
+    if key == VERSION_KEY or key in V8_ROOTS:
+        return True
+    if key == "api-keys":
+        return isinstance(value, dict)
+    if key in SHARED_ROOTS and isinstance(value, dict):
+        return any(_rule_for((key, child)) or _deeper_rules((key, child)) for child in value)
+    return False
+
+
+def _walk(out: Translated, parent: CommentedMap, key: str, path: tuple[str, ...]) -> None:
+    value = parent[key]
+    legacy = _rule_for(path)
+    if legacy is not None:
+        _put(out, legacy, value, parent, key, path, wins=True)
+    elif isinstance(value, CommentedMap) and _deeper_rules(path):
+        for child in value:
+            _walk(out, value, str(child), (*path, str(child)))
+    else:
+        # No rule names it: kept where it is (legacy routing/oauth children stay; a v8 key
+        # cliproxy does not know is reported by the key scan under its own path).
+        _put(out, path, value, parent, key, path)
+
+
+def _put(
+    out: Translated,
+    legacy: tuple[str, ...],
+    value: Any,
+    parent: CommentedMap,
+    key: Any,
+    origin: tuple[str, ...],
+    *,
+    wins: bool = False,
+) -> None:
+    node = out.tree
+    for part in legacy[:-1]:
+        child = node.get(part)
+        if not isinstance(child, CommentedMap):
+            child = _new_map(parent)
+            node[part] = child
+            _copy_line(node, part, parent, key)
+        node = child
+    last = legacy[-1]
+    if last in node and not wins:
+        return  # the v8 path was placed first and wins by presence
+    if value is None and wins:
+        node.pop(last, None)
+    else:
+        node[last] = value
+        _copy_line(node, last, parent, key)
+    if legacy != origin:
+        out.origins[legacy] = origin
+
+
+def _new_map(like: Any, line: int | None = None) -> CommentedMap:
+    """An empty mapping placed where ``like`` is (or on ``line``, 0-based), so problems inside
+    it are reported there."""
+    made = CommentedMap()
+    if line is None:
+        line = getattr(getattr(like, "lc", None), "line", None)
+    made.lc.line, made.lc.col = line or 0, 0
+    return made
+
+
+def _copy_line(node: CommentedMap, key: Any, parent: Any, parent_key: Any) -> None:
+    position = parent.lc.data.get(parent_key) if hasattr(parent, "lc") else None
+    if position is not None:
+        node.lc.add_kv_line_col(key, position)
+
+
+def _groups(out: Translated, tree: CommentedMap, groups: Any) -> None:
+    """`api-keys.<family>[]` groups -> the legacy lists, one entry per key."""
+    for family in groups:
+        legacy = FAMILIES.get(str(family))
+        lists = groups[family]
+        if legacy is None or not isinstance(lists, list):
+            _put(out, ("api-keys", str(family)), lists, groups, family, ("api-keys", str(family)))
+            continue
+        entries = CommentedSeq()
+        for index, group in enumerate(lists):
+            origin: tuple[Any, ...] = ("api-keys", str(family), index)
+            if not isinstance(group, dict):
+                start = len(entries)
+                entries.append(group)  # the legacy reader names what is wrong with it
+                out.origins[(legacy, start)] = origin
+                continue
+            for entry in _entries(legacy, group, _line_of(lists, index)):
+                out.origins[(legacy, len(entries))] = origin
+                entries.append(entry)
+                line = _line_of(lists, index)
+                if line is not None:
+                    entries.lc.add_kv_line_col(len(entries) - 1, line)
+        out.tree[legacy] = entries
+        _copy_line(out.tree, legacy, groups, family)
+
+
+def _line_of(seq: Any, index: int) -> list[int] | None:
+    try:
+        return list(seq.lc.item(index))
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _entries(legacy: str, group: dict[Any, Any], at: list[int] | None) -> list[CommentedMap]:
+    keys = group.get("keys")
+    key_items = keys if isinstance(keys, list) else []
+    line = at[0] if at else None
+
+    def shared_into(entry: CommentedMap) -> CommentedMap:
+        for k, v in group.items():
+            if k not in ("keys", "name") and k not in entry:
+                entry[k] = v
+                _copy_line(entry, k, group, k)
+        return entry
+
+    if legacy == "openai-compatibility":
+        entry = _new_map(group, line)
+        if "name" in group:
+            entry["name"] = group["name"]
+            _copy_line(entry, "name", group, "name")
+        entries = CommentedSeq(_key_fields(keys, j, item) for j, item in enumerate(key_items))
+        entry["api-key-entries"] = entries
+        _copy_line(entry, "api-key-entries", group, "keys")
+        return [shared_into(entry)]
+    if not key_items:
+        return [shared_into(_new_map(group, line))]
+    return [shared_into(_key_fields(keys, j, item)) for j, item in enumerate(key_items)]
+
+
+def _key_fields(keys: Any, index: int, item: Any) -> CommentedMap:
+    """One `keys[]` item: a plain key, or a mapping with `api-key` (or `key`) and its own
+    fields (proxy-url, headers, ...), placed on the item's line."""
+    at = _line_of(keys, index)
+    fields = _new_map(None, at[0] if at else None)
+    if isinstance(item, dict):
+        for k, v in item.items():
+            name = "api-key" if k == "key" and "api-key" not in item else k
+            fields[name] = v
+            _copy_line(fields, name, item, k)
+    else:
+        fields["api-key"] = item
+        if at is not None:
+            fields.lc.add_kv_line_col("api-key", [at[0], at[1], at[0], at[1]])
+    return fields
