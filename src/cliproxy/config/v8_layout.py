@@ -283,3 +283,142 @@ def _key_fields(keys: Any, index: int, item: Any) -> CommentedMap:
         if at is not None:
             fields.lc.add_kv_line_col("api-key", [at[0], at[1], at[0], at[1]])
     return fields
+
+
+# --- writing a v8 or mixed file back ----------------------------------------------------------
+
+_MISSING = object()
+
+
+def top_level(tree: CommentedMap) -> dict[Any, Any]:
+    """What ``write_back`` compares against: the legacy view's top-level values, by identity
+    (nodes it shares with the file), and the provider lists as plain copies (those read from
+    groups are nodes of the view's own, edited in place)."""
+    found: dict[Any, Any] = {key: tree[key] for key in tree}
+    for legacy in FAMILIES.values():
+        if legacy in tree:
+            found[(_COPY, legacy)] = _plain(tree[legacy])
+    return found
+
+
+_COPY = "copy"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_back(original: CommentedMap, translated: Translated, before: dict[Any, Any]) -> None:
+    """Carry the edits made to ``translated.tree`` (the legacy view of ``original``) into
+    ``original``, in the file's own layout. Nested edits need nothing: the views share their
+    nodes. A top-level key that was set, replaced or removed goes to the v8 path it was read
+    from (a key the file did not have goes where the file's layout puts it: a legacy one when
+    the file has no v8 twin for it); a provider list read from `api-keys` groups is written back
+    as groups, one per entry."""
+    after = translated.tree
+    groups_of = {legacy: family for family, legacy in FAMILIES.items()}
+    keys = [key for key in before if not isinstance(key, tuple)]
+    for key in list(dict.fromkeys([*keys, *after])):
+        old, new = before.get(key, _MISSING), after.get(key, _MISSING)
+        if key in groups_of and _from_groups(translated, key):
+            if new is _MISSING or _plain(new) != before.get((_COPY, key)):
+                _write_groups(original, groups_of[key], key, new)
+            continue
+        if old is new:
+            continue
+        target = translated.origins.get((key,), (key,))
+        if target == (key,) and translated.layout == "v8":
+            target = _v8_home(key)
+        _set_path(original, target, new)
+
+
+def _from_groups(translated: Translated, legacy: str) -> bool:
+    return any(loc[:1] == (legacy,) and origin[:1] == ("api-keys",)
+               for loc, origin in translated.origins.items())  # fmt: skip
+
+
+def _v8_home(key: str) -> tuple[str, ...]:
+    """Where a v8 file keeps a legacy top-level key it did not have yet."""
+    for pattern, legacy in MOVES:
+        if legacy == (key,) and ANY not in pattern:
+            return pattern
+        if legacy == (ANY,) and pattern[-1] == ANY and key in _V8_CHILDREN.get(pattern[:-1], ()):
+            return (*pattern[:-1], key)
+    return (key,)
+
+
+# The legacy keys each wildcard group of the v8 layout holds (wave-2 reference, section h).
+_V8_CHILDREN: dict[tuple[str, ...], frozenset[str]] = {
+    ("server",): frozenset({"host", "port", "tls", "trusted-proxies", "commercial-mode"}),
+    ("routing", "retry"): frozenset(
+        {"request-retry", "max-retry-credentials", "max-retry-interval"}
+    ),
+    ("routing", "cooldown"): frozenset(
+        {"disable-cooling", "save-cooldown-status", "transient-error-cooldown-seconds"}
+    ),
+    ("requests",): frozenset(
+        {"proxy-url", "passthrough-headers", "nonstream-keepalive-interval", "streaming", "payload"}
+    ),
+    ("multimedia",): frozenset(
+        {"disable-image-generation", "gpt-image-2-base-model", "video-result-auth-cache-ttl"}
+    ),
+    ("observability", "logs"): frozenset(
+        {
+            "debug",
+            "logging-to-file",
+            "logs-max-total-size-mb",
+            "request-log",
+            "error-logs-max-files",
+        }
+    ),
+    ("observability", "usage"): frozenset(
+        {"usage-statistics-enabled", "redis-usage-queue-retention-seconds"}
+    ),
+}
+
+
+def _set_path(tree: CommentedMap, path: tuple[Any, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, CommentedMap):
+            if value is _MISSING:
+                return
+            child = CommentedMap()
+            node[part] = child
+        node = child
+    if value is _MISSING:
+        node.pop(path[-1], None)
+    else:
+        node[path[-1]] = value
+
+
+def _write_groups(original: CommentedMap, family: str, legacy: str, entries: Any) -> None:
+    groups = original.get("api-keys")
+    if not isinstance(groups, CommentedMap):
+        groups = CommentedMap()
+        original["api-keys"] = groups
+    if entries is _MISSING:
+        groups.pop(family, None)
+        return
+    written = CommentedSeq()
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            written.append(entry)
+            continue
+        group = CommentedMap()
+        if legacy == "openai-compatibility":
+            for k, v in entry.items():
+                group["keys" if k == "api-key-entries" else k] = v
+        else:
+            for k, v in entry.items():
+                if k == "api-key":
+                    group["keys"] = CommentedSeq([v])
+                else:
+                    group[k] = v
+        written.append(group)
+    groups[family] = written

@@ -28,6 +28,7 @@ from ruamel.yaml.tokens import CommentToken
 from cliproxy.auth.files import AuthWriteError, remove_stale_temp_files, write_atomic
 from cliproxy.config import ConfigError, parse_config_text
 from cliproxy.config.schema import Config
+from cliproxy.config.v8_layout import top_level, translate, write_back
 from cliproxy.management.errors import ApiError
 from cliproxy.management.security import hash_secret, is_bcrypt_hash
 from cliproxy.state import AppState
@@ -313,19 +314,31 @@ class ConfigEditor:
             return None
         text = self.read_text()
         document = load_document(text)
-        if not _hash_plain_secret(document.tree):
+        # In a v8 file the secret sits under management:, which the legacy view shares.
+        if not _hash_plain_secret(translate(document.tree).tree):
             return None
         return self._commit(dump_document(document))
 
     def _edit_sync(self, mutate: Mutation) -> Config:
         document = load_document(self.read_text())
-        edit_keeping_comments(document.tree, mutate)
-        _hash_plain_secret(document.tree)
+        translated = translate(document.tree)
+        if translated.layout == "legacy":
+            edit_keeping_comments(document.tree, mutate)
+            _hash_plain_secret(document.tree)
+        else:
+            # A v8 (or mixed) file: the routes edit its legacy view, and the edits are written
+            # back under the file's own paths, so it keeps its layout.
+            before = top_level(translated.tree)
+            mutate(translated.tree)
+            _hash_plain_secret(translated.tree)
+            write_back(document.tree, translated, before)
+            for key in document.tree:
+                document.tree[key] = _commented(document.tree[key])
         return self._commit(dump_document(document))
 
     def _replace_sync(self, text: str) -> Config:
         document = load_document(text)
-        if _hash_plain_secret(document.tree):
+        if _hash_plain_secret(translate(document.tree).tree):
             text = dump_document(document)
         return self._commit(text)
 
