@@ -233,6 +233,30 @@ def tracebacks() -> Iterator[TracebackCatcher]:
             logger.removeHandler(catcher)
 
 
+def test_login_starts_say_what_they_start(fuzz_proxy: ProxyServer) -> None:
+    """x-cliproxy-login on each /<name>-auth-url the server serves: what the console's "Add an
+    account" page offers (one per provider, aliases marked), and nothing on the refused ones."""
+    paths = served_document(fuzz_proxy)["paths"]
+    logins = {
+        path: item["get"]["x-cliproxy-login"]
+        for path, item in paths.items()
+        if "x-cliproxy-login" in item.get("get", {})
+    }
+    offered = [
+        (path, login["provider"], login["title"], login["project"])
+        for path, login in logins.items()
+        if not login["alias"]
+    ]
+    assert offered == [
+        ("/codex-auth-url", "codex", "Codex (ChatGPT)", False),
+        ("/anthropic-auth-url", "anthropic", "Claude", False),
+        ("/gemini-cli-auth-url", "gemini-cli", "Gemini (Google account)", True),
+    ]
+    aliases = {path: login["provider"] for path, login in logins.items() if login["alias"]}
+    assert aliases == {"/claude-auth-url": "anthropic", "/gemini-auth-url": "gemini-cli"}
+    assert "x-cliproxy-login" not in paths["/kimi-auth-url"]["get"]
+
+
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_server_errors_on_generated_input(
     fuzz_proxy: ProxyServer,

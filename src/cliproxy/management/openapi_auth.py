@@ -254,15 +254,24 @@ def login_paths() -> dict[str, dict[str, Any]]:
     paths: dict[str, dict[str, Any]] = {}
     for entry in catalog().entries:
         params = [webui, project] if entry.cloud_project else [webui]
-        for route in entry.login_routes:
-            paths[f"/{route}-auth-url"] = {
-                "get": op(
-                    f"Start a {entry.display_name} login: the authorize URL and its state",
-                    "logins",
-                    params=params,
-                    reply=started,
-                )
-            }
+        # What a page needs to offer the login (the console's "Add an account" reads it):
+        # the provider name oauth-callback takes, a name for people, whether it takes a
+        # project. The first route of a kind is its own name; the others are aliases.
+        login = {
+            "provider": entry.login,
+            "kind": entry.kind,
+            "title": entry.flow.display_name,
+            "project": entry.cloud_project,
+        }
+        for position, route in enumerate(entry.login_routes):
+            operation = op(
+                f"Start a {entry.display_name} login: the authorize URL and its state",
+                "logins",
+                params=params,
+                reply=started,
+            )
+            operation["x-cliproxy-login"] = {**login, "alias": position > 0}
+            paths[f"/{route}-auth-url"] = {"get": operation}
     for name in ("antigravity", "kimi", "xai", "qwen", "iflow"):
         refused = op(
             f"{name} logins are not supported: always 422 with the reason", "logins", errors=[422]

@@ -1,9 +1,92 @@
 // Accounts: every auth file and config API key, their state, expiry and cooldowns (live
-// countdowns), with enable/disable, reset cooldown, delete and upload.
+// countdowns), requests per hour over the last day (a sparkline each, from one
+// /usage/summary call for all of them), with enable/disable, reset cooldown, delete and upload.
 
-import { call } from "./api.js";
+import { call, get } from "./api.js";
+import { chart, dropDetachedCharts, palette } from "./charts.js";
 import { loadAccounts, loadApiKeys } from "./credentials.js";
 import { confirmDialog, countdown, fmtInt, fmtTime, fmtWhen, h, toast } from "./dom.js";
+
+const HOUR = 3600e3;
+const SPARK_HOURS = 24;
+
+// Requests per hour of every credential over the last 24 hours (the current hour last), by
+// auth_index: one call, grouped by account. A ledger that cannot answer leaves the cells empty
+// with its reason, not the page.
+async function loadActivity() {
+  const first = Math.floor(Date.now() / HOUR) * HOUR - (SPARK_HOURS - 1) * HOUR;
+  const activity = { first, byIndex: new Map(), error: "" };
+  try {
+    const query = { from: new Date(first).toISOString(), to: new Date().toISOString(), "group-by": "account", bucket: "hour" };
+    for (const b of (await get("/usage/summary", query)).data.buckets || []) {
+      const i = Math.round((Date.parse(b.start) - first) / HOUR);
+      if (!(i >= 0 && i < SPARK_HOURS)) continue;
+      let series = activity.byIndex.get(b.group);
+      if (!series) {
+        series = { requests: new Array(SPARK_HOURS).fill(0), failed: new Array(SPARK_HOURS).fill(0) };
+        activity.byIndex.set(b.group, series);
+      }
+      series.requests[i] += b.requests;
+      series.failed[i] += b.failed;
+    }
+  } catch (error) {
+    if (error.status === 401) throw error;
+    activity.error = error.message;
+  }
+  return activity;
+}
+
+function hourText(t) {
+  return new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+// The cell; its chart is drawn by drawSparklines once the table is on the page.
+function sparkCell(activity, authIndex, draws) {
+  if (activity.error) return h("span", { class: "muted", title: activity.error }, "not available");
+  const series = activity.byIndex.get(authIndex);
+  const total = series ? series.requests.reduce((a, b) => a + b, 0) : 0;
+  if (!total) return h("span", { class: "muted spark-none" }, "no requests");
+  const failed = series.failed.reduce((a, b) => a + b, 0);
+  const peak = Math.max(...series.requests);
+  const peakAt = activity.first + series.requests.indexOf(peak) * HOUR;
+  const summary = `${total} requests in the last 24 hours${failed ? `, ${failed} failed` : ""}; busiest hour ${hourText(peakAt)} with ${peak}`;
+  const canvas = h("canvas", { class: "spark", role: "img", "aria-label": summary });
+  draws.push({ canvas, series, first: activity.first });
+  return h(
+    "div",
+    { class: "spark-cell", title: summary, dataset: { authIndex, requests: String(total) } },
+    h("div", { class: "spark-box" }, canvas),
+    h("span", { class: "spark-total" }, fmtInt(total)),
+  );
+}
+
+function translucent(color) {
+  return /^#[0-9a-f]{6}$/i.test(color) ? color + "33" : "transparent";
+}
+
+function drawSparklines(draws) {
+  const colors = palette();
+  const danger = getComputedStyle(document.documentElement).getPropertyValue("--danger").trim();
+  for (const { canvas, series, first } of draws.splice(0)) {
+    const labels = series.requests.map((_, i) => hourText(first + i * HOUR));
+    const datasets = [
+      { label: "requests", data: series.requests, borderColor: colors[0], backgroundColor: translucent(colors[0]), fill: true, borderWidth: 1.5, pointRadius: 0, tension: 0.3 },
+    ];
+    if (series.failed.some((n) => n > 0)) {
+      datasets.push({ label: "failed", data: series.failed, borderColor: danger, borderWidth: 1, pointRadius: 0, fill: false });
+    }
+    chart(canvas, {
+      type: "line",
+      data: { labels, datasets },
+      options: {
+        events: [],
+        layout: { padding: 2 },
+        plugins: { legend: { display: false }, tooltip: { enabled: false } },
+        scales: { x: { display: false }, y: { display: false, beginAtZero: true, suggestedMax: 1 } },
+      },
+    });
+  }
+}
 
 const STATE_CLASS = { active: "ok", disabled: "muted", needs_login: "bad", cooling: "warn", invalid: "bad" };
 
@@ -77,7 +160,7 @@ function resetButton(authIndex, refresh, disabled) {
   return button;
 }
 
-function accountRow(account, refresh) {
+function accountRow(account, refresh, activity, draws) {
   const cooldowns = (account.quota && account.quota.cooldowns) || [];
   const toggle = h("button", { type: "button", class: "small", "data-action": "toggle" }, account.disabled ? "Enable" : "Disable");
   toggle.addEventListener("click", () =>
@@ -121,12 +204,13 @@ function accountRow(account, refresh) {
     h("td", {}, expiry, account.last_refresh ? h("div", { class: "muted small-text" }, "refreshed ", fmtWhen(account.last_refresh)) : null),
     h("td", {}, cooldownList(cooldowns, refresh)),
     h("td", {}, quotaList(account.quota)),
+    h("td", { class: "spark-td" }, sparkCell(activity, account.auth_index, draws)),
     h("td", { class: "num" }, fmtInt(account.success || 0), " / ", h("span", { class: account.failed ? "bad-text" : "" }, fmtInt(account.failed || 0))),
     h("td", { class: "actions" }, toggle, refreshNow, reset, download, remove),
   );
 }
 
-function keyRow(key, refresh) {
+function keyRow(key, refresh, activity, draws) {
   const reset = resetButton(key.routingId, refresh, false);
   return h(
     "tr",
@@ -135,6 +219,7 @@ function keyRow(key, refresh) {
     h("td", {}, key.provider),
     h("td", { class: "mono" }, key.key),
     h("td", { class: "num" }, fmtInt(key.models)),
+    h("td", { class: "spark-td" }, sparkCell(activity, key.authIndex, draws)),
     h("td", { class: "actions" }, reset),
   );
 }
@@ -216,27 +301,37 @@ function uploader(refresh) {
 
 export async function renderAccounts(main) {
   const lists = h("div", { id: "account-lists" });
-  const filesSection = (list) =>
+  const draws = [];
+  const filesSection = (list, activity) =>
     h(
       "section",
       { class: "card" },
       h("h2", {}, `OAuth accounts (${list.length})`),
-      table("auth-files", ["Account", "Provider", "State", "Token expires", "Cooldowns", "Vendor quota", "OK / failed#", "Actions"], list.map((a) => accountRow(a, refresh)), "No auth files yet."),
+      table("auth-files", ["Account", "Provider", "State", "Token expires", "Cooldowns", "Vendor quota", "Requests, 24 h", "OK / failed#", "Actions"], list.map((a) => accountRow(a, refresh, activity, draws)), "No auth files yet: add an account, or upload its file below."),
     );
-  const keysSection = (list) =>
+  const keysSection = (list, activity) =>
     h(
       "section",
       { class: "card" },
       h("h2", {}, `API keys (${list.length})`),
-      table("api-keys", ["Label", "Provider", "Key", "Models#", "Actions"], list.map((k) => keyRow(k, refresh)), "No API keys in config.yaml."),
+      table("api-keys", ["Label", "Provider", "Key", "Models#", "Requests, 24 h", "Actions"], list.map((k) => keyRow(k, refresh, activity, draws)), "No API keys in config.yaml."),
     );
+  const load = () => Promise.all([loadAccounts(), loadApiKeys(), loadActivity()]);
+  const show = ([accounts, keys, activity]) => {
+    lists.replaceChildren(filesSection(accounts, activity), keysSection(keys, activity));
+    dropDetachedCharts(); // the sparklines of the lists just replaced
+  };
   // Reads the lists again after an action, in place (the upload results stay on the page).
   async function refresh() {
     if (!lists.isConnected) return;
-    const [accounts, keys] = await Promise.all([loadAccounts(), loadApiKeys()]);
-    lists.replaceChildren(filesSection(accounts), keysSection(keys));
+    show(await load());
+    drawSparklines(draws);
   }
-  const [accounts, keys] = await Promise.all([loadAccounts(), loadApiKeys()]);
-  lists.replaceChildren(filesSection(accounts), keysSection(keys));
-  main.replaceChildren(h("div", { class: "page-head" }, h("h1", {}, "Accounts")), lists, uploader(refresh));
+  show(await load());
+  main.replaceChildren(
+    h("div", { class: "page-head" }, h("h1", {}, "Accounts"), h("a", { href: "#/add-account", class: "button", id: "add-account" }, "Add an account")),
+    lists,
+    uploader(refresh),
+  );
+  drawSparklines(draws);
 }

@@ -16,6 +16,15 @@ export function destroyCharts() {
   live.clear();
 }
 
+// Charts whose canvas left the page (a list drawn again in place).
+export function dropDetachedCharts() {
+  for (const made of live) {
+    if (made.canvas && made.canvas.isConnected) continue;
+    made.destroy();
+    live.delete(made);
+  }
+}
+
 export function chart(canvas, config) {
   const Chart = window.Chart;
   if (!Chart) throw new Error("the chart library did not load");

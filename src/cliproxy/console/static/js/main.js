@@ -2,6 +2,7 @@
 
 import { forgetKey, storedKey, whenUnauthorized } from "./api.js";
 import { renderAccounts } from "./accounts.js";
+import { renderAddAccount } from "./addaccount.js";
 import { destroyCharts } from "./charts.js";
 import { renderClientKeys } from "./clientkeys.js";
 import { $, h } from "./dom.js";
@@ -11,6 +12,7 @@ import { renderOverview } from "./overview.js";
 const PAGES = {
   overview: { title: "Overview", render: renderOverview },
   accounts: { title: "Accounts", render: renderAccounts },
+  "add-account": { title: "Add an account", render: renderAddAccount },
   "client-keys": { title: "Client keys", render: renderClientKeys },
 };
 
@@ -67,7 +69,7 @@ signOut.addEventListener("click", () => {
 window.addEventListener("hashchange", () => route());
 // Charts take their colours from the scheme: draw them again when it changes.
 matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
-  if (storedKey() && pageName() === "overview") route();
+  if (storedKey() && ["overview", "accounts"].includes(pageName())) route();
 });
 
 async function start() {
