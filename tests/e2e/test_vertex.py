@@ -121,6 +121,16 @@ def test_management_import_writes_the_reference_file_and_routes_it(
         "type": "vertex",
         "prefix": "vx",
     }
+    with management(proxy) as api:
+        listing = api.get("/auth-files")
+    assert "PRIVATE KEY" not in listing.text  # the key never leaves in a listing
+    (entry,) = listing.json()["files"]
+    assert (entry["type"], entry["email"], entry["project_id"]) == (
+        "vertex",
+        key["client_email"],
+        PROJECT,
+    )
+    assert entry["location"] == "europe-west4"
     answer = ask("openai_chat", proxy.base_url, "vx/gemini-2.5-pro", "hi there", False)
     assert answer.text == "echo: hi there"
     call = vertex_sim.last_request
@@ -203,6 +213,12 @@ def test_cli_import(tmp_path: Path, vertex_sim: VertexSim) -> None:
     saved = orjson.loads(written.read_bytes())
     assert saved["priority"] == 5 and saved["prefix"] == "team"
     assert saved["location"] == "us-central1"
+    listing = CliRunner().invoke(
+        auth_app, ["accounts", "--auth-dir", str(target)], env={"COLUMNS": "250"}
+    )
+    assert listing.exit_code == 0, listing.output
+    assert key["client_email"] in listing.output and "needs login" not in listing.output
+    assert "PRIVATE KEY" not in listing.output
 
 
 def test_cli_import_refuses_bad_files(tmp_path: Path, vertex_sim: VertexSim) -> None:
