@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 auth_app = typer.Typer(no_args_is_help=True)
 
-PROVIDER_HELP = "codex (ChatGPT), claude (Claude Pro/Max) or gemini (Google account)."
+PROVIDER_HELP = (
+    "codex (ChatGPT), claude (Claude Pro/Max), gemini (Google account) or vertex "
+    "(a service-account key, with --service-account)."
+)
 AuthDirOption = Annotated[
     Path | None,
     typer.Option("--auth-dir", help="Auth directory (default: the config's auth-dir)."),
@@ -121,6 +124,14 @@ def login(
     ] = None,
     auth_dir: AuthDirOption = None,
     config: ConfigOption = None,
+    service_account: Annotated[
+        Path | None,
+        typer.Option("--service-account", help="vertex: the service-account key JSON to import."),
+    ] = None,
+    location: Annotated[
+        str, typer.Option(help="vertex: the region requests go to (or global).")
+    ] = "us-central1",
+    prefix: Annotated[str, typer.Option(help="vertex: a model-name prefix for it.")] = "",
 ) -> None:
     """Log in to a subscription account and store its tokens in the auth directory."""
     from cliproxy.auth.files import AuthWriteError
@@ -131,6 +142,9 @@ def login(
 
     console = Console(highlight=False)
     name = provider.strip().lower()
+    if name == "vertex" or service_account is not None:
+        _import_vertex(name, service_account, location, prefix, auth_dir, config, console)
+        return
     if name not in login_providers():
         choices = ", ".join(login_providers())
         console.print(f"[red]Unknown provider {provider!r}[/]: choose {choices}.")
@@ -165,6 +179,52 @@ def login(
     console.print(f"{verb} {escape(str(record.path))}")
     if record.disabled:
         console.print("[yellow]Note:[/] this account is disabled in its file (disabled: true).")
+
+
+def _import_vertex(
+    name: str,
+    key_file: Path | None,
+    location: str,
+    prefix: str,
+    auth_dir: Path | None,
+    config: Path | None,
+    console: Console,
+) -> None:
+    """`cliproxy login vertex --service-account FILE`: a key is imported, not logged in to."""
+    from cliproxy.auth.files import AuthWriteError
+    from cliproxy.auth.store import AuthStore
+    from cliproxy.auth.vertex_account import ServiceAccountError
+    from cliproxy.auth.vertex_import import import_service_account
+
+    if name != "vertex":
+        console.print("[red]--service-account[/] is for vertex only.")
+        raise typer.Exit(2)
+    if key_file is None:
+        console.print("[red]vertex needs a key:[/] cliproxy login vertex --service-account FILE")
+        raise typer.Exit(2)
+    try:
+        data = key_file.expanduser().read_bytes()
+    except OSError as exc:
+        console.print(f"[red]Cannot read {escape(str(key_file))}:[/] {escape(exc.strerror or '')}")
+        raise typer.Exit(1) from None
+    directory, _ = _settings(auth_dir, config, console)
+    store = AuthStore(directory)
+    store.load()  # an earlier import of the project keeps the user's settings
+    try:
+        record, replaced = import_service_account(
+            store, data, location=location, prefix=prefix, where=str(key_file)
+        )
+    except ServiceAccountError as exc:
+        console.print(f"[red]Not imported:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except AuthWriteError as exc:
+        console.print(f"[red]Import failed:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    console.print(
+        f"[green]Imported[/] service account [bold]{escape(record.email)}[/] "
+        f"(project {escape(record.project_id)}, {escape(location or 'us-central1')})"
+    )
+    console.print(f"{'Updated' if replaced else 'Wrote'} {escape(str(record.path))}")
 
 
 QuotaOption = Annotated[

@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from ruamel.yaml import YAML
 
 from tests.management.conftest import KEY, assert_comments_kept
@@ -278,8 +280,8 @@ def test_openai_compatibility_calls(ui: httpx.Client, config_file: Path) -> None
     assert ui.get("/openai-compatibility").json()["openai-compatibility"] == []
 
 
-# providers.ts: the xAI, Interactions and Vertex cards write their own sections the same way,
-# and read vertex back through GET /vertex-api-key. cliproxy keeps them (not served yet).
+# providers.ts: the xAI and Interactions cards write their own sections the same way. cliproxy
+# keeps them (not served yet); vertex-api-key is served (tests/management/test_keys_routes.py).
 @pytest.mark.parametrize(
     ("section", "entry"),
     [
@@ -288,14 +290,6 @@ def test_openai_compatibility_calls(ui: httpx.Client, config_file: Path) -> None
             {"api-key": "xai-1", "base-url": "https://api.x.ai/v1", "websockets": True},
         ),
         ("interactions-api-key", {"api-key": "AIza-1", "excluded-models": ["gemini-1*"]}),
-        (
-            "vertex-api-key",
-            {
-                "api-key": "v-1",
-                "base-url": "https://vx.example.com",
-                "models": [{"name": "m", "alias": "a"}],
-            },
-        ),
     ],
 )
 def test_sections_cliproxy_only_keeps(
@@ -436,23 +430,40 @@ def test_oauth_model_alias_calls(ui: httpx.Client) -> None:
     assert "codex" not in ui.get("/oauth-model-alias").json()["oauth-model-alias"]
 
 
-# vertex.ts importCredential (OAuth page, Vertex card): multipart `file` + `location`. cliproxy
-# has no Vertex accounts: a clear 4xx message the page shows, and nothing written.
-def test_vertex_import_is_refused_with_a_reason(ui: httpx.Client, proxy: ProxyServer) -> None:
-    account = {"type": "service_account", "project_id": "p-1", "client_email": "sa@p-1.iam"}
+# vertex.ts importCredential (OAuth page, Vertex card): multipart `file` + `location`; the
+# card shows project_id, email and location from the answer (tests/e2e/test_vertex.py routes it).
+def test_vertex_import(ui: httpx.Client, proxy: ProxyServer) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    account = {
+        "type": "service_account",
+        "project_id": "p-1",
+        "client_email": "sa@p-1.iam.gserviceaccount.com",
+        "private_key": pem,
+    }
     reply = ui.post(
         "/vertex/import",
         files=[("file", ("sa.json", orjson.dumps(account), "application/json"))],
-        data={"location": "us-central1"},
+        data={"location": "asia-northeast1"},
     )
-    assert reply.status_code == 422
-    assert "Vertex" in reply.json()["error"]
-    assert list(auth_dir(proxy).iterdir()) == []
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert (body["status"], body["project_id"], body["email"], body["location"]) == (
+        "ok",
+        "p-1",
+        "sa@p-1.iam.gserviceaccount.com",
+        "asia-northeast1",
+    )
+    assert [p.name for p in auth_dir(proxy).iterdir()] == ["vertex-p-1.json"]
+    listed = ui.get("/auth-files").json()["files"]
+    assert [(f["name"], f["type"]) for f in listed] == [("vertex-p-1.json", "vertex")]
     bad = ui.post(
         "/vertex/import",
         files=[("file", ("sa.json", b"{}", "application/json"))],
     )
-    assert bad.status_code == 400
+    assert bad.status_code == 400 and "project_id" in bad.json()["error"]
 
 
 # ----- calls served by the ops and OAuth routes (regression guards for the shapes) --------------
@@ -520,7 +531,7 @@ def test_login_cards_cliproxy_cannot_serve_get_a_readable_refusal(
 
 
 # components/oauth-model-alias editor: loads /model-definitions/:channel for every preset.
-@pytest.mark.parametrize("channel", ["vertex", "aistudio", "antigravity", "xai", "kimi"])
+@pytest.mark.parametrize("channel", ["aistudio", "antigravity", "xai", "kimi"])
 def test_model_definitions_of_foreign_channels_are_empty_catalogues(
     ui: httpx.Client, channel: str
 ) -> None:
@@ -528,6 +539,7 @@ def test_model_definitions_of_foreign_channels_are_empty_catalogues(
     assert reply.status_code == 200
     assert reply.json() == {"channel": channel, "models": []}
     assert ui.get("/model-definitions/codex").json()["models"]
+    assert ui.get("/model-definitions/vertex").json()["models"]  # a kind of ours since wave 2
     assert ui.get("/model-definitions/nonsense").status_code == 400
 
 

@@ -12,10 +12,10 @@ from cliproxy.providers.client_profiles import VENDORS
 
 def test_kinds_and_their_spellings() -> None:
     cat = catalog()
-    assert cat.kinds() == ("codex", "claude", "gemini")
+    assert cat.kinds() == ("codex", "claude", "gemini", "vertex")
     assert cat.channel(" Gemini-CLI ") == "gemini"
     assert cat.channel("anthropic") == "anthropic"  # config channels fold only gemini-cli
-    assert [e.kind for e in cat.api_key_entries()] == ["claude", "gemini", "codex"]
+    assert [e.kind for e in cat.api_key_entries()] == ["claude", "gemini", "codex", "vertex"]
     for name, login in (("openai", "codex"), ("claude", "anthropic"), ("google", "gemini-cli")):
         entry = cat.by_login(name)
         assert entry is not None and entry.login == login
@@ -29,7 +29,9 @@ def test_every_entry_is_whole() -> None:
         assert entry.flow.provider == entry.kind
         assert entry.vendor in VENDORS
         assert entry.model_prefixes and entry.listed_models
-    assert set(default_flows(env={})) == set(catalog().kinds())
+    # Kinds that mint their own tokens (vertex service accounts) have no browser login.
+    browser = {e.kind for e in catalog().entries if e.mint_token is None}
+    assert set(default_flows(env={})) == browser == {"codex", "claude", "gemini"}
 
 
 def test_a_kind_is_listed_once() -> None:

@@ -177,8 +177,8 @@ def test_cliproxyapi_only_keys_are_listed_not_fatal(tmp_path: Path) -> None:
     assert cfg.unsupported_keys() == [
         "ws-auth",
         "claude-api-key[1].cloak",
-        "vertex-api-key",
     ]
+    assert cfg.vertex_api_key[0].base_url == "https://example.com/api"  # served since wave 2
     # Keys set to false/empty ask for nothing we lack, so they are not reported.
     assert "logging-to-file" not in cfg.unsupported_keys()
     assert "routing.session-affinity" not in cfg.unsupported_keys()

@@ -25,8 +25,9 @@ __all__ = ["OAuthFlow", "default_flows", "login_providers", "oauth_flow"]
 
 
 def login_providers() -> tuple[str, ...]:
-    """The auth-file types `cliproxy login` can log in to."""
-    return catalog().kinds()
+    """The auth-file types `cliproxy login` can log in to in a browser (kinds that mint their
+    own tokens are imported instead)."""
+    return tuple(entry.kind for entry in catalog().entries if entry.mint_token is None)
 
 
 def oauth_flow(provider: str, env: Mapping[str, str] | None = None) -> OAuthFlow:

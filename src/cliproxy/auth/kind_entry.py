@@ -9,8 +9,9 @@ format (auth/); routing, the state, server and management read it from above.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from cliproxy.config.schema import Config
 from cliproxy.config.upstreams import ProviderKey
@@ -66,3 +67,7 @@ class ProviderEntry:
     vendor_paths: tuple[str, ...]
     # Settings of the config the account provider takes (on start and on every reload).
     configure: Callable[[Provider, Config], None] = _leave
+    # A kind whose accounts mint their own tokens (a Vertex service account signs a JWT grant)
+    # instead of an OAuth refresh: (auth-file JSON, proxy url) -> a token reply. Such a kind
+    # has no browser login; its files are imported.
+    mint_token: Callable[[Mapping[str, Any], str], Awaitable[Mapping[str, Any]]] | None = None

@@ -18,10 +18,17 @@ from cliproxy.providers.claude import ClaudeOAuthProvider
 from cliproxy.providers.client_profiles import CLAUDE, CODEX, GEMINI_CLI, HeaderDefaults
 from cliproxy.providers.codex import CodexProvider
 from cliproxy.providers.gemini_cli import CODE_ASSIST_BASE_URL, GeminiCLIProvider
+from cliproxy.providers.vertex import (
+    GLOBAL_HOST,
+    VERTEX_MODELS,
+    VertexApiKeyProvider,
+    VertexProvider,
+)
 
 from .account_files import ClaudeFile, CodexFile, GoogleTokenFile
 from .flow_spec import OAuthFlow
 from .kind_entry import ProviderEntry
+from .vertex_account import VERTEX_FLOW, VertexFile, mint_token
 
 _GOOGLE_SCOPE = "https://www.googleapis.com/auth/"
 
@@ -232,6 +239,36 @@ GEMINI_ENTRY = ProviderEntry(
 )
 
 
+# Vertex AI: service-account files (imported, tokens minted from the key) and `vertex-api-key`
+# entries; both speak Gemini (providers/vertex.py, auth/vertex_account.py).
+VERTEX_ENTRY = ProviderEntry(
+    kind="vertex",
+    display_name="Vertex AI",
+    owned_by="google",
+    config_channels=(),
+    management_channels=(),
+    login="vertex",
+    login_aliases=(),
+    login_routes=(),  # POST /vertex/import instead of a browser login
+    callback_routes=(),
+    cloud_project=False,
+    model_prefixes=("gemini-",),
+    listed_models=VERTEX_MODELS,
+    api_keys=lambda config: config.vertex_api_key,
+    api_key_rank=3,
+    api_key_base_url=GLOBAL_HOST,
+    api_key_provider=VertexApiKeyProvider,
+    account_provider=VertexProvider,
+    vendor=GEMINI_CLI,
+    header_defaults=_gemini_headers,
+    flow=VERTEX_FLOW,
+    file=VertexFile(),
+    vendor_origin=GLOBAL_HOST,
+    vendor_paths=("/v1/projects/",),
+    mint_token=mint_token,
+)
+
+
 def builtin_entries() -> list[ProviderEntry]:
     """The shipped kinds, in the order they are listed (logins, file types, messages)."""
-    return [CODEX_ENTRY, CLAUDE_ENTRY, GEMINI_ENTRY]
+    return [CODEX_ENTRY, CLAUDE_ENTRY, GEMINI_ENTRY, VERTEX_ENTRY]

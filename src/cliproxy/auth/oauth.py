@@ -26,7 +26,7 @@ from aiohttp import web
 from cliproxy.model import ProxyError
 from cliproxy.providers.base import UpstreamReply, UpstreamRequest
 
-from .flows import OAuthFlow
+from .flow_spec import OAuthFlow
 
 TOKEN_TIMEOUT = 30.0
 # OAuth error codes that no retry will fix: the grant or the client is not accepted.

@@ -73,6 +73,9 @@ class AuthRecord:
             facts["account_id"] = self.account_id
         if self.project_id:
             facts["project_id"] = self.project_id
+        location = self.raw.get("location")  # vertex: the region its requests go to
+        if isinstance(location, str) and location:
+            facts["location"] = location
         if self.raw.get(PLAN_LIMITS_ONLY) is True:
             facts[PLAN_LIMITS_ONLY] = "true"
         return facts

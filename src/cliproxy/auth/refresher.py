@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.client_profiles import ClientIdentities
@@ -156,24 +157,20 @@ class Refresher:
             reason = "no refresh token in the auth file; log in again"
             self.store.mark_needs_login(record_id, reason)
             raise AccountNeedsLogin(record_id, reason)
+        entry = catalog().get(record.type)
+        minter = entry.mint_token if entry is not None else None
         flow = self.flows.get(record.type)
-        if flow is None:
+        if flow is None and minter is None:
             raise RefreshFailed(record_id, f"no token endpoint known for type {record.type!r}")
-        token_block = record.raw.get("token")
-        token_block = token_block if isinstance(token_block, dict) else {}
         self.refresh_count += 1
         started = time.perf_counter()
         result: RefreshResult = "failed"
         try:
-            tokens = await refresh_grant(
-                self._sender,
-                flow,
-                record.refresh_token,
-                client_id=str(token_block.get("client_id") or ""),
-                client_secret=str(token_block.get("client_secret") or ""),
-                proxy_url=record.proxy_url or None,
-                headers=self._identity_headers(record.type),
-            )
+            if minter is not None:
+                tokens = await minter(record.raw, record.proxy_url)
+            else:
+                assert flow is not None
+                tokens = await self._grant(record, flow)
         except TokenError as exc:
             if exc.permanent:
                 result = "needs_login"
@@ -192,6 +189,19 @@ class Refresher:
         saved = self.store.save(record_id, refreshed_file(record, tokens, datetime.now(UTC)))
         log.info("refreshed the access token of %s", record_id)
         return saved.record
+
+    async def _grant(self, record: AuthRecord, flow: OAuthFlow) -> Mapping[str, Any]:
+        token_block = record.raw.get("token")
+        token_block = token_block if isinstance(token_block, dict) else {}
+        return await refresh_grant(
+            self._sender,
+            flow,
+            record.refresh_token,
+            client_id=str(token_block.get("client_id") or ""),
+            client_secret=str(token_block.get("client_secret") or ""),
+            proxy_url=record.proxy_url or None,
+            headers=self._identity_headers(record.type),
+        )
 
     def _report(self, record: AuthRecord, result: RefreshResult, seconds: float) -> None:
         if self.report is not None:

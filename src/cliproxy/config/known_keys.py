@@ -38,7 +38,6 @@ TOP_LEVEL_KEYS = frozenset(
         "pprof",
         "redis-usage-queue-retention-seconds",
         "streaming",
-        "vertex-api-key",
         "video-result-auth-cache-ttl",
         "ws-auth",
         "xai",

@@ -219,17 +219,28 @@ def auth_file_paths() -> dict[str, dict[str, Any]]:
         },
         "/vertex/import": {
             "post": op(
-                "Vertex service-account import: validated, then refused (422, not supported)",
+                "Import a Vertex service-account key as vertex-<project>.json",
                 "auth-files",
                 body={
                     "required": True,
                     "content": {
                         "multipart/form-data": {
-                            "schema": object_of({"file": BINARY, "location": STRING}, "file")
+                            "schema": object_of(
+                                {"file": BINARY, "location": STRING, "prefix": STRING}, "file"
+                            )
                         }
                     },
                 },
-                errors=[400, 413, 422],
+                reply=object_of(
+                    {
+                        "status": STRING,
+                        "auth-file": STRING,
+                        "project_id": STRING,
+                        "email": STRING,
+                        "location": STRING,
+                    }
+                ),
+                errors=[400, 413],
             )
         },
         "/quota": {

@@ -19,8 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cliproxy.auth.records import supported_types
+from cliproxy.auth.files import AuthWriteError
 from cliproxy.auth.refresher import AccountNeedsLogin
+from cliproxy.auth.vertex_account import ServiceAccountError
+from cliproxy.auth.vertex_import import import_service_account
 from cliproxy.model import ProxyError, loads_limited
 from cliproxy.state import AppState
 
@@ -316,31 +318,54 @@ async def refresh_auth_file(request: Request) -> Response:
 # ----- vertex import ----------------------------------------------------------------------------
 
 
-@_refusals
-async def vertex_import(request: Request) -> Response:
-    """POST /vertex/import (multipart `file` = a service-account JSON, `location`): the
-    reference saves it as an auth file. cliproxy has no Vertex account type, so a valid
-    upload is refused with a reason the Management Center's OAuth page can show, rather than
-    the bare "no route" it would otherwise get; nothing is written."""
+async def _vertex_form(request: Request) -> tuple[bytes, str, str]:
+    """(the key file's bytes, location, prefix) of a multipart import; the text fields may
+    also come in the query, as the reference reads them."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise ManagementError(400, "file: send the service-account JSON as multipart field 'file'")
-    uploads = await _multipart_files(request)
-    _, data = uploads[0]
-    if isinstance(data, ManagementError):
-        raise data
     try:
-        account = loads_limited(data, "file")
-    except orjson.JSONDecodeError:
-        raise ManagementError(400, "file: not a JSON document") from None
-    except ProxyError as exc:
-        raise ManagementError(400, exc.message) from None
-    if not isinstance(account, dict) or account.get("type") != "service_account":
-        raise ManagementError(400, "file: not a Google service-account key (type service_account)")
-    if not isinstance(account.get("project_id"), str) or not account["project_id"].strip():
-        raise ManagementError(400, "file: project_id is missing")
-    supported = ", ".join(supported_types())
-    raise ManagementError(
-        422, f"Vertex service accounts are not supported: cliproxy reads {supported} accounts"
+        form = await request.form(max_files=4, max_fields=20)
+    except Exception as exc:  # python-multipart's errors vary by version; all mean bad input
+        raise ManagementError(400, f"invalid multipart body: {exc}") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ManagementError(400, "file: the service-account JSON is missing (field 'file')")
+        data = await upload.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ManagementError(413, f"file: larger than {MAX_FILE_BYTES} bytes")
+        texts = {
+            name: value.strip() if isinstance(value, str) else ""
+            for name in ("location", "prefix")
+            for value in [form.get(name, request.query_params.get(name, ""))]
+        }
+    finally:
+        await form.close()
+    return data, texts["location"], texts["prefix"]
+
+
+@_refusals
+async def vertex_import(request: Request) -> Response:
+    """POST /vertex/import (multipart `file` = a service-account key, optional `location`,
+    `prefix`) → writes vertex-<project>.json (0600) and routes it at once. A bad key is
+    refused with the field it lacks, and nothing is written or removed."""
+    data, location, prefix = await _vertex_form(request)
+    try:
+        record, _ = import_service_account(
+            _state(request).auth_store, data, location=location, prefix=prefix
+        )
+    except ServiceAccountError as exc:
+        raise ManagementError(400, str(exc)) from None
+    except AuthWriteError as exc:
+        raise ManagementError(500, str(exc)) from None
+    return _json(
+        {
+            "status": "ok",
+            "auth-file": str(record.path),
+            "project_id": record.project_id,
+            "email": record.email,
+            "location": record.raw.get("location", ""),
+        }
     )
 
 

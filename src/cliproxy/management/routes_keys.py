@@ -39,7 +39,10 @@ from cliproxy.management.routes_config import live_config
 NOT_FOUND = ApiError(404, None, "item not found")
 # Sections CLIProxyAPI serves and cliproxy does not (yet): kept in the file as written, so the
 # Management Center can list and edit them and a config shared with CLIProxyAPI keeps them.
-KEPT_ONLY = ("vertex-api-key", "xai-api-key", "interactions-api-key")
+KEPT_ONLY = ("xai-api-key", "interactions-api-key")
+# Sections whose entries the reference checks more strictly than the config schema does
+# (vertex-api-key: api-key required, each model needs both name and alias): checked here.
+CHECKED_HERE = (*KEPT_ONLY, "vertex-api-key")
 
 
 def unwrap_items(body: Any, where: str) -> list[Any]:
@@ -185,7 +188,7 @@ class Section:
     skips_empty: bool  # the loader drops entries with neither api-key nor base-url
 
     def entry_problem(self, entry: dict[str, Any], where: str) -> str | None:
-        if self.key not in KEPT_ONLY:
+        if self.key not in CHECKED_HERE:
             return None  # the config schema checks the others
         if not isinstance(entry.get("api-key"), str) or not entry["api-key"]:
             return f"{where}.api-key: is required"
@@ -297,6 +300,13 @@ SECTIONS = (
         _defaults(ProviderKey),
         _key_entries("codex_api_key", "codex-api-key"),
         True,
+    ),
+    Section(
+        "vertex-api-key",
+        "api-key",
+        _defaults(ProviderKey),
+        _key_entries("vertex_api_key", "vertex-api-key"),
+        False,
     ),
     Section("openai-compatibility", "name", _defaults(OpenAICompatibility), _compat_entries, False),
     *(Section(key, "api-key", {}, _kept_entries(key), False) for key in KEPT_ONLY),

@@ -16,6 +16,7 @@ from cliproxy.protocols.base import CountRequestParser, WireProtocol
 from cliproxy.providers.abilities import CountsTokens
 from cliproxy.providers.base import RequestContext
 from cliproxy.server.pinned import pin_of
+from cliproxy.server.resting import fresh_credential
 from cliproxy.state import AppState
 from cliproxy.usage.tokens import count_request
 
@@ -59,12 +60,20 @@ async def count_tokens(
         if not (isinstance(provider, CountsTokens) and provider.protocol is protocol):
             continue
         ctx = RequestContext(False, request.headers, request.query_params, protocol.name)
+        credential = candidate.credential
+        if credential.account and state.auth_store.get(credential.id) is not None:
+            # An account's token may be due (or, for a service account, not minted yet).
+            try:
+                credential = await fresh_credential(state, credential)
+            except ProxyError as exc:
+                log.warning("count_tokens via %s: %s", provider.name, exc.message)
+                continue
         upstream_request = provider.build_count_request(
-            candidate.credential, candidate.upstream_model, dict(body), ctx
+            credential, candidate.upstream_model, dict(body), ctx
         )
         sent = perf_counter()
         try:
-            upstream = await state.upstream.send(upstream_request, candidate.credential.proxy_url)
+            upstream = await state.upstream.send(upstream_request, credential.proxy_url)
             try:
                 raw = await upstream.read()
             finally:
