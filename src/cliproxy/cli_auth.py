@@ -28,7 +28,10 @@ if TYPE_CHECKING:
 
 auth_app = typer.Typer(no_args_is_help=True)
 
-PROVIDER_HELP = "codex (ChatGPT), claude (Claude Pro/Max) or gemini (Google account)."
+PROVIDER_HELP = (
+    "codex (ChatGPT), claude (Claude Pro/Max), gemini (Google account) or antigravity "
+    "(Google account, Antigravity IDE)."
+)
 AuthDirOption = Annotated[
     Path | None,
     typer.Option("--auth-dir", help="Auth directory (default: the config's auth-dir)."),
