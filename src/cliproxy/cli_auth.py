@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 auth_app = typer.Typer(no_args_is_help=True)
 
 PROVIDER_HELP = (
-    "codex (ChatGPT), claude (Claude Pro/Max), gemini (Google account) or vertex "
-    "(a service-account key, with --service-account)."
+    "codex (ChatGPT), claude (Claude Pro/Max), gemini (Google account), antigravity "
+    "(Google account, Antigravity IDE) or vertex (a service-account key, with --service-account)."
 )
 AuthDirOption = Annotated[
     Path | None,

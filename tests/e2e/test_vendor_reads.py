@@ -6,27 +6,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.e2e.waiting import wait_until as _wait
 from tests.proxy_server import ProxyServer
 from tests.simulators.claude_oauth_sim import ClaudeOAuthSim
 from tests.simulators.codex_backend_sim import CodexBackendSim, usage_limit_reply
 
 FAR = "2099-01-01T00:00:00Z"
 SECRET = "mgmt-secret"
-
-
-def _wait(condition: Callable[[], bool], seconds: float = 8.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
 
 
 @pytest.fixture

@@ -202,7 +202,7 @@ async def test_upload_many_with_one_bad_is_207(api: Api) -> None:
     files = multipart(
         ("codex-a.json", orjson.dumps(codex_file())),
         ("claude-b.json", orjson.dumps(CLAUDE)),
-        ("bad.json", b'{"type": "antigravity"}'),
+        ("bad.json", b'{"type": "qwen"}'),
         ("notjson.json", b"{oops"),
     )
     response = await api.call("POST", "/auth-files", files=files)
@@ -211,7 +211,7 @@ async def test_upload_many_with_one_bad_is_207(api: Api) -> None:
     assert body["status"] == "partial"
     assert body["uploaded"] == 2 and sorted(body["files"]) == ["claude-b.json", "codex-a.json"]
     assert sorted(f["name"] for f in body["failed"]) == ["bad.json", "notjson.json"]
-    assert "antigravity" in next(f for f in body["failed"] if f["name"] == "bad.json")["error"]
+    assert "qwen" in next(f for f in body["failed"] if f["name"] == "bad.json")["error"]
     assert sorted(p.name for p in api.auth_dir.iterdir()) == ["claude-b.json", "codex-a.json"]
 
 

@@ -251,6 +251,7 @@ def test_login_starts_say_what_they_start(fuzz_proxy: ProxyServer) -> None:
         ("/codex-auth-url", "codex", "Codex (ChatGPT)", False),
         ("/anthropic-auth-url", "anthropic", "Claude", False),
         ("/gemini-cli-auth-url", "gemini-cli", "Gemini (Google account)", True),
+        ("/antigravity-auth-url", "antigravity", "Antigravity (Google account)", False),
     ]
     aliases = {path: login["provider"] for path, login in logins.items() if login["alias"]}
     assert aliases == {"/claude-auth-url": "anthropic", "/gemini-auth-url": "gemini-cli"}

@@ -521,7 +521,7 @@ def test_codex_login_start_paste_and_poll(ui: httpx.Client) -> None:
 
 # pages/OAuthPage.tsx: one card per provider; cards cliproxy cannot serve must fail readably
 # (the page shows `error`), not with "no route".
-@pytest.mark.parametrize("provider", ["antigravity", "kimi", "xai"])
+@pytest.mark.parametrize("provider", ["kimi", "xai"])
 def test_login_cards_cliproxy_cannot_serve_get_a_readable_refusal(
     ui: httpx.Client, provider: str
 ) -> None:
@@ -531,7 +531,7 @@ def test_login_cards_cliproxy_cannot_serve_get_a_readable_refusal(
 
 
 # components/oauth-model-alias editor: loads /model-definitions/:channel for every preset.
-@pytest.mark.parametrize("channel", ["aistudio", "antigravity", "xai", "kimi"])
+@pytest.mark.parametrize("channel", ["aistudio", "xai", "kimi"])
 def test_model_definitions_of_foreign_channels_are_empty_catalogues(
     ui: httpx.Client, channel: str
 ) -> None:
@@ -540,6 +540,7 @@ def test_model_definitions_of_foreign_channels_are_empty_catalogues(
     assert reply.json() == {"channel": channel, "models": []}
     assert ui.get("/model-definitions/codex").json()["models"]
     assert ui.get("/model-definitions/vertex").json()["models"]  # a kind of ours since wave 2
+    assert ui.get("/model-definitions/antigravity").json()["models"]
     assert ui.get("/model-definitions/nonsense").status_code == 400
 
 

@@ -184,28 +184,28 @@ class OAuthSim(SimServer):
         q = request.query_params
         style = STYLES.get(q.get("client_id", ""))
         if style is None:
-            return _error(400, "invalid_client", "unknown client_id")
+            return oauth_error(400, "invalid_client", "unknown client_id")
         redirect = q.get("redirect_uri", "")
         parts = urlsplit(redirect)
         if parts.scheme != "http" or parts.hostname not in ("localhost", "127.0.0.1"):
-            return _error(400, "invalid_request", "redirect_uri must be a loopback http URL")
+            return oauth_error(400, "invalid_request", "redirect_uri must be a loopback http URL")
         if parts.path != CALLBACK_PATHS[style]:
-            return _error(
+            return oauth_error(
                 400, "invalid_request", f"redirect_uri path must be {CALLBACK_PATHS[style]}"
             )
         if q.get("response_type") != "code":
-            return _error(400, "unsupported_response_type", "response_type must be code")
+            return oauth_error(400, "unsupported_response_type", "response_type must be code")
         challenge = q.get("code_challenge", "")
         if q.get("code_challenge_method") != "S256" or len(challenge) < 43:
-            return _error(400, "invalid_request", "PKCE S256 code_challenge required")
+            return oauth_error(400, "invalid_request", "PKCE S256 code_challenge required")
         if not q.get("state"):
-            return _error(400, "invalid_request", "state required")
+            return oauth_error(400, "invalid_request", "state required")
         if not q.get("scope"):
-            return _error(400, "invalid_scope", "scope required")
+            return oauth_error(400, "invalid_scope", "scope required")
         if style == "claude" and q.get("code") != "true":
-            return _error(400, "invalid_request", "code=true required")
+            return oauth_error(400, "invalid_request", "code=true required")
         if style == "gemini" and q.get("access_type") != "offline":
-            return _error(400, "invalid_request", "access_type=offline required")
+            return oauth_error(400, "invalid_request", "access_type=offline required")
         code = "code-" + secrets.token_hex(8)
         self._codes[code] = _Grant(style, redirect, challenge, self.emails[style])
         target = redirect + "?" + urlencode({"code": code, "state": q["state"]})
@@ -228,33 +228,31 @@ class OAuthSim(SimServer):
         self.token_headers.append(dict(request.headers))
         style = STYLES.get(str(params.get("client_id", "")))
         if style is None:
-            return _error(401, "invalid_client", "unknown client_id")
+            return oauth_error(401, "invalid_client", "unknown client_id")
         # Anthropic takes JSON only, Google a form only; OpenAI takes either (codex logs in
         # with a form and refreshes with JSON).
         is_json = content_type.startswith("application/json")
         if (style == "claude" and not is_json) or (style == "gemini" and is_json):
-            return _error(400, "invalid_request", "wrong body encoding for this client")
+            return oauth_error(400, "invalid_request", "wrong body encoding for this client")
         if style == "gemini" and params.get("client_secret") != GOOGLE_FLOW.client_secret:
-            return _error(401, "invalid_client", "client_secret mismatch")
+            return oauth_error(401, "invalid_client", "client_secret mismatch")
         grant = params.get("grant_type")
         if grant == "authorization_code":
             return self._code_grant(style, params)
         if grant == "refresh_token":
             return await self._refresh_grant(style, params)
-        return _error(400, "unsupported_grant_type", str(grant))
+        return oauth_error(400, "unsupported_grant_type", str(grant))
 
     def _code_grant(self, style: str, params: dict[str, Any]) -> Response:
         issued = self._codes.pop(str(params.get("code", "")), None)
         if issued is None or issued.style != style:
-            return _error(400, "invalid_grant", "unknown or used code")
+            return oauth_error(400, "invalid_grant", "unknown or used code")
         if params.get("redirect_uri") != issued.redirect_uri:
-            return _error(400, "invalid_grant", "redirect_uri mismatch")
-        verifier = str(params.get("code_verifier", ""))
-        digest = hashlib.sha256(verifier.encode()).digest()
-        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != issued.challenge:
-            return _error(400, "invalid_grant", "PKCE verification failed")
+            return oauth_error(400, "invalid_grant", "redirect_uri mismatch")
+        if not pkce_matches(str(params.get("code_verifier", "")), issued.challenge):
+            return oauth_error(400, "invalid_grant", "PKCE verification failed")
         if style == "claude" and not params.get("state"):
-            return _error(400, "invalid_request", "state required")
+            return oauth_error(400, "invalid_request", "state required")
         refresh = self.issue_refresh_token(style, issued.email)
         return JSONResponse(self._tokens(style, issued.email, refresh))
 
@@ -264,11 +262,11 @@ class OAuthSim(SimServer):
             await asyncio.sleep(self.refresh_delay)
         if self.fail_token_with:
             status = self.fail_token_with.popleft()
-            return _error(status, "temporarily_unavailable", "scripted failure")
+            return oauth_error(status, "temporarily_unavailable", "scripted failure")
         token = str(params.get("refresh_token", ""))
         known = self._refresh.get(token)
         if known is None or token in self.revoked or known[0] != style:
-            return _error(400, "invalid_grant", "refresh token revoked or unknown")
+            return oauth_error(400, "invalid_grant", "refresh token revoked or unknown")
         email = known[1]
         new_refresh = None
         if self.rotate_refresh_tokens:
@@ -314,12 +312,12 @@ class OAuthSim(SimServer):
     async def _userinfo(self, request: Request) -> Response:
         email = self._bearer_email(request)
         if email is None:
-            return _error(401, "invalid_token", "bad access token")
+            return oauth_error(401, "invalid_token", "bad access token")
         return JSONResponse({"id": "1234", "email": email, "verified_email": True})
 
     async def _load_code_assist(self, request: Request) -> Response:
         if self._bearer_email(request) is None:
-            return _error(401, "invalid_token", "bad access token")
+            return oauth_error(401, "invalid_token", "bad access token")
         if self.existing_project:
             return JSONResponse(
                 {
@@ -335,10 +333,10 @@ class OAuthSim(SimServer):
 
     async def _onboard_user(self, request: Request) -> Response:
         if self._bearer_email(request) is None:
-            return _error(401, "invalid_token", "bad access token")
+            return oauth_error(401, "invalid_token", "bad access token")
         body = orjson.loads(await request.body() or b"{}")
         if not body.get("tierId"):
-            return _error(400, "invalid_request", "tierId required")
+            return oauth_error(400, "invalid_request", "tierId required")
         self.onboard_calls += 1
         if self.onboard_calls < 2:  # a long-running operation, done on the second poll
             return JSONResponse({"name": "operations/onboard-1", "done": False})
@@ -353,7 +351,13 @@ class OAuthSim(SimServer):
         )
 
 
-def _error(status: int, code: str, description: str) -> Response:
+def pkce_matches(verifier: str, challenge: str) -> bool:
+    """RFC 7636 S256: the challenge is the unpadded base64url SHA-256 of the verifier."""
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
+
+
+def oauth_error(status: int, code: str, description: str) -> Response:
     return JSONResponse({"error": code, "error_description": description}, status_code=status)
 
 

@@ -289,3 +289,51 @@ class GoogleTokenFile(AccountFile):
 def token_block(raw: dict[str, Any]) -> dict[str, Any]:
     token = raw.get("token")
     return token if isinstance(token, dict) else {}
+
+
+class AntigravityFile(AccountFile):
+    """Antigravity accounts: the common layout plus the Code Assist project and the token's
+    lifetime as the reference writes it (``expires_in`` seconds, ``timestamp`` in ms)."""
+
+    def read(self, raw: Mapping[str, Any]) -> TokenFields:
+        fields = super().read(raw)
+        return TokenFields(
+            fields.access_token,
+            fields.refresh_token,
+            fields.expires_at,
+            project_id=opt_str(raw, "project_id"),
+        )
+
+    def login(
+        self,
+        raw: dict[str, Any],
+        flow: OAuthFlow,
+        tokens: Mapping[str, Any],
+        identity: Identity,
+        *,
+        project_id: str,
+        project_auto: bool,
+        moment: datetime,
+    ) -> None:
+        super().login(
+            raw,
+            flow,
+            tokens,
+            identity,
+            project_id=project_id,
+            project_auto=project_auto,
+            moment=moment,
+        )
+        raw["project_id"] = project_id
+        _lifetime(raw, tokens, moment)
+
+    def refreshed(self, raw: dict[str, Any], tokens: Mapping[str, Any], moment: datetime) -> None:
+        super().refreshed(raw, tokens, moment)
+        _lifetime(raw, tokens, moment)
+
+
+def _lifetime(raw: dict[str, Any], tokens: Mapping[str, Any], moment: datetime) -> None:
+    expires_in = tokens.get("expires_in")
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool):
+        raw["expires_in"] = int(expires_in)
+    raw["timestamp"] = int(moment.timestamp() * 1000)

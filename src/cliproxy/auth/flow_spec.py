@@ -7,8 +7,27 @@ The machinery in oauth.py is shared; a kind supplies only this data, in its cata
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectSetup:
+    """How an IDE's login asks Code Assist for the Cloud project the account bills
+    (auth/gemini_setup.py runs it): loadCodeAssist, then onboardUser polled when there is none.
+    ``{version}`` in a metadata value is the client profile's version."""
+
+    label: str  # what the progress messages call it
+    load_metadata: Mapping[str, str]
+    onboard_metadata: Mapping[str, str]
+    tier_field: str  # the onboardUser body's name for the tier id
+    fallback_tier: str  # when loadCodeAssist marks no tier as the default
+    project_fields: tuple[str, ...]  # where loadCodeAssist may name an existing project
+    # Gemini CLI keeps an existing project only once the account has a tier.
+    needs_current_tier: bool = False
+    vendor: str = ""  # the client profile whose user-agent the calls carry ("" none)
+    user_agent_suffix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +53,9 @@ class OAuthFlow:
     refresh_content_type: str = ""  # "" = the encoding's plain media type
     userinfo_url: str = ""
     code_assist_base_url: str = ""
+    project_setup: ProjectSetup | None = field(default=None, compare=False)
+    # Refresh this many seconds before the token expires (0: the refresher's default lead).
+    refresh_lead_seconds: float = 0.0
 
     def redirect_uri(self, port: int | None = None) -> str:
         return f"http://localhost:{port or self.callback_port}{self.callback_path}"

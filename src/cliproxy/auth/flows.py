@@ -7,6 +7,7 @@ unusual networks, can point the flows elsewhere (<KIND> is the auth-file type, u
     CLIPROXY_<KIND>_TOKEN_URL        token endpoint (login and refresh)
     CLIPROXY_<KIND>_USERINFO_URL     userinfo (the account email), for flows that have one
     CLIPROXY_CODE_ASSIST_BASE_URL    Code Assist API (project discovery), for flows that use it
+    CLIPROXY_<KIND>_CODE_ASSIST_BASE_URL   the same for one kind only (wins over the above)
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ def oauth_flow(provider: str, env: Mapping[str, str] | None = None) -> OAuthFlow
     # Only flows that use these endpoints take their overrides.
     if flow.userinfo_url and (value := source.get(prefix + "USERINFO_URL", "").strip()):
         overrides["userinfo_url"] = value
-    code_assist = source.get("CLIPROXY_CODE_ASSIST_BASE_URL", "").strip()
+    code_assist = (
+        source.get(prefix + "CODE_ASSIST_BASE_URL", "").strip()
+        or source.get("CLIPROXY_CODE_ASSIST_BASE_URL", "").strip()
+    )
     if flow.code_assist_base_url and code_assist:
         overrides["code_assist_base_url"] = code_assist.rstrip("/")
     return replace(flow, **overrides) if overrides else flow

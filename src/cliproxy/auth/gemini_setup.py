@@ -1,22 +1,19 @@
 """After a Google login: the account email (userinfo) and the Google Cloud project that Code
-Assist bills (loadCodeAssist, then onboardUser when the account has none yet)."""
+Assist bills (loadCodeAssist, then onboardUser when the account has none yet). Gemini CLI and
+Antigravity ask alike; each flow's ProjectSetup (auth/flow_spec.py) says how its IDE words it."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
 import orjson
 
+from .flow_spec import ProjectSetup
 from .oauth import OAuthError
 
-_METADATA = {
-    "ideType": "IDE_UNSPECIFIED",
-    "platform": "PLATFORM_UNSPECIFIED",
-    "pluginType": "GEMINI",
-}
 _TIMEOUT = aiohttp.ClientTimeout(total=60)
 
 
@@ -33,37 +30,57 @@ async def discover_project(
     base_url: str,
     access_token: str,
     *,
+    setup: ProjectSetup,
+    headers: Mapping[str, str] | None = None,
+    version: str = "",
     poll_interval: float = 2.0,
     max_polls: int = 30,
     progress: Callable[[str], None] = lambda _: None,
 ) -> str:
-    """The project Code Assist assigns to this account, onboarding it when needed."""
+    """The project Code Assist assigns to this account, onboarding it when needed.
+    ``headers``: the IDE's identity (user-agent); ``version``: its version, for metadata."""
     base = base_url.rstrip("/")
+    extra = dict(headers or {})
     loaded = await _call(
         session,
         "POST",
         f"{base}/v1internal:loadCodeAssist",
         access_token,
-        {"metadata": _METADATA},
+        {"metadata": _filled(setup.load_metadata, version)},
         "loadCodeAssist",
+        extra,
     )
-    existing = _project_id(loaded.get("cloudaicompanionProject"))
-    if existing and loaded.get("currentTier"):
+    existing = next(
+        (found for key in setup.project_fields if (found := _project_id(loaded.get(key)))), ""
+    )
+    if existing and (loaded.get("currentTier") or not setup.needs_current_tier):
         return existing
-    tier = _default_tier(loaded)
+    tier = _default_tier(loaded, setup.fallback_tier)
     if tier.get("userDefinedCloudaicompanionProject") and not existing:
         raise OAuthError(
-            "this account's Code Assist tier needs a Google Cloud project of your own; "
+            f"this account's {setup.label} tier needs a Google Cloud project of your own; "
             "run the login again with --project YOUR_PROJECT_ID"
         )
-    body: dict[str, Any] = {"tierId": tier.get("id") or "free-tier", "metadata": _METADATA}
+    body: dict[str, Any] = {
+        setup.tier_field: tier.get("id") or "free-tier",
+        "metadata": _filled(setup.onboard_metadata, version),
+    }
     if existing:
         body["cloudaicompanionProject"] = existing
-    progress("Setting up Gemini Code Assist for this account (onboarding)...")
+    progress(f"Setting up {setup.label} for this account (onboarding)...")
+    onboard_headers = dict(extra)
+    if setup.user_agent_suffix and "user-agent" in onboard_headers:
+        onboard_headers["user-agent"] += " " + setup.user_agent_suffix
     for attempt in range(max_polls):
         # onboardUser is a long-running operation; calling it again reports its progress.
         operation = await _call(
-            session, "POST", f"{base}/v1internal:onboardUser", access_token, body, "onboardUser"
+            session,
+            "POST",
+            f"{base}/v1internal:onboardUser",
+            access_token,
+            body,
+            "onboardUser",
+            onboard_headers,
         )
         if operation.get("done"):
             response = operation.get("response")
@@ -76,7 +93,11 @@ async def discover_project(
             return project
         if attempt + 1 < max_polls:
             await asyncio.sleep(poll_interval)
-    raise OAuthError("Code Assist onboarding did not finish in time; try again later")
+    raise OAuthError(f"{setup.label} onboarding did not finish in time; try again later")
+
+
+def _filled(metadata: Mapping[str, str], version: str) -> dict[str, str]:
+    return {key: value.replace("{version}", version) for key, value in metadata.items()}
 
 
 def _project_id(value: Any) -> str:
@@ -87,13 +108,13 @@ def _project_id(value: Any) -> str:
     return ""
 
 
-def _default_tier(loaded: dict[str, Any]) -> dict[str, Any]:
+def _default_tier(loaded: dict[str, Any], fallback: str) -> dict[str, Any]:
     tiers = loaded.get("allowedTiers")
     if isinstance(tiers, list):
         for tier in tiers:
             if isinstance(tier, dict) and tier.get("isDefault"):
                 return tier
-    return {"id": "legacy-tier"}
+    return {"id": fallback}
 
 
 async def _call(
@@ -103,8 +124,13 @@ async def _call(
     access_token: str,
     body: dict[str, Any] | None,
     what: str,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {access_token}",
+        "Accept": "application/json",
+        **(extra_headers or {}),
+    }
     data = None
     if body is not None:
         headers["Content-Type"] = "application/json"

@@ -1,5 +1,5 @@
-"""The kinds cliproxy ships: codex (ChatGPT), claude and gemini (Gemini CLI / Code Assist), one
-entry each with everything that is particular to it. catalog.py reads this list once.
+"""The kinds cliproxy ships: codex (ChatGPT), claude, gemini (Gemini CLI / Code Assist) and
+antigravity (Google's agent IDE), one entry each with everything that is particular to it. catalog.py reads this list once.
 
 Adding a kind is its provider module(s) in providers/ plus one entry here (or, later, in a
 third-party package through an entry-point group).
@@ -7,7 +7,11 @@ third-party package through an entry-point group).
 
 from __future__ import annotations
 
+from typing import Any
+
 from cliproxy.config.schema import Config
+from cliproxy.providers.antigravity import PROD_BASE_URL, AntigravityProvider
+from cliproxy.providers.antigravity_wire import MODELS as ANTIGRAVITY_MODELS
 from cliproxy.providers.api_keys import (
     ClaudeApiKeyProvider,
     CodexApiKeyProvider,
@@ -15,7 +19,13 @@ from cliproxy.providers.api_keys import (
 )
 from cliproxy.providers.base import Provider
 from cliproxy.providers.claude import ClaudeOAuthProvider
-from cliproxy.providers.client_profiles import CLAUDE, CODEX, GEMINI_CLI, HeaderDefaults
+from cliproxy.providers.client_profiles import (
+    ANTIGRAVITY,
+    CLAUDE,
+    CODEX,
+    GEMINI_CLI,
+    HeaderDefaults,
+)
 from cliproxy.providers.codex import CodexProvider
 from cliproxy.providers.gemini_cli import CODE_ASSIST_BASE_URL, GeminiCLIProvider
 from cliproxy.providers.vertex import (
@@ -25,12 +35,43 @@ from cliproxy.providers.vertex import (
     VertexProvider,
 )
 
-from .account_files import ClaudeFile, CodexFile, GoogleTokenFile
-from .flow_spec import OAuthFlow
+from .account_files import AntigravityFile, ClaudeFile, CodexFile, GoogleTokenFile
+from .flow_spec import OAuthFlow, ProjectSetup
 from .kind_entry import ProviderEntry
 from .vertex_account import VERTEX_FLOW, VertexFile, mint_token
 
 _GOOGLE_SCOPE = "https://www.googleapis.com/auth/"
+
+
+_GEMINI_METADATA = {
+    "ideType": "IDE_UNSPECIFIED",
+    "platform": "PLATFORM_UNSPECIFIED",
+    "pluginType": "GEMINI",
+}
+GEMINI_SETUP = ProjectSetup(
+    label="Gemini Code Assist",
+    load_metadata=_GEMINI_METADATA,
+    onboard_metadata=_GEMINI_METADATA,
+    tier_field="tierId",
+    fallback_tier="legacy-tier",
+    project_fields=("cloudaicompanionProject",),
+    needs_current_tier=True,
+)
+
+
+def _google_flow(*, scopes: tuple[str, ...], **fields: Any) -> OAuthFlow:
+    """A Google installed-app login: Google's endpoints, offline access with a consent
+    prompt (so a refresh token comes back), form-encoded token calls, and the scopes every
+    Code Assist client asks for plus ``scopes`` (names under googleapis.com/auth/)."""
+    names = ("cloud-platform", "userinfo.email", "userinfo.profile", *scopes)
+    return OAuthFlow(
+        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
+        token_url="https://oauth2.googleapis.com/token",
+        scopes=tuple(_GOOGLE_SCOPE + name for name in names),
+        token_body="form",
+        extra_authorize_params=(("access_type", "offline"), ("prompt", "consent")),
+        **fields,
+    )
 
 
 def _codex_headers(config: Config) -> HeaderDefaults:
@@ -211,27 +252,20 @@ GEMINI_ENTRY = ProviderEntry(
     account_provider=GeminiCLIProvider,
     vendor=GEMINI_CLI,
     header_defaults=_gemini_headers,
-    flow=OAuthFlow(
+    flow=_google_flow(
         provider="gemini",
         display_name="Gemini (Google account)",
-        authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
-        token_url="https://oauth2.googleapis.com/token",
         client_id="681255809395-oo8ft2oprdrnp9e3aqf6av3hmdib135j.apps.googleusercontent.com",
         client_secret="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",
-        scopes=(
-            _GOOGLE_SCOPE + "cloud-platform",
-            _GOOGLE_SCOPE + "userinfo.email",
-            _GOOGLE_SCOPE + "userinfo.profile",
-        ),
+        scopes=(),
         callback_port=8085,
         callback_path="/oauth2callback",
-        token_body="form",
-        extra_authorize_params=(("access_type", "offline"), ("prompt", "consent")),
         # google-auth-library as Gemini CLI 0.61 uses it.
         refresh_fields=("refresh_token", "client_id", "client_secret", "grant_type"),
         refresh_content_type="application/x-www-form-urlencoded;charset=UTF-8",
         userinfo_url="https://www.googleapis.com/oauth2/v1/userinfo?alt=json",
         code_assist_base_url=CODE_ASSIST_BASE_URL,
+        project_setup=GEMINI_SETUP,
     ),
     file=GoogleTokenFile(),
     vendor_origin=CODE_ASSIST_BASE_URL,
@@ -269,6 +303,70 @@ VERTEX_ENTRY = ProviderEntry(
 )
 
 
+def _antigravity_headers(config: Config) -> HeaderDefaults:
+    antigravity = config.antigravity_header_defaults
+    return HeaderDefaults(user_agent=antigravity.user_agent, version=antigravity.version)
+
+
+ANTIGRAVITY_ENTRY = ProviderEntry(
+    kind="antigravity",
+    display_name="Antigravity",
+    owned_by="google",
+    config_channels=(),
+    management_channels=(),
+    login="antigravity",
+    login_aliases=("anti-gravity",),
+    login_routes=("antigravity",),
+    callback_routes=("antigravity",),
+    cloud_project=False,
+    # Exact names only: Antigravity's Gemini and Claude names must not capture every
+    # gemini-*/claude-* request meant for Gemini CLI or Claude accounts.
+    model_prefixes=(),
+    listed_models=ANTIGRAVITY_MODELS,
+    api_keys=lambda config: [],  # accounts only: Antigravity has no API keys
+    api_key_rank=3,
+    api_key_base_url=PROD_BASE_URL,
+    api_key_provider=AntigravityProvider,
+    account_provider=AntigravityProvider,
+    vendor=ANTIGRAVITY,
+    header_defaults=_antigravity_headers,
+    flow=_google_flow(
+        provider="antigravity",
+        display_name="Antigravity (Google account)",
+        client_id="1071006060591-tmhssin2h21lcre235vtolojh4g403ep.apps.googleusercontent.com",
+        client_secret="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",
+        scopes=("cclog", "experimentsandconfigs"),
+        callback_port=51121,
+        callback_path="/oauth-callback",
+        userinfo_url="https://www.googleapis.com/oauth2/v2/userinfo?alt=json",
+        code_assist_base_url=PROD_BASE_URL,
+        project_setup=ProjectSetup(
+            label="Antigravity",
+            load_metadata={"ideType": "ANTIGRAVITY"},
+            onboard_metadata={
+                "ide_type": "ANTIGRAVITY",
+                "ide_version": "{version}",
+                "ide_name": "antigravity",
+            },
+            tier_field="tier_id",
+            fallback_tier="free-tier",
+            project_fields=("cloudaicompanionProject", "projectId", "project"),
+            vendor=ANTIGRAVITY,
+            user_agent_suffix="google-api-nodejs-client/10.3.0",
+        ),
+        # The IDE renews its token 50 minutes before the hour is up.
+        refresh_lead_seconds=3000.0,
+    ),
+    file=AntigravityFile(),
+    vendor_origin=PROD_BASE_URL,
+    vendor_paths=(
+        "/v1internal:fetchAvailableModels",
+        "/v1internal:loadCodeAssist",
+        "/v1internal:retrieveUserQuotaSummary",
+    ),
+)
+
+
 def builtin_entries() -> list[ProviderEntry]:
     """The shipped kinds, in the order they are listed (logins, file types, messages)."""
-    return [CODEX_ENTRY, CLAUDE_ENTRY, GEMINI_ENTRY, VERTEX_ENTRY]
+    return [CODEX_ENTRY, CLAUDE_ENTRY, GEMINI_ENTRY, VERTEX_ENTRY, ANTIGRAVITY_ENTRY]

@@ -14,9 +14,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from cliproxy.providers.client_profiles import ClientIdentities
 from cliproxy.providers.transport import UpstreamClient
 
-from .catalog import catalog
+from .flow_spec import ProjectSetup
 from .flows import OAuthFlow, oauth_flow
 from .gemini_setup import discover_project, fetch_email
 from .identity import Identity, auth_file_name, identity_from_tokens, login_file
@@ -139,9 +140,15 @@ async def finish_login(
 
     identity = identity_from_tokens(flow.provider, tokens)
     project_id, project_auto = project or "", False
-    if catalog().entry(flow.provider).cloud_project:
-        identity, project_id, project_auto = await _gemini_account(
-            flow, tokens, project, progress or _quiet, proxy_url, onboard_poll_interval
+    if flow.project_setup is not None:
+        identity, project_id, project_auto = await _google_account(
+            flow,
+            flow.project_setup,
+            tokens,
+            project,
+            progress or _quiet,
+            proxy_url,
+            onboard_poll_interval,
         )
     if not identity.email:
         raise OAuthError("the provider did not say which account this is (no email)")
@@ -165,8 +172,9 @@ def _quiet(message: str) -> None:
     return None
 
 
-async def _gemini_account(
+async def _google_account(
     flow: OAuthFlow,
+    setup: ProjectSetup,
     tokens: dict[str, Any],
     project: str | None,
     progress: Callable[[str], None],
@@ -174,17 +182,26 @@ async def _gemini_account(
     poll_interval: float,
 ) -> tuple[Identity, str, bool]:
     access = str(tokens["access_token"])
+    headers: dict[str, str] = {}
+    version = ""
+    if setup.vendor:
+        profile = ClientIdentities().profile(setup.vendor)
+        headers["user-agent"] = profile.user_agent_for()
+        version = profile.version
     # Only plain HTTP(S) proxies here; SOCKS needs the transport's connector.
     proxy = proxy_url if proxy_url and proxy_url.startswith(("http://", "https://")) else None
     async with aiohttp.ClientSession(trust_env=False, proxy=proxy) as session:
         email = await fetch_email(session, flow.userinfo_url, access)
         if project:
             return Identity(email=email), project, False
-        progress("Looking up the Google Cloud project for Gemini Code Assist ...")
+        progress(f"Looking up the Google Cloud project for {setup.label} ...")
         found = await discover_project(
             session,
             flow.code_assist_base_url,
             access,
+            setup=setup,
+            headers=headers,
+            version=version,
             poll_interval=poll_interval,
             progress=progress,
         )

@@ -101,7 +101,7 @@ class Refresher:
         current = self._current(record)
         self._check_usable(current)
         self.mark_used(current.id)
-        if not current.expires_within(self.lead_time):
+        if not current.expires_within(self.lead(current)):
             return current
         if self._backing_off(current.id) and not current.expires_within(0):
             return current
@@ -203,6 +203,13 @@ class Refresher:
             headers=self._identity_headers(record.type),
         )
 
+    def lead(self, record: AuthRecord) -> float:
+        """Seconds before expiry to refresh: the kind's own lead (Antigravity refreshes 50
+        minutes early, as its IDE does) when longer than the refresher's."""
+        flow = self.flows.get(record.type)
+        own = flow.refresh_lead_seconds if flow is not None else 0.0
+        return max(self.lead_time, own)
+
     def _report(self, record: AuthRecord, result: RefreshResult, seconds: float) -> None:
         if self.report is not None:
             self.report(RefreshOutcome(record.id, record.type, result, seconds))
@@ -237,7 +244,7 @@ class Refresher:
             if record.refresh_token
             and not record.disabled
             and self.store.status(record).state is not AccountState.NEEDS_LOGIN
-            and record.expires_within(self.lead_time)
+            and record.expires_within(self.lead(record))
             and not self._backing_off(record.id)
             and self.used_lately(record.id)
         ]

@@ -2,7 +2,8 @@
 subscription backends (providers/client_profiles.py holds the defaults they override).
 
 ``claude-header-defaults`` and ``codex-header-defaults`` take CLIProxyAPI's keys unchanged;
-``gemini-cli-header-defaults`` has the same shape for Gemini CLI accounts. Every section also
+``gemini-cli-header-defaults`` has the same shape for Gemini CLI accounts, and
+``antigravity-header-defaults`` (user-agent, version) for Antigravity accounts. Every section also
 takes ``version``. A version lower than the current default (or than one a genuine CLI has shown)
 is raised, never used: backends refuse current models to old clients.
 """
@@ -40,6 +41,10 @@ class ClaudeHeaderDefaults(_HeaderDefaults):
 class CodexHeaderDefaults(_HeaderDefaults):
     beta_features: str = ""  # x-codex-beta-features
     originator: str = ""
+
+
+class AntigravityHeaderDefaults(_HeaderDefaults):
+    """Antigravity accounts: ``version`` (or a whole ``antigravity/hub/<v> ...`` user-agent)."""
 
 
 class GeminiCLIHeaderDefaults(_HeaderDefaults):

@@ -26,7 +26,12 @@ from .base import (
     check_http_url,
     check_proxy_url,
 )
-from .client_identity import ClaudeHeaderDefaults, CodexHeaderDefaults, GeminiCLIHeaderDefaults
+from .client_identity import (
+    AntigravityHeaderDefaults,
+    ClaudeHeaderDefaults,
+    CodexHeaderDefaults,
+    GeminiCLIHeaderDefaults,
+)
 from .client_keys import ClientKey
 from .durations import DEFAULT_AFFINITY_TTL_SECONDS, parse_duration
 from .model_fallbacks import check_fallbacks
@@ -241,6 +246,9 @@ class Config(ConfigModel):
     demo: bool = False  # resolved in _resolve_demo when the file does not say
     gemini_cli_header_defaults: GeminiCLIHeaderDefaults = Field(
         default_factory=GeminiCLIHeaderDefaults
+    )
+    antigravity_header_defaults: AntigravityHeaderDefaults = Field(
+        default_factory=AntigravityHeaderDefaults
     )
     # Browsers (server/browser.py): web origins besides this machine's that may call the LLM
     # routes ("*" only with api-keys), and Host names besides loopback and `host` accepted while

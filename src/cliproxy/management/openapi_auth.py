@@ -284,6 +284,8 @@ def login_paths() -> dict[str, dict[str, Any]]:
             operation["x-cliproxy-login"] = {**login, "alias": position > 0}
             paths[f"/{route}-auth-url"] = {"get": operation}
     for name in ("antigravity", "kimi", "xai", "qwen", "iflow"):
+        if f"/{name}-auth-url" in paths:
+            continue  # a kind of the catalog offers this login now
         refused = op(
             f"{name} logins are not supported: always 422 with the reason", "logins", errors=[422]
         )

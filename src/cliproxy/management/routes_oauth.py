@@ -211,7 +211,11 @@ _STARTERS = {
 
 # Logins CLIProxyAPI offers that cliproxy does not: a clear JSON refusal instead of "no route",
 # so the Management Center's card shows why.
-_UNSUPPORTED = ("antigravity", "kimi", "xai", "qwen", "iflow")
+_UNSUPPORTED = tuple(
+    name
+    for name in ("antigravity", "kimi", "xai", "qwen", "iflow")
+    if f"/{name}-auth-url" not in _STARTERS
+)
 
 
 def _supported_logins() -> str:

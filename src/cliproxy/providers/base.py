@@ -78,6 +78,11 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes
     method: str = "POST"
+    # Other hosts of the same API, tried in this order when the one at ``url`` cannot take the
+    # request: it is unreachable, or ``moves_on(status, body)`` says so of its error reply
+    # (Antigravity's daily host, then its prod host). The last host's answer is the answer.
+    fallback_urls: tuple[str, ...] = ()
+    moves_on: Callable[[int, bytes], bool] | None = None
     # An upstream answered inside the proxy (the offline demo): the transport hands the
     # request to this instead of sending it over HTTP.
     in_process: Callable[[UpstreamRequest], Awaitable[UpstreamReply]] | None = None

@@ -28,14 +28,16 @@ log = logging.getLogger(__name__)
 CODEX = "codex"
 CLAUDE = "claude"
 GEMINI_CLI = "gemini-cli"
-VENDORS = (CODEX, CLAUDE, GEMINI_CLI)
+ANTIGRAVITY = "antigravity"
+VENDORS = (CODEX, CLAUDE, GEMINI_CLI, ANTIGRAVITY)
 
 # How each vendor's user-agent names its version: codex_exec/0.169.0, codex_cli_rs/0.169.0,
-# claude-cli/2.1.331, GeminiCLI/0.61.0 or GeminiCLI-tui/0.61.0.
+# claude-cli/2.1.331, GeminiCLI/0.61.0 or GeminiCLI-tui/0.61.0, antigravity/hub/2.9.1.
 _VERSION_IN_UA = {
     CODEX: re.compile(r"^(codex_[a-z_]+)/(\d+(?:\.\d+)*)"),
     CLAUDE: re.compile(r"^(claude-cli)/(\d+(?:\.\d+)*)"),
     GEMINI_CLI: re.compile(r"^(GeminiCLI(?:-[a-z]+)?)/(\d+(?:\.\d+)*)"),
+    ANTIGRAVITY: re.compile(r"^(antigravity(?:/hub)?)/(\d+(?:\.\d+)*)"),
 }
 
 
@@ -175,6 +177,16 @@ def _default_profiles() -> dict[str, ClientProfile]:
             ),
             runtime="gl-node/20.20.2",
             refresh_user_agent="google-api-nodejs-client/10.9.0",
+        ),
+        # The Antigravity IDE's hub as CLIProxyAPI presents it (always macOS on Apple silicon).
+        # Google refuses stale versions ("This version of Antigravity is no longer
+        # supported"); 2.9.1 is the hub version of 2026-12. Its auto-updater manifest names
+        # newer ones; cliproxy does not fetch it: raise `antigravity-header-defaults.version`.
+        ANTIGRAVITY: ClientProfile(
+            vendor=ANTIGRAVITY,
+            version="2.9.1",
+            user_agent="antigravity/hub/{version} darwin/arm64",
+            refresh_user_agent="antigravity/hub/{version} darwin/arm64",
         ),
     }
 

@@ -3,7 +3,7 @@
 The upstream is Google's Code Assist API (cloudcode-pa), which speaks Gemini inside an
 envelope: requests are {"model", "project", "request": <GenerateContentRequest>} and every
 reply, streamed or not, is {"response": <GenerateContentResponse>, ...}. The provider builds
-the envelope and the server takes replies out of it through the unwrap hooks.
+the envelope; the reply side is shared with Antigravity (providers/code_assist.py).
 """
 
 from __future__ import annotations
@@ -14,10 +14,9 @@ from typing import Any
 import orjson
 
 from cliproxy.config.schema import QuotaExceeded as Switches
-from cliproxy.model import ProxyError, loads_upstream
+from cliproxy.model import ProxyError
 from cliproxy.protocols.conversation import conversation_key
 from cliproxy.protocols.gemini import PROTOCOL as GEMINI
-from cliproxy.protocols.sse import SSEEvent
 from cliproxy.providers.accounts_common import (
     bearer,
     client_header,
@@ -32,6 +31,12 @@ from cliproxy.providers.base import (
     resolve_headers,
 )
 from cliproxy.providers.client_profiles import GEMINI_CLI, ClientIdentities, ua_version
+from cliproxy.providers.code_assist import (
+    API_VERSION,
+    CodeAssistReplies,
+    count_envelope,
+    generate_method,
+)
 from cliproxy.providers.gemini_quota import (
     active_project,
     alternatives,
@@ -41,7 +46,6 @@ from cliproxy.providers.gemini_quota import (
 from cliproxy.providers.vendor_reads import QuotaReading, QuotaWindow, VendorReads, epoch, number
 
 CODE_ASSIST_BASE_URL = "https://cloudcode-pa.googleapis.com"
-API_VERSION = "v1internal"
 
 MODELS: tuple[str, ...] = (
     "gemini-2.5-pro",
@@ -65,12 +69,11 @@ def _user_turns(body: Mapping[str, object]) -> int:
     )
 
 
-class GeminiCLIProvider(VendorReads, Provider):
+class GeminiCLIProvider(CodeAssistReplies, VendorReads, Provider):
     """Gemini through Code Assist's v1internal methods with a Google OAuth access token."""
 
     name = "gemini-cli"
     protocol = GEMINI
-    wraps_replies = True
 
     def __init__(self, identities: ClientIdentities | None = None) -> None:
         super().__init__()
@@ -139,19 +142,12 @@ class GeminiCLIProvider(VendorReads, Provider):
         if "session_id" not in body:
             body["session_id"] = session
         envelope["request"] = body
-        method = "streamGenerateContent?alt=sse" if ctx.stream else "generateContent"
-        return self._request(credential, model, method, envelope, ctx)
+        return self._request(credential, model, generate_method(ctx.stream), envelope, ctx)
 
     def build_count_request(
         self, credential: Credential, model: str, body: dict[str, object], ctx: RequestContext
     ) -> UpstreamRequest:
-        # Gemini clients send {"contents"} or {"generateContentRequest": {...}}; Code Assist
-        # counts {"request": {"model": "models/<m>", "contents"}} and answers {"totalTokens"}.
-        inner = body.get("generateContentRequest")
-        source = inner if isinstance(inner, dict) else body
-        contents = source.get("contents")
-        request = {"model": f"models/{model}", "contents": contents if contents else []}
-        return self._request(credential, model, "countTokens", {"request": request}, ctx)
+        return self._request(credential, model, "countTokens", count_envelope(model, body), ctx)
 
     def _request(
         self,
@@ -181,21 +177,3 @@ class GeminiCLIProvider(VendorReads, Provider):
         headers.update(bearer(credential.secret))
         headers.update(resolve_headers(credential.headers, client))
         return UpstreamRequest(url, headers, orjson.dumps(envelope))
-
-    # ----- the reply envelope -----------------------------------------------------------------
-
-    def unwrap_json(self, data: dict[str, Any]) -> dict[str, Any]:
-        inner = data.get("response")
-        return inner if isinstance(inner, dict) else data
-
-    def unwrap_stream_event(self, event: SSEEvent) -> SSEEvent:
-        if '"response"' not in event.data:
-            return event  # not an envelope (e.g. an error object): let the decoder judge it
-        try:
-            data = loads_upstream(event.data, "Code Assist stream event")
-        except (orjson.JSONDecodeError, ProxyError):
-            # Unreadable or too deep to write back: the decoder reports it as the error it is.
-            return event
-        if not isinstance(data, dict) or not isinstance(data.get("response"), dict):
-            return event
-        return SSEEvent(event.event, orjson.dumps(data["response"]).decode())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
@@ -86,7 +87,37 @@ class UpstreamClient:
     async def send(self, request: UpstreamRequest, proxy_url: str | None = None) -> UpstreamReply:
         """Send and return once the status and headers are in; the caller reads and releases.
         A request for an upstream inside the proxy goes to its handler, not over HTTP. While
-        the request log records the client request, the exchange goes on its record."""
+        the request log records the client request, the exchange goes on its record. A
+        request with ``fallback_urls`` moves on to the next host as it says."""
+        if not request.fallback_urls:
+            return await self._send_one(request, proxy_url)
+        urls = (request.url, *request.fallback_urls)
+        for index, url in enumerate(urls):
+            attempt = replace(request, url=url, fallback_urls=())
+            last = index == len(urls) - 1
+            try:
+                reply = await self._send_one(attempt, proxy_url)
+            except ProxyError as exc:
+                if last:
+                    raise
+                log.info("%s; trying %s", exc.message, _host(urls[index + 1]))
+                continue
+            if last or reply.status < 400 or request.moves_on is None:
+                return reply
+            # An error reply is small and read whole anyway; aiohttp keeps the bytes, so the
+            # caller reads the same body again when this host's answer stands.
+            try:
+                body = await reply.read()
+            except (aiohttp.ClientError, ConnectionError, TimeoutError):
+                body = b""  # cut off mid-error: as much a request error as no answer at all
+            else:
+                if not request.moves_on(reply.status, body):
+                    return reply
+            reply.release()
+            log.info("%s answered %d; trying %s", _host(url), reply.status, _host(urls[index + 1]))
+        raise AssertionError("unreachable: the last host always answers or raises")
+
+    async def _send_one(self, request: UpstreamRequest, proxy_url: str | None) -> UpstreamReply:
         exchange = opened(request)
         if exchange is None:
             return await self._send(request, proxy_url)
