@@ -12,14 +12,17 @@ from cliproxy.providers.client_profiles import VENDORS
 
 def test_kinds_and_their_spellings() -> None:
     cat = catalog()
-    assert cat.kinds() == ("codex", "claude", "gemini")
+    assert cat.kinds()[:5] == ("codex", "claude", "gemini", "kimi", "xai")
     assert cat.channel(" Gemini-CLI ") == "gemini"
     assert cat.channel("anthropic") == "anthropic"  # config channels fold only gemini-cli
-    assert [e.kind for e in cat.api_key_entries()] == ["claude", "gemini", "codex"]
+    assert [e.kind for e in cat.api_key_entries()][:5] == ["claude", "gemini", "codex", "xai", "kimi"]
     for name, login in (("openai", "codex"), ("claude", "anthropic"), ("google", "gemini-cli")):
         entry = cat.by_login(name)
         assert entry is not None and entry.login == login
     assert cat.by_login("qwen") is None
+    for name in ("grok", "x.ai", "x-ai"):
+        entry = cat.by_login(name)
+        assert entry is not None and entry.kind == "xai"
     entry = cat.by_management_channel("openai")
     assert entry is not None and entry.kind == "codex"
 

@@ -7,6 +7,9 @@ unusual networks, can point the flows elsewhere (<KIND> is the auth-file type, u
     CLIPROXY_<KIND>_TOKEN_URL        token endpoint (login and refresh)
     CLIPROXY_<KIND>_USERINFO_URL     userinfo (the account email), for flows that have one
     CLIPROXY_CODE_ASSIST_BASE_URL    Code Assist API (project discovery), for flows that use it
+    CLIPROXY_<KIND>_DEVICE_URL       device-authorization endpoint (device-code flows)
+    CLIPROXY_<KIND>_ISSUER           OIDC issuer whose discovery names the endpoints (xai)
+    CLIPROXY_<KIND>_POLL_INTERVAL    seconds between device-code polls, and the slow_down step
 """
 
 from __future__ import annotations
@@ -42,10 +45,29 @@ def oauth_flow(provider: str, env: Mapping[str, str] | None = None) -> OAuthFlow
     # Only flows that use these endpoints take their overrides.
     if flow.userinfo_url and (value := source.get(prefix + "USERINFO_URL", "").strip()):
         overrides["userinfo_url"] = value
+    if flow.device:
+        overrides.update(_device_overrides(flow, source, prefix))
     code_assist = source.get("CLIPROXY_CODE_ASSIST_BASE_URL", "").strip()
     if flow.code_assist_base_url and code_assist:
         overrides["code_assist_base_url"] = code_assist.rstrip("/")
     return replace(flow, **overrides) if overrides else flow
+
+
+def _device_overrides(flow: OAuthFlow, source: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if value := source.get(prefix + "DEVICE_URL", "").strip():
+        overrides["device_authorization_url"] = value
+    if flow.issuer and (value := source.get(prefix + "ISSUER", "").strip()):
+        overrides["issuer"] = value.rstrip("/")
+    if value := source.get(prefix + "POLL_INTERVAL", "").strip():
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = 0.0  # a test knob: a bad value keeps the vendor's interval
+        if seconds > 0:
+            overrides["poll_interval"] = overrides["slow_down_step"] = seconds
+            overrides["poll_override"] = True
+    return overrides
 
 
 def default_flows(env: Mapping[str, str] | None = None) -> dict[str, OAuthFlow]:

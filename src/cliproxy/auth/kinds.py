@@ -221,4 +221,6 @@ GEMINI_ENTRY = ProviderEntry(
 
 def builtin_entries() -> list[ProviderEntry]:
     """The shipped kinds, in the order they are listed (logins, file types, messages)."""
-    return [CODEX_ENTRY, CLAUDE_ENTRY, GEMINI_ENTRY]
+    from .kinds_device import KIMI_ENTRY, XAI_ENTRY  # the device-code kinds, in their own file
+
+    return [CODEX_ENTRY, CLAUDE_ENTRY, GEMINI_ENTRY, KIMI_ENTRY, XAI_ENTRY]

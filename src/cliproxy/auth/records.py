@@ -75,6 +75,8 @@ class AuthRecord:
             facts["project_id"] = self.project_id
         if self.raw.get(PLAN_LIMITS_ONLY) is True:
             facts[PLAN_LIMITS_ONLY] = "true"
+        if self.raw.get(USING_API) is True:
+            facts[USING_API] = "true"
         return facts
 
     def credential(self, base_url: str, headers: Mapping[str, str] | None = None) -> Credential:
@@ -101,6 +103,9 @@ class AuthRecord:
 # An account-file switch (claude accounts): never send a request that would draw from the
 # subscription's extra usage (the config's claude-plan-limits-only, for one account).
 PLAN_LIMITS_ONLY = "claude-plan-limits-only"
+# An account-file switch (xai accounts): call the public API (api.x.ai) with the account's
+# token instead of the Grok CLI's chat backend.
+USING_API = "using_api"
 
 
 # ----- parsing ------------------------------------------------------------------------------

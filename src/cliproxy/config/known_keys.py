@@ -43,7 +43,6 @@ TOP_LEVEL_KEYS = frozenset(
         "video-result-auth-cache-ttl",
         "ws-auth",
         "xai",
-        "xai-api-key",
     }
 )
 

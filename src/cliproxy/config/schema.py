@@ -216,6 +216,7 @@ class Config(ConfigModel):
     gemini_api_key: list[ProviderKey] = Field(default_factory=list)
     claude_api_key: list[ProviderKey] = Field(default_factory=list)
     codex_api_key: list[ProviderKey] = Field(default_factory=list)
+    xai_api_key: list[ProviderKey] = Field(default_factory=list)
     openai_compatibility: list[OpenAICompatibility] = Field(default_factory=list)
     # cliproxy extensions (not in CLIProxyAPI):
     request_body_limit_mb: int = 32
@@ -455,6 +456,7 @@ class Config(ConfigModel):
             self.gemini_api_key
             or self.claude_api_key
             or self.codex_api_key
+            or self.xai_api_key
             or any(not provider.disabled for provider in self.openai_compatibility)
         )
 

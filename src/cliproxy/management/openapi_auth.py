@@ -264,6 +264,8 @@ def login_paths() -> dict[str, dict[str, Any]]:
                 )
             }
     for name in ("antigravity", "kimi", "xai", "qwen", "iflow"):
+        if catalog().by_login(name) is not None:
+            continue  # offered now (a catalog kind)
         refused = op(
             f"{name} logins are not supported: always 422 with the reason", "logins", errors=[422]
         )

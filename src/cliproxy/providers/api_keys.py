@@ -27,7 +27,9 @@ USER_AGENT = "cliproxy/0.1"
 # Each kind's default base URL is in its catalog entry (auth/kinds.py).
 
 
-def _headers(credential: Credential, ctx: RequestContext, auth: dict[str, str]) -> dict[str, str]:
+def request_headers(
+    credential: Credential, ctx: RequestContext, auth: dict[str, str]
+) -> dict[str, str]:
     headers = {
         "content-type": "application/json",
         "accept": "text/event-stream" if ctx.stream else "application/json",
@@ -56,7 +58,7 @@ class OpenAICompatProvider(Provider):
         body["model"] = model
         url = credential.base_url.rstrip("/") + "/chat/completions"
         auth = {"authorization": f"Bearer {credential.secret}"} if credential.secret else {}
-        return UpstreamRequest(url, _headers(credential, ctx, auth), orjson.dumps(body))
+        return UpstreamRequest(url, request_headers(credential, ctx, auth), orjson.dumps(body))
 
 
 class CodexApiKeyProvider(Provider):
@@ -71,7 +73,7 @@ class CodexApiKeyProvider(Provider):
         body["model"] = model
         url = credential.base_url.rstrip("/") + "/responses"
         auth = {"authorization": f"Bearer {credential.secret}"}
-        return UpstreamRequest(url, _headers(credential, ctx, auth), orjson.dumps(body))
+        return UpstreamRequest(url, request_headers(credential, ctx, auth), orjson.dumps(body))
 
 
 class ClaudeApiKeyProvider(Provider):
@@ -112,7 +114,7 @@ class ClaudeApiKeyProvider(Provider):
         beta = ctx.client_headers.get("anthropic-beta") if from_anthropic_client else None
         if beta:
             auth["anthropic-beta"] = beta
-        return UpstreamRequest(url, _headers(credential, ctx, auth), orjson.dumps(body))
+        return UpstreamRequest(url, request_headers(credential, ctx, auth), orjson.dumps(body))
 
 
 class GeminiApiKeyProvider(Provider):
@@ -143,4 +145,4 @@ class GeminiApiKeyProvider(Provider):
         body.pop("model", None)
         url = f"{credential.base_url.rstrip('/')}/v1beta/models/{model}:{method}"
         auth = {"x-goog-api-key": credential.secret}
-        return UpstreamRequest(url, _headers(credential, ctx, auth), orjson.dumps(body))
+        return UpstreamRequest(url, request_headers(credential, ctx, auth), orjson.dumps(body))
