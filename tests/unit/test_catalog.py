@@ -15,7 +15,13 @@ def test_kinds_and_their_spellings() -> None:
     assert cat.kinds()[:5] == ("codex", "claude", "gemini", "kimi", "xai")
     assert cat.channel(" Gemini-CLI ") == "gemini"
     assert cat.channel("anthropic") == "anthropic"  # config channels fold only gemini-cli
-    assert [e.kind for e in cat.api_key_entries()][:5] == ["claude", "gemini", "codex", "xai", "kimi"]
+    assert [e.kind for e in cat.api_key_entries()][:5] == [
+        "claude",
+        "gemini",
+        "codex",
+        "xai",
+        "kimi",
+    ]
     for name, login in (("openai", "codex"), ("claude", "anthropic"), ("google", "gemini-cli")):
         entry = cat.by_login(name)
         assert entry is not None and entry.login == login

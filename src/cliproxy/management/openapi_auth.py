@@ -252,8 +252,33 @@ def login_paths() -> dict[str, dict[str, Any]]:
     )
     project = query("project_id", STRING, about="the Google Cloud project to use (Gemini)")
     paths: dict[str, dict[str, Any]] = {}
+    device_started = object_of(
+        {
+            "status": STRING,
+            "url": STRING,
+            "state": STRING,
+            "flow": {"type": "string", "enum": ["device"]},
+            "user_code": STRING,
+            "expires_in": {"type": "integer"},
+        },
+        "url",
+        "state",
+        "user_code",
+    )
     for entry in catalog().entries:
         params = [webui, project] if entry.cloud_project else [webui]
+        if entry.flow.device:
+            for route in entry.login_routes:
+                paths[f"/{route}-auth-url"] = {
+                    "get": op(
+                        f"Start a {entry.display_name} device-code login: the verification "
+                        "URL, the user code to enter there, and the state to poll",
+                        "logins",
+                        reply=device_started,
+                        errors=[502],
+                    )
+                }
+            continue
         for route in entry.login_routes:
             paths[f"/{route}-auth-url"] = {
                 "get": op(
