@@ -5,15 +5,14 @@ slow_down, cancel, an unreachable vendor; then the new account serves a request.
 
 from __future__ import annotations
 
-import stat
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
+from tests.e2e.test_device_logins import auth_files, read_private
 from tests.management.test_oauth_logins import wait_for
 from tests.proxy_server import ProxyServer
 from tests.simulators.device_fixtures import (  # noqa: F401 (pytest fixtures)
@@ -28,16 +27,6 @@ from tests.simulators.xai_sim import XaiSim
 
 def auth_dir(proxy: ProxyServer) -> Path:
     return proxy.state.runtime.config.auth_dir
-
-
-def auth_files(directory: Path, kind: str) -> list[Path]:
-    return sorted(directory.glob(f"{kind}-*.json"))
-
-
-def read_private(path: Path) -> dict[str, Any]:
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    data: dict[str, Any] = orjson.loads(path.read_bytes())
-    return data
 
 
 def start(api: httpx.Client, kind: str) -> dict[str, Any]:
