@@ -39,7 +39,7 @@ from cliproxy.management.routes_config import live_config
 NOT_FOUND = ApiError(404, None, "item not found")
 # Sections CLIProxyAPI serves and cliproxy does not (yet): kept in the file as written, so the
 # Management Center can list and edit them and a config shared with CLIProxyAPI keeps them.
-KEPT_ONLY = ("vertex-api-key", "xai-api-key", "interactions-api-key")
+KEPT_ONLY = ("vertex-api-key", "interactions-api-key")
 
 
 def unwrap_items(body: Any, where: str) -> list[Any]:
@@ -296,6 +296,13 @@ SECTIONS = (
         "api-key",
         _defaults(ProviderKey),
         _key_entries("codex_api_key", "codex-api-key"),
+        True,
+    ),
+    Section(
+        "xai-api-key",
+        "api-key",
+        _defaults(ProviderKey),
+        _key_entries("xai_api_key", "xai-api-key"),
         True,
     ),
     Section("openai-compatibility", "name", _defaults(OpenAICompatibility), _compat_entries, False),
