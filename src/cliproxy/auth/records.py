@@ -28,7 +28,7 @@ from .record_fields import parse_time as parse_time
 
 def supported_types() -> tuple[str, ...]:
     """Auth file `type`s cliproxy can use: the catalog's kinds. CLIProxyAPI knows more
-    (antigravity, qwen, kimi, ...)."""
+    (antigravity, qwen, ...)."""
     return catalog().kinds()
 
 
