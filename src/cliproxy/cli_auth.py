@@ -1,4 +1,4 @@
-"""`cliproxy login codex|claude|gemini` and `cliproxy accounts`.
+"""`cliproxy login codex|claude|gemini|kimi|xai` and `cliproxy accounts`.
 
 Mounted into the main CLI with ``app.add_typer(auth_app)`` (no name: the commands join the top
 level). Heavy imports wait until a command runs, so `cliproxy --help` stays fast.
@@ -30,7 +30,8 @@ auth_app = typer.Typer(no_args_is_help=True)
 
 PROVIDER_HELP = (
     "codex (ChatGPT), claude (Claude Pro/Max), gemini (Google account), antigravity "
-    "(Google account, Antigravity IDE) or vertex (a service-account key, with --service-account)."
+    "(Google account, Antigravity IDE), kimi (Kimi Code, device code), xai (Grok, device code) "
+    "or vertex (a service-account key, with --service-account)."
 )
 AuthDirOption = Annotated[
     Path | None,
@@ -170,7 +171,8 @@ def login(
         raise typer.Exit(1) from None
     record = result.record
     verb = "Updated" if result.replaced else "Wrote"
-    console.print(f"[green]Logged in as[/] [bold]{escape(record.email)}[/]")
+    # Kimi names no account: its file name stands for it.
+    console.print(f"[green]Logged in as[/] [bold]{escape(record.email or record.id)}[/]")
     details = [f"plan {result.identity.plan}"] if result.identity.plan else []
     if record.project_id:
         details.append(f"project {record.project_id}")

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,16 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Ok
 from starlette.routing import Route
 
+from cliproxy.auth.flows import oauth_flow
 from cliproxy.config import load_config
 from cliproxy.management.app import ManagementApp
 from cliproxy.management.openapi import UNDOCUMENTED
+from cliproxy.management.routes_oauth import login_sessions
 from tests.management.conftest import management_mount, write_config
 from tests.proxy_server import ProxyServer
+from tests.simulators.kimi_sim import KimiSim
 from tests.simulators.oauth_sim import OAuthSim, oauth_sim_server_fixture  # noqa: F401
+from tests.simulators.xai_sim import XaiSim
 
 PASSWORD = "fuzz-password"
 # Cases per operation and mode: 4 keeps the module under a minute; raise it for a deeper hunt
@@ -70,9 +75,16 @@ def fuzz_proxy(
     os.environ["HOME"] = str(home)
     path: Path = write_config(tmp_path_factory.mktemp("fuzz"))
     try:
-        with ProxyServer(load_config(path), config_path=path) as server:
+        with (
+            KimiSim() as kimi,
+            XaiSim() as xai,
+            ProxyServer(load_config(path), config_path=path) as server,
+        ):
             # Forced and background refreshes of the seeded accounts go to the simulator.
             server.state.refresher.flows = _oauth_sim_server.flows()
+            # Device logins (kimi, xai) ask their vendor at once: the simulators answer.
+            env = {**_oauth_sim_server.env(), **kimi.env(), **xai.env()}
+            login_sessions(server.app).flows = partial(oauth_flow, env=env)
             yield server
     finally:
         for name, value in saved.items():

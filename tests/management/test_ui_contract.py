@@ -280,15 +280,12 @@ def test_openai_compatibility_calls(ui: httpx.Client, config_file: Path) -> None
     assert ui.get("/openai-compatibility").json()["openai-compatibility"] == []
 
 
-# providers.ts: the xAI and Interactions cards write their own sections the same way. cliproxy
-# keeps them (not served yet); vertex-api-key is served (tests/management/test_keys_routes.py).
+# providers.ts: the Interactions card writes its own section the same way. cliproxy keeps it
+# (not served yet); vertex-api-key and xai-api-key are served (test_keys_routes.py,
+# test_xai_api_key_section_is_served).
 @pytest.mark.parametrize(
     ("section", "entry"),
     [
-        (
-            "xai-api-key",
-            {"api-key": "xai-1", "base-url": "https://api.x.ai/v1", "websockets": True},
-        ),
         ("interactions-api-key", {"api-key": "AIza-1", "excluded-models": ["gemini-1*"]}),
     ],
 )
@@ -305,6 +302,24 @@ def test_sections_cliproxy_only_keeps(
     query = httpx.QueryParams({"api-key": entry["api-key"], "base-url": base})
     assert ui.delete(f"/{section}?{query}").status_code == 200
     assert on_disk(config_file, section) == []
+
+
+def test_xai_api_key_section_is_served(ui: httpx.Client, config_file: Path) -> None:
+    entry = {"api-key": "xai-1", "base-url": "https://api.x.ai/v1", "websockets": True}
+    assert ui.put("/xai-api-key", json=[entry]).status_code == 200
+    (served,) = ui.get("/config").json()["xai-api-key"]
+    assert {k: served[k] for k in entry} == entry
+    listed = ui.get("/xai-api-key").json()["xai-api-key"]
+    assert listed[0]["api-key"] == "xai-1" and listed[0]["auth-index"]
+    query = httpx.QueryParams({"api-key": "xai-1", "base-url": entry["base-url"]})
+    assert ui.delete(f"/xai-api-key?{query}").status_code == 200
+    assert on_disk(config_file, "xai-api-key") == []
+
+
+@pytest.mark.parametrize("channel", ["xai", "kimi"])
+def test_model_definitions_of_device_login_channels(ui: httpx.Client, channel: str) -> None:
+    models = ui.get(f"/model-definitions/{channel}").json()["models"]
+    assert models and all(m["id"].startswith(("grok-", "kimi-")) for m in models)
 
 
 # ----- auth files -------------------------------------------------------------------------------
@@ -521,7 +536,7 @@ def test_codex_login_start_paste_and_poll(ui: httpx.Client) -> None:
 
 # pages/OAuthPage.tsx: one card per provider; cards cliproxy cannot serve must fail readably
 # (the page shows `error`), not with "no route".
-@pytest.mark.parametrize("provider", ["kimi", "xai"])
+@pytest.mark.parametrize("provider", ["qwen"])
 def test_login_cards_cliproxy_cannot_serve_get_a_readable_refusal(
     ui: httpx.Client, provider: str
 ) -> None:
@@ -531,7 +546,7 @@ def test_login_cards_cliproxy_cannot_serve_get_a_readable_refusal(
 
 
 # components/oauth-model-alias editor: loads /model-definitions/:channel for every preset.
-@pytest.mark.parametrize("channel", ["aistudio", "xai", "kimi"])
+@pytest.mark.parametrize("channel", ["aistudio"])
 def test_model_definitions_of_foreign_channels_are_empty_catalogues(
     ui: httpx.Client, channel: str
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from starlette.routing import Route
 from .core import Frame, Turn, joined_text, new_id, sse
 from .openai_common import OpenAIBase, usage_counts
 from .reply import Reply
+from .server import SimServer
 
 FINISH = {
     "stop": "stop",
@@ -149,3 +151,16 @@ def _usage(reply: Reply) -> dict[str, Any]:
             "rejected_prediction_tokens": 0,
         },
     }
+
+
+class InnerChatSim(OpenAIChatSim):
+    """Chat Completions served on another simulator's server (a vendor whose one host has
+    several endpoints): its own queue and request log, the outer server's lifecycle."""
+
+    def __init__(self, outer: SimServer) -> None:
+        super().__init__()
+        self.outer = outer
+
+    @property
+    def closing(self) -> asyncio.Event:
+        return self.outer.closing

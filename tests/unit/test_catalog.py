@@ -12,17 +12,21 @@ from cliproxy.providers.client_profiles import VENDORS
 
 def test_kinds_and_their_spellings() -> None:
     cat = catalog()
-    assert cat.kinds()[:3] == ("codex", "claude", "gemini")
-    assert {"vertex", "antigravity"} <= set(cat.kinds())
+    assert cat.kinds() == ("codex", "claude", "gemini", "vertex", "antigravity", "kimi", "xai")
     assert cat.channel(" Gemini-CLI ") == "gemini"
     assert cat.channel("anthropic") == "anthropic"  # config channels fold only gemini-cli
-    assert [e.kind for e in cat.api_key_entries()][:3] == ["claude", "gemini", "codex"]
+    assert {"claude", "gemini", "codex", "vertex", "xai", "kimi"} <= {
+        e.kind for e in cat.api_key_entries()
+    }
     for name, login in (("openai", "codex"), ("claude", "anthropic"), ("google", "gemini-cli")):
         entry = cat.by_login(name)
         assert entry is not None and entry.login == login
     assert cat.by_login("qwen") is None
     entry = cat.by_login("anti-gravity")
     assert entry is not None and entry.kind == "antigravity"
+    for name in ("grok", "x.ai", "x-ai"):
+        entry = cat.by_login(name)
+        assert entry is not None and entry.kind == "xai"
     entry = cat.by_management_channel("openai")
     assert entry is not None and entry.kind == "codex"
 

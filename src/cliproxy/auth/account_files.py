@@ -65,6 +65,12 @@ class AccountFile:
 
     # Where the expiry sits: False at the top level ("expired"), True inside "token".
     expiry_in_token = False
+    # A login that cannot say which account it is fails (False: the vendor names none).
+    needs_email = True
+
+    def new_device_id(self) -> str:
+        """The device id a device-code login presents ("" for kinds that send none)."""
+        return ""
 
     def file_name(self, kind: str, email: str, project_id: str = "") -> str:
         return f"{kind}-{safe_name_part(email)}.json"

@@ -1,5 +1,7 @@
 """The shape of a kind's OAuth data: endpoints, client id, scopes, callback port and path, and
-how the vendor's CLI sends its refresh grant.
+how the vendor's CLI sends its refresh grant. A device-code kind (RFC 8628: Kimi, xAI) has no
+authorize page or callback; it names its device-authorization endpoint (or an OIDC issuer whose
+discovery document names it) and how often and how long to poll.
 
 The machinery in oauth.py is shared; a kind supplies only this data, in its catalog entry
 (kinds.py). flows.py applies the environment overrides.
@@ -56,6 +58,22 @@ class OAuthFlow:
     project_setup: ProjectSetup | None = field(default=None, compare=False)
     # Refresh this many seconds before the token expires (0: the refresher's default lead).
     refresh_lead_seconds: float = 0.0
+    # ----- the device-code grant (auth/device.py) ------------------------------------------
+    grant: Literal["authorization_code", "device_code"] = "authorization_code"
+    device_authorization_url: str = ""
+    # An OIDC issuer: the device and token endpoints come from its discovery document, and
+    # must be https on one of ``endpoint_domains`` (or under the issuer, when it is overridden).
+    issuer: str = ""
+    endpoint_domains: tuple[str, ...] = ()
+    poll_interval: float = 5.0  # seconds between polls unless the server asks for more
+    poll_timeout: float = 900.0  # give up after this long, whatever the code's lifetime
+    slow_down_step: float = 5.0  # RFC 8628 section 3.5: slow_down adds 5 seconds
+    poll_override: bool = False  # poll_interval was set by the environment: it wins
+    state_prefix: str = ""  # management logins' state: "<prefix>-<nanoseconds>" (reference)
+
+    @property
+    def device(self) -> bool:
+        return self.grant == "device_code"
 
     def redirect_uri(self, port: int | None = None) -> str:
         return f"http://localhost:{port or self.callback_port}{self.callback_path}"

@@ -8,6 +8,9 @@ unusual networks, can point the flows elsewhere (<KIND> is the auth-file type, u
     CLIPROXY_<KIND>_USERINFO_URL     userinfo (the account email), for flows that have one
     CLIPROXY_CODE_ASSIST_BASE_URL    Code Assist API (project discovery), for flows that use it
     CLIPROXY_<KIND>_CODE_ASSIST_BASE_URL   the same for one kind only (wins over the above)
+    CLIPROXY_<KIND>_DEVICE_URL       device-authorization endpoint (device-code flows)
+    CLIPROXY_<KIND>_ISSUER           OIDC issuer whose discovery names the endpoints (xai)
+    CLIPROXY_<KIND>_POLL_INTERVAL    seconds between device-code polls, and the slow_down step
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def oauth_flow(provider: str, env: Mapping[str, str] | None = None) -> OAuthFlow
     # Only flows that use these endpoints take their overrides.
     if flow.userinfo_url and (value := source.get(prefix + "USERINFO_URL", "").strip()):
         overrides["userinfo_url"] = value
+    if flow.device:
+        overrides.update(_device_overrides(flow, source, prefix))
     code_assist = (
         source.get(prefix + "CODE_ASSIST_BASE_URL", "").strip()
         or source.get("CLIPROXY_CODE_ASSIST_BASE_URL", "").strip()
@@ -51,6 +56,23 @@ def oauth_flow(provider: str, env: Mapping[str, str] | None = None) -> OAuthFlow
     if flow.code_assist_base_url and code_assist:
         overrides["code_assist_base_url"] = code_assist.rstrip("/")
     return replace(flow, **overrides) if overrides else flow
+
+
+def _device_overrides(flow: OAuthFlow, source: Mapping[str, str], prefix: str) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if value := source.get(prefix + "DEVICE_URL", "").strip():
+        overrides["device_authorization_url"] = value
+    if flow.issuer and (value := source.get(prefix + "ISSUER", "").strip()):
+        overrides["issuer"] = value.rstrip("/")
+    if value := source.get(prefix + "POLL_INTERVAL", "").strip():
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = 0.0  # a test knob: a bad value keeps the vendor's interval
+        if seconds > 0:
+            overrides["poll_interval"] = overrides["slow_down_step"] = seconds
+            overrides["poll_override"] = True
+    return overrides
 
 
 def default_flows(env: Mapping[str, str] | None = None) -> dict[str, OAuthFlow]:

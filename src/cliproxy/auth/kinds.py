@@ -369,4 +369,14 @@ ANTIGRAVITY_ENTRY = ProviderEntry(
 
 def builtin_entries() -> list[ProviderEntry]:
     """The shipped kinds, in the order they are listed (logins, file types, messages)."""
-    return [CODEX_ENTRY, CLAUDE_ENTRY, GEMINI_ENTRY, VERTEX_ENTRY, ANTIGRAVITY_ENTRY]
+    from .kinds_device import KIMI_ENTRY, XAI_ENTRY  # the device-code kinds, in their own file
+
+    return [
+        CODEX_ENTRY,
+        CLAUDE_ENTRY,
+        GEMINI_ENTRY,
+        VERTEX_ENTRY,
+        ANTIGRAVITY_ENTRY,
+        KIMI_ENTRY,
+        XAI_ENTRY,
+    ]

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
 from cliproxy.providers.client_profiles import ClientIdentities
 from cliproxy.providers.transport import UpstreamClient
 
+from .device_login import run_device_login
 from .flow_spec import ProjectSetup
 from .flows import OAuthFlow, oauth_flow
 from .gemini_setup import discover_project, fetch_email
-from .identity import Identity, auth_file_name, identity_from_tokens, login_file
+from .identity import Identity, identity_from_tokens
+from .login_common import LoginResult, LoginUI, save_account
 from .oauth import (
     CallbackServer,
     OAuthError,
@@ -31,31 +32,11 @@ from .oauth import (
     new_state,
     parse_pasted,
 )
-from .records import AuthRecord
 from .store import AuthStore
 
+__all__ = ["LoginResult", "LoginUI", "finish_login", "run_login", "save_account"]
+
 CALLBACK_TIMEOUT = 600.0
-
-
-class LoginUI(Protocol):
-    def info(self, message: str) -> None: ...
-
-    def show_url(self, url: str, *, paste: bool) -> None: ...
-
-    def prompt(self, message: str) -> str:
-        """Blocking; runs in a worker thread."""
-        ...
-
-    def open_browser(self, url: str) -> bool:
-        """Blocking; runs in a worker thread. False when no browser could be started."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class LoginResult:
-    record: AuthRecord
-    identity: Identity
-    replaced: bool  # an auth file for this account existed and was updated
 
 
 async def run_login(
@@ -73,6 +54,8 @@ async def run_login(
 ) -> LoginResult:
     """Raises OAuthError (with a message for the user) or AuthWriteError."""
     flow = flow or oauth_flow(provider)
+    if flow.device:
+        return await run_device_login(flow, store, ui, no_browser=no_browser, proxy_url=proxy_url)
     pkce, state = new_pkce(), new_state()
     if no_browser:
         redirect_uri = flow.redirect_uri(port)
@@ -150,22 +133,7 @@ async def finish_login(
             proxy_url,
             onboard_poll_interval,
         )
-    if not identity.email:
-        raise OAuthError("the provider did not say which account this is (no email)")
-
-    store.load()
-    name = auth_file_name(flow.provider, identity.email, project_id)
-    existing = store.get(name)
-    raw = login_file(
-        flow,
-        tokens,
-        identity,
-        project_id=project_id,
-        project_auto=project_auto,
-        existing=existing.raw if existing is not None else None,
-    )
-    saved = store.create(name, raw)
-    return LoginResult(saved.record, identity, replaced=existing is not None)
+    return save_account(flow, store, tokens, identity, project_id, project_auto)
 
 
 def _quiet(message: str) -> None:

@@ -28,7 +28,7 @@ from .record_fields import parse_time as parse_time
 
 def supported_types() -> tuple[str, ...]:
     """Auth file `type`s cliproxy can use: the catalog's kinds. CLIProxyAPI knows more
-    (antigravity, qwen, kimi, ...)."""
+    (antigravity, qwen, ...)."""
     return catalog().kinds()
 
 
@@ -78,6 +78,8 @@ class AuthRecord:
             facts["location"] = location
         if self.raw.get(PLAN_LIMITS_ONLY) is True:
             facts[PLAN_LIMITS_ONLY] = "true"
+        if self.raw.get(USING_API) is True:
+            facts[USING_API] = "true"
         return facts
 
     def credential(self, base_url: str, headers: Mapping[str, str] | None = None) -> Credential:
@@ -104,6 +106,9 @@ class AuthRecord:
 # An account-file switch (claude accounts): never send a request that would draw from the
 # subscription's extra usage (the config's claude-plan-limits-only, for one account).
 PLAN_LIMITS_ONLY = "claude-plan-limits-only"
+# An account-file switch (xai accounts): call the public API (api.x.ai) with the account's
+# token instead of the Grok CLI's chat backend.
+USING_API = "using_api"
 
 
 # ----- parsing ------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ from cliproxy.providers.transport import UpstreamClient
 from cliproxy.usage.events import RefreshOutcome, RefreshResult
 
 from .catalog import catalog
+from .device import discover
 from .flows import OAuthFlow, default_flows
 from .identity import refreshed_file
-from .oauth import TokenError, TokenSender, refresh_grant
+from .oauth import OAuthError, TokenError, TokenSender, refresh_grant
 from .records import AccountState, AuthRecord
 from .store import AuthStore
 
@@ -83,6 +84,7 @@ class Refresher:
         self._own_sender = sender is None
         self._sender: TokenSender = sender if sender is not None else UpstreamClient()
         self._inflight: dict[str, asyncio.Task[AuthRecord]] = {}
+        self._discovered: dict[str, OAuthFlow] = {}  # issuer -> flow with its endpoints
         self._retry_at: dict[str, float] = {}  # monotonic time before which we don't retry
         # Background refreshes are for accounts used within this many seconds (0: none).
         self.recent_use_window = recent_use_window
@@ -162,6 +164,8 @@ class Refresher:
         flow = self.flows.get(record.type)
         if flow is None and minter is None:
             raise RefreshFailed(record_id, f"no token endpoint known for type {record.type!r}")
+        if flow is not None and minter is None:
+            flow = await self._endpoints(record_id, flow)
         self.refresh_count += 1
         started = time.perf_counter()
         result: RefreshResult = "failed"
@@ -200,7 +204,7 @@ class Refresher:
             client_id=str(token_block.get("client_id") or ""),
             client_secret=str(token_block.get("client_secret") or ""),
             proxy_url=record.proxy_url or None,
-            headers=self._identity_headers(record.type),
+            headers=self._identity_headers(record),
         )
 
     def lead(self, record: AuthRecord) -> float:
@@ -214,9 +218,28 @@ class Refresher:
         if self.report is not None:
             self.report(RefreshOutcome(record.id, record.type, result, seconds))
 
-    def _identity_headers(self, record_type: str) -> dict[str, str]:
-        entry = catalog().get(record_type)
-        return self.identities.profile(entry.vendor).refresh_headers() if entry else {}
+    def _identity_headers(self, record: AuthRecord) -> dict[str, str]:
+        entry = catalog().get(record.type)
+        if entry is None:
+            return {}
+        # The device id rides along where the vendor takes one (kimi: its account id).
+        return self.identities.profile(entry.vendor).refresh_headers(record.account_id)
+
+    async def _endpoints(self, record_id: str, flow: OAuthFlow) -> OAuthFlow:
+        """An OIDC flow (xai) with the token endpoint its issuer's discovery names, looked
+        up once per issuer."""
+        if not flow.issuer:
+            return flow
+        if (found := self._discovered.get(flow.issuer)) is not None:
+            return found
+        default = catalog().entry(flow.provider).flow.issuer
+        try:
+            found = await discover(self._sender, flow, default)
+        except OAuthError as exc:
+            self._retry_at[record_id] = time.monotonic() + self.retry_delay
+            raise RefreshFailed(record_id, str(exc)) from None
+        self._discovered[flow.issuer] = found
+        return found
 
     # ----- background -------------------------------------------------------------------------
 

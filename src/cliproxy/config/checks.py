@@ -22,13 +22,17 @@ def resolve_path(value: str, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+# The `<kind>-api-key` sections of ProviderKey entries.
+KEY_SECTIONS = ("gemini-api-key", "claude-api-key", "codex-api-key", "xai-api-key")
+
+
 def run_checks(cfg: Config, base_dir: Path) -> CheckResult:
     """Validate `cfg` and normalise it in place (TLS paths made absolute, empty keys dropped)."""
     result = CheckResult()
     _check_tls(cfg, base_dir, result)
     _check_openai_names(cfg, result)
     _check_client_keys(cfg, result)
-    for section in ("gemini-api-key", "claude-api-key", "codex-api-key"):
+    for section in KEY_SECTIONS:
         entries: list[ProviderKey] = getattr(cfg, section.replace("-", "_"))
         for index, entry in enumerate(entries):
             _check_aliases(entry.models, (section, index), result)
@@ -119,7 +123,7 @@ def _check_aliases(models: list[ModelAlias], where: KeyPath, result: CheckResult
 
 def _drop_empty_keys(cfg: Config, result: CheckResult) -> None:
     # CLIProxyAPI silently skips entries with neither a key nor a base URL; we skip and say so.
-    for section in ("gemini-api-key", "claude-api-key", "codex-api-key"):
+    for section in KEY_SECTIONS:
         attr = section.replace("-", "_")
         entries: list[ProviderKey] = getattr(cfg, attr)
         kept = []

@@ -41,7 +41,6 @@ TOP_LEVEL_KEYS = frozenset(
         "video-result-auth-cache-ttl",
         "ws-auth",
         "xai",
-        "xai-api-key",
     }
 )
 

@@ -237,6 +237,7 @@ class Config(ConfigModel):
     # Vertex AI (or a Vertex-compatible gateway) with an API key: `models` name the upstream
     # models and their aliases (providers/vertex.py).
     vertex_api_key: list[ProviderKey] = Field(default_factory=list)
+    xai_api_key: list[ProviderKey] = Field(default_factory=list)
     openai_compatibility: list[OpenAICompatibility] = Field(default_factory=list)
     # cliproxy extensions (not in CLIProxyAPI):
     request_body_limit_mb: int = 32
@@ -482,6 +483,7 @@ class Config(ConfigModel):
             or self.claude_api_key
             or self.codex_api_key
             or any(entry.api_key for entry in self.vertex_api_key)
+            or self.xai_api_key
             or any(not provider.disabled for provider in self.openai_compatibility)
         )
 

@@ -89,7 +89,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "disabled": _flag,
     "disable_cooling": _flag,
     # xAI accounts' "use the API instead of the Grok CLI backend" switch; the console sends it
-    # for xai files only. cliproxy serves no xai accounts yet, so it is stored and kept.
+    # for xai files only (providers/xai.py reads it).
     "using_api": _flag,
     "excluded_models": _models,
     "expired": _expired,

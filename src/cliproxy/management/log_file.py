@@ -73,7 +73,12 @@ def rotation(cap_mb: int) -> tuple[int, int]:
 def config_secrets(config: Config) -> list[str]:
     """Every secret the config holds, longest first (so no secret is masked piecemeal)."""
     found: set[str] = set(config.client_key_values)
-    keyed = (*config.gemini_api_key, *config.claude_api_key, *config.codex_api_key)
+    keyed = (
+        *config.gemini_api_key,
+        *config.claude_api_key,
+        *config.codex_api_key,
+        *config.xai_api_key,
+    )
     for entry in (*keyed, *config.vertex_api_key):
         found.add(entry.api_key)
     for compat in config.openai_compatibility:
@@ -87,7 +92,9 @@ def config_secrets(config: Config) -> list[str]:
         found.add(password)
     urls = [config.proxy_url]
     urls += [e.proxy_url for e in (*config.gemini_api_key, *config.claude_api_key)]
-    urls += [e.proxy_url for e in (*config.codex_api_key, *config.vertex_api_key)]
+    urls += [
+        e.proxy_url for e in (*config.codex_api_key, *config.vertex_api_key, *config.xai_api_key)
+    ]
     for url in urls:
         if url and "@" in url:
             try:

@@ -17,14 +17,16 @@ import enum
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cliproxy.auth.catalog import catalog
+from cliproxy.auth.device_login import DeviceLogin, begin_device_login, finish_device_login
 from cliproxy.auth.files import AuthWriteError
 from cliproxy.auth.flows import OAuthFlow, oauth_flow
 from cliproxy.auth.login import finish_login
+from cliproxy.auth.login_common import LoginResult
 from cliproxy.auth.oauth import OAuthError, authorize_url, new_pkce, new_state
 
 if TYPE_CHECKING:
@@ -82,6 +84,10 @@ class LoginSession:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     exchange: asyncio.Task[None] | None = None
     listener: asyncio.Task[None] | None = None
+    # Device-code logins (kimi, xai): what the user types on the verification page, and how
+    # long the code lives; the session polls from the start instead of waiting for a code.
+    user_code: str = ""
+    expires_in: float = 0.0
 
     @property
     def open(self) -> bool:
@@ -131,6 +137,49 @@ class LoginSessions:
         self._sessions[state] = session
         return session
 
+    async def start_device(self, provider: str, app_state: AppState) -> LoginSession:
+        """A device-code login: ask the vendor for a code now (the reply carries the user
+        code and verification URL), poll for the tokens in the background. Raises
+        LoginError(502) when the vendor cannot be asked."""
+        self._prune()
+        entry = catalog().by_login(provider)
+        if entry is None:
+            raise KeyError(provider)
+        flow = self.flows(entry.kind)
+        proxy_url = app_state.runtime.config.proxy_url or None
+        try:
+            login = await begin_device_login(
+                flow, identities=app_state.identities, proxy_url=proxy_url
+            )
+        except OAuthError as exc:
+            raise LoginError(502, str(exc)) from None
+        # The reference's state for device logins: "<prefix>-<nanoseconds>".
+        state = f"{flow.state_prefix or entry.kind}-{time.time_ns()}"
+        session = LoginSession(
+            state=state,
+            provider=provider,
+            flow=login.flow,
+            verifier="",
+            redirect_uri="",
+            url=login.code.url,
+            app_state=app_state,
+            project=None,
+            created=self.clock(),
+            phase=Phase.EXCHANGING,  # no callback comes: the poll is the exchange
+            user_code=login.code.user_code,
+            expires_in=min(login.code.expires_in, flow.poll_timeout),
+        )
+        self._sessions[state] = session
+        session.exchange = asyncio.create_task(
+            self._poll(session, login, proxy_url), name=f"login {provider}"
+        )
+        return session
+
+    async def _poll(self, session: LoginSession, login: DeviceLogin, proxy_url: str | None) -> None:
+        await self._settle(
+            session, finish_device_login(login, session.app_state.auth_store, proxy_url=proxy_url)
+        )
+
     # ----- receiving the code ------------------------------------------------------------------
 
     def submit(self, state: str, *, provider: str = "", code: str = "", error: str = "") -> None:
@@ -164,8 +213,9 @@ class LoginSessions:
     async def _exchange(self, session: LoginSession, code: str) -> None:
         store = session.app_state.auth_store
         proxy_url = session.app_state.runtime.config.proxy_url or None
-        try:
-            result = await finish_login(
+        await self._settle(
+            session,
+            finish_login(
                 session.flow,
                 store,
                 code=code,
@@ -176,7 +226,13 @@ class LoginSessions:
                 proxy_url=proxy_url,
                 progress=lambda message: log.info("%s login: %s", session.provider, message),
                 onboard_poll_interval=self.onboard_poll_interval,
-            )
+            ),
+        )
+
+    async def _settle(self, session: LoginSession, finishing: Awaitable[LoginResult]) -> None:
+        """Run a login's last step and record how it ended (a background task: never raises)."""
+        try:
+            result = await finishing
         except (OAuthError, AuthWriteError) as exc:
             self._fail(session, str(exc))
         except Exception as exc:  # a background task: report, never raise

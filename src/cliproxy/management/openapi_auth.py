@@ -263,8 +263,33 @@ def login_paths() -> dict[str, dict[str, Any]]:
     )
     project = query("project_id", STRING, about="the Google Cloud project to use (Gemini)")
     paths: dict[str, dict[str, Any]] = {}
+    device_started = object_of(
+        {
+            "status": STRING,
+            "url": STRING,
+            "state": STRING,
+            "flow": {"type": "string", "enum": ["device"]},
+            "user_code": STRING,
+            "expires_in": {"type": "integer"},
+        },
+        "url",
+        "state",
+        "user_code",
+    )
     for entry in catalog().entries:
         params = [webui, project] if entry.cloud_project else [webui]
+        if entry.flow.device:
+            for route in entry.login_routes:
+                paths[f"/{route}-auth-url"] = {
+                    "get": op(
+                        f"Start a {entry.display_name} device-code login: the verification "
+                        "URL, the user code to enter there, and the state to poll",
+                        "logins",
+                        reply=device_started,
+                        errors=[502],
+                    )
+                }
+            continue
         # What a page needs to offer the login (the console's "Add an account" reads it):
         # the provider name oauth-callback takes, a name for people, whether it takes a
         # project. The first route of a kind is its own name; the others are aliases.
@@ -284,8 +309,8 @@ def login_paths() -> dict[str, dict[str, Any]]:
             operation["x-cliproxy-login"] = {**login, "alias": position > 0}
             paths[f"/{route}-auth-url"] = {"get": operation}
     for name in ("antigravity", "kimi", "xai", "qwen", "iflow"):
-        if f"/{name}-auth-url" in paths:
-            continue  # a kind of the catalog offers this login now
+        if catalog().by_login(name) is not None:
+            continue  # offered now (a catalog kind)
         refused = op(
             f"{name} logins are not supported: always 422 with the reason", "logins", errors=[422]
         )

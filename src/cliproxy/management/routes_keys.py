@@ -39,7 +39,7 @@ from cliproxy.management.routes_config import live_config
 NOT_FOUND = ApiError(404, None, "item not found")
 # Sections CLIProxyAPI serves and cliproxy does not (yet): kept in the file as written, so the
 # Management Center can list and edit them and a config shared with CLIProxyAPI keeps them.
-KEPT_ONLY = ("xai-api-key", "interactions-api-key")
+KEPT_ONLY = ("interactions-api-key",)
 # Sections whose entries the reference checks more strictly than the config schema does
 # (vertex-api-key: api-key required, each model needs both name and alias): checked here.
 CHECKED_HERE = (*KEPT_ONLY, "vertex-api-key")
@@ -307,6 +307,13 @@ SECTIONS = (
         _defaults(ProviderKey),
         _key_entries("vertex_api_key", "vertex-api-key"),
         False,
+    ),
+    Section(
+        "xai-api-key",
+        "api-key",
+        _defaults(ProviderKey),
+        _key_entries("xai_api_key", "xai-api-key"),
+        True,
     ),
     Section("openai-compatibility", "name", _defaults(OpenAICompatibility), _compat_entries, False),
     *(Section(key, "api-key", {}, _kept_entries(key), False) for key in KEPT_ONLY),

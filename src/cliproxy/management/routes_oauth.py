@@ -83,7 +83,10 @@ def _starter(provider: str) -> Handler:
         """Start a login: {"status":"ok","url":<authorize URL>,"state":<state>}."""
         sessions = login_sessions(request.app)
         query = request.query_params
-        takes_project = (entry := catalog().by_login(provider)) is not None and entry.cloud_project
+        entry = catalog().by_login(provider)
+        if entry is not None and entry.flow.device:
+            return await _start_device(request, provider)
+        takes_project = entry is not None and entry.cloud_project
         project = query.get("project_id", "").strip() if takes_project else ""
         session = sessions.start(provider, _app_state(request), project or None)
         if query.get("is_webui", "").strip().lower() in TRUE_WORDS:
@@ -91,6 +94,22 @@ def _starter(provider: str) -> Handler:
         return json_response({"status": "ok", "url": session.url, "state": session.state})
 
     return start_login
+
+
+async def _start_device(request: Request, provider: str) -> Response:
+    """A device-code login (kimi, xai): the verification URL, the user code to type there and
+    how long it lives, as the reference answers; then poll get-auth-status."""
+    session = await login_sessions(request.app).start_device(provider, _app_state(request))
+    return json_response(
+        {
+            "status": "ok",
+            "url": session.url,
+            "state": session.state,
+            "flow": "device",
+            "user_code": session.user_code,
+            "expires_in": int(session.expires_in),
+        }
+    )
 
 
 @_refusals
@@ -214,7 +233,7 @@ _STARTERS = {
 _UNSUPPORTED = tuple(
     name
     for name in ("antigravity", "kimi", "xai", "qwen", "iflow")
-    if f"/{name}-auth-url" not in _STARTERS
+    if catalog().by_login(name) is None
 )
 
 

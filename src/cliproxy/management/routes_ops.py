@@ -37,7 +37,7 @@ TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 # The channels whose accounts we serve, their spellings and the vendor their models are
 # "owned by" come from the catalog.
 # OAuth channels of CLIProxyAPI that cliproxy does not log in to (yet).
-FOREIGN_CHANNELS = frozenset({"vertex", "aistudio", "antigravity", "kimi", "xai", "qwen", "iflow"})
+FOREIGN_CHANNELS = frozenset({"vertex", "aistudio", "antigravity", "qwen", "iflow"})
 
 # The log ring starts collecting when the management routes are loaded (at server start), so
 # GET /logs shows what happened before the first call to it.

@@ -128,6 +128,12 @@ class Provider(ABC):
         """The upstream HTTP request. ``body`` is already in this provider's protocol; the
         provider sets the model (in the body or the URL) and adds what its upstream requires."""
 
+    def for_client(self, client_protocol: WireProtocol) -> Provider:
+        """The provider that serves a client of ``client_protocol`` on this credential: itself,
+        unless the upstream speaks several protocols (Kimi: Anthropic Messages for Messages
+        clients, Chat Completions for the rest) and one of them saves a translation."""
+        return self
+
     def models(self) -> list[str]:
         """Model names this provider lists in /v1/models when no config names them."""
         return []

@@ -29,7 +29,9 @@ CODEX = "codex"
 CLAUDE = "claude"
 GEMINI_CLI = "gemini-cli"
 ANTIGRAVITY = "antigravity"
-VENDORS = (CODEX, CLAUDE, GEMINI_CLI, ANTIGRAVITY)
+KIMI = "kimi"  # kimi-cli (Kimi Code)
+GROK = "grok"  # the Grok CLI (grok-shell)
+VENDORS = (CODEX, CLAUDE, GEMINI_CLI, ANTIGRAVITY, KIMI, GROK)
 
 # How each vendor's user-agent names its version: codex_exec/0.169.0, codex_cli_rs/0.169.0,
 # claude-cli/2.1.331, GeminiCLI/0.61.0 or GeminiCLI-tui/0.61.0, antigravity/hub/2.9.1.
@@ -38,6 +40,8 @@ _VERSION_IN_UA = {
     CLAUDE: re.compile(r"^(claude-cli)/(\d+(?:\.\d+)*)"),
     GEMINI_CLI: re.compile(r"^(GeminiCLI(?:-[a-z]+)?)/(\d+(?:\.\d+)*)"),
     ANTIGRAVITY: re.compile(r"^(antigravity(?:/hub)?)/(\d+(?:\.\d+)*)"),
+    KIMI: re.compile(r"^(KimiCLI)/(\d+(?:\.\d+)*)"),
+    GROK: re.compile(r"^(grok-shell)/(\d+(?:\.\d+)*)"),
 }
 
 
@@ -109,16 +113,31 @@ class ClientProfile:
     beta_features: str = ""  # x-codex-beta-features
     # What the CLI's token refresh carries (its HTTP library differs from its API client's).
     refresh_user_agent: str = ""
+    # Device headers the CLI sends on its logins, refreshes and API calls (kimi-cli's
+    # X-Msh-*; "{version}" is filled in), and the header that carries the device id.
+    device_headers: Mapping[str, str] = field(default_factory=dict)
+    device_id_header: str = ""
 
     def user_agent_for(self, model: str = "") -> str:
         return self.user_agent.replace("{version}", self.version).replace("{model}", model)
 
-    def refresh_headers(self) -> dict[str, str]:
+    def refresh_headers(self, device_id: str = "") -> dict[str, str]:
         headers = {"user-agent": self.refresh_user_agent.replace("{version}", self.version)}
         if self.originator:
             headers["originator"] = self.originator
         if self.runtime:
             headers["x-goog-api-client"] = self.runtime
+        headers.update(self.device_identity(device_id))
+        return headers
+
+    def device_identity(self, device_id: str = "") -> dict[str, str]:
+        """The device headers, with the device id when the vendor takes one."""
+        headers = {
+            name: value.replace("{version}", self.version)
+            for name, value in self.device_headers.items()
+        }
+        if self.device_id_header and device_id:
+            headers[self.device_id_header] = device_id
         return headers
 
 
@@ -188,7 +207,33 @@ def _default_profiles() -> dict[str, ClientProfile]:
             user_agent="antigravity/hub/{version} darwin/arm64",
             refresh_user_agent="antigravity/hub/{version} darwin/arm64",
         ),
+        KIMI: ClientProfile(
+            vendor=KIMI,
+            version="1.12.0",
+            user_agent="KimiCLI/{version}",
+            refresh_user_agent="KimiCLI/{version}",
+            device_headers={
+                "X-Msh-Platform": "kimi_cli",
+                "X-Msh-Version": "{version}",
+                "X-Msh-Device-Name": _header_safe(platform.node()) or "localhost",
+                "X-Msh-Device-Model": _header_safe(
+                    f"{platform.system()} {platform.release()} {platform.machine()}"
+                ),
+            },
+            device_id_header="X-Msh-Device-Id",
+        ),
+        GROK: ClientProfile(
+            vendor=GROK,
+            version="0.2.120",
+            user_agent="grok-shell/{version}",
+            refresh_user_agent="grok-shell/{version}",
+        ),
     }
+
+
+def _header_safe(text: str) -> str:
+    """A host fact as a header value: printable ASCII only (a hostname may be anything)."""
+    return "".join(c for c in text if " " <= c <= "~").strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ bytes); otherwise the request goes through the canonical model.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from time import perf_counter
 
@@ -109,6 +110,10 @@ class _Forwarding:
     async def _attempt(self, candidate: Candidate) -> Response | None:
         """Ask one candidate: a Response when it answered, None to go on with the next."""
         state, call, walk = self.state, self.call, self.walk
+        spoken = candidate.provider.for_client(call.protocol)
+        if spoken is not candidate.provider:
+            # Same credential and model (refusals and rests are kept per those), another wire.
+            candidate = replace(candidate, provider=spoken)
         provider = candidate.provider
         credential = candidate.credential
         from_store = bool(credential.account) and state.auth_store.get(credential.id) is not None
