@@ -129,6 +129,9 @@ def server_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Con
         # uvicorn refuses a request once the open connections, its own included, reach the
         # limit: one more, so that max-connections clients are all served.
         "limit_concurrency": config.max_connections + 1,
+        # A Responses WebSocket frame carries a whole request body (server/responses_ws.py):
+        # the same limit as an HTTP body; a larger frame is closed with 1009 (message too big).
+        "ws_max_size": config.request_body_limit_bytes,
         "ssl_certfile": config.tls.cert if config.tls.enable else None,
         "ssl_keyfile": config.tls.key if config.tls.enable else None,
     }

@@ -1,0 +1,238 @@
+"""`GET /v1/responses` upgraded to a WebSocket: the Responses API as the Codex CLI speaks it
+first (docs/websocket.md; the frames and the history are in server/ws_turns.py).
+
+Each `response.create` frame is one turn, sent through the same forwarding core as
+`POST /v1/responses` with `stream: true` (pass-through to Codex accounts and codex-api-key,
+translated for any other provider); the reply's SSE events go back one JSON text frame each.
+Errors are `{"type": "error", ...}` frames and the socket stays open for the next turn. The
+access layer has checked the client key at the upgrade. A client that goes away mid-turn
+cancels the turn, which closes the upstream connection (as server/hangup.py does for HTTP).
+Each turn is one RequestOutcome, as an HTTP request is (usage ledger, counts, metrics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from time import perf_counter
+
+import orjson
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Message
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.protocols.registry import OPENAI_RESPONSES
+from cliproxy.protocols.sse import SSEParser
+from cliproxy.providers.base import mask_secret
+from cliproxy.server.access import presented_key
+from cliproxy.server.call import ClientCall, require_model
+from cliproxy.server.forward import forward
+from cliproxy.server.key_policy import admit, policy_of, release
+from cliproxy.server.outcomes import DETACHED, RequestTrack
+from cliproxy.server.pinned import pin_of
+from cliproxy.server.ws_turns import (
+    JSON,
+    Conversation,
+    TurnWatch,
+    error_frame,
+    prewarm_frames,
+    read_frame,
+    reply_error_frame,
+)
+from cliproxy.state import AppState
+from cliproxy.usage.events import RequestOutcome
+
+log = logging.getLogger(__name__)
+
+TURN_STATE = "x-codex-turn-state"
+# Headers of the upgrade itself, not of any one turn: never relayed upstream.
+_SOCKET_HEADERS = ("sec-websocket-", "openai-beta")
+
+
+class _ClientGone(Exception):
+    """The client closed the socket (or it broke) while a frame was going out."""
+
+
+async def responses_socket(websocket: WebSocket) -> None:
+    state: AppState = websocket.app.state.cliproxy
+    turn_state = websocket.headers.get(TURN_STATE)
+    # Echoed, so a client that reconnects keeps its sticky turn state (reference/wave2.md).
+    echo = [(TURN_STATE.encode(), turn_state.encode("latin-1"))] if turn_state else None
+    await websocket.accept(headers=echo)
+    await _Socket(state, websocket).run()
+
+
+class _Socket:
+    def __init__(self, state: AppState, websocket: WebSocket) -> None:
+        self.state = state
+        self.websocket = websocket
+        self.scope = websocket.scope
+        self.conversation = Conversation()
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self.gone = asyncio.Event()
+        headers = {k: v for k, v in websocket.headers.items() if not k.startswith(_SOCKET_HEADERS)}
+        headers["accept"] = "text/event-stream"
+        self.headers: Mapping[str, str] = headers
+        self.query: Mapping[str, str] = dict(websocket.query_params)
+        key = presented_key(headers, self.scope.get("query_string", b""))
+        self.client_key = mask_secret(key) if key else ""
+        policy = policy_of(self.scope)
+        self.client_key_name = policy.name if policy is not None else ""
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._read(), name="responses socket reader")
+        try:
+            while True:
+                message = await self.inbox.get()
+                if message["type"] == "websocket.disconnect":
+                    return
+                turn = asyncio.create_task(self._frame(message))
+                gone = asyncio.create_task(self.gone.wait())
+                await asyncio.wait({turn, gone}, return_when=asyncio.FIRST_COMPLETED)
+                gone.cancel()
+                if not turn.done():
+                    log.info("client left the Responses socket mid-turn; upstream call cancelled")
+                    turn.cancel()
+                with contextlib.suppress(asyncio.CancelledError, _ClientGone):
+                    await turn
+                if self.gone.is_set() and self.inbox.empty():
+                    return
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _read(self) -> None:
+        """Client frames into the inbox, so a hang-up is heard while a turn streams."""
+        while True:
+            message = await self.websocket.receive()
+            await self.inbox.put(message)
+            if message["type"] == "websocket.disconnect":
+                self.gone.set()
+                return
+
+    async def _send(self, frame: JSON | str) -> int:
+        text = frame if isinstance(frame, str) else orjson.dumps(frame).decode()
+        try:
+            await self.websocket.send_text(text)
+        except (WebSocketDisconnect, RuntimeError, OSError) as exc:
+            raise _ClientGone from exc
+        return len(text)
+
+    async def _frame(self, message: Message) -> None:
+        try:
+            frame = read_frame(message.get("text"), message.get("bytes"))
+            turn = self.conversation.prepare(frame)
+        except ProxyError as error:
+            await self._send(error_frame(error))
+            return
+        if turn.prewarm:
+            response_id, frames = prewarm_frames(turn.body)
+            for out in frames:
+                await self._send(out)
+            self.conversation.record(turn.body, response_id, [])
+            return
+        observers = self.state.observers
+        track = RequestTrack(perf_counter()) if observers.wants(RequestOutcome) else DETACHED
+        if track is not DETACHED:
+            track.client_key, track.client_key_name = self.client_key, self.client_key_name
+        try:
+            await self._turn(turn.body, track)
+        except _ClientGone:
+            track.hung_up = True
+            raise
+        except asyncio.CancelledError:
+            track.hung_up = True
+            raise
+        finally:
+            release(self.scope, self.state.key_limits)
+            if track is not DETACHED:
+                observers.emit(track.outcome(self.scope, perf_counter()))
+
+    async def _turn(self, body: JSON, track: RequestTrack) -> None:
+        state = self.state
+        track.client_protocol, track.stream = OPENAI_RESPONSES.name, True
+        try:
+            model = track.model = require_model(body)
+            call = ClientCall(
+                protocol=OPENAI_RESPONSES,
+                body=body,
+                model=model,
+                stream=True,
+                headers=self.headers,
+                query=self.query,
+                started=track.started or perf_counter(),
+                track=track,
+                pin=pin_of(self.scope, state),
+            )
+            admit(self.scope, state.key_limits, model, OPENAI_RESPONSES.name, True)
+            response = await forward(state, call)
+        except ProxyError as error:
+            track.error_kind, track.status = error.kind, error.status
+            track.bytes_out += await self._send(error_frame(error))
+            track.finished = True
+            return
+        track.status = response.status_code
+        if not isinstance(response, StreamingResponse) or response.status_code >= 400:
+            track.bytes_out += await self._send(_error_of(response))
+            track.finished = True
+            return
+        state.metrics.active_streams += 1
+        try:
+            watch = await self._relay(response, track)
+        finally:
+            state.metrics.active_streams -= 1
+        track.finished = True
+        if watch.completed and watch.response_id:
+            self.conversation.record(body, watch.response_id, watch.final_output())
+
+    async def _relay(self, response: StreamingResponse, track: RequestTrack) -> TurnWatch:
+        """The reply's SSE events, one text frame each (relay.py has already ended a cut or
+        failed stream with the protocol's own error event)."""
+        parser = SSEParser()
+        watch = TurnWatch()
+        body = response.body_iterator
+        try:
+            async for chunk in body:
+                data = chunk if isinstance(chunk, bytes) else str(chunk).encode()
+                for event in parser.feed(data):
+                    await self._relay_event(event.event, event.data, watch, track)
+            for event in parser.close():
+                await self._relay_event(event.event, event.data, watch, track)
+        finally:
+            aclose = getattr(body, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        if not watch.ended:
+            # Never a silent end: relay.py promises a terminal event; keep that here too.
+            error = ProxyError(ErrorKind.UPSTREAM, "upstream stream ended early")
+            track.error_kind = error.kind
+            track.bytes_out += await self._send(error_frame(error))
+        return watch
+
+    async def _relay_event(
+        self, name: str | None, data: str, watch: TurnWatch, track: RequestTrack
+    ) -> None:
+        if not data or data == "[DONE]":
+            return
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return  # relay.py vets every event; nothing unreadable gets this far
+        if not isinstance(event, dict):
+            return
+        if "type" not in event and name:
+            event["type"] = name
+            data = orjson.dumps(event).decode()
+        watch.see(event)
+        if track.first_byte is None:
+            track.first_byte = perf_counter()
+        track.bytes_out += await self._send(data)
+
+
+def _error_of(response: Response) -> JSON:
+    return reply_error_frame(response.status_code, bytes(response.body))
