@@ -31,6 +31,9 @@ codex-api-key:
   - api-key: {upstream}
     base-url: {resp}
     models: [{{name: up-resp, alias: resp-model}}]
+  - api-key: {upstream}-2
+    base-url: {resp}
+    models: [{{name: up-resp, alias: resp-model}}]
 claude-api-key:
   - api-key: {upstream}
     base-url: {claude}
@@ -144,6 +147,42 @@ def test_two_turns_on_one_socket_the_second_continuing_the_first(
     # Each turn came to the upstream with the upgrade's headers, not the socket's own.
     headers = resp.requests[0].headers
     assert "sec-websocket-key" not in headers and "upgrade" not in headers
+
+
+def test_a_stateful_upstream_continues_on_the_same_credential(
+    proxy: ProxyServer, resp: Simulator
+) -> None:
+    """codex-api-key (the OpenAI platform) keeps responses unless store:false: the client's own
+    continuation goes to the credential that holds the previous response, whichever the
+    rotation would pick; when that upstream no longer knows the id, the whole conversation goes
+    to the pool instead, and the client sees one normal turn."""
+    expired = Reply.error(
+        400, "Previous response with id 'x' not found.", code="previous_response_not_found"
+    )
+    resp.queue(Reply.text("one"), Reply.text("two"), expired, Reply.text("three"))
+
+    async def talk() -> list[list[dict[str, Any]]]:
+        async with connect(_url(proxy), additional_headers=CODEX_HEADERS) as ws:
+            turns = []
+            await ws.send(_create(input=[_user("a")]))
+            turns.append(await _turn(ws))
+            for text in ("b", "c"):
+                previous = turns[-1][-1]["response"]["id"]
+                await ws.send(_create(input=[_user(text)], previous_response_id=previous))
+                turns.append(await _turn(ws))
+            return turns
+
+    turns = _run(talk())
+    assert [_types(t)[-1] for t in turns] == ["response.completed"] * 3
+    first, second, refused, resent = resp.requests
+    assert second.json["previous_response_id"] == turns[0][-1]["response"]["id"]
+    assert [i["content"][0]["text"] for i in second.json["input"]] == ["b"]
+    assert second.headers["authorization"] == first.headers["authorization"]
+    assert refused.json["previous_response_id"] == turns[1][-1]["response"]["id"]
+    assert refused.headers["authorization"] == first.headers["authorization"]
+    assert "previous_response_id" not in resent.json
+    texts = [i["content"][0]["text"] for i in resent.json["input"]]
+    assert texts == ["a", "one", "b", "two", "c"]
 
 
 def test_prewarm_is_answered_here_and_the_next_turn_continues_it(

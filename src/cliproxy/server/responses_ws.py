@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from time import perf_counter
 
 import orjson
@@ -27,15 +28,18 @@ from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.protocols.registry import OPENAI_RESPONSES
 from cliproxy.protocols.sse import SSEParser
 from cliproxy.providers.base import mask_secret
+from cliproxy.routing.pins import ProviderPin
+from cliproxy.routing.registry import Candidate
 from cliproxy.server.access import presented_key
 from cliproxy.server.call import ClientCall, require_model
 from cliproxy.server.forward import forward
 from cliproxy.server.key_policy import admit, policy_of, release
-from cliproxy.server.outcomes import DETACHED, RequestTrack
+from cliproxy.server.outcomes import RequestTrack
 from cliproxy.server.pinned import pin_of
 from cliproxy.server.ws_turns import (
     JSON,
     Conversation,
+    Turn,
     TurnWatch,
     error_frame,
     prewarm_frames,
@@ -50,6 +54,8 @@ log = logging.getLogger(__name__)
 TURN_STATE = "x-codex-turn-state"
 # Headers of the upgrade itself, not of any one turn: never relayed upstream.
 _SOCKET_HEADERS = ("sec-websocket-", "openai-beta")
+# Providers whose upstream keeps responses (store) for a later previous_response_id.
+STATEFUL = frozenset({"codex-api-key"})
 
 
 class _ClientGone(Exception):
@@ -136,40 +142,46 @@ class _Socket:
             self.conversation.record(turn.body, response_id, [])
             return
         observers = self.state.observers
-        track = RequestTrack(perf_counter()) if observers.wants(RequestOutcome) else DETACHED
-        if track is not DETACHED:
-            track.client_key, track.client_key_name = self.client_key, self.client_key_name
+        # Always a track of its own: the turn's answering credential is read from it.
+        track = RequestTrack(perf_counter())
+        track.client_key, track.client_key_name = self.client_key, self.client_key_name
         try:
-            await self._turn(turn.body, track)
-        except _ClientGone:
-            track.hung_up = True
-            raise
-        except asyncio.CancelledError:
+            await self._turn(turn, track)
+        except (_ClientGone, asyncio.CancelledError):
             track.hung_up = True
             raise
         finally:
             release(self.scope, self.state.key_limits)
-            if track is not DETACHED:
+            if observers.wants(RequestOutcome):
                 observers.emit(track.outcome(self.scope, perf_counter()))
 
-    async def _turn(self, body: JSON, track: RequestTrack) -> None:
+    def _call(
+        self, body: JSON, model: str, track: RequestTrack, pin: ProviderPin | None
+    ) -> ClientCall:
+        return ClientCall(
+            protocol=OPENAI_RESPONSES,
+            body=body,
+            model=model,
+            stream=True,
+            headers=self.headers,
+            query=self.query,
+            started=track.started,
+            track=track,
+            pin=pin,
+        )
+
+    async def _turn(self, turn: Turn, track: RequestTrack) -> None:
         state = self.state
         track.client_protocol, track.stream = OPENAI_RESPONSES.name, True
         try:
-            model = track.model = require_model(body)
-            call = ClientCall(
-                protocol=OPENAI_RESPONSES,
-                body=body,
-                model=model,
-                stream=True,
-                headers=self.headers,
-                query=self.query,
-                started=track.started or perf_counter(),
-                track=track,
-                pin=pin_of(self.scope, state),
-            )
+            model = track.model = require_model(turn.body)
             admit(self.scope, state.key_limits, model, OPENAI_RESPONSES.name, True)
-            response = await forward(state, call)
+            response: Response | None = None
+            if turn.native is not None and turn.credential is not None:
+                response = await self._native(turn.native, turn.credential, model, track)
+            if response is None:
+                pin = pin_of(self.scope, state)
+                response = await forward(state, self._call(turn.body, model, track, pin))
         except ProxyError as error:
             track.error_kind, track.status = error.kind, error.status
             track.bytes_out += await self._send(error_frame(error))
@@ -187,7 +199,29 @@ class _Socket:
             state.metrics.active_streams -= 1
         track.finished = True
         if watch.completed and watch.response_id:
-            self.conversation.record(body, watch.response_id, watch.final_output())
+            output = watch.final_output()
+            self.conversation.record(turn.body, watch.response_id, output, _stateful(track, turn))
+
+    async def _native(
+        self, body: JSON, credential: str, model: str, track: RequestTrack
+    ) -> StreamingResponse | None:
+        """The client's own continuation on the credential that holds the previous response;
+        None when it cannot serve it (resting, gone, or the id expired upstream): the turn
+        then goes to the pool as the whole conversation."""
+        pin = _SameCredential(word=credential, providers=frozenset(), credential_id=credential)
+        try:
+            response = await forward(self.state, self._call(body, model, track, pin))
+        except ProxyError as error:
+            log.info("%s: no native continuation (%s); resending the whole turn", credential, error)
+            return None
+        if isinstance(response, StreamingResponse) and response.status_code < 400:
+            return response
+        log.info(
+            "%s refused the continuation (%d); resending the whole turn",
+            credential,
+            response.status_code,
+        )
+        return None
 
     async def _relay(self, response: StreamingResponse, track: RequestTrack) -> TurnWatch:
         """The reply's SSE events, one text frame each (relay.py has already ended a cut or
@@ -232,6 +266,26 @@ class _Socket:
         if track.first_byte is None:
             track.first_byte = perf_counter()
         track.bytes_out += await self._send(data)
+
+
+@dataclass(frozen=True, slots=True)
+class _SameCredential(ProviderPin):
+    """Only the one credential that holds a socket's previous response."""
+
+    credential_id: str = ""
+
+    def admits(self, candidate: Candidate) -> bool:
+        return candidate.credential.id == self.credential_id
+
+
+def _stateful(track: RequestTrack, turn: Turn) -> str | None:
+    """The credential that answered, when its upstream keeps the response for a later
+    previous_response_id: the OpenAI platform's Responses API (codex-api-key) unless the
+    request said store:false. Codex accounts store nothing (their provider forces store:false)."""
+    candidate = track.candidate
+    if candidate is None or candidate.provider.name not in STATEFUL:
+        return None
+    return None if turn.body.get("store") is False else candidate.credential.id
 
 
 def _error_of(response: Response) -> JSON:

@@ -118,10 +118,20 @@ def _is_transcript(items: list[Any]) -> bool:
 
 @dataclass(slots=True)
 class Turn:
-    """What one frame asks for: the body to send upstream, or a prewarm answered here."""
+    """What one frame asks for: the body to send upstream (the whole conversation), or a
+    prewarm answered here. ``native`` is the client's own continuation (previous_response_id
+    and only the new input), to try first on ``credential``, whose upstream keeps state."""
 
     body: JSON
     prewarm: bool = False
+    native: JSON | None = None
+    credential: str | None = None
+
+
+@dataclass(slots=True)
+class _Past:
+    items: list[Any]  # the whole conversation up to and including the response's output
+    credential: str | None  # the credential that answered it, when its upstream keeps state
 
 
 @dataclass
@@ -129,8 +139,7 @@ class Conversation:
     """One socket's history: the last request sent and the transcripts its responses ended."""
 
     last_request: JSON | None = None
-    # response id -> the whole conversation up to and including that response's output
-    transcripts: OrderedDict[str, list[Any]] = field(default_factory=OrderedDict)
+    transcripts: OrderedDict[str, _Past] = field(default_factory=OrderedDict)
     last_response_id: str | None = None
 
     def prepare(self, frame: JSON) -> Turn:
@@ -148,15 +157,21 @@ class Conversation:
             previous = self.last_response_id
             if previous is None:
                 raise invalid("response.append needs an earlier response on this socket", "type")
+        native: JSON | None = None
+        credential: str | None = None
         if previous is not None:
             if not isinstance(previous, str):
                 raise invalid("previous_response_id: expected a string", "previous_response_id")
+            past = self._history(previous)
             if not _is_transcript(items):
-                items = [*self._history(previous), *items]
+                if past.credential is not None and frame.get("type") == CREATE:
+                    native = {**body, "input": items, "previous_response_id": previous}
+                    credential = past.credential
+                items = [*past.items, *items]
         body["input"] = items
-        return Turn(body, prewarm=generate is False and last is None)
+        return Turn(body, generate is False and last is None, native, credential)
 
-    def _history(self, previous: str) -> list[Any]:
+    def _history(self, previous: str) -> _Past:
         found = self.transcripts.get(previous)
         if found is None:
             raise ProxyError(
@@ -169,11 +184,15 @@ class Conversation:
             )
         return found
 
-    def record(self, body: JSON, response_id: str, output: list[Any]) -> None:
-        """A turn that completed: a later one may continue from ``response_id``."""
+    def record(
+        self, body: JSON, response_id: str, output: list[Any], stateful: str | None = None
+    ) -> None:
+        """A turn that completed: a later one may continue from ``response_id`` (natively on
+        ``stateful``, the credential that answered, when its upstream keeps state)."""
         self.last_request = body
         self.last_response_id = response_id
-        self.transcripts[response_id] = [*body["input"], *(_replayed(i) for i in output)]
+        items = [*body["input"], *(_replayed(i) for i in output)]
+        self.transcripts[response_id] = _Past(items, stateful)
         while len(self.transcripts) > _REMEMBERED:
             self.transcripts.popitem(last=False)
 
