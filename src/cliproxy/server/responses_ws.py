@@ -113,12 +113,16 @@ class _Socket:
 
     async def _read(self) -> None:
         """Client frames into the inbox, so a hang-up is heard while a turn streams."""
-        while True:
-            message = await self.websocket.receive()
-            await self.inbox.put(message)
-            if message["type"] == "websocket.disconnect":
-                self.gone.set()
-                return
+        try:
+            while True:
+                message = await self.websocket.receive()
+                await self.inbox.put(message)
+                if message["type"] == "websocket.disconnect":
+                    return
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            await self.inbox.put({"type": "websocket.disconnect", "code": 1006})
+        finally:
+            self.gone.set()
 
     async def _send(self, frame: JSON | str) -> int:
         text = frame if isinstance(frame, str) else orjson.dumps(frame).decode()
@@ -150,6 +154,14 @@ class _Socket:
         except (_ClientGone, asyncio.CancelledError):
             track.hung_up = True
             raise
+        except Exception:
+            # A bug: said to the client as an error frame, as the error layer does for HTTP
+            # (it does not wrap sockets); the traceback goes only to the log.
+            log.exception("unhandled error in a Responses socket turn")
+            bug = ProxyError(ErrorKind.SERVER, "internal error in cliproxy; see its log")
+            track.error_kind, track.status = bug.kind, bug.status
+            await self._send(error_frame(bug))
+            track.finished = True
         finally:
             release(self.scope, self.state.key_limits)
             if observers.wants(RequestOutcome):
