@@ -248,6 +248,8 @@ def test_error_frames_leave_the_socket_open(proxy: ProxyServer, resp: Simulator)
     for frame in errors:
         assert set(frame["error"]) >= {"type", "code", "message"}, frame
     assert "no-such-model" in errors[0]["error"]["message"]
+    assert errors[0]["error"]["code"] == "model_not_found"
+    assert all(f["error"]["code"] for f in errors)
     assert "type" in errors[2]["error"]["message"]
     assert "model" in errors[4]["error"]["message"]
     assert errors[5]["error"]["code"] == "previous_response_not_found"
@@ -370,6 +372,9 @@ def test_an_upstream_that_cuts_the_stream_gives_an_error_frame(
     cut, again = _run(talk())
     assert "response.completed" not in _types(cut)
     assert _types(cut)[-1] in ("response.failed", "error")
+    # One response per turn: the failure is the turn's own, not a second one opened for it.
+    assert _types(cut).count("response.created") == 1
+    assert cut[-1]["response"]["id"] == cut[0]["response"]["id"]
     assert _types(again)[-1] == "response.completed"
 
 

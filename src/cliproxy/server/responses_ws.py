@@ -274,7 +274,12 @@ class _Socket:
         if "type" not in event and name:
             event["type"] = name
             data = orjson.dumps(event).decode()
-        watch.see(event)
+        response = event.get("response")
+        before = response.get("id") if isinstance(response, dict) else None
+        if not watch.see(event):
+            return
+        if isinstance(response, dict) and response.get("id") != before:
+            data = orjson.dumps(event).decode()  # the turn's own response id put back
         if track.first_byte is None:
             track.first_byte = perf_counter()
         track.bytes_out += await self._send(data)

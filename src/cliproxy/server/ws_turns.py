@@ -29,6 +29,7 @@ APPEND = "response.append"  # the legacy form: input that continues the last tur
 # Terminal events of a turn that finished well, and of one that did not.
 COMPLETED = frozenset({"response.completed", "response.done", "response.incomplete"})
 FAILED = frozenset({"response.failed", "error"})
+_STARTS = frozenset({"response.created", "response.in_progress"})
 # Input items that mean "this is a whole (compacted) transcript": used as sent.
 _COMPACTION = frozenset({"compaction", "compaction_summary", "compaction_trigger"})
 # Output item types whose ids are the upstream's own record: replayed without them, since an
@@ -59,8 +60,12 @@ def read_frame(text: str | None, data: bytes | None) -> JSON:
 
 
 def error_frame(error: ProxyError) -> JSON:
-    body = OPENAI_RESPONSES.render_error(error)
-    return {"type": "error", "status": error.status, "error": body["error"]}
+    body: JSON = OPENAI_RESPONSES.render_error(error)["error"]
+    if body.get("code") is None:
+        # A socket client branches on the code (the HTTP status is not on the wire here).
+        unknown_model = error.kind is ErrorKind.NOT_FOUND and error.param == "model"
+        body["code"] = "model_not_found" if unknown_model else error.kind.value
+    return {"type": "error", "status": error.status, "error": body}
 
 
 def reply_error_frame(status: int, raw: bytes) -> JSON:
@@ -210,10 +215,17 @@ class TurnWatch:
         self.ended = False
         self.completed = False
 
-    def see(self, event: JSON) -> None:
+    def see(self, event: JSON) -> bool:
+        """Note ``event``; False when it must not go out: a second start of the same turn.
+        (relay.py ends a cut pass-through stream with a fresh encoder's error, which opens
+        its own response first; on a socket, the turn's one response fails instead.)"""
         kind = event.get("type")
         response = event.get("response")
         if isinstance(response, dict) and isinstance(response.get("id"), str):
+            if self.response_id and response["id"] != self.response_id:
+                if kind in _STARTS:
+                    return False
+                response["id"] = self.response_id
             self.response_id = self.response_id or response["id"]
         if kind == "response.output_item.done":
             self.items.append(event.get("item"))
@@ -223,6 +235,7 @@ class TurnWatch:
                 self.output = response["output"]
         elif kind in FAILED:
             self.ended = True
+        return True
 
     def final_output(self) -> list[Any]:
         # Some upstreams (Codex's backend) leave the terminal response's output empty.
