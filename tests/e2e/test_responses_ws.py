@@ -25,8 +25,14 @@ from tests.simulators import Reply, Simulator
 
 CLIENT_KEY = "ws-client-key"
 UPSTREAM_KEY = "sim-upstream-key"
+LIMITED_KEY = "ws-team-key"
 CONFIG = """
 api-keys: [{client_key}]
+client-keys:
+  - key: ws-team-key
+    name: ws-team
+    allowed-models: ["claude-*"]
+    requests-per-minute: 2
 codex-api-key:
   - api-key: {upstream}
     base-url: {resp}
@@ -430,3 +436,53 @@ def test_the_pinned_path_and_the_codex_path_upgrade_too(
 
     refused = _run(pinned_elsewhere())
     assert refused["type"] == "error" and refused["status"] == 404
+
+
+def test_a_limited_client_key_is_held_to_its_policy_turn_by_turn(
+    proxy: ProxyServer, sims: dict[str, Simulator], resp: Simulator
+) -> None:
+    claude = sims["claude-model"]
+    headers = {**CODEX_HEADERS, "authorization": f"Bearer {LIMITED_KEY}"}
+    recorder = Recorder()
+    proxy.state.observers.subscribe(recorder)
+
+    async def talk() -> list[dict[str, Any]]:
+        async with connect(_url(proxy), additional_headers=headers) as ws:
+            last = []
+            for model in ("resp-model", "claude-model", "claude-model", "claude-model"):
+                await ws.send(_create(model=model, input=[_user("hi")]))
+                last.append((await _turn(ws))[-1])
+            return last
+
+    try:
+        refused_model, one, two, over = _run(talk())
+        assert refused_model["type"] == "error" and refused_model["status"] == 403
+        assert refused_model["error"]["code"] == "model_not_allowed"
+        assert one["type"] == two["type"] == "response.completed"
+        assert over["type"] == "error" and over["status"] == 429  # requests-per-minute: 2
+        assert resp.requests == [] and len(claude.requests) == 2
+        assert _wait_for(lambda: len(recorder.requests) == 4)
+        assert {e.client_key_name for e in recorder.requests} == {"ws-team"}
+    finally:
+        proxy.state.observers.unsubscribe(recorder)
+
+
+def test_the_legacy_append_frame_continues_the_last_response(
+    proxy: ProxyServer, resp: Simulator
+) -> None:
+    resp.queue(Reply.text("first"), Reply.text("second"))
+
+    async def talk() -> tuple[dict[str, Any], dict[str, Any]]:
+        async with connect(_url(proxy), additional_headers=CODEX_HEADERS) as ws:
+            await ws.send(json.dumps({"type": "response.append", "input": [_user("x")]}))
+            premature = json.loads(await ws.recv())
+            await ws.send(_create(input=[_user("a")], store=False))
+            await _turn(ws)
+            await ws.send(json.dumps({"type": "response.append", "input": [_user("b")]}))
+            return premature, (await _turn(ws))[-1]
+
+    premature, appended = _run(talk())
+    assert premature["type"] == "error" and premature["status"] == 400
+    assert appended["type"] == "response.completed"
+    texts = [i["content"][0]["text"] for i in resp.last_request.json["input"]]
+    assert texts == ["a", "first", "b"]
