@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ from tests.e2e.test_outcome_events import Recorder, _wait_for
 from tests.e2e.test_outcome_events import sims as sims
 from tests.proxy_server import ProxyServer
 from tests.simulators import Reply, Simulator
+from tests.simulators.codex_backend_sim import CodexBackendSim
 
 CLIENT_KEY = "ws-client-key"
 UPSTREAM_KEY = "sim-upstream-key"
@@ -486,3 +488,61 @@ def test_the_legacy_append_frame_continues_the_last_response(
     assert appended["type"] == "response.completed"
     texts = [i["content"][0]["text"] for i in resp.last_request.json["input"]]
     assert texts == ["a", "first", "b"]
+
+
+def test_a_codex_account_takes_the_socket_turns_through_pass_through(tmp_path: Path) -> None:
+    """A ChatGPT (Codex) account: its backend stores nothing (store:false), so the second turn
+    is the whole conversation, with the replayed items' ids left out, through its version gate
+    and validation."""
+    with CodexBackendSim(api_keys={"codex-at"}) as codex:
+        account = {
+            "type": "codex",
+            "access_token": "codex-at",
+            "refresh_token": "rt",
+            "account_id": "acct-7",
+            "email": "c@example.com",
+            "expired": "2099-01-01T00:00:00Z",
+            "base_url": codex.base_url,
+        }
+        (tmp_path / "codex-a.json").write_text(json.dumps(account))
+        codex.queue(Reply.text("thought through", reasoning="hmm"), Reply.text("again"))
+        headers = {
+            **CODEX_HEADERS,
+            "user-agent": "codex_exec/0.171.0 (Debian 12.0.0; x86_64) xterm (codex_exec; 0.171.0)",
+            "version": "0.171.0",
+        }
+        config = f"auth-dir: {tmp_path}\napi-keys: [{CLIENT_KEY}]\n"
+        with ProxyServer(config) as proxy:
+
+            async def talk() -> list[list[dict[str, Any]]]:
+                async with connect(_url(proxy), additional_headers=headers) as ws:
+                    developer = {"type": "message", "role": "developer", "content": "be Codex"}
+                    await ws.send(
+                        _create(model="gpt-5.5", input=[developer], generate=False, store=False)
+                    )
+                    warm = await _turn(ws)
+                    previous = warm[-1]["response"]["id"]
+                    turns = [warm]
+                    for text in ("hi", "more"):
+                        # As the CLI sends each turn: the whole body but the old input.
+                        frame = {"type": "response.create", "input": [_user(text)], "store": False}
+                        await ws.send(json.dumps({**frame, "previous_response_id": previous}))
+                        turns.append(await _turn(ws))
+                        previous = turns[-1][-1]["response"]["id"]
+                    return turns
+
+            turns = _run(talk())
+    assert [_types(t)[-1] for t in turns] == ["response.completed"] * 3
+    assert len(codex.requests) == 2
+    first, second = (r.json for r in codex.requests)
+    assert first["store"] is False and "previous_response_id" not in second
+    kinds = [(i.get("type"), i.get("role")) for i in second["input"]]
+    assert kinds == [
+        ("message", "developer"),
+        ("message", "user"),
+        ("reasoning", None),
+        ("message", "assistant"),
+        ("message", "user"),
+    ]
+    assert all("id" not in item for item in second["input"])
+    assert codex.requests[1].headers["chatgpt-account-id"] == "acct-7"
