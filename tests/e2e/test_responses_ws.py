@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -546,3 +547,37 @@ def test_a_codex_account_takes_the_socket_turns_through_pass_through(tmp_path: P
     ]
     assert all("id" not in item for item in second["input"])
     assert codex.requests[1].headers["chatgpt-account-id"] == "acct-7"
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_a_key_in_the_query_is_accepted_and_never_logged_whole(
+    proxy: ProxyServer, resp: Simulator
+) -> None:
+    lines = _Lines()
+    uvicorn_log = logging.getLogger("uvicorn.error")  # uvicorn's own line per upgrade
+    uvicorn_log.addHandler(lines)
+    level = uvicorn_log.level
+    uvicorn_log.setLevel(logging.INFO)  # as `serve` runs it (log_level info)
+    url = _url(proxy) + f"?key={CLIENT_KEY}&x=1"
+
+    async def talk() -> str:
+        async with connect(url) as ws:
+            await ws.send(_create(input=[_user("hi")]))
+            return str((await _turn(ws))[-1]["type"])
+
+    try:
+        assert _run(talk()) == "response.completed"
+    finally:
+        uvicorn_log.removeHandler(lines)
+        uvicorn_log.setLevel(level)
+    upgrades = [line for line in lines.lines if "WebSocket /v1/responses" in line]
+    assert upgrades and all("key=<redacted>&x=1" in line for line in upgrades), upgrades
+    assert not any(CLIENT_KEY in line for line in lines.lines)

@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cliproxy.config.schema import Config
 from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.server.access_log import redact_socket_lines
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -117,6 +118,7 @@ class BodyDeadline:
 
 def server_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Config:
     """The uvicorn settings every cliproxy server runs with (tests pass host, port, loop)."""
+    redact_socket_lines()
     settings: dict[str, Any] = {
         "host": config.host,
         "port": config.port,

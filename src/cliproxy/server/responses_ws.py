@@ -93,8 +93,8 @@ class _Socket:
         try:
             while True:
                 message = await self.inbox.get()
-                if message["type"] == "websocket.disconnect":
-                    return
+                if message["type"] == "websocket.disconnect" or self.gone.is_set():
+                    return  # frames of a client that has left ask nobody
                 turn = asyncio.create_task(self._frame(message))
                 gone = asyncio.create_task(self.gone.wait())
                 await asyncio.wait({turn, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -104,8 +104,6 @@ class _Socket:
                     turn.cancel()
                 with contextlib.suppress(asyncio.CancelledError, _ClientGone):
                     await turn
-                if self.gone.is_set() and self.inbox.empty():
-                    return
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
