@@ -581,3 +581,19 @@ def test_a_key_in_the_query_is_accepted_and_never_logged_whole(
     upgrades = [line for line in lines.lines if "WebSocket /v1/responses" in line]
     assert upgrades and all("key=<redacted>&x=1" in line for line in upgrades), upgrades
     assert not any(CLIENT_KEY in line for line in lines.lines)
+
+
+def test_frames_sent_during_a_turn_wait_for_it(proxy: ProxyServer, resp: Simulator) -> None:
+    resp.queue(Reply.text("slow one", delay=0.1), Reply.text("then two"))
+
+    async def talk() -> list[list[dict[str, Any]]]:
+        async with connect(_url(proxy), additional_headers=CODEX_HEADERS) as ws:
+            await ws.send(_create(input=[_user("1")], store=False))
+            await ws.send(_create(input=[_user("2")], store=False))
+            return [await _turn(ws), await _turn(ws)]
+
+    first, second = _run(talk())
+    for frames, text in ((first, "slow one"), (second, "then two")):
+        assert _types(frames)[-1] == "response.completed"
+        deltas = "".join(f["delta"] for f in frames if f["type"] == "response.output_text.delta")
+        assert deltas == text
