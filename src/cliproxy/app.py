@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy import __version__, console
@@ -25,7 +25,7 @@ from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.management.routes_usage import credential_resolver
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.server import routes_llm, routes_models
+from cliproxy.server import responses_ws, routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
 from cliproxy.server.access_log import AccessLog
 from cliproxy.server.account_watch import AccountWatch
@@ -131,6 +131,10 @@ ROUTES = [
     Route("/v1/chat/completions", routes_llm.chat_completions, methods=["POST"]),
     Route("/v1/completions", routes_llm.completions, methods=["POST"]),
     Route("/v1/responses", routes_llm.responses, methods=["POST"]),
+    # The Responses API over a WebSocket (GET with Upgrade; a plain GET stays a 405), under
+    # the Codex backend's path too: server/responses_ws.py.
+    WebSocketRoute("/v1/responses", responses_ws.responses_socket),
+    WebSocketRoute("/backend-api/codex/responses", responses_ws.responses_socket),
     Route("/v1/messages", routes_llm.messages, methods=["POST"]),
     Route("/v1/messages/count_tokens", routes_llm.messages_count_tokens, methods=["POST"]),
     Route("/v1/models", routes_models.list_models, methods=["GET"]),

@@ -78,7 +78,9 @@ class AccessMiddleware:
         self.open_paths = OPEN_PATHS | open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.open_paths:
+        # A WebSocket upgrade (GET /v1/responses, server/responses_ws.py) is checked like a
+        # request; its refusal is an HTTP reply to the upgrade, in the same error JSON.
+        if scope["type"] not in _CHECKED or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
         if is_management_path(scope["path"]):
@@ -121,6 +123,7 @@ class AccessMiddleware:
             release(scope, state.key_limits)  # the reply has ended, a stream's too
 
 
+_CHECKED = ("http", "websocket")
 _KEY_HEADERS = frozenset({b"authorization", b"x-api-key", b"x-goog-api-key"})
 
 

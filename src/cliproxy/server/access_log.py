@@ -26,6 +26,32 @@ def redacted_query(query: str) -> str:
     return _SECRET_PARAMS.sub(r"\1\2<redacted>", query)
 
 
+class _SocketLineRedactor(logging.Filter):
+    """uvicorn writes its own line for each WebSocket upgrade ('"WebSocket /path?query"
+    [accepted]') with the query string whole, so a `?key=` client key would reach the log:
+    the same redaction as the access line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(record.msg, str)
+            and record.msg.startswith('%s - "WebSocket %s"')
+            and isinstance(args, tuple)
+            and len(args) >= 2
+        ):
+            path, sep, query = str(args[1]).partition("?")
+            if sep:
+                record.args = (args[0], f"{path}?{redacted_query(query)}", *args[2:])
+        return True
+
+
+def redact_socket_lines() -> None:
+    """Install the redaction on uvicorn's logger (once per process)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _SocketLineRedactor) for f in logger.filters):
+        logger.addFilter(_SocketLineRedactor())
+
+
 class AccessLog:
     """Plain ASGI middleware, outermost, so refusals by every other layer are logged too."""
 
@@ -34,7 +60,7 @@ class AccessLog:
         self.enabled = enabled
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.enabled():
+        if scope["type"] not in ("http", "websocket") or not self.enabled():
             await self.app(scope, receive, send)
             return
         started = perf_counter()
@@ -42,8 +68,11 @@ class AccessLog:
 
         async def sending(message: Message) -> None:
             nonlocal status
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.http.response.start"):
                 status = message["status"]
+            elif kind == "websocket.accept":
+                status = 101  # the line is written when the socket closes
             await send(message)
 
         try:
@@ -55,7 +84,7 @@ class AccessLog:
             log.info(
                 '%s - "%s %s HTTP/%s" %s %.1f ms',
                 f"{client[0]}:{client[1]}" if client else "-",
-                scope["method"],
+                scope.get("method", "GET"),  # a WebSocket upgrade is a GET
                 target,
                 scope.get("http_version", "1.1"),
                 status or "-",

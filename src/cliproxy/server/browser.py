@@ -124,7 +124,10 @@ class BrowserGuard:
         self.open_paths = OPEN_PATHS | open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # WebSocket upgrades too: a browser opens a socket to 127.0.0.1 from any page, with no
+        # CORS in the way, so only the Origin and Host checks stand between a page and the
+        # accounts (server/responses_ws.py).
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         seen = {
@@ -162,7 +165,7 @@ class BrowserGuard:
             await self.app(scope, receive, send)
             return
         allowed = self._exempt(path) or origin_allowed(origin, host, config)
-        preflight = scope["method"] == "OPTIONS" and b"access-control-request-method" in seen
+        preflight = scope.get("method") == "OPTIONS" and b"access-control-request-method" in seen
         if not allowed:
             await self._refuse(
                 scope,

@@ -90,13 +90,18 @@ async def read_json_body(request: HTTPRequest, limit: int) -> tuple[dict[str, An
     raw = b"".join(chunks)
     if not raw.strip():
         raise invalid("request body is empty; expected a JSON object")
+    return json_object(raw, "request body"), mentions_wrapped(raw)
+
+
+def json_object(raw: bytes | str, where: str) -> dict[str, Any]:
+    """``raw`` as a JSON object; 400 naming ``where`` when it is not one (or nests too deep)."""
     try:
-        body = loads_limited(raw, "request body")
+        body = loads_limited(raw, where)
     except orjson.JSONDecodeError as exc:
-        raise invalid(f"request body is not valid JSON: {exc}") from None
+        raise invalid(f"{where} is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise invalid(f"request body must be a JSON object, not {type(body).__name__}")
-    return body, mentions_wrapped(raw)
+        raise invalid(f"{where} must be a JSON object, not {type(body).__name__}")
+    return body
 
 
 def _too_large(limit: int) -> ProxyError:

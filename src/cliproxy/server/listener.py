@@ -24,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from cliproxy.config.schema import Config
 from cliproxy.model import ErrorKind, ProxyError
+from cliproxy.server.access_log import redact_socket_lines
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -117,6 +118,7 @@ class BodyDeadline:
 
 def server_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Config:
     """The uvicorn settings every cliproxy server runs with (tests pass host, port, loop)."""
+    redact_socket_lines()
     settings: dict[str, Any] = {
         "host": config.host,
         "port": config.port,
@@ -129,6 +131,9 @@ def server_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Con
         # uvicorn refuses a request once the open connections, its own included, reach the
         # limit: one more, so that max-connections clients are all served.
         "limit_concurrency": config.max_connections + 1,
+        # A Responses WebSocket frame carries a whole request body (server/responses_ws.py):
+        # the same limit as an HTTP body; a larger frame is closed with 1009 (message too big).
+        "ws_max_size": config.request_body_limit_bytes,
         "ssl_certfile": config.tls.cert if config.tls.enable else None,
         "ssl_keyfile": config.tls.key if config.tls.enable else None,
     }

@@ -41,7 +41,7 @@ class ProviderPinMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith(PREFIX):
+        if scope["type"] in ("http", "websocket") and path.startswith(PREFIX):
             word, _, rest = path[len(PREFIX) :].partition("/")
             target = route_path(rest) if word else None
             if target is not None:
