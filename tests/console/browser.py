@@ -16,7 +16,7 @@ expect = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing (pip install -e '.[dev]')"
 ).expect
 
-PAGES = ("overview", "accounts", "add-account", "client-keys")
+PAGES = ("overview", "usage", "accounts", "add-account", "client-keys", "logs")
 
 
 def mgmt(proxy: ProxyServer, method: str, path: str, **kwargs: Any) -> httpx.Response:

@@ -75,6 +75,8 @@ def test_keyboard_only(page: Any, proxy: ProxyServer) -> None:
     page.wait_for_selector('main[data-page="overview"]')
     page.focus('#nav a[data-page="overview"]')
     page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.dataset.page") == "usage"
+    page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.dataset.page") == "accounts"
     page.keyboard.press("Enter")
     page.wait_for_selector('main[data-page="accounts"]')

@@ -1,7 +1,8 @@
 """Request logs over HTTP: with request-log on, one file per generation request with the client
 request, each upstream exchange and the reply; with it off, only failed requests, as error
-files capped in number; the total size cap; the management downloads; and no secret the test
-configured reaches a file or an error body in full."""
+files capped in number; the total size cap; the management downloads, the listing and the
+read-back of one request with its chain of attempts (a model fallback's too); and no secret the
+test configured reaches a file or an error body in full."""
 
 from __future__ import annotations
 
@@ -41,11 +42,13 @@ openai-compatibility:
   - name: chat-sim
     base-url: {chat}
     api-key-entries: [{{api-key: {key_a}}}, {{api-key: {key_b}}}]
-    models: [{{name: up-chat, alias: chat-model}}]
+    models: [{{name: up-chat, alias: chat-model}}, {{name: up-flaky, alias: flaky-model}}]
 claude-api-key:
   - api-key: {claude_key}
     base-url: {claude}
     models: [{{name: up-claude, alias: claude-model}}]
+model-fallbacks:
+  flaky-model: [claude-model]
 """
 NAME = re.compile(r"(error-)?v1-chat-completions-\d{4}-\d{2}-\d{2}T\d{6}-([0-9a-f]{8})\.log")
 
@@ -322,3 +325,127 @@ def test_no_secret_reaches_a_log_or_an_error_body(
         for body in bodies:
             assert secret not in body
     assert "Incorrect API key provided" in "".join(texts)
+
+
+def _api(server: ProxyServer) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{server.base_url}/v0/management",
+        headers={"Authorization": f"Bearer {MANAGEMENT_KEY}"},
+        timeout=10,
+    )
+
+
+def test_a_fallback_lists_every_attempt_in_the_file_and_the_routes(
+    proxy: tuple[ProxyServer, Configure], sims: tuple[OpenAIChatSim, AnthropicSim], logs: Path
+) -> None:
+    server, _ = proxy
+    chat, claude = sims
+    # Both keys of flaky-model fail (a 429, then a 503): claude-model, its fallback, answers.
+    chat.queue(Reply.error(429, "rate limited, slow down"), Reply.error(503, "overloaded"))
+    claude.queue(Reply.text("claude answers"))
+    reply = _chat(server, model="flaky-model")
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["x-cliproxy-model"] == "claude-model"
+    [path] = _files(logs, 1)
+    text = path.read_text()
+    assert text.startswith("=== SUMMARY ===\nRequest: {")
+    assert "\nAttempt 3: {" in text and "\n\n=== REQUEST ===\n" in text
+    request_id = path.name.removesuffix(".log").rsplit("-", 1)[1]
+    with _api(server) as api:
+        listed = api.get("/request-logs")
+        assert listed.status_code == 200, listed.text
+        body = listed.json()
+        assert body["request-log"] is True and body["total"] == 1
+        [item] = body["files"]
+        assert (item["id"], item["name"], item["error"]) == (request_id, path.name, False)
+        assert (item["model"], item["served_model"], item["fell_back"]) == (
+            "flaky-model",
+            "claude-model",
+            True,
+        )
+        assert (item["status"], item["failed"], item["attempts"]) == (200, False, 3)
+        assert (item["method"], item["url"]) == ("POST", "/v1/chat/completions")
+        assert item["time"].endswith("Z") and item["summary"] is True
+
+        one = api.get(f"/request-logs/{request_id}")
+        assert one.status_code == 200, one.text
+        found = one.json()
+        assert found["request"]["served_model"] == "claude-model"
+        chain = [
+            (a["number"], a["model"], a["fallback"], a["provider"], a["status"], a["result"])
+            for a in found["attempts"]
+        ]
+        assert chain == [
+            (1, "flaky-model", False, "openai-compatibility:chat-sim", 429, "failed"),
+            (2, "flaky-model", False, "openai-compatibility:chat-sim", 503, "failed"),
+            (3, "claude-model", True, "claude-api-key", 200, "answered"),
+        ]
+        first, second, third = found["attempts"]
+        assert "rate limited" in first["error"] and "overloaded" in second["error"]
+        assert first["error_kind"] == "rate_limit" and third["error_kind"] is None
+        assert third["error"] == "" and third["upstream_model"] == "up-claude"
+        # Which key: masked as the lists show it, with the auth-index they show.
+        accounts = {first["account"], second["account"]}
+        assert accounts == {f"{k[:4]}…{k[-4:]}" for k in UPSTREAM_KEYS}
+        indexes = {
+            e["auth-index"]
+            for e in api.get("/openai-compatibility").json()["openai-compatibility"][0][
+                "api-key-entries"
+            ]
+        }
+        assert {first["auth_index"], second["auth_index"]} == indexes
+        titles = [s["title"] for s in found["sections"]]
+        assert titles == [
+            "REQUEST",
+            *(f"UPSTREAM {side} {n}" for n in (1, 2, 3) for side in ("REQUEST", "RESPONSE")),
+            "RESPONSE",
+        ]
+        request, *_, response = found["sections"]
+        assert '"model":"flaky-model"' in request["body"]
+        assert ["authorization", "Bearer clie…5e6f"] in request["headers"]
+        assert "URL: /v1/chat/completions" in request["lines"]
+        assert response["lines"] == ["Status: 200"] and "claude answers" in response["body"]
+        assert found["sections"][2]["lines"] == ["Status: 429"]
+        assert "rate limited" in found["sections"][2]["body"]
+        assert found["sections"][6]["body"] is None  # a good reply's body is the RESPONSE's
+        shown = one.text
+        for secret in SECRETS:
+            assert secret not in shown
+
+        assert api.get("/request-logs/0000000g").status_code == 400
+        missing = api.get("/request-logs/00000000")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == "log file not found for the given request ID"
+        assert api.get("/request-logs", params={"limit": "0"}).status_code == 400
+
+
+def test_the_listing_with_request_log_off_and_a_file_from_before_summaries(
+    proxy: tuple[ProxyServer, Configure], sims: tuple[OpenAIChatSim, AnthropicSim], logs: Path
+) -> None:
+    server, configure = proxy
+    chat, _ = sims
+    configure(request_log=False)
+    chat.queue(Reply.error(400, "bad request here"))
+    assert _chat(server).status_code == 400
+    [path] = _files(logs, 1)
+    old = logs / "v1-messages-2026-01-02T030405-0badc0de.log"
+    old.write_text(
+        "=== REQUEST ===\nRequest-Id: 0badc0de\nTime: 2026-01-02T03:04:05+0000\n"
+        "Method: POST\nURL: /v1/messages\nClient: 127.0.0.1:1\n\n--- headers ---\n"
+        "content-type: application/json\n\n--- body ---\n{}\n\n"
+        "=== RESPONSE ===\nStatus: 200\n\n--- headers ---\n\n--- body ---\nok\n"
+    )
+    os.utime(old, (1, 1))  # the oldest
+    with _api(server) as api:
+        body = api.get("/request-logs").json()
+        assert body["request-log"] is False and body["total"] == 2
+        error, before = body["files"]
+        assert (error["name"], error["error"], error["failed"]) == (path.name, True, True)
+        assert error["status"] == 400 and error["attempts"] == 1
+        assert (before["id"], before["summary"], before["status"]) == ("0badc0de", False, None)
+        assert (before["method"], before["url"]) == ("POST", "/v1/messages")
+        assert len(api.get("/request-logs", params={"limit": "1"}).json()["files"]) == 1
+        read = api.get("/request-logs/0badc0de").json()
+        assert read["attempts"] == [] and read["request"]["url"] == "/v1/messages"
+        assert [s["title"] for s in read["sections"]] == ["REQUEST", "RESPONSE"]
+        assert read["sections"][1]["body"] == "ok"

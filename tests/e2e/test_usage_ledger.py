@@ -242,6 +242,36 @@ def test_summary_by_model_with_cost(start: Start, sims: Sims) -> None:
     assert old.status_code == 200 and old.json()["buckets"] == []
 
 
+def test_summary_filters_and_minute_buckets(start: Start, sims: Sims) -> None:
+    """The summary takes /usage/requests' exact-match filters (the console's Usage page
+    narrows by them) and minute buckets (its last-hour view)."""
+    proxy = start()
+    _three_requests(proxy, sims)
+    _usage(proxy, total=3)
+    indexes = _auth_indexes(proxy)
+
+    def groups(**params: str) -> dict[str, int]:
+        reply = _mgmt(proxy, "/usage/summary", **params)
+        assert reply.status_code == 200, reply.text
+        found: dict[str, int] = {}
+        for b in reply.json()["buckets"]:
+            found[b["group"]] = found.get(b["group"], 0) + b["requests"]
+        return found
+
+    assert groups(**{"group-by": "model", "provider": "claude-api-key"}) == {"sonnet": 1}
+    assert groups(**{"group-by": "provider", "model": "priced-model"}) == {
+        "openai-compatibility:chat-sim": 1
+    }
+    by_account = {"group-by": "model", "auth-index": indexes["account"]}
+    assert groups(**by_account) == {"claude-opus-4-5": 1}
+    assert groups(**{"group-by": "account", "api-key": MASKED}) == {i: 1 for i in indexes.values()}
+    assert groups(**{"api-key": "someone-else"}) == {}
+    minutes = _mgmt(proxy, "/usage/summary", bucket="minute").json()
+    assert minutes["bucket"] == "minute"
+    assert sum(b["requests"] for b in minutes["buckets"]) == 3
+    assert all(b["start"].endswith(":00Z") for b in minutes["buckets"])
+
+
 @pytest.mark.parametrize(
     ("params", "named"),
     [

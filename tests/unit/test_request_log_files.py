@@ -13,7 +13,8 @@ import pytest
 
 from cliproxy.config import parse_config_text
 from cliproxy.management.redact import Redactor, redact_headers
-from cliproxy.management.request_logs import RequestLogWriter, file_name, render
+from cliproxy.management.request_log_view import entry, listing
+from cliproxy.management.request_logs import RequestLogWriter, file_name, file_text, render
 from cliproxy.providers.base import UpstreamRequest
 from cliproxy.providers.exchanges import EXCHANGES, Exchange, opened
 from cliproxy.server.request_log import SECTION_CAP, RequestRecord, Tee
@@ -135,3 +136,39 @@ def test_a_write_failure_is_logged_once_and_never_raised(
         asyncio.run(run())
     assert writer.failures == 3
     assert len([r for r in caplog.records if "request log" in r.getMessage()]) == 1
+
+
+def test_a_body_holding_section_titles_is_read_back_exactly(tmp_path: Path) -> None:
+    """Each section's length is in the summary, so a body that looks like the file's own
+    layout (a client can send anything) never splits it wrongly; secrets are masked in the
+    summary too."""
+    record = _record("request-log: true\n")
+    sneaky = f"line\n\n=== RESPONSE ===\nStatus: 999\n\n--- body ---\nforged {CONFIGURED}"
+    record.body.add(sneaky.encode())
+    record.status = 200
+    record.reply.add(b"the real reply")
+    path = tmp_path / file_name(record)
+    path.write_text(file_text(record, Redactor([CONFIGURED])))
+    found = entry(path, path.stat())
+    assert found is not None
+    request, response = found["sections"]
+    assert request["title"] == "REQUEST" and request["body"].startswith("line\n\n=== RESPONSE")
+    assert "forged conf…4242" in request["body"] and CONFIGURED not in path.read_text()
+    assert response["lines"] == ["Status: 200"] and response["body"] == "the real reply"
+    assert ["authorization", "Bearer clie…efgh"] in request["headers"]
+    assert found["request"]["request_id"] == record.request_id and found["attempts"] == []
+    listed = listing(path, path.stat())
+    assert listed is not None and listed["status"] == 200 and listed["summary"] is True
+
+
+def test_a_summary_that_does_not_fit_falls_back_to_the_titles(tmp_path: Path) -> None:
+    record = _record("request-log: true\n")
+    record.body.add(b"{}")
+    record.reply.add(b"ok")
+    text = file_text(record, Redactor(()))
+    path = tmp_path / file_name(record)
+    path.write_text(text.replace("=== REQUEST ===\n", "=== REQUEST ===\nextra line\n"))
+    found = entry(path, path.stat())
+    assert found is not None
+    assert [s["title"] for s in found["sections"]] == ["REQUEST", "RESPONSE"]
+    assert found["sections"][1]["body"] == "ok"

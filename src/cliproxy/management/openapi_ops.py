@@ -34,6 +34,122 @@ ERROR_LOG_FILE = object_of(
 )
 
 
+NULLABLE_STRING = {"type": "string", "nullable": True}
+NULLABLE_INTEGER = {"type": "integer", "nullable": True}
+NULLABLE_BOOLEAN = {"type": "boolean", "nullable": True}
+REQUEST_SUMMARY = object_of(
+    {
+        "request_id": STRING,
+        "time": STRING,
+        "method": STRING,
+        "url": STRING,
+        "model": STRING,
+        "served_model": STRING,
+        "fell_back": BOOLEAN,
+        "status": INTEGER,
+        "failed": BOOLEAN,
+        "stream_error": STRING,
+        "attempts": INTEGER,
+    }
+)
+ATTEMPT = object_of(
+    {
+        "number": INTEGER,
+        "model": {**STRING, "description": "the model it was for: the requested one or a fallback"},
+        "fallback": BOOLEAN,
+        "provider": STRING,
+        "upstream_model": STRING,
+        "auth_index": STRING,
+        "account": {**STRING, "description": "the account's e-mail or the masked upstream key"},
+        "status": {**INTEGER, "description": "the upstream's status; 0 when none came"},
+        "error_kind": NULLABLE_STRING,
+        "error": STRING,
+        "latency_ms": {"type": "number"},
+        "result": {
+            "type": "string",
+            "enum": ["answered", "failed", "not sent", "token refreshed"],
+        },
+        "rested": BOOLEAN,
+        "refused": BOOLEAN,
+    }
+)
+FILE_FACTS = {
+    "id": STRING,
+    "name": STRING,
+    "size": INTEGER,
+    "modified": {**INTEGER, "description": "unix seconds"},
+    "error": {**BOOLEAN, "description": "an error-*.log file (written with request-log off)"},
+}
+REQUEST_LOG_ITEM = object_of(
+    {
+        **FILE_FACTS,
+        "summary": {**BOOLEAN, "description": "false: a file written before summaries"},
+        "time": NULLABLE_STRING,
+        "method": NULLABLE_STRING,
+        "url": NULLABLE_STRING,
+        "model": NULLABLE_STRING,
+        "served_model": NULLABLE_STRING,
+        "fell_back": BOOLEAN,
+        "status": NULLABLE_INTEGER,
+        "failed": NULLABLE_BOOLEAN,
+        "attempts": NULLABLE_INTEGER,
+    },
+    "id",
+    "name",
+)
+SECTION = object_of(
+    {
+        "title": STRING,
+        "lines": STRINGS,
+        "headers": {"type": "array", "items": STRINGS},
+        "body": NULLABLE_STRING,
+        "truncated_bytes": INTEGER,
+        "omitted_chars": INTEGER,
+    }
+)
+REQUEST_LOG_ENTRY = object_of(
+    {
+        **FILE_FACTS,
+        "request": REQUEST_SUMMARY,
+        "attempts": {"type": "array", "items": ATTEMPT},
+        "sections": {"type": "array", "items": SECTION},
+    },
+    "id",
+    "sections",
+)
+
+
+def _request_logs() -> dict[str, Any]:
+    listed = object_of(
+        {
+            "request-log": BOOLEAN,
+            "total": INTEGER,
+            "files": {"type": "array", "items": REQUEST_LOG_ITEM},
+        },
+        "files",
+    )
+    return {
+        "/request-logs": {
+            "get": op(
+                "Request log files (error files too), newest first, each with its summary",
+                "logs",
+                params=[query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+                reply=listed,
+                errors=[400],
+            )
+        },
+        "/request-logs/{id}": {
+            "get": op(
+                "One request's log read back: summary, upstream attempts, sections (redacted)",
+                "logs",
+                params=[path_param("id", "the request id (8 hex)")],
+                reply=REQUEST_LOG_ENTRY,
+                errors=[400, 404],
+            )
+        },
+    }
+
+
 def _logs() -> dict[str, Any]:
     reply = object_of(
         {
@@ -155,6 +271,7 @@ def ops_paths() -> dict[str, dict[str, Any]]:
                 [path_param("id", "the request id (8 hex)")],
             )
         },
+        **_request_logs(),
         "/latest-version": {
             "get": op(
                 "The running version (never looked up online)",

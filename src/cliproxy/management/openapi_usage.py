@@ -105,6 +105,13 @@ RECORD = object_of(
     }
 )
 TIME_ABOUT = "ISO 8601, e.g. 2026-12-01T00:00:00Z (no offset: UTC)"
+# Exact matches, in /usage/summary and /usage/requests.
+FILTERS = [
+    query("model", STRING, about="the model the client asked for"),
+    query("provider", STRING),
+    query("api-key", STRING, about="the client key's name or masked form"),
+    query("auth-index", STRING),
+]
 
 
 def usage_paths() -> dict[str, dict[str, Any]]:
@@ -157,6 +164,7 @@ def usage_paths() -> dict[str, dict[str, Any]]:
                     *window,
                     query("group-by", {"type": "string", "enum": list(GROUPS)}),
                     query("bucket", {"type": "string", "enum": list(BUCKETS)}),
+                    *FILTERS,
                 ],
                 reply=object_of(
                     {
@@ -178,10 +186,7 @@ def usage_paths() -> dict[str, dict[str, Any]]:
                 params=[
                     query("limit", {"type": "integer", "minimum": 0, "maximum": 1000}),
                     query("offset", {"type": "integer", "minimum": 0}),
-                    query("model", STRING, about="the model the client asked for"),
-                    query("provider", STRING),
-                    query("api-key", STRING, about="the client key's name or masked form"),
-                    query("auth-index", STRING),
+                    *FILTERS,
                     query("status", STRING, about="success, failed, or an HTTP status"),
                     query(
                         "kind",

@@ -27,6 +27,7 @@ from cliproxy.auth.files import write_atomic
 from cliproxy.config.schema import Config
 from cliproxy.management.log_file import MIB, config_secrets, log_dir
 from cliproxy.management.redact import Redactor, redact_headers
+from cliproxy.management.request_log_view import summary_section
 from cliproxy.server.request_log import SECTION_CAP, RequestRecord, Tee
 from cliproxy.state import AppState, Runtime
 
@@ -73,11 +74,12 @@ def _capped_body(raw: bytes) -> list[str]:
     return _body(raw[:SECTION_CAP], max(len(raw) - SECTION_CAP, 0))
 
 
-def render(record: RequestRecord) -> str:
-    """The file's text, before redaction."""
+def sections(record: RequestRecord) -> list[tuple[str, str]]:
+    """(title, text) of each section after the summary, in order, before redaction."""
     moment = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(record.started))
     url = record.path + (f"?{record.query.decode('latin-1')}" if record.query else "")
-    lines = _block(
+    found: list[tuple[str, list[str]]] = []
+    request = _block(
         "REQUEST",
         [
             f"Request-Id: {record.request_id}",
@@ -88,30 +90,44 @@ def render(record: RequestRecord) -> str:
         ],
         _headers(record.headers),
     )
-    lines += _tee_body(record.body)
+    found.append(("REQUEST", request + _tee_body(record.body)))
     for number, exchange in enumerate(record.exchanges, 1):
-        lines += _block(
-            f"UPSTREAM REQUEST {number}", [f"{exchange.method} {exchange.url}"], exchange.headers
-        )
-        lines += _capped_body(exchange.body)
+        title = f"UPSTREAM REQUEST {number}"
+        sent = _block(title, [f"{exchange.method} {exchange.url}"], exchange.headers)
+        found.append((title, sent + _capped_body(exchange.body)))
+        title = f"UPSTREAM RESPONSE {number}"
         if exchange.status == 0:
-            lines += [
-                f"=== UPSTREAM RESPONSE {number} ===",
-                f"No reply: {exchange.error or 'none came'}",
-                "",
-            ]
+            found.append(
+                (title, [f"=== {title} ===", f"No reply: {exchange.error or 'none came'}", ""])
+            )
             continue
-        lines += _block(
-            f"UPSTREAM RESPONSE {number}", [f"Status: {exchange.status}"], exchange.reply_headers
-        )
+        answer = _block(title, [f"Status: {exchange.status}"], exchange.reply_headers)
         # The body of a good reply is what the client got (the RESPONSE section).
-        lines += [""] if exchange.error_body is None else _capped_body(exchange.error_body)
+        answer += [""] if exchange.error_body is None else _capped_body(exchange.error_body)
+        found.append((title, answer))
     status = [f"Status: {record.status or 'none (the client hung up)'}"]
     if record.stream_error:
         status.append(f"Stream error: {record.stream_error}")
-    lines += _block("RESPONSE", status, _headers(record.reply_headers))
-    lines += _tee_body(record.reply)
-    return "\n".join(lines)
+    reply = _block("RESPONSE", status, _headers(record.reply_headers)) + _tee_body(record.reply)
+    found.append(("RESPONSE", reply))
+    return [(title, "\n".join(lines)) for title, lines in found]
+
+
+def render(record: RequestRecord) -> str:
+    """The file's text, before redaction: the summary (request_log_view.py), then the
+    sections."""
+    parts = sections(record)
+    layout = [(title, len(text)) for title, text in parts]
+    return "\n".join([summary_section(record, layout), *(text for _, text in parts)])
+
+
+def file_text(record: RequestRecord, redactor: Redactor) -> str:
+    """The file's text as written: each section redacted on its own, so the summary can give
+    each one's length (a reader then splits them exactly, whatever their bodies hold)."""
+    parts = [(title, redactor.text(text)) for title, text in sections(record)]
+    layout = [(title, len(text)) for title, text in parts]
+    head = redactor.text(summary_section(record, layout))
+    return "\n".join([head, *(text for _, text in parts)])
 
 
 def log_files(directory: Path, pattern: re.Pattern[str]) -> list[tuple[Path, os.stat_result]]:
@@ -191,6 +207,13 @@ class RequestLogWriter:
             if self.dropped == 1:
                 log.warning("request log: the writer is behind; requests go unlogged")
             return
+        if record.attempts:
+            resolve = self.state_getter().ledger.resolver
+            for tried in record.attempts:
+                credential = tried.attempt.credential_id
+                if credential not in record.accounts:
+                    info = resolve(credential)
+                    record.accounts[credential] = (info.auth_index, info.source)
         # The directory too: where the config (and $WRITABLE_PATH) said when the request ran.
         self._pending.append((record, log_dir(record.config), self._secrets(record.config)))
         if self._worker is None or self._worker.done():
@@ -233,7 +256,7 @@ class RequestLogWriter:
         config = record.config
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / file_name(record)
-        data = self._redactor.text(render(record)).encode("utf-8")
+        data = file_text(record, self._redactor).encode("utf-8")
         # Whole or not at all: a reader (the management routes, a tail) never sees half a file.
         write_atomic(path, data)
         if not config.request_log and config.error_logs_max_files > 0:

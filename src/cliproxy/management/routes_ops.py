@@ -10,6 +10,7 @@ reaches a credential's own vendor or base URL, /management.html is never downloa
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,11 @@ from .common import ApiError, api, json_response, parse_json, read_body
 from .key_index import config_keys
 from .log_buffer import log_buffer
 from .log_file import log_dir
-from .request_logs import ERROR_FILE, REQUEST_ID, error_file, find_by_id, log_files
+from .request_log_view import entry, listing
+from .request_logs import ERROR_FILE, LOG_FILE, REQUEST_ID, error_file, find_by_id, log_files
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+REQUEST_LOGS_LIMIT, REQUEST_LOGS_MOST = 100, 1000
 # The channels whose accounts we serve, their spellings and the vendor their models are
 # "owned by" come from the catalog.
 # OAuth channels of CLIProxyAPI that cliproxy does not log in to (yet).
@@ -123,6 +126,43 @@ async def request_log_by_id(request: Request) -> Response:
     if path is None:
         raise ApiError(404, None, "log file not found for the given request ID")
     return _download(path)
+
+
+@api
+async def request_logs(request: Request) -> Response:
+    """GET /request-logs?limit= → {"request-log", "total", "files": [...]}: every request log
+    file (error files too), newest first, each with its summary (request_log_view.py)."""
+    raw = request.query_params.get("limit", "").strip()
+    if raw and (not raw.isdigit() or not 0 < int(raw) <= REQUEST_LOGS_MOST):
+        raise ApiError(400, None, f"limit: must be a whole number from 1 to {REQUEST_LOGS_MOST}")
+    limit = int(raw) if raw else REQUEST_LOGS_LIMIT
+    config = _state(request).runtime.config
+    files = log_files(log_dir(config), LOG_FILE)
+
+    def read() -> list[dict[str, Any]]:
+        return [found for path, stat in files[:limit] if (found := listing(path, stat))]
+
+    entries = await asyncio.to_thread(read)
+    return json_response({"request-log": config.request_log, "total": len(files), "files": entries})
+
+
+@api
+async def request_log_entry(request: Request) -> Response:
+    """GET /request-logs/{id} → one request's file read back: its summary, the upstream
+    attempts (which model and account, how each ended) and each section with its body."""
+    request_id = request.path_params["id"].strip().lower()
+    if not REQUEST_ID.fullmatch(request_id):
+        raise ApiError(400, None, "invalid request ID")
+    path = find_by_id(log_dir(_state(request).runtime.config), request_id)
+    found = None
+    if path is not None:
+        try:
+            found = await asyncio.to_thread(lambda: entry(path, path.stat()))
+        except OSError:
+            found = None
+    if found is None:
+        raise ApiError(404, None, "log file not found for the given request ID")
+    return json_response(found)
 
 
 def _download(path: Path) -> Response:
@@ -314,6 +354,8 @@ ROUTES: list[Route] = [
     Route("/request-error-logs/{name}", request_error_log, methods=["GET"]),
     Route("/request-log-by-id", request_log_by_id, methods=["GET"]),
     Route("/request-log-by-id/{id}", request_log_by_id, methods=["GET"]),
+    Route("/request-logs", request_logs, methods=["GET"]),
+    Route("/request-logs/{id}", request_log_entry, methods=["GET"]),
     Route("/latest-version", latest_version, methods=["GET"]),
     Route("/reset-quota", post_reset_quota, methods=["POST"]),
     Route("/api-key-usage", api_key_usage, methods=["GET"]),

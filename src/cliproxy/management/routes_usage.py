@@ -4,7 +4,8 @@
     GET  /usage            CLIProxyAPI's historical snapshot: {"usage": {...}, "failed_requests"}
     GET  /usage/export     {"version": 1, "exported_at", "usage"}
     POST /usage/import     merges an export (version 0 or 1), skipping records already held
-    GET  /usage/summary    ?from=&to=&group-by=&bucket= → {"buckets": [...]}
+    GET  /usage/summary    ?from=&to=&group-by=&bucket=&model=&provider=&api-key=&auth-index=
+                           → {"buckets": [...]}
     GET  /usage/requests   ?limit=&offset=&model=&provider=&api-key=&auth-index=&status=&kind=
 
 Also the ledger's resolver: a routed credential id → the auth-index the management lists show
@@ -210,7 +211,17 @@ async def usage_summary(request: Request) -> Response:
     since, until = _window(request)
     group_by = _choice(request, "group-by", GROUPS, "model")
     bucket = _choice(request, "bucket", BUCKETS, "hour")
-    rows = await ledger.fetch(Filters(since=since, until=until, kind=REQUEST))
+    query = request.query_params
+    filters = Filters(
+        since=since,
+        until=until,
+        kind=REQUEST,
+        model=query.get("model") or None,
+        provider=query.get("provider") or None,
+        api_key=query.get("api-key") or None,
+        auth_index=query.get("auth-index") or None,
+    )
+    rows = await ledger.fetch(filters)
     return json_response(
         {
             "from": iso(since),

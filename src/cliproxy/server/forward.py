@@ -90,6 +90,7 @@ class _Forwarding:
                 log.info("%s: all resting; waiting %.1f s", self.call.model, step.seconds)
                 await self.state.sleep(step.seconds)
                 continue
+            self.attempts.fallback = step.model or ""
             response = await self._attempt(step.candidate)
             if response is not None:
                 if step.model is not None:  # answered by a fallback model

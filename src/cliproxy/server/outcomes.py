@@ -17,6 +17,7 @@ With no RequestOutcome observer subscribed nothing is tracked: the routes then w
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from time import perf_counter
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +33,18 @@ from cliproxy.usage.observers import Observers
 
 TRACK = "cliproxy.outcome"  # the scope key
 _NO_USAGE = Usage()
+
+
+@dataclass(frozen=True, slots=True)
+class Tried:
+    """One upstream attempt as the request log shows it: the event, the model name walked
+    (the requested one, or a fallback of model-fallbacks) and the error's message ("" when
+    the upstream answered)."""
+
+    attempt: AttemptOutcome
+    model: str
+    fallback: bool
+    message: str
 
 
 class RequestTrack:
@@ -55,6 +68,7 @@ class RequestTrack:
         "status",
         "stream",
         "stream_outcome",
+        "tried",
         "usage",
     )
 
@@ -69,6 +83,7 @@ class RequestTrack:
         self.secrets: list[str] = []  # of the credentials tried, kept out of error replies
         self.path: Path = ""
         self.attempts = 0
+        self.tried: list[Tried] = []  # every attempt, in order (the request log lists them)
         self.usage = _NO_USAGE
         self.stream_outcome: StreamOutcome | None = None
         self.error_kind: ErrorKind | None = None
@@ -127,14 +142,17 @@ class RequestTrack:
 
 class AttemptBook:
     """Books each upstream attempt of one client request as an AttemptOutcome, and notes the
-    count and the latest candidate on the request's track."""
+    count, the latest candidate and the attempt itself on the request's track. ``fallback``:
+    the model-fallbacks model being walked (the forwarding core sets it per step), "" while
+    the requested model's own credentials are asked."""
 
-    __slots__ = ("count", "model", "observers", "track")
+    __slots__ = ("count", "fallback", "model", "observers", "track")
 
     def __init__(self, observers: Observers, track: RequestTrack, model: str) -> None:
         self.observers = observers
         self.track = track
         self.model = model
+        self.fallback = ""
         self.count = 0
 
     def book(
@@ -154,26 +172,28 @@ class AttemptBook:
         track.attempts = self.count
         track.candidate = candidate
         credential = candidate.credential
+        outcome = AttemptOutcome(
+            credential_id=credential.id,
+            provider=candidate.provider.name,
+            upstream_model=candidate.upstream_model,
+            requested_model=self.model,
+            status=status,
+            error_kind=error.kind if error is not None else None,
+            latency=latency,
+            number=self.count,
+            sent=sent,
+            refused=refused,
+            rested=rested,
+            reauthorized=reauthorized,
+            client_key=track.client_key,
+            client_key_name=track.client_key_name,
+        )
         if track is not DETACHED:
             track.secrets.append(credential.secret)
-        self.observers.emit(
-            AttemptOutcome(
-                credential_id=credential.id,
-                provider=candidate.provider.name,
-                upstream_model=candidate.upstream_model,
-                requested_model=self.model,
-                status=status,
-                error_kind=error.kind if error is not None else None,
-                latency=latency,
-                number=self.count,
-                sent=sent,
-                refused=refused,
-                rested=rested,
-                reauthorized=reauthorized,
-                client_key=track.client_key,
-                client_key_name=track.client_key_name,
-            )
-        )
+            message = error.message if error is not None else ""
+            fallback = self.fallback
+            track.tried.append(Tried(outcome, fallback or self.model, bool(fallback), message))
+        self.observers.emit(outcome)
 
 
 # Written by requests nobody tracks; never read.

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy.config.schema import Config
 from cliproxy.providers.exchanges import EXCHANGES, REQUEST_ID, Exchange
-from cliproxy.server.outcomes import TRACK, RequestTrack
+from cliproxy.server.outcomes import TRACK, RequestTrack, Tried
 from cliproxy.state import AppState
 
 SECTION_CAP = 4 * 1024 * 1024  # bytes kept of each body; the rest is counted
@@ -57,9 +57,13 @@ class Tee:
 
 
 class RequestRecord:
-    """One client request as the request log writes it."""
+    """One client request as the request log writes it. ``attempts``: each upstream attempt
+    (which model and credential, how it ended); ``accounts``: what the writer shows for each
+    credential id among them (filled on the event loop when the record is handed over)."""
 
     __slots__ = (
+        "accounts",
+        "attempts",
         "body",
         "client",
         "config",
@@ -67,6 +71,7 @@ class RequestRecord:
         "failed",
         "headers",
         "method",
+        "model",
         "path",
         "query",
         "reply",
@@ -94,8 +99,13 @@ class RequestRecord:
         self.reply = Tee()
         self.stream_error = ""
         self.failed = False
+        self.model = ""  # the model the client asked for; "" when none was read
+        self.attempts: list[Tried] = []
+        self.accounts: dict[str, tuple[str, str]] = {}  # credential id -> (auth_index, label)
 
     def ended(self, track: RequestTrack) -> None:
+        self.model = track.model
+        self.attempts = list(track.tried)
         relayed = track.stream_outcome
         if relayed is not None and relayed.error is not None:
             self.stream_error = f"{relayed.error.kind.value}: {relayed.error.message}"

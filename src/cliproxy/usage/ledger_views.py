@@ -25,7 +25,7 @@ GROUPS = {
     "provider": "provider",
     "upstream-model": "upstream_model",
 }
-BUCKETS = {"hour": 3600, "day": 86400}
+BUCKETS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_COUNT = 2**53  # a token count or latency from an import is clamped to this
 
 

@@ -5,7 +5,7 @@
 import { call, get } from "./api.js";
 import { chart, dropDetachedCharts, palette } from "./charts.js";
 import { loadAccounts, loadApiKeys } from "./credentials.js";
-import { confirmDialog, countdown, fmtInt, fmtTime, fmtWhen, h, toast } from "./dom.js";
+import { confirmDialog, countdown, fmtInt, fmtTime, fmtWhen, h, saveBlob, toast } from "./dom.js";
 
 const HOUR = 3600e3;
 const SPARK_HOURS = 24;
@@ -135,16 +135,6 @@ async function act(button, work, done) {
     toast(error.message, "error");
     button.disabled = false;
   }
-}
-
-// The file as the server holds it, saved by the browser under its own name.
-function saveBlob(blob, name) {
-  const url = URL.createObjectURL(blob);
-  const link = h("a", { href: url, download: name, hidden: true });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 // POST /reset-quota: every cooldown of that credential ends now.

@@ -102,6 +102,29 @@ setInterval(() => {
   }
 }, 1000);
 
+// A Blob (a file fetched with the key, a CSV made here) saved by the browser under ``name``.
+export function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+// RFC 4180 CSV. A text cell that a spreadsheet would run as a formula (=, +, -, @ first) gets
+// a leading apostrophe: model names and key names come from clients and config.
+export function csv(rows) {
+  const cell = (value) => {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "number") return String(value);
+    let text = String(value);
+    if (/^[=+\-@\t\r]/.test(text)) text = "'" + text;
+    return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  };
+  return rows.map((row) => row.map(cell).join(",")).join("\r\n") + "\r\n";
+}
+
 export function toast(message, kind = "info") {
   const box = $("#toasts");
   const item = h("div", { class: `toast ${kind}` }, message);

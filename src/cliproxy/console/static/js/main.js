@@ -7,25 +7,47 @@ import { destroyCharts } from "./charts.js";
 import { renderClientKeys } from "./clientkeys.js";
 import { $, h } from "./dom.js";
 import { probe, renderLogin, renderOff, renderRefused } from "./login.js";
+import { renderLogs } from "./logs.js";
 import { renderOverview } from "./overview.js";
+import { renderUsage } from "./usage.js";
 
 const PAGES = {
   overview: { title: "Overview", render: renderOverview },
+  usage: { title: "Usage", render: renderUsage },
   accounts: { title: "Accounts", render: renderAccounts },
   "add-account": { title: "Add an account", render: renderAddAccount },
   "client-keys": { title: "Client keys", render: renderClientKeys },
+  logs: { title: "Logs", render: renderLogs },
 };
+// Pages that draw charts: drawn again when the colour scheme changes.
+const CHARTED = new Set(["overview", "usage", "accounts"]);
 
 const main = $("#main");
+let visits = 0;
 const nav = $("#nav");
 const signOut = $("#sign-out");
 
+function decoded(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+// "#/logs/requests/0884c478" → page "logs", rest ["requests", "0884c478"].
+function hashParts() {
+  const [name, ...rest] = location.hash.replace(/^#\/?/, "").split("/");
+  return name in PAGES ? { name, rest: rest.map(decoded) } : { name: "overview", rest: [] };
+}
+
 function pageName() {
-  const name = location.hash.replace(/^#\/?/, "");
-  return name in PAGES ? name : "overview";
+  return hashParts().name;
 }
 
 function showLogin(notice = "") {
+  visits += 1;
+  delete main.dataset.page;
   destroyCharts();
   nav.hidden = true;
   signOut.hidden = true;
@@ -37,7 +59,7 @@ async function route() {
     showLogin();
     return;
   }
-  const name = pageName();
+  const { name, rest } = hashParts();
   nav.hidden = false;
   signOut.hidden = false;
   for (const link of nav.querySelectorAll("a")) {
@@ -46,13 +68,18 @@ async function route() {
   }
   document.title = `${PAGES[name].title} · cliproxy console`;
   destroyCharts();
-  main.replaceChildren(h("p", { class: "muted", id: "loading" }, "Loading…"));
+  // Each visit renders into its own box: a page still loading when the user moves on
+  // finishes into a box no longer on the page (and its polling sees that and stops).
+  const visit = ++visits;
+  const box = h("div", { class: "page" }, h("p", { class: "muted", id: "loading" }, "Loading…"));
+  main.replaceChildren(box);
+  delete main.dataset.page;
   try {
-    await PAGES[name].render(main);
-    main.dataset.page = name;
+    await PAGES[name].render(box, rest);
+    if (visit === visits) main.dataset.page = name;
   } catch (error) {
-    if (error.status === 401) return; // whenUnauthorized already showed the login
-    main.replaceChildren(h("section", { class: "card error-card" }, h("h1", {}, "Could not load this page"), h("p", { class: "error" }, error.message)));
+    if (error.status === 401 || visit !== visits) return; // 401: whenUnauthorized showed the login
+    box.replaceChildren(h("section", { class: "card error-card" }, h("h1", {}, "Could not load this page"), h("p", { class: "error" }, error.message)));
   }
 }
 
@@ -69,7 +96,7 @@ signOut.addEventListener("click", () => {
 window.addEventListener("hashchange", () => route());
 // Charts take their colours from the scheme: draw them again when it changes.
 matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
-  if (storedKey() && ["overview", "accounts"].includes(pageName())) route();
+  if (storedKey() && CHARTED.has(pageName())) route();
 });
 
 async function start() {
