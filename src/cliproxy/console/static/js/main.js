@@ -4,6 +4,7 @@ import { forgetKey, storedKey, whenUnauthorized } from "./api.js";
 import { renderAccounts } from "./accounts.js";
 import { destroyCharts } from "./charts.js";
 import { renderClientKeys } from "./clientkeys.js";
+import { forgetConfigDraft, renderConfig } from "./config.js";
 import { $, h } from "./dom.js";
 import { probe, renderLogin, renderOff, renderRefused } from "./login.js";
 import { renderOverview } from "./overview.js";
@@ -12,6 +13,7 @@ const PAGES = {
   overview: { title: "Overview", render: renderOverview },
   accounts: { title: "Accounts", render: renderAccounts },
   "client-keys": { title: "Client keys", render: renderClientKeys },
+  config: { title: "Configuration", render: renderConfig },
 };
 
 const main = $("#main");
@@ -61,6 +63,7 @@ whenUnauthorized((error) => {
 
 signOut.addEventListener("click", () => {
   forgetKey();
+  forgetConfigDraft();
   showLogin();
 });
 
