@@ -24,13 +24,21 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else echo "no $(CHROMIUM) and not root: the console's browser tests will be skipped"; fi
 
-# Copies the pinned chart library (console/package-lock.json) into the package; the copy is
-# committed, so `make run` needs neither node nor the network.
+# Copies the pinned browser libraries (console/package-lock.json) into the package: the chart
+# library, and the YAML editor and line diff of the Configuration page. The copy is committed,
+# so `make run` needs neither node nor the network.
 CONSOLE_VENDOR := src/cliproxy/console/static/vendor
+CONSOLE_NODE := console/node_modules
 console-vendor:
 	cd console && npm ci --no-audit --no-fund --ignore-scripts
-	cp console/node_modules/chart.js/dist/chart.umd.min.js $(CONSOLE_VENDOR)/chart.umd.min.js
-	cp console/node_modules/chart.js/LICENSE.md $(CONSOLE_VENDOR)/chart.js.LICENSE.md
+	cp $(CONSOLE_NODE)/chart.js/dist/chart.umd.min.js $(CONSOLE_VENDOR)/chart.umd.min.js
+	cp $(CONSOLE_NODE)/chart.js/LICENSE.md $(CONSOLE_VENDOR)/chart.js.LICENSE.md
+	cp $(CONSOLE_NODE)/codemirror/lib/codemirror.js $(CONSOLE_VENDOR)/codemirror.js
+	cp $(CONSOLE_NODE)/codemirror/lib/codemirror.css $(CONSOLE_VENDOR)/codemirror.css
+	cp $(CONSOLE_NODE)/codemirror/mode/yaml/yaml.js $(CONSOLE_VENDOR)/codemirror-mode-yaml.js
+	cp $(CONSOLE_NODE)/codemirror/LICENSE $(CONSOLE_VENDOR)/codemirror.LICENSE
+	cp $(CONSOLE_NODE)/diff/dist/diff.min.js $(CONSOLE_VENDOR)/diff.min.js
+	cp $(CONSOLE_NODE)/diff/LICENSE $(CONSOLE_VENDOR)/diff.LICENSE
 
 run: $(STAMP)
 	$(BIN)/cliproxy serve $(ARGS)

@@ -16,6 +16,9 @@ expect = pytest.importorskip(
     "playwright.sync_api", reason="the playwright package is missing (pip install -e '.[dev]')"
 ).expect
 
+# The pages every test of the shared server opens. Configuration is not among them: that server
+# has no config file, so the page's GET /config.yaml answers 404 there (by design: the page then
+# says so); test_console_config.py drives it, with and without a file.
 PAGES = ("overview", "usage", "accounts", "add-account", "client-keys", "logs")
 
 

@@ -141,7 +141,7 @@ def test_codex_login_by_pasting_the_callback_url(
     offered = page.locator("button[data-start]").evaluate_all(
         "buttons => buttons.map(b => b.dataset.start)"
     )
-    assert offered == ["codex", "anthropic", "gemini-cli"]
+    assert offered == ["codex", "anthropic", "gemini-cli", "antigravity"]
     assert page.locator("#project-gemini-cli").count() == 1  # Gemini takes a project
 
     url, state = start(page, "codex")

@@ -46,6 +46,10 @@ def test_csp_is_strict() -> None:
         ("/console/console.css", "text/css"),
         ("/console/js/main.js", "text/javascript"),
         ("/console/vendor/chart.umd.min.js", "text/javascript"),
+        ("/console/vendor/codemirror.js", "text/javascript"),
+        ("/console/vendor/codemirror-mode-yaml.js", "text/javascript"),
+        ("/console/vendor/codemirror.css", "text/css"),
+        ("/console/vendor/diff.min.js", "text/javascript"),
         ("/console/favicon.svg", "image/svg+xml"),
     ],
 )
@@ -79,6 +83,42 @@ def test_the_vendored_chart_library_is_the_locked_one() -> None:
     vendored = (STATIC / "vendor" / "chart.umd.min.js").read_text()[:200]
     assert f"Chart.js v{version}" in vendored
     assert (STATIC / "vendor" / "chart.js.LICENSE.md").exists()
+
+
+# Each vendored file and where `make console-vendor` copies it from (console/node_modules).
+VENDORED = {
+    "chart.umd.min.js": "chart.js/dist/chart.umd.min.js",
+    "chart.js.LICENSE.md": "chart.js/LICENSE.md",
+    "codemirror.js": "codemirror/lib/codemirror.js",
+    "codemirror.css": "codemirror/lib/codemirror.css",
+    "codemirror-mode-yaml.js": "codemirror/mode/yaml/yaml.js",
+    "codemirror.LICENSE": "codemirror/LICENSE",
+    "diff.min.js": "diff/dist/diff.min.js",
+    "diff.LICENSE": "diff/LICENSE",
+}
+
+
+def test_the_vendored_editor_and_diff_are_the_locked_ones() -> None:
+    """CodeMirror 5 and jsdiff (the Configuration page) are pinned exactly in package.json and
+    the lock; the copies are those versions, with their licences. After `make console-vendor`
+    (node_modules present) every vendored file is byte for byte the installed one."""
+    manifest = json.loads((REPO / "console" / "package.json").read_text())
+    lock = json.loads((REPO / "console" / "package-lock.json").read_text())
+    for name in ("chart.js", "codemirror", "diff"):
+        assert manifest["dependencies"][name] == lock["packages"][f"node_modules/{name}"]["version"]
+    codemirror = lock["packages"]["node_modules/codemirror"]["version"]
+    assert codemirror.startswith("5.")
+    vendor = STATIC / "vendor"
+    assert f'CodeMirror.version = "{codemirror}"' in (vendor / "codemirror.js").read_text()
+    assert 'CodeMirror.defineMode("yaml"' in (vendor / "codemirror-mode-yaml.js").read_text()
+    assert "structuredPatch" in (vendor / "diff.min.js").read_text()
+    assert "MIT License" in (vendor / "codemirror.LICENSE").read_text()
+    assert "BSD 3-Clause License" in (vendor / "diff.LICENSE").read_text()
+    assert {p.name for p in vendor.iterdir()} == set(VENDORED)
+    installed = REPO / "console" / "node_modules"
+    if installed.is_dir():
+        for copy, source in VENDORED.items():
+            assert (vendor / copy).read_bytes() == (installed / source).read_bytes(), copy
 
 
 def test_redirect_and_unknown_files(server: ProxyServer) -> None:

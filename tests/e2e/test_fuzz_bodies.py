@@ -502,6 +502,10 @@ def llm_cases() -> list[Case]:
     return cases
 
 
+# The routes whose body is a whole config.yaml (PUT saves it, validate only checks it).
+YAML_ROUTES = ("/config.yaml", "/config.yaml/validate")
+
+
 def management_cases(proxy: ProxyServer) -> list[Case]:
     """Every management route that takes a body, found in the live app (so a new route is
     covered without editing this list), and the public OAuth callback."""
@@ -526,7 +530,7 @@ def management_cases(proxy: ProxyServer) -> list[Case]:
         bodies.append((f"deep-field-{kind}-{levels}", inject(holder, value), "deep"))
     # Routes that refuse a plain JSON body before reading it (uploads come below), YAML, and
     # DELETE routes, which mostly go by the query string: no limit to name there.
-    unread = ("/auth-files", "/vertex/import", "/config.yaml")
+    unread = ("/auth-files", "/vertex/import", *YAML_ROUTES)
     cases: list[Case] = []
     for method, path in targets:
         for name, raw, expect in bodies:
@@ -663,15 +667,15 @@ def test_management_routes_answer_malformed_bodies_without_a_5xx(
     cases = management_cases(management_proxy)
     headers = {"authorization": f"Bearer {MANAGEMENT_KEY}"}
     # ruamel takes seconds over a flow sequence thousands of levels deep; the few hundred
-    # levels below show the YAML route refuses deep bodies without a 5xx all the same.
+    # levels below show the YAML routes refuse deep bodies without a 5xx all the same.
     yaml = [
         case
         for case in cases
-        if case.path.endswith("/config.yaml") and not case.name.endswith("-5000")
+        if case.path.endswith(YAML_ROUTES) and not case.name.endswith("-5000")
     ]
-    json = [case for case in cases if not case.path.endswith("/config.yaml")]
+    json = [case for case in cases if not case.path.endswith(YAML_ROUTES)]
     failures = asyncio.run(run(management_proxy.base_url, json, headers))
-    # The config file's route takes YAML, where `null` is a valid (empty) config that ends
+    # The config file routes take YAML, where `null` is a valid (empty) config that ends
     # management itself: one at a time, with the file put back after each accepted one.
     path = management_proxy.config_path
     assert path is not None

@@ -72,7 +72,9 @@ def parse_config_text(text: str, source: str, base_dir: Path | None = None) -> C
         problems = [_problem(translated, source, loc, message) for loc, message in checks.errors]
         raise ConfigError(_in_file_order(problems), rendered_warnings)
 
-    cfg.set_findings(rendered_warnings, scan.unsupported, translated.layout)
+    cfg.set_findings(
+        rendered_warnings, scan.unsupported, _in_file_order(warnings), translated.layout
+    )
     return cfg
 
 
@@ -117,12 +119,7 @@ def _parse_yaml(text: str, source: str) -> CommentedMap:
     except RecursionError:
         raise ConfigError([ConfigProblem(source, None, "", "YAML nested too deeply")]) from None
     except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        message = exc.problem or exc.context or "invalid YAML"
-        if exc.problem and exc.context and exc.context_mark is not None:
-            # The parser notices late; say where the construct it was reading began.
-            message += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        line, _column, message = describe_yaml_error(exc)
         raise ConfigError([ConfigProblem(source, line, "", f"YAML syntax: {message}")]) from None
     except YAMLError as exc:
         raise ConfigError([ConfigProblem(source, None, "", f"YAML syntax: {exc}")]) from None
@@ -137,6 +134,19 @@ def _parse_yaml(text: str, source: str) -> CommentedMap:
         message = f"the file must be a mapping of keys (`port: 8317` ...), not {kind}"
         raise ConfigError([ConfigProblem(source, 1, "", message)])
     return tree
+
+
+def describe_yaml_error(exc: MarkedYAMLError) -> tuple[int | None, int | None, str]:
+    """(1-based line, 1-based column, message) of a YAML syntax error, the message without
+    ruamel's `in "<unicode string>"` locations."""
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark is not None else None
+    column = mark.column + 1 if mark is not None else None
+    message = exc.problem or exc.context or "invalid YAML"
+    if exc.problem and exc.context and exc.context_mark is not None:
+        # The parser notices late; say where the construct it was reading began.
+        message += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+    return line, column, message
 
 
 def _problem(translated: Translated, source: str, loc: KeyPath, message: str) -> ConfigProblem:

@@ -8,6 +8,7 @@ but not supported yet" or "unknown" by walking the YAML tree against these model
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from .client_identity import (
 )
 from .client_keys import ClientKey
 from .durations import DEFAULT_AFFINITY_TTL_SECONDS, parse_duration
+from .errors import ConfigProblem
 from .model_fallbacks import check_fallbacks
 from .payload import PayloadConfig
 from .upstreams import (
@@ -294,6 +296,7 @@ class Config(ConfigModel):
 
     _warnings: list[str] = PrivateAttr(default_factory=list)
     _unsupported: list[tuple[str, int | None]] = PrivateAttr(default_factory=list)
+    _warning_problems: list[ConfigProblem] = PrivateAttr(default_factory=list)
     _demo_explicit: bool = PrivateAttr(default=False)
     # The file's layout (config/v8_layout.py): "legacy", "v8" or "mixed".
     _layout: str = PrivateAttr(default="legacy")
@@ -505,15 +508,21 @@ class Config(ConfigModel):
         """Like unsupported_keys() with the 1-based line of each key (None when unknown)."""
         return list(self._unsupported)
 
+    def warning_problems(self) -> list[ConfigProblem]:
+        """The warnings as problems (line, key path, message), for callers that place them."""
+        return list(self._warning_problems)
+
     def set_findings(
         self,
         warnings: list[str],
         unsupported: list[tuple[str, int | None]],
+        problems: Sequence[ConfigProblem] = (),
         layout: str = "legacy",
     ) -> None:
         """Used by the loader to attach what it found while reading the file."""
         self._warnings = list(warnings)
         self._unsupported = list(unsupported)
+        self._warning_problems = list(problems)
         self._layout = layout
 
     @property

@@ -21,12 +21,13 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import CommentMark, YAMLError
+from ruamel.yaml.error import CommentMark, MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 from ruamel.yaml.tokens import CommentToken
 
 from cliproxy.auth.files import AuthWriteError, remove_stale_temp_files, write_atomic
-from cliproxy.config import ConfigError, parse_config_text
+from cliproxy.config import ConfigError, ConfigProblem, parse_config_text
+from cliproxy.config.load import describe_yaml_error
 from cliproxy.config.schema import Config
 from cliproxy.config.v8_layout import top_level, translate, write_back
 from cliproxy.management.errors import ApiError
@@ -43,6 +44,33 @@ def config_problem_text(error: ConfigError) -> str:
         text = f"{problem.key_path}: {problem.message}" if problem.key_path else problem.message
         parts.append(f"{text} (line {problem.line})" if problem.line else text)
     return "; ".join(parts) or str(error)
+
+
+def problem_fields(problem: ConfigProblem) -> dict[str, Any]:
+    """One problem as JSON: `{"line": N | null, "key": "a.b[0]", "message": "..."}`."""
+    return {"line": problem.line, "key": problem.key_path, "message": problem.message}
+
+
+def config_refusal(error: ConfigError) -> ApiError:
+    """422 invalid_config. Besides the message, `line` (the first problem's line, or null) and
+    every problem with its own line, so an editor can mark them."""
+    lines = [problem.line for problem in error.problems if problem.line is not None]
+    details = {
+        "line": lines[0] if lines else None,
+        "problems": [problem_fields(problem) for problem in error.problems],
+    }
+    return ApiError(422, "invalid_config", config_problem_text(error), details)
+
+
+def _yaml_refusal(exc: YAMLError) -> ApiError:
+    """400 invalid_yaml with the line and column (1-based) as fields and in the message."""
+    if not isinstance(exc, MarkedYAMLError):
+        return ApiError(400, "invalid_yaml", f"YAML syntax: {exc}", {"line": None})
+    line, column, message = describe_yaml_error(exc)
+    where = f" (line {line}, column {column})" if line is not None else ""
+    return ApiError(
+        400, "invalid_yaml", f"YAML syntax: {message}{where}", {"line": line, "column": column}
+    )
 
 
 @dataclass
@@ -104,19 +132,21 @@ def load_document(text: str) -> _Document:
     try:
         tree = _yaml().load(text)
     except YAMLError as exc:
-        raise ApiError(400, "invalid_yaml", f"YAML syntax: {exc}") from None
+        raise _yaml_refusal(exc) from None
     except (ValueError, OverflowError) as exc:  # a tagged value ruamel cannot build
-        raise ApiError(400, "invalid_yaml", f"YAML value: {exc}") from None
+        raise ApiError(400, "invalid_yaml", f"YAML value: {exc}", {"line": None}) from None
     except RecursionError:
-        raise ApiError(400, "invalid_yaml", "YAML nesting too deep") from None
+        raise ApiError(400, "invalid_yaml", "YAML nesting too deep", {"line": None}) from None
     if tree is None:
         return _Document(CommentedMap(), _Indentation(), text)
     if not isinstance(tree, CommentedMap):
-        raise ApiError(400, "invalid_yaml", "the config must be a mapping of keys")
+        message = "the config must be a mapping of keys (line 1)"
+        raise ApiError(400, "invalid_yaml", message, {"line": 1, "column": 1})
     if _has_lone_surrogate(tree):
         # YAML's "\ud800" escape yields a str no UTF-8 encoder takes: the file would be
         # written, then applying it (keys are encoded) would fail.
-        raise ApiError(400, "invalid_yaml", "a string holds an escaped lone surrogate (\\ud800)")
+        message = "a string holds an escaped lone surrogate (\\ud800)"
+        raise ApiError(400, "invalid_yaml", message, {"line": None})
     return _Document(tree, _guess_indentation(text), "")
 
 
@@ -307,6 +337,12 @@ class ConfigEditor:
             self.state_getter().apply(config)
             return config
 
+    async def validate(self, text: str) -> Config:
+        """POST /config.yaml/validate: what PUT would refuse, refused the same way (lines of
+        `text` as sent); nothing is hashed, written or applied. Works without a config file
+        too (relative paths then resolve against the working directory)."""
+        return await asyncio.to_thread(self._validate_sync, text)
+
     def hash_secret_in_file(self) -> Config | None:
         """At start: a plaintext secret-key in the file is replaced by its hash. Returns the
         re-read config when the file changed. Synchronous: runs before the event loop."""
@@ -336,18 +372,35 @@ class ConfigEditor:
                 document.tree[key] = _commented(document.tree[key])
         return self._commit(dump_document(document))
 
-    def _replace_sync(self, text: str) -> Config:
-        document = load_document(text)
-        if _hash_plain_secret(translate(document.tree).tree):
-            text = dump_document(document)
-        return self._commit(text)
+    def _validate_sync(self, text: str) -> Config:
+        load_document(text)  # what only the editor refuses (a lone surrogate, a non-mapping)
+        if self.path is None:
+            return self._parse(text, "config.yaml", Path.cwd())
+        return self._parse(text, self.path.name, self.path.parent)
 
-    def _commit(self, text: str) -> Config:
+    def _replace_sync(self, text: str) -> Config:
         path = self._require_path()
+        document = load_document(text)
+        # Validated as sent first, so a refusal's lines are those of the caller's text (the
+        # text with a hashed secret is dumped again and may be laid out differently).
+        config = self._parse(text, str(path), path.parent)
+        # In a v8 file the secret sits under management:, which the legacy view shares.
+        if _hash_plain_secret(translate(document.tree).tree):
+            return self._commit(dump_document(document))
+        return self._commit(text, config)
+
+    @staticmethod
+    def _parse(text: str, source: str, base_dir: Path) -> Config:
         try:
-            config = parse_config_text(text, str(path), base_dir=path.parent)
+            return parse_config_text(text, source, base_dir=base_dir)
         except ConfigError as exc:
-            raise ApiError(422, "invalid_config", config_problem_text(exc)) from None
+            raise config_refusal(exc) from None
+
+    def _commit(self, text: str, config: Config | None = None) -> Config:
+        """Write `text` (validated here unless `config` is its already validated result)."""
+        path = self._require_path()
+        if config is None:
+            config = self._parse(text, str(path), path.parent)
         try:
             _write_atomically(path, text.encode("utf-8"))
         except OSError as exc:

@@ -22,6 +22,7 @@ from cliproxy.management.openapi_client_keys import client_key_paths
 from cliproxy.management.openapi_common import (
     ENTRY,
     INTEGER,
+    PROBLEM,
     STRING,
     STRINGS,
     Schema,
@@ -72,6 +73,27 @@ def _config_paths() -> dict[str, dict[str, Any]]:
                 },
                 reply=object_of({"ok": {"type": "boolean"}, "changed": STRINGS}),
                 errors=WRITE,
+            ),
+        },
+        "/config.yaml/validate": {
+            "post": op(
+                "Check a whole config file as PUT /config.yaml would, without saving it "
+                "(400 bad YAML, 422 invalid config, each with the line)",
+                "config",
+                body={
+                    "required": True,
+                    "content": {"application/yaml": yaml_text, "text/plain": yaml_text},
+                },
+                reply=object_of(
+                    {
+                        "ok": {"type": "boolean"},
+                        "warnings": {"type": "array", "items": PROBLEM},
+                        "unsupported": {"type": "array", "items": PROBLEM},
+                        "management": {"type": "boolean"},
+                    },
+                    "ok",
+                ),
+                errors=(400, 413, 422),
             ),
         },
     }

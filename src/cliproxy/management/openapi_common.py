@@ -22,13 +22,23 @@ OK_SCHEMA: Schema = {
     "properties": {"status": {"type": "string", "enum": ["ok"]}},
     "required": ["status"],
 }
-# `{"error": message}`, or `{"error": code, "message": message}`; batch refusals add `failed`.
+NULLABLE_INTEGER: Schema = {"type": "integer", "nullable": True}
+# A place in config.yaml (1-based line, null when it has none) and what is wrong there.
+PROBLEM: Schema = {
+    "type": "object",
+    "properties": {"line": NULLABLE_INTEGER, "key": STRING, "message": STRING},
+}
+# `{"error": message}`, or `{"error": code, "message": message}`; batch refusals add `failed`,
+# config.yaml refusals `line` (and `column` for YAML syntax, `problems` for an invalid config).
 ERROR_SCHEMA: Schema = {
     "type": "object",
     "properties": {
         "error": STRING,
         "message": STRING,
         "failed": {"type": "array", "items": ENTRY},
+        "line": NULLABLE_INTEGER,
+        "column": NULLABLE_INTEGER,
+        "problems": {"type": "array", "items": PROBLEM},
     },
     "required": ["error"],
 }

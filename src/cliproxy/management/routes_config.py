@@ -29,11 +29,17 @@ from cliproxy.management.common import (
     read_object,
     type_name,
 )
+from cliproxy.management.config_file import problem_fields
+from cliproxy.management.security import management_enabled
 from cliproxy.providers.base import mask_secret
 
 # GET /config leaves these out, as the reference does: where the server listens, where the
 # accounts live, and the management secret itself.
 HIDDEN_KEYS = frozenset({"host", "port", "auth-dir", "remote-management", "home"})
+NO_CONFIG_FILE = (
+    "the server runs without a config file (on the embedded default settings, or a config "
+    "given in code), so there is no config.yaml to show or edit; start it with --config FILE"
+)
 
 
 def live_config(request: Request) -> Config:
@@ -93,7 +99,8 @@ async def get_config(request: Request) -> Response:
 async def get_config_yaml(request: Request) -> Response:
     editor = context(request).editor
     if editor.path is None:
-        raise ApiError(404, "not_found", "the server runs without a config file")
+        # `config-file: false` tells this case from a config file that was deleted.
+        raise ApiError(404, "not_found", NO_CONFIG_FILE, {"config-file": False})
     text = editor.read_text()
     return Response(
         text.encode("utf-8"),
@@ -102,15 +109,36 @@ async def get_config_yaml(request: Request) -> Response:
     )
 
 
-@api
-async def put_config_yaml(request: Request) -> Response:
+async def _yaml_body(request: Request) -> str:
     raw = await read_body(request)
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ApiError(400, "invalid_yaml", "the body is not UTF-8 text") from None
-    await context(request).editor.replace(text)
+        raise ApiError(400, "invalid_yaml", "the body is not UTF-8 text", {"line": None}) from None
+
+
+@api
+async def put_config_yaml(request: Request) -> Response:
+    await context(request).editor.replace(await _yaml_body(request))
     return json_response({"ok": True, "changed": ["config"]})
+
+
+@api
+async def validate_config_yaml(request: Request) -> Response:
+    """Check a whole config.yaml as PUT would, without saving it: the same 400/422 refusals
+    (with `line`), or what saving it would bring besides the change itself."""
+    config = await context(request).editor.validate(await _yaml_body(request))
+    return json_response(
+        {
+            "ok": True,
+            "warnings": [problem_fields(problem) for problem in config.warning_problems()],
+            "unsupported": [
+                {"line": line, "key": key} for key, line in config.unsupported_key_lines()
+            ],
+            # False: no secret-key and no MANAGEMENT_PASSWORD, so saving it turns this API off.
+            "management": management_enabled(config.remote_management),
+        }
+    )
 
 
 # --- scalar settings ----------------------------------------------------------------------
@@ -319,6 +347,7 @@ ROUTES: list[Route] = [
     Route("/config", get_config, methods=["GET"]),
     Route("/config.yaml", get_config_yaml, methods=["GET"]),
     Route("/config.yaml", put_config_yaml, methods=["PUT"]),
+    Route("/config.yaml/validate", validate_config_yaml, methods=["POST"]),
     *(route for scalar in SCALARS for route in _scalar_routes(scalar)),
     *(route for spec in CHANNEL_MAPS for route in _map_routes(spec)),
 ]

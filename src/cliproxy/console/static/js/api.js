@@ -32,8 +32,14 @@ export function whenUnauthorized(callback) {
   onUnauthorized = callback;
 }
 
+// Back to the login form with this notice (the key stopped working, and the page knows why).
+export function reportUnauthorized(message) {
+  if (onUnauthorized) onUnauthorized(new ApiError(401, message, null));
+}
+
 // `raw`: a successful answer comes back as a Blob (downloads) instead of parsed JSON.
-export async function call(method, path, { json, body, query, key, quiet, raw } = {}) {
+// `contentType`: that of a `body` given as it is (YAML text, for instance).
+export async function call(method, path, { json, body, contentType, query, key, quiet, raw } = {}) {
   const url = new URL(BASE + path, location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null) url.searchParams.set(name, String(value));
@@ -42,6 +48,7 @@ export async function call(method, path, { json, body, query, key, quiet, raw } 
   const secret = key ?? storedKey();
   if (secret) headers.Authorization = "Bearer " + secret;
   let payload = body;
+  if (body !== undefined && contentType) headers["Content-Type"] = contentType;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
     payload = JSON.stringify(json);
@@ -61,7 +68,9 @@ export async function call(method, path, { json, body, query, key, quiet, raw } 
     data = null;
   }
   if (response.ok) return { status: response.status, data };
+  // A coded refusal ({"error": "invalid_config", "message": "..."}) is told by its message.
   const message =
+    (data && typeof data.error === "string" && typeof data.message === "string" && data.message) ||
     (data && typeof data.error === "string" && data.error) ||
     (data && typeof data.message === "string" && data.message) ||
     text ||

@@ -5,6 +5,7 @@ import { renderAccounts } from "./accounts.js";
 import { renderAddAccount } from "./addaccount.js";
 import { destroyCharts } from "./charts.js";
 import { renderClientKeys } from "./clientkeys.js";
+import { forgetConfigDraft, renderConfig } from "./config.js";
 import { $, h } from "./dom.js";
 import { probe, renderLogin, renderOff, renderRefused } from "./login.js";
 import { renderLogs } from "./logs.js";
@@ -18,6 +19,7 @@ const PAGES = {
   "add-account": { title: "Add an account", render: renderAddAccount },
   "client-keys": { title: "Client keys", render: renderClientKeys },
   logs: { title: "Logs", render: renderLogs },
+  config: { title: "Configuration", render: renderConfig },
 };
 // Pages that draw charts: drawn again when the colour scheme changes.
 const CHARTED = new Set(["overview", "usage", "accounts"]);
@@ -90,6 +92,7 @@ whenUnauthorized((error) => {
 
 signOut.addEventListener("click", () => {
   forgetKey();
+  forgetConfigDraft();
   showLogin();
 });
 
