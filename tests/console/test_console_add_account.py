@@ -28,6 +28,8 @@ from tests.console.conftest import MGMT, SCREENSHOTS
 from tests.proxy_server import ProxyServer
 from tests.simulators import Reply
 from tests.simulators.codex_backend_sim import CodexBackendSim
+from tests.simulators.device_fixtures import _kimi_server, kimi  # noqa: F401 (pytest fixtures)
+from tests.simulators.kimi_sim import KimiSim
 from tests.simulators.oauth_sim import (  # noqa: F401 (pytest fixtures)
     OAuthSim,
     browse,
@@ -141,7 +143,7 @@ def test_codex_login_by_pasting_the_callback_url(
     offered = page.locator("button[data-start]").evaluate_all(
         "buttons => buttons.map(b => b.dataset.start)"
     )
-    assert offered == ["codex", "anthropic", "gemini-cli", "antigravity"]
+    assert offered == ["codex", "anthropic", "gemini-cli", "antigravity", "kimi", "xai"]
     assert page.locator("#project-gemini-cli").count() == 1  # Gemini takes a project
 
     url, state = start(page, "codex")
@@ -170,6 +172,26 @@ def test_codex_login_by_pasting_the_callback_url(
     page.click("#to-accounts")
     page.wait_for_selector('main[data-page="accounts"]')
     expect(row(page, CODEX_FILE)).to_contain_text("coder@example.com")
+    assert page.watch.take() == []
+
+
+def test_a_device_code_login_shows_the_code_and_finishes_by_itself(
+    login_page: Any,
+    proxy: ProxyServer,
+    kimi: KimiSim,  # noqa: F811
+) -> None:
+    page = login_page
+    kimi.auth.outcomes.extend(["pending", "pending"])
+    page.click('button[data-start="kimi"]')
+    flow = page.locator("#login-flow")
+    expect(flow).to_have_attribute("data-provider", "kimi")
+    # The code to type on the vendor's page, and its page; no callback URL to paste.
+    expect(page.locator("#user-code")).to_have_text(kimi.auth.user_code)
+    assert (page.get_attribute("#auth-open", "href") or "").startswith(kimi.auth.verification_uri)
+    assert page.locator("#callback-url").count() == 0
+    shoot(page, "add-account-device-code")
+    expect(flow).to_have_attribute("data-state", "done", timeout=20_000)
+    assert any(name.startswith("kimi-") for name in account_names(proxy))
     assert page.watch.take() == []
 
 

@@ -264,10 +264,14 @@ def test_login_starts_say_what_they_start(fuzz_proxy: ProxyServer) -> None:
         ("/anthropic-auth-url", "anthropic", "Claude", False),
         ("/gemini-cli-auth-url", "gemini-cli", "Gemini (Google account)", True),
         ("/antigravity-auth-url", "antigravity", "Antigravity (Google account)", False),
+        ("/kimi-auth-url", "kimi", "Kimi Code", False),
+        ("/xai-auth-url", "xai", "xAI (Grok)", False),
     ]
+    devices = {path for path, login in logins.items() if login.get("device")}
+    assert devices == {"/kimi-auth-url", "/xai-auth-url"}
     aliases = {path: login["provider"] for path, login in logins.items() if login["alias"]}
     assert aliases == {"/claude-auth-url": "anthropic", "/gemini-auth-url": "gemini-cli"}
-    assert "x-cliproxy-login" not in paths["/kimi-auth-url"]["get"]
+    assert "x-cliproxy-login" not in paths.get("/qwen-auth-url", {}).get("get", {})
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

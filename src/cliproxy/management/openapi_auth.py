@@ -279,16 +279,23 @@ def login_paths() -> dict[str, dict[str, Any]]:
     for entry in catalog().entries:
         params = [webui, project] if entry.cloud_project else [webui]
         if entry.flow.device:
-            for route in entry.login_routes:
-                paths[f"/{route}-auth-url"] = {
-                    "get": op(
-                        f"Start a {entry.display_name} device-code login: the verification "
-                        "URL, the user code to enter there, and the state to poll",
-                        "logins",
-                        reply=device_started,
-                        errors=[502],
-                    )
+            for position, route in enumerate(entry.login_routes):
+                operation = op(
+                    f"Start a {entry.display_name} device-code login: the verification "
+                    "URL, the user code to enter there, and the state to poll",
+                    "logins",
+                    reply=device_started,
+                    errors=[502],
+                )
+                operation["x-cliproxy-login"] = {
+                    "provider": entry.login,
+                    "kind": entry.kind,
+                    "title": entry.flow.display_name,
+                    "project": False,
+                    "device": True,
+                    "alias": position > 0,
                 }
+                paths[f"/{route}-auth-url"] = {"get": operation}
             continue
         # What a page needs to offer the login (the console's "Add an account" reads it):
         # the provider name oauth-callback takes, a name for people, whether it takes a

@@ -24,6 +24,9 @@ const ABOUT = {
   codex: "A ChatGPT Plus, Pro, Team or Enterprise account, signed in as the Codex CLI does.",
   claude: "A Claude Pro or Max account, signed in as Claude Code does.",
   gemini: "A Google account for Gemini CLI (Code Assist). Its Google Cloud project is found, or set up, unless you name one.",
+  antigravity: "A Google account for the Antigravity IDE (Gemini and Claude models). Its project is found, or set up, for you.",
+  kimi: "A Kimi Code account: you get a code to enter on Kimi's page, from any device.",
+  xai: "A Grok (xAI) account: you get a code to enter on xAI's page, from any device.",
 };
 const OPEN = new Set(["starting", "waiting", "exchanging"]);
 
@@ -42,7 +45,7 @@ async function loginProviders() {
       const route = /^\/(.+)-auth-url$/.exec(path);
       if (!login || !route || login.alias || seen.has(login.provider)) continue;
       seen.add(login.provider);
-      found.push({ route: route[1], provider: login.provider, kind: login.kind, title: login.title || login.provider, project: Boolean(login.project) });
+      found.push({ route: route[1], provider: login.provider, kind: login.kind, title: login.title || login.provider, project: Boolean(login.project), device: Boolean(login.device) });
     }
     if (found.length) return (offered = found);
   } catch (error) {
@@ -137,7 +140,7 @@ async function startLogin(entry, project, failed) {
   }
   // One login at a time: a new one cancels the one still waiting.
   if (isOpen(current)) await cancelLogin(current, true);
-  const login = { entry, project, phase: "starting", url: "", state: "", error: "", note: "", account: null, before: new Map(), timer: null, started: Date.now() };
+  const login = { entry, project, phase: "starting", url: "", state: "", code: "", error: "", note: "", account: null, before: new Map(), timer: null, started: Date.now() };
   current = login;
   try {
     login.before = await fileTimes();
@@ -148,6 +151,7 @@ async function startLogin(entry, project, failed) {
     if (!data.url || !data.state) throw new Error(data.error || "the server did not return a sign-in link");
     login.url = data.url;
     login.state = data.state;
+    login.code = data.user_code || ""; // device-code logins: what the user types on the vendor's page
     login.started = Date.now();
     login.phase = "waiting";
   } catch (error) {
@@ -248,7 +252,14 @@ function loginCard(login, restart) {
   const again = h("button", { type: "button", id: "login-again" }, "Try again");
   again.addEventListener("click", () => restart(entry, login.project));
 
-  const steps = h(
+  const deviceSteps = h(
+    "ol",
+    { class: "steps" },
+    h("li", {}, h("p", {}, "Open the vendor's page, on this or any other device:"), h("div", { class: "row wrap" }, link, copy), urlText),
+    h("li", {}, h("p", {}, "Enter this code there and approve access:"), h("pre", { class: "code user-code", id: "user-code" }, login.code)),
+    h("li", {}, h("p", { class: "muted" }, "The login finishes here by itself once you have approved.")),
+  );
+  const steps = entry.device ? deviceSteps : h(
     "ol",
     { class: "steps" },
     h("li", {}, h("p", {}, "Open the sign-in page and approve access:"), h("div", { class: "row wrap" }, link, copy), urlText),
