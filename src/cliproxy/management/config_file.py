@@ -35,6 +35,27 @@ from cliproxy.state import AppState
 Mutation = Callable[[CommentedMap], None]
 
 
+def config_problem_list(error: ConfigError) -> list[dict[str, Any]]:
+    """Each problem as `{"field", "message", "line"?}` (`field` "" for one about the file)."""
+    rows: list[dict[str, Any]] = []
+    for problem in error.problems:
+        row: dict[str, Any] = {"field": problem.key_path, "message": problem.message}
+        if problem.line:
+            row["line"] = problem.line
+        rows.append(row)
+    return rows
+
+
+def config_refusal(status: int, code: str | None, error: ConfigError) -> ApiError:
+    """The refusal of a config that does not validate: the message as before, plus `field`
+    (the first problem's key path) and `problems`."""
+    problems = config_problem_list(error)
+    field = next((row["field"] for row in problems if row["field"]), None)
+    return ApiError(
+        status, code, config_problem_text(error), field=field, problems=problems or None
+    )
+
+
 def config_problem_text(error: ConfigError) -> str:
     """`key.path: message (line N)` per problem, without the server's file path."""
     parts = []
@@ -294,7 +315,13 @@ class ConfigEditor:
             try:
                 config = await asyncio.to_thread(self._edit_sync, mutate)
             except ApiError as error:
-                raise ApiError(error.status, None, error.message) from None
+                raise ApiError(
+                    error.status,
+                    None,
+                    error.message,
+                    field=error.field,
+                    problems=error.problems,
+                ) from None
             self.state_getter().apply(config)
             return config
 
@@ -334,7 +361,7 @@ class ConfigEditor:
         try:
             config = parse_config_text(text, str(path), base_dir=path.parent)
         except ConfigError as exc:
-            raise ApiError(422, "invalid_config", config_problem_text(exc)) from None
+            raise config_refusal(422, "invalid_config", exc) from None
         try:
             _write_atomically(path, text.encode("utf-8"))
         except OSError as exc:

@@ -22,12 +22,21 @@ OK_SCHEMA: Schema = {
     "properties": {"status": {"type": "string", "enum": ["ok"]}},
     "required": ["status"],
 }
-# `{"error": message}`, or `{"error": code, "message": message}`; batch refusals add `failed`.
+# `{"error": message}`, or `{"error": code, "message": message}`; batch refusals add `failed`;
+# a refused value adds `field` (its path, `claude-api-key[0].base-url`), and a config that does
+# not validate `problems` (one per finding).
+PROBLEM_SCHEMA: Schema = {
+    "type": "object",
+    "properties": {"field": STRING, "message": STRING, "line": INTEGER},
+    "required": ["field", "message"],
+}
 ERROR_SCHEMA: Schema = {
     "type": "object",
     "properties": {
         "error": STRING,
         "message": STRING,
+        "field": STRING,
+        "problems": {"type": "array", "items": PROBLEM_SCHEMA},
         "failed": {"type": "array", "items": ENTRY},
     },
     "required": ["error"],

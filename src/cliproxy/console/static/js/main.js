@@ -7,10 +7,12 @@ import { renderClientKeys } from "./clientkeys.js";
 import { $, h } from "./dom.js";
 import { probe, renderLogin, renderOff, renderRefused } from "./login.js";
 import { renderOverview } from "./overview.js";
+import { renderProviders } from "./providers.js";
 
 const PAGES = {
   overview: { title: "Overview", render: renderOverview },
   accounts: { title: "Accounts", render: renderAccounts },
+  providers: { title: "Providers and keys", render: renderProviders },
   "client-keys": { title: "Client keys", render: renderClientKeys },
 };
 
