@@ -19,7 +19,7 @@ expect = pytest.importorskip(
 # The pages every test of the shared server opens. Configuration is not among them: that server
 # has no config file, so the page's GET /config.yaml answers 404 there (by design: the page then
 # says so); test_console_config.py drives it, with and without a file.
-PAGES = ("overview", "usage", "accounts", "add-account", "client-keys", "logs")
+PAGES = ("overview", "usage", "accounts", "add-account", "providers", "client-keys", "logs")
 
 
 def mgmt(proxy: ProxyServer, method: str, path: str, **kwargs: Any) -> httpx.Response:
@@ -57,6 +57,16 @@ class Watch:
         problems, self.problems = self.problems, []
         return problems
 
+    def take_refusals(self) -> list[str]:
+        """The problems seen, less the API's 422 refusals (which a test provoked) and the
+        console line Chromium logs for each of them."""
+        return [
+            p
+            for p in self.take()
+            if not p.startswith("HTTP 422: ")
+            and "status of 422" not in p  # "Failed to load resource: ... 422 (Unprocessable...)"
+        ]
+
 
 def sign_in(page: Any, proxy: ProxyServer, path: str = "/management.html") -> Watch:
     watch = Watch(page)
@@ -74,3 +84,10 @@ def open_page(page: Any, name: str) -> None:
 
 def row(page: Any, name: str) -> Any:
     return page.locator(f'#auth-files tr[data-name="{name}"]')
+
+
+def confirm(page: Any, accept: bool = True) -> None:
+    """Answer the console's confirmation dialog."""
+    page.wait_for_selector("dialog#confirm[open]")
+    page.click("#confirm-ok" if accept else "#confirm-cancel")
+    page.wait_for_selector("dialog#confirm:not([open])", state="attached")

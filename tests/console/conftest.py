@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cliproxy.auth.identity import NEEDS_LOGIN_FIELD
+from cliproxy.config import load_config
 from tests.proxy_server import ProxyServer
 from tests.simulators import AnthropicSim
 from tests.simulators.claude_oauth_sim import ClaudeOAuthSim
@@ -110,6 +111,14 @@ def proxy(sims: tuple[AnthropicSim, ClaudeOAuthSim], auth_dir: Path) -> Iterator
     )
     with ProxyServer(text) as server:
         yield server
+
+
+def writable_server(directory: Path, text: str) -> ProxyServer:
+    """A server on `text` written to `directory`/config.yaml, so the management API's writes
+    (the editing pages) have a file to change. Use it as a context manager."""
+    path = directory / "config.yaml"
+    path.write_text(text)
+    return ProxyServer(load_config(path), config_path=path)
 
 
 @pytest.fixture(scope="module")

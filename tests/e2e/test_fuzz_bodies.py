@@ -343,6 +343,51 @@ GEMINI = Dialect(
 )
 
 
+def _interaction(model: str, steps: Any = "hi", **extra: Any) -> dict[str, Any]:
+    return {"model": model, "input": steps, **extra}
+
+
+def _interaction_call(arguments: Any) -> list[Any]:
+    return [
+        {"type": "user_input", "content": [{"type": "text", "text": "hi"}]},
+        {"type": "function_call", "id": "c1", "name": "f", "arguments": arguments},
+    ]
+
+
+INTERACTIONS = Dialect(
+    base=lambda m: _interaction(m),
+    text=lambda m: _interaction(m, [{"type": "text", "text": _MARK}]),
+    tool_schema=lambda m: _interaction(
+        m,
+        tools=[
+            {
+                "type": "function",
+                "name": "f",
+                "parameters": {"type": "object", "properties": {"x": _MARK}},
+            }
+        ],
+    ),
+    tool_args=lambda m: _interaction(m, _interaction_call(_MARK)),
+    tool_result=lambda m: _interaction(
+        m,
+        [
+            *_interaction_call({}),
+            {"type": "function_result", "call_id": "c1", "name": "f", "result": _MARK},
+        ],
+    ),
+    args_in_body=True,
+    wrong_types=(
+        ("input", 5),
+        ("input", [{"type": "text", "text": 5}]),
+        ("input", [{"type": "function_call", "id": 1}]),
+        ("system_instruction", [1]),
+        ("generation_config", {"max_output_tokens": "x"}),
+        ("tools", [{"type": "function", "name": 5}]),
+        ("agent", "a"),
+    ),
+)
+
+
 # ----- the malformed shapes ---------------------------------------------------------------------
 
 Named = list[tuple[str, bytes, str]]  # (shape name, body, expectation)
@@ -466,6 +511,8 @@ def llm_targets() -> Iterator[tuple[str, Dialect, str, Shape]]:
         yield "/v1/responses", RESPONSES, model, openai_error
         yield "/v1/messages", ANTHROPIC, model, anthropic_error
         yield "/v1/messages/count_tokens", ANTHROPIC, model, anthropic_error
+        yield "/v1/interactions", INTERACTIONS, model, gemini_error
+        yield "/v1beta/interactions", INTERACTIONS, model, gemini_error
         for prefix in ("/v1beta/models", "/v1/models"):
             for method in ("generateContent", "streamGenerateContent", "countTokens"):
                 yield f"{prefix}/{model}:{method}", GEMINI, model, gemini_error

@@ -122,3 +122,15 @@ def test_the_config_dump_masks_client_keys(api: httpx.Client) -> None:
     dumped = api.get("/config")
     assert dumped.json()["client-keys"][0]["key"] == "sk-f…et-9"
     assert "sk-full-secret-9" not in dumped.text
+
+
+def test_a_bad_limit_names_its_field(api: httpx.Client, config_file: Path) -> None:
+    before = config_file.read_bytes()
+    reply = api.patch("/client-keys", json={"name": "new", "value": {"requests-per-minute": 0}})
+    assert reply.status_code == 422
+    body = reply.json()
+    assert body["field"] == "client-keys[0].requests-per-minute"
+    assert body["problems"][0]["message"] == (
+        "must be at least 1, or left out for no limit (got 0)"
+    )
+    assert config_file.read_bytes() == before

@@ -88,6 +88,8 @@ def test_put_config_yaml_refusals_leave_the_file_untouched(
     assert reply.json()["error"] == code
     assert names in reply.json()["message"]
     assert str(config_file) not in reply.json()["message"]
+    if code == "invalid_config":
+        assert reply.json()["field"] == names
     assert config_file.read_bytes() == before
 
 

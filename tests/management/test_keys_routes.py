@@ -261,3 +261,34 @@ def test_vertex_api_key(api: httpx.Client, config_file: Path) -> None:
         assert reply.status_code == 422
         assert message in reply.json()["error"]
     assert config_file.read_bytes() == before
+
+
+def test_refusals_name_the_field(api: httpx.Client, config_file: Path) -> None:
+    """Besides the message, a refusal names the value in `field` (and a whole-config check
+    lists each problem), so a form can show it by its input (docs/management-api.md)."""
+    before = config_file.read_bytes()
+    reply = api.patch(
+        "/claude-api-key", json={"index": 0, "value": {"weight": -2, "base-url": "ftp://x"}}
+    )
+    assert reply.status_code == 422
+    body = reply.json()
+    assert set(body) == {"error", "field", "problems"}
+    assert body["field"] == "claude-api-key[0].base-url"
+    assert [(p["field"], p["message"]) for p in body["problems"]] == [
+        ("claude-api-key[0].base-url", "must be an http:// or https:// URL (got 'ftp://x')"),
+        ("claude-api-key[0].weight", "must be 0 or more (got -2)"),
+    ]
+    assert all(isinstance(p["line"], int) for p in body["problems"])
+    assert body["error"].startswith("claude-api-key[0].")  # the message as before
+    # A route's own check: the path its message starts with.
+    reply = api.put("/vertex-api-key", json=[{"api-key": "k", "models": [{"name": "m"}]}])
+    assert reply.json() == {
+        "error": "vertex-api-key[0].models[0]: needs both name and alias",
+        "field": "vertex-api-key[0].models[0]",
+    }
+    reply = api.put("/api-keys", json=[1])
+    assert reply.json() == {"error": "api-keys[0]: must be a string", "field": "api-keys[0]"}
+    # A message that names no single value has no field.
+    reply = api.patch("/claude-api-key", json={"value": {"weight": 2}})
+    assert "field" not in reply.json()
+    assert config_file.read_bytes() == before

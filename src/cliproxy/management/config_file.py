@@ -52,14 +52,23 @@ def problem_fields(problem: ConfigProblem) -> dict[str, Any]:
 
 
 def config_refusal(error: ConfigError) -> ApiError:
-    """422 invalid_config. Besides the message, `line` (the first problem's line, or null) and
-    every problem with its own line, so an editor can mark them."""
+    """422 invalid_config. Besides the message: `line` (the first problem's line, or null),
+    `field` (the first problem's key path) and every problem with its own line and path, so an
+    editor can mark them and a form can put each message by its field."""
     lines = [problem.line for problem in error.problems if problem.line is not None]
-    details = {
-        "line": lines[0] if lines else None,
-        "problems": [problem_fields(problem) for problem in error.problems],
-    }
-    return ApiError(422, "invalid_config", config_problem_text(error), details)
+    field = next((problem.key_path for problem in error.problems if problem.key_path), None)
+    return ApiError(
+        422,
+        "invalid_config",
+        config_problem_text(error),
+        {"line": lines[0] if lines else None},
+        field=field,
+        # `field` too: the name every other refusal gives the refused value (console forms).
+        problems=[
+            {**problem_fields(problem), "field": problem.key_path} for problem in error.problems
+        ]
+        or None,
+    )
 
 
 def _yaml_refusal(exc: YAMLError) -> ApiError:
@@ -325,7 +334,13 @@ class ConfigEditor:
             try:
                 config = await asyncio.to_thread(self._edit_sync, mutate)
             except ApiError as error:
-                raise ApiError(error.status, None, error.message) from None
+                raise ApiError(
+                    error.status,
+                    None,
+                    error.message,
+                    field=error.field,
+                    problems=error.problems,
+                ) from None
             self.state_getter().apply(config)
             return config
 

@@ -23,22 +23,26 @@ OK_SCHEMA: Schema = {
     "required": ["status"],
 }
 NULLABLE_INTEGER: Schema = {"type": "integer", "nullable": True}
-# A place in config.yaml (1-based line, null when it has none) and what is wrong there.
+# A place in config.yaml (1-based line, null when it has none), its key path (as `key` and as
+# `field`, the name every other refusal gives the refused value) and what is wrong there.
 PROBLEM: Schema = {
     "type": "object",
-    "properties": {"line": NULLABLE_INTEGER, "key": STRING, "message": STRING},
+    "properties": {"line": NULLABLE_INTEGER, "key": STRING, "field": STRING, "message": STRING},
 }
-# `{"error": message}`, or `{"error": code, "message": message}`; batch refusals add `failed`,
-# config.yaml refusals `line` (and `column` for YAML syntax, `problems` for an invalid config).
+PROBLEM_SCHEMA = PROBLEM
+# `{"error": message}`, or `{"error": code, "message": message}`; batch refusals add `failed`;
+# a refused value adds `field` (its path, `claude-api-key[0].base-url`); config.yaml refusals
+# `line` (and `column` for YAML syntax), and a config that does not validate `problems`.
 ERROR_SCHEMA: Schema = {
     "type": "object",
     "properties": {
         "error": STRING,
         "message": STRING,
+        "field": STRING,
+        "problems": {"type": "array", "items": PROBLEM_SCHEMA},
         "failed": {"type": "array", "items": ENTRY},
         "line": NULLABLE_INTEGER,
         "column": NULLABLE_INTEGER,
-        "problems": {"type": "array", "items": PROBLEM},
     },
     "required": ["error"],
 }

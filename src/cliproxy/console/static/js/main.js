@@ -11,12 +11,14 @@ import { probe, renderLogin, renderOff, renderRefused } from "./login.js";
 import { renderLogs } from "./logs.js";
 import { renderOverview } from "./overview.js";
 import { renderUsage } from "./usage.js";
+import { renderProviders } from "./providers.js";
 
 const PAGES = {
   overview: { title: "Overview", render: renderOverview },
   usage: { title: "Usage", render: renderUsage },
   accounts: { title: "Accounts", render: renderAccounts },
   "add-account": { title: "Add an account", render: renderAddAccount },
+  providers: { title: "Providers and keys", render: renderProviders },
   "client-keys": { title: "Client keys", render: renderClientKeys },
   logs: { title: "Logs", render: renderLogs },
   config: { title: "Configuration", render: renderConfig },
