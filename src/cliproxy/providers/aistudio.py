@@ -55,4 +55,9 @@ class AIStudioProvider(GeminiApiKeyProvider):
 
 def relay_credential(name: str) -> Credential:
     """The credential a relay session stands for; it has no secret (the browser holds it)."""
-    return Credential(id=name, secret="", base_url=AISTUDIO_BASE_URL)
+    # Marked as the reference marks it (Attributes.runtime_only); being account-like also keeps
+    # it out of the config keys' position bookkeeping (state.py), which goes by secret and URL:
+    # every relay has the same empty secret and URL.
+    return Credential(
+        id=name, secret="", base_url=AISTUDIO_BASE_URL, account={"runtime_only": "true"}
+    )
