@@ -318,7 +318,14 @@ def keyed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ProxyServ
 def test_ws_auth_on_needs_the_client_key_and_closes_keyless_sessions(keyed: ProxyServer) -> None:
     old = RelayApp(_ws(keyed)).connect()  # admitted while ws-auth is off
     _wait(lambda: _credentials(keyed))
+    (name,) = _credentials(keyed)
     with management_client(keyed, MGMT_KEY) as api:
+        # A config change rebuilds the registry; the relay's credential stays while it lives.
+        assert api.put("/debug", json={"value": True}).status_code == 200
+        _wait(lambda: keyed.state.runtime.config.debug)
+        assert _credentials(keyed) == {name}
+        keyed.state.rebuild()  # as an auth-dir change does
+        assert _credentials(keyed) == {name}
         assert api.get("/ws-auth").json() == {"ws-auth": False}
         assert api.put("/ws-auth", json={"value": True}).status_code == 200
         assert api.get("/ws-auth").json() == {"ws-auth": True}
