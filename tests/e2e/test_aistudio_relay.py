@@ -94,6 +94,12 @@ def test_a_gemini_family_name_is_routed_too(proxy: ProxyServer, relay: RelayApp)
     assert relay.requests[0]["payload"]["url"].endswith("/gemini-9-experimental:generateContent")
 
 
+def test_the_provider_can_be_pinned(proxy: ProxyServer, relay: RelayApp) -> None:
+    base = proxy.base_url + "/api/provider/aistudio"
+    answer = ask("openai_chat", base, "gemini-2.5-flash", "hi", False, CLIENT_KEY)
+    assert answer.text == ANSWER and len(relay.requests) == 1
+
+
 def test_count_tokens_goes_through_the_relay(proxy: ProxyServer, relay: RelayApp) -> None:
     reply = httpx.post(
         proxy.base_url + "/v1beta/models/gemini-2.5-pro:countTokens",
