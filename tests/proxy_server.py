@@ -7,6 +7,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from cliproxy.config import default_config, parse_config_text
 from cliproxy.config.schema import Config
 from cliproxy.embed import Proxy
@@ -40,3 +42,12 @@ class ProxyServer(Proxy):
     def __enter__(self) -> ProxyServer:
         self.start()
         return self
+
+
+def management_client(server: Proxy, key: str) -> httpx.Client:
+    """A client of the server's /v0/management with the management key set."""
+    return httpx.Client(
+        base_url=server.base_url + "/v0/management",
+        headers={"authorization": f"Bearer {key}"},
+        timeout=10,
+    )

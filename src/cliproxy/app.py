@@ -25,7 +25,7 @@ from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.management.routes_usage import credential_resolver
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.server import responses_ws, routes_llm, routes_models
+from cliproxy.server import aistudio_ws, responses_ws, routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
 from cliproxy.server.access_log import AccessLog
 from cliproxy.server.account_watch import AccountWatch
@@ -135,6 +135,8 @@ ROUTES = [
     # the Codex backend's path too: server/responses_ws.py.
     WebSocketRoute("/v1/responses", responses_ws.responses_socket),
     WebSocketRoute("/backend-api/codex/responses", responses_ws.responses_socket),
+    # AI Studio Build relays: browser pages that become `aistudio` credentials.
+    WebSocketRoute("/v1/ws", aistudio_ws.relay_socket),
     Route("/v1/messages", routes_llm.messages, methods=["POST"]),
     Route("/v1/messages/count_tokens", routes_llm.messages_count_tokens, methods=["POST"]),
     Route("/v1/models", routes_models.list_models, methods=["GET"]),

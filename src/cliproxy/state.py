@@ -20,11 +20,18 @@ from cliproxy.auth.refresher import Refresher
 from cliproxy.auth.store import AuthStore
 from cliproxy.config.client_keys import ClientKey
 from cliproxy.config.schema import Config
+from cliproxy.providers.aistudio import (
+    AISTUDIO_MODELS,
+    AISTUDIO_PREFIXES,
+    AIStudioProvider,
+    relay_credential,
+)
+from cliproxy.providers.aistudio_relay import RelayHub
 from cliproxy.providers.base import Provider
 from cliproxy.providers.client_profiles import ClientIdentities, HeaderDefaults
 from cliproxy.providers.transport import UpstreamClient
 from cliproxy.routing.affinity import AffinityBook
-from cliproxy.routing.build import build_registry
+from cliproxy.routing.build import RuntimeCredential, build_registry
 from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
@@ -88,10 +95,11 @@ def build_runtime(
     accounts: Sequence[AuthRecord] = (),
     account_providers: Mapping[str, Provider] | None = None,
     counters: RotationCounters | None = None,
+    runtime_credentials: Sequence[RuntimeCredential] = (),
 ) -> Runtime:
     return Runtime(
         config=config,
-        registry=build_registry(config, accounts, account_providers),
+        registry=build_registry(config, accounts, account_providers, runtime_credentials),
         # Selectors keep no state of their own (the counters do), so a new one per config
         # carries the rotation on where the last one left it.
         selector=make_selector(config.routing.strategy, counters),
@@ -198,10 +206,34 @@ class AppState:
             recent_use_window=config.background_refresh_hours * 3600,
             report=self.observers.emit,
         )
-        self.runtime = build_runtime(
-            config, self._usable_accounts(), self.account_providers, self.pool.counters
-        )
+        # AI Studio Build relays (server/aistudio_ws.py): each connected socket is a credential
+        # of its own, kept here (not in config or the auth dir) while the socket lives.
+        self.relays = RelayHub()
+        self.aistudio = AIStudioProvider(self.relays)
+        self.runtime_credentials: dict[str, RuntimeCredential] = {}
+        self.runtime = self._build(config)
         self.auth_store.subscribe(lambda change: self.rebuild())
+
+    def _build(self, config: Config) -> Runtime:
+        return build_runtime(
+            config,
+            self._usable_accounts(),
+            self.account_providers,
+            self.pool.counters,
+            tuple(self.runtime_credentials.values()),
+        )
+
+    def add_relay(self, name: str) -> None:
+        """An AI Studio relay connected as ``name``: it serves Gemini models from now on."""
+        self.runtime_credentials[name] = RuntimeCredential(
+            self.aistudio, relay_credential(name), AISTUDIO_PREFIXES, AISTUDIO_MODELS
+        )
+        self.rebuild()
+
+    def remove_relay(self, name: str) -> None:
+        if self.runtime_credentials.pop(name, None) is not None:
+            self.cooldowns.clear(name)
+            self.rebuild()
 
     def upstream_address(self, credential_id: str) -> tuple[str, int | None] | None:
         """(host, port) of the upstream a routed credential calls (read once per registry)."""
@@ -236,13 +268,7 @@ class AppState:
 
     def rebuild(self) -> None:
         """Rebuild the registry from the current config and accounts (auth dir changed)."""
-        config = self.runtime.config
-        self.runtime = build_runtime(
-            config,
-            self._usable_accounts(),
-            self.account_providers,
-            self.pool.counters,
-        )
+        self.runtime = self._build(self.runtime.config)
 
     def _save_cooldowns(self, config: Config) -> None:
         # Beside the auth files, as CLIProxyAPI keeps its .cds files; not *.json, so the auth
@@ -293,13 +319,11 @@ class AppState:
         self._configure_ledger(old, config)
         self._configure_metrics(config)
         before = self.runtime.registry
-        self.runtime = build_runtime(
-            config,
-            self._usable_accounts(),
-            self.account_providers,
-            self.pool.counters,
-        )
+        self.runtime = self._build(config)
         self._follow_moved_credentials(before)
+        if config.ws_auth and not old.ws_auth:
+            # Relays admitted without a key must not stay on once a key is required.
+            self.relays.close_all("ws-auth was turned on; reconnect with a client key")
         if (old.proxy_url, old.upstream_timeout_seconds) != (
             config.proxy_url,
             config.upstream_timeout_seconds,

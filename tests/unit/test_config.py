@@ -42,7 +42,7 @@ debug: false
 pprof:
   enable: false
   addr: "127.0.0.1:8316"
-commercial-mode: false
+commercial-mode: true
 logging-to-file: false
 usage-statistics-enabled: true
 proxy-url: "socks5://user:pass@192.168.1.1:1080/"
@@ -175,18 +175,19 @@ def test_cliproxyapi_only_keys_are_listed_not_fatal(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, CLIPROXYAPI_CONFIG))
 
     assert cfg.unsupported_keys() == [
-        "ws-auth",
+        "commercial-mode",
         "claude-api-key[1].cloak",
     ]
+    assert cfg.ws_auth is True  # read since the AI Studio relay (GET /v1/ws)
     assert cfg.vertex_api_key[0].base_url == "https://example.com/api"  # served since wave 2
     # Keys set to false/empty ask for nothing we lack, so they are not reported.
     assert "logging-to-file" not in cfg.unsupported_keys()
     assert "routing.session-affinity" not in cfg.unsupported_keys()
     # Kept, so nothing the user wrote is lost.
     assert cfg.model_extra is not None
-    assert cfg.model_extra["ws-auth"] is True
+    assert cfg.model_extra["commercial-mode"] is True
     lines = dict(cfg.unsupported_key_lines())
-    assert lines["ws-auth"] == 33
+    assert lines["commercial-mode"] == 21
     assert cfg.usage_statistics_enabled is True
 
 
@@ -484,12 +485,12 @@ def test_only_empty_provider_entries_keep_demo_on() -> None:
 
 
 def test_check_config_ok(tmp_path: Path) -> None:
-    path = write(tmp_path, "port: 9000\nws-auth: true\ntypo-key: 1\n")
+    path = write(tmp_path, "port: 9000\ncommercial-mode: true\ntypo-key: 1\n")
     status, lines = check_config(path)
     assert status == 0
     assert lines == [
         f"warning: {path}:3: typo-key: unknown key, ignored",
-        f"not supported yet (ignored): {path}:2: ws-auth",
+        f"not supported yet (ignored): {path}:2: commercial-mode",
         "layout: legacy layout",
         f"{path}: OK (1 warning, 1 not supported yet)",
     ]

@@ -147,14 +147,14 @@ async def test_stop_before_start_returns_promptly(tmp_path: Path) -> None:
 
 
 def test_diff_keys() -> None:
-    old = parse_config_text("api-keys: [a]\nport: 1\nws-auth: false\n", "c")
+    old = parse_config_text("api-keys: [a]\nport: 1\ncommercial-mode: false\n", "c")
     new = parse_config_text(
-        "api-keys: [a, b]\nport: 1\nws-auth: true\n"
+        "api-keys: [a, b]\nport: 1\ncommercial-mode: true\n"
         "openai-compatibility:\n  - {name: x, base-url: 'http://h'}\n",
         "c",
     )
-    # demo flips because a provider appeared; extras such as ws-auth are compared too.
-    assert diff_keys(old, new) == ["api-keys", "openai-compatibility", "demo", "ws-auth"]
+    # demo flips because a provider appeared; extras such as commercial-mode are compared too.
+    assert diff_keys(old, new) == ["api-keys", "openai-compatibility", "demo", "commercial-mode"]
     assert diff_keys(old, old) == []
 
 

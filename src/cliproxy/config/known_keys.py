@@ -39,7 +39,6 @@ TOP_LEVEL_KEYS = frozenset(
         "redis-usage-queue-retention-seconds",
         "streaming",
         "video-result-auth-cache-ttl",
-        "ws-auth",
         "xai",
     }
 )

@@ -215,6 +215,9 @@ class Config(ConfigModel):
     max_retry_interval: float = 30.0
     force_model_prefix: bool = False
     disable_cooling: bool = False
+    # GET /v1/ws (AI Studio Build relays): true requires a client key; false admits only
+    # loopback peers from allowed browser origins (server/aistudio_ws.py).
+    ws_auth: bool = False
     save_cooldown_status: bool = False
     # CLIProxyAPI's meaning: 0 = its legacy 60 s, negative = never cool on transient errors.
     # Absent, cliproxy rests 5 s.

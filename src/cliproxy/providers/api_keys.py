@@ -145,5 +145,12 @@ class GeminiApiKeyProvider(Provider):
     ) -> UpstreamRequest:
         body.pop("model", None)
         url = f"{credential.base_url.rstrip('/')}/v1beta/models/{model}:{method}"
+        return self._upstream(credential, url, body, ctx)
+
+    def _upstream(
+        self, credential: Credential, url: str, body: dict[str, object], ctx: RequestContext
+    ) -> UpstreamRequest:
+        """How the Gemini request at ``url`` reaches Google: here over HTTP with the key (the
+        AI Studio relay sends it through the user's browser instead, providers/aistudio.py)."""
         auth = {"x-goog-api-key": credential.secret}
         return UpstreamRequest(url, api_headers(credential, ctx, auth), orjson.dumps(body))

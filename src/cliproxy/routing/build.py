@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from cliproxy.auth.catalog import catalog
 from cliproxy.auth.records import AuthRecord
@@ -18,10 +18,22 @@ from cliproxy.routing.policy import CredentialPolicy, compile_rules
 from cliproxy.routing.registry import Candidate, ModelRegistry, excluded
 
 
+@dataclass(frozen=True, slots=True)
+class RuntimeCredential:
+    """A credential that lives outside config and the auth dir, for as long as its source does
+    (an AI Studio relay's socket): kept by the application state across rebuilds."""
+
+    provider: Provider
+    credential: Credential
+    model_prefixes: tuple[str, ...]
+    listed_models: tuple[str, ...]
+
+
 def build_registry(
     config: Config,
     accounts: Sequence[AuthRecord] = (),
     account_providers: Mapping[str, Provider] | None = None,
+    runtime_credentials: Sequence[RuntimeCredential] = (),
 ) -> ModelRegistry:
     registry = ModelRegistry()
     # force-model-prefix: a credential with a prefix answers only "prefix/model" names.
@@ -79,6 +91,13 @@ def build_registry(
         assert account_providers is not None
         _add_account(registry, record, account_providers[record.type], channels, plain)
         registry.policies[record.id] = _account_policy(config, record)
+    for extra in runtime_credentials:
+        registry.add_family(
+            extra.model_prefixes,
+            extra.provider,
+            extra.credential,
+            listed_models=extra.listed_models,
+        )
     return registry
 
 

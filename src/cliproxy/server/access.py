@@ -18,8 +18,10 @@ from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.server.key_policy import POLICY, release
 from cliproxy.server.outcomes import note_client_key, note_error
-from cliproxy.state import AppState
+from cliproxy.state import AppState, Runtime
 
+# AI Studio Build relays connect here (server/aistudio_ws.py); admitted by relay_refusal.
+RELAY_PATH = "/v1/ws"
 # Paths anyone may reach (health checks from load balancers and container runtimes).
 OPEN_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
 
@@ -50,6 +52,33 @@ def presented_key(headers: dict[str, str], query_string: bytes) -> str | None:
         values = parse_qs(query_string.decode("latin-1")).get("key")
         if values:
             return values[0]
+    return None
+
+
+def relay_refusal(
+    ws_auth: bool, runtime: Runtime, key: str | None, peer: str | None
+) -> ProxyError | None:
+    """Why a relay socket is refused, or None. A relay reads every prompt routed to it, so
+    being one is worth more than being a client: with ws-auth on it needs a client key (and
+    api-keys must exist); with ws-auth off only this machine may connect (the browser check
+    then keeps other sites' pages out, server/browser.py)."""
+    if ws_auth:
+        if not runtime.api_keys:
+            return ProxyError(
+                ErrorKind.PERMISSION,
+                "ws-auth is on but no api-keys are configured, so no relay can present a key",
+            )
+        if key is None:
+            return ProxyError(ErrorKind.AUTHENTICATION, "missing API key (ws-auth is on)")
+        if not runtime.key_allowed(key):
+            return ProxyError(ErrorKind.AUTHENTICATION, "invalid API key")
+        return None
+    if not is_loopback(peer):
+        return ProxyError(
+            ErrorKind.PERMISSION,
+            "ws-auth is off, so only relays on this machine are admitted; turn ws-auth on "
+            "and connect with a client key",
+        )
     return None
 
 
@@ -89,7 +118,12 @@ class AccessMiddleware:
         state = self.state_getter()
         runtime = state.runtime
         error: ProxyError | None = None
-        if runtime.api_keys:
+        if scope["path"] == RELAY_PATH and scope["type"] == "websocket":
+            client = scope.get("client")
+            key = presented_key(_key_headers(scope), scope.get("query_string", b""))
+            peer = client[0] if client else None
+            error = relay_refusal(runtime.config.ws_auth, runtime, key, peer)
+        elif runtime.api_keys:
             key = presented_key(_key_headers(scope), scope.get("query_string", b""))
             if key is None:
                 error = ProxyError(ErrorKind.AUTHENTICATION, "missing API key")

@@ -16,6 +16,9 @@ requests to 127.0.0.1. So, on every route but the management API:
   address or in ``allowed-hosts`` is refused: a DNS-rebinding page reaches 127.0.0.1 under its
   own name, so that Host is what gives it away.
 
+``GET /v1/ws`` (AI Studio Build relays) takes any origin while ``ws-auth`` is on: the page runs
+on Google's origins and its client key admits it. With ``ws-auth`` off it is checked as above.
+
 The management API is key-gated and, as in CLIProxyAPI, callable from a panel hosted anywhere,
 so it keeps answering any origin (the Host check still applies).
 """
@@ -31,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy.config.schema import Config
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.server.access import OPEN_PATHS, is_loopback, is_management_path
+from cliproxy.server.access import OPEN_PATHS, RELAY_PATH, is_loopback, is_management_path
 from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.state import AppState
 
@@ -164,7 +167,10 @@ class BrowserGuard:
                 return
             await self.app(scope, receive, send)
             return
-        allowed = self._exempt(path) or origin_allowed(origin, host, config)
+        # An AI Studio Build relay is a page on Google's origins; with ws-auth on its client key
+        # is what admits it, so any origin may open /v1/ws (server/aistudio_ws.py).
+        relay = path == RELAY_PATH and config.ws_auth
+        allowed = relay or self._exempt(path) or origin_allowed(origin, host, config)
         preflight = scope.get("method") == "OPTIONS" and b"access-control-request-method" in seen
         if not allowed:
             await self._refuse(
