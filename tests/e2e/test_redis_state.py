@@ -127,6 +127,26 @@ def test_a_credential_rested_by_one_instance_is_skipped_by_the_other(
         assert _keys(anthropic_sim)[2:] == ["second-key"] * 3
 
 
+def test_an_instance_started_later_loads_the_rests_and_a_clear_reaches_all(
+    anthropic_sim: AnthropicSim, prefix: str
+) -> None:
+    pair = ("claude-api-key[0]", "up-claude")
+    with _pair(anthropic_sim, prefix, strategy="fill-first") as (a, b):
+        anthropic_sim.queue(*[_rate_limit(anthropic_sim, "first-key")] * 10)
+        assert _ask(a).status_code == 200
+        _settle(a, b)
+        config = a.state.runtime.config
+        with ProxyServer(config) as late:  # joins after the rest: reads it on start
+            assert late.state.cooldowns.available_at(*pair) is not None
+            assert _ask(late).status_code == 200
+            assert _keys(anthropic_sim)[-1] == "second-key"
+            b.state.cooldowns.clear(pair[0])  # as the management API's reset does
+            _settle(a, b, late)
+            for proxy in (a, b, late):
+                assert proxy.state.cooldowns.available_at(*pair) is None
+            assert not redis.Redis.from_url(REDIS_URL).keys(prefix + "cooldown:*")
+
+
 def test_round_robin_alternates_across_both_instances(
     anthropic_sim: AnthropicSim, prefix: str
 ) -> None:

@@ -100,18 +100,23 @@ class RedisLink:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._wake.set)
 
+    async def _run_pending(self, client: Redis) -> None:
+        while self._pending:
+            operation = self._pending.popleft()
+            try:
+                await operation(client)
+            except ResponseError as exc:
+                # Redis refused this one write (not a connection problem): retrying it
+                # would refuse again and hold up every write behind it.
+                log.warning("state store refused a write and it was dropped: %s", exc)
+            except BaseException:
+                # The connection went (or the link is stopping): the write waits for the next.
+                self._pending.appendleft(operation)
+                raise
+
     async def _drain(self, client: Redis) -> None:
         while True:
-            while self._pending:
-                operation = self._pending[0]
-                try:
-                    await operation(client)
-                except ResponseError as exc:
-                    # Redis refused this one write (not a connection problem): retrying it
-                    # would refuse again and hold up every write behind it.
-                    log.warning("state store refused a write and it was dropped: %s", exc)
-                # A connection error leaves the operation at the head, for the next link.
-                self._pending.popleft()
+            await self._run_pending(client)
             self._wake.clear()
             if not self._pending:
                 await self._wake.wait()
@@ -169,7 +174,9 @@ class RedisLink:
             pubsub = client.pubsub()
             try:
                 await pubsub.subscribe(self.channel)
-                await self._drain_pending(client)
+                # The writes that waited go before the reload: a rest cleared during an
+                # outage must be cleared in Redis too, or the reload would bring it back.
+                await self._run_pending(client)
                 if self.on_connect is not None:
                     await self.on_connect(client)
                 self._report_back()
@@ -184,15 +191,6 @@ class RedisLink:
                     await client.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_retry_seconds)
-
-    async def _drain_pending(self, client: Redis) -> None:
-        """Run the writes that waited, before the reload: a rest cleared during an outage must
-        be cleared in Redis too, or the reload would bring it back."""
-        while self._pending:
-            operation = self._pending[0]
-            with contextlib.suppress(ResponseError):
-                await operation(client)
-            self._pending.popleft()
 
     async def _serve(self, client: Redis, pubsub: PubSub) -> None:
         tasks = [
