@@ -3,6 +3,9 @@ masking used in logs and the banner, and the store AppState builds from it."""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
 from cliproxy.config import ConfigError, default_config, parse_config_text
@@ -10,6 +13,7 @@ from cliproxy.config.state_store import masked_url
 from cliproxy.routing.redis_state import RedisCooldownBook
 from cliproxy.routing.state_store import pool_state_for
 from cliproxy.serve import banner
+from cliproxy.state import AppState
 
 
 def _store(lines: str) -> str:
@@ -66,3 +70,18 @@ def test_the_banner_names_the_store() -> None:
     text = banner(default_config(), None, ["demo-echo"], state_store="redis redis://h:6379/0")
     assert "pool state:          redis redis://h:6379/0" in text
     assert "pool state:          memory" in banner(default_config(), None, ["demo-echo"])
+
+
+def test_a_reload_that_changes_the_store_keeps_the_running_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = parse_config_text(f"auth-dir: {tmp_path}\n", "c.yaml")
+    after = parse_config_text(
+        f"auth-dir: {tmp_path}\n" + _store("redis-url: redis://127.0.0.1:1/0"), "c.yaml"
+    )
+    state = AppState(before)
+    running = state.pool
+    with caplog.at_level(logging.WARNING, logger="cliproxy.state"):
+        state.apply(after)
+    assert state.pool is running and running.link is None
+    assert any("state-store changed" in r.getMessage() for r in caplog.records)
