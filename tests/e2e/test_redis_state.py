@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -280,6 +281,28 @@ def test_rests_made_while_redis_was_away_reach_it_when_it_returns(
         assert _keys(anthropic_sim)[-1] == "second-key"
         back = [r.getMessage() for r in caplog.records if "reachable again" in r.getMessage()]
         assert len(back) == 2, back
+
+
+def test_a_frozen_redis_slows_no_request_and_is_noticed(
+    anthropic_sim: AnthropicSim, own_redis: OwnRedis
+) -> None:
+    with _pair(anthropic_sim, "cliproxy-test:", url=own_redis.url, strategy="fill-first") as (a, b):
+        assert own_redis.process is not None
+        own_redis.process.send_signal(signal.SIGSTOP)  # alive, connected, silent
+        try:
+            anthropic_sim.queue(*[_rate_limit(anthropic_sim, "first-key")] * 10)
+            started = time.monotonic()
+            for _ in range(3):
+                assert _ask(a).status_code == 200
+            assert time.monotonic() - started < 2  # the writes wait, the requests do not
+            assert _keys(anthropic_sim) == ["first-key", "second-key", "second-key", "second-key"]
+            # The rest's write times out; the link gives up on that connection.
+            _wait_for(lambda: not a.state.pool.link.connected)  # type: ignore[union-attr]
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
+        _wait_for(
+            lambda: b.state.cooldowns.available_at("claude-api-key[0]", "up-claude") is not None
+        )
 
 
 async def test_two_instances_racing_to_rest_a_pair_keep_the_later_reset(prefix: str) -> None:

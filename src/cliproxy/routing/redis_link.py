@@ -32,6 +32,9 @@ Event = dict[str, Any]
 
 # Long enough for a loopback or LAN Redis, short enough that a hung one is noticed quickly.
 SOCKET_TIMEOUT = 3.0
+# A connection idle this long is PINGed before its next use (the pub/sub one included), so a
+# Redis that vanished without closing the socket is noticed, not waited on forever.
+HEALTH_CHECK_SECONDS = 10
 # How long start() waits for the first attempt to connect and synchronise, so an instance
 # joining a running gateway serves its first request with the shared state; a refused
 # connection ends the wait at once, a silent host after this long.
@@ -119,7 +122,10 @@ class RedisLink:
             await self._run_pending(client)
             self._wake.clear()
             if not self._pending:
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), HEALTH_CHECK_SECONDS)
+                except TimeoutError:
+                    await client.ping()  # idle: make sure Redis is still there
 
     # --- reads from other instances ----------------------------------------------------
 
@@ -170,6 +176,7 @@ class RedisLink:
                 decode_responses=True,
                 socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=SOCKET_TIMEOUT,
+                health_check_interval=HEALTH_CHECK_SECONDS,
             )
             pubsub = client.pubsub()
             try:
