@@ -191,6 +191,9 @@ class RedisLink:
                 await self._serve(client, pubsub)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._report_outage(str(exc) or type(exc).__name__)
+            except Exception as exc:  # a bug here must not end the link (and sharing) silently
+                log.exception("state store link failed; it starts over")
+                self._report_outage(type(exc).__name__)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
