@@ -159,6 +159,9 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # The shared pool state (if any) syncs first; an unreachable Redis only delays start-up
+        # by a few seconds, then it keeps retrying in the background.
+        await state.pool.start()
         await state.ledger.open()
         await state.key_limits.load(state.ledger)
         watch = AccountWatch(state, interval=state.runtime.config.quota_refresh_seconds)

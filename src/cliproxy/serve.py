@@ -29,7 +29,13 @@ def binds_loopback_only(host: str) -> bool:
     return host == "localhost" or is_loopback(host)
 
 
-def banner(config: Config, path: Path | None, models: list[str], accounts: int = 0) -> str:
+def banner(
+    config: Config,
+    path: Path | None,
+    models: list[str],
+    accounts: int = 0,
+    state_store: str = "memory (this process only)",
+) -> str:
     """What `serve` prints: where to point clients, and a request that works as it stands."""
     scheme = "https" if config.tls.enable else "http"
     base = f"{scheme}://{_display_host(config.host)}:{config.port}"
@@ -46,6 +52,7 @@ def banner(config: Config, path: Path | None, models: list[str], accounts: int =
         f"  curl -s {base}/v1/chat/completions{key} -H 'content-type: application/json' \\",
         f'    -d \'{{"model": "{example}", "messages": [{{"role": "user", "content": "hello"}}]}}\'',
     ]
+    lines.insert(1, f"  pool state:          {state_store}")
     if accounts:
         lines.insert(1, f"  {accounts} subscription account(s) from {config.auth_dir}")
     for plugin in catalog().plugins:
@@ -81,7 +88,8 @@ def run_server(config: Config, path: Path | None) -> int:
     app = build_app(config, path)
     state = app.state.cliproxy
     models = [m.id for m in state.runtime.registry.models()]
-    print(banner(config, path, models, len(state.auth_store.records())), flush=True)
+    accounts = len(state.auth_store.records())
+    print(banner(config, path, models, accounts, state.pool.describe()), flush=True)
     server_config = server_config_for(app, config, loop="uvloop")
     server = uvicorn.Server(server_config)
     if config.usage_statistics_enabled:

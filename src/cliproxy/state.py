@@ -34,8 +34,9 @@ from cliproxy.routing.affinity import AffinityBook
 from cliproxy.routing.build import RuntimeCredential, build_registry
 from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
-from cliproxy.routing.pool_state import PoolState, RotationCounters, memory_pool_state
+from cliproxy.routing.pool_state import PoolState, RotationCounters
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
+from cliproxy.routing.state_store import pool_state_for
 from cliproxy.usage.key_limits import KeyLimits
 from cliproxy.usage.ledger import Ledger
 from cliproxy.usage.metrics import Metrics
@@ -147,9 +148,9 @@ class AppState:
     ) -> None:
         # The pool's memory (cooldowns, rotation counters, session bindings) outlives config
         # reloads and registry rebuilds: a reload must not forgive a rate limit. In memory
-        # unless a shared store is handed in. Tests swap the clock (``state.cooldowns.clock``)
-        # to move time; bindings read the same clock.
-        self.pool = pool or memory_pool_state(clock)
+        # unless state-store.redis-url names a Redis (or a store is handed in). Tests swap the
+        # clock (``state.cooldowns.clock``) to move time; bindings read the same clock.
+        self.pool = pool or pool_state_for(config.state_store, clock)
         self.cooldowns: CooldownBook = self.pool.cooldowns
         self.affinity: AffinityBook = self.pool.affinity
         # How a request waits for a credential's reset (max-retry-interval); tests swap it for
@@ -347,6 +348,11 @@ class AppState:
         self.ledger.retention_days = config.usage_retention_days
         if old.model_prices != config.model_prices:
             self.ledger.prices = Prices(config.model_prices)
+        if old.state_store != config.state_store:
+            log.warning(
+                "state-store changed; the pool state stays in %s until a restart",
+                self.pool.describe(),
+            )
         if old.usage_database_url != config.usage_database_url:
             log.warning(
                 "usage-database changed; the ledger keeps writing to %s until a restart",
@@ -355,6 +361,7 @@ class AppState:
 
     async def close(self) -> None:
         await self.observers.close()
+        await self.pool.close()
         await self.ledger.close()
         if self.tracing is not None:
             # Exports what is still queued; the SDK's worker joins, so off the event loop.

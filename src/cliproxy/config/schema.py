@@ -38,6 +38,7 @@ from .durations import DEFAULT_AFFINITY_TTL_SECONDS, parse_duration
 from .errors import ConfigProblem
 from .model_fallbacks import check_fallbacks
 from .payload import PayloadConfig
+from .state_store import StateStoreConfig
 from .upstreams import (
     ErrorRule,
     OAuthModelAlias,
@@ -283,6 +284,9 @@ class Config(ConfigModel):
     request_log: bool = False
     error_logs_max_files: int = 10
     otel: OtelConfig = Field(default_factory=OtelConfig)
+    # cliproxy's: where cooldowns, rotation counters and session bindings live (memory unless
+    # state-store.redis-url is set; docs/scaling.md). Read at start: a reload does not move it.
+    state_store: StateStoreConfig = Field(default_factory=StateStoreConfig)
 
     # The usage ledger (usage/ledger.py): CLIProxyAPI's switch (on unless the file says false),
     # where it lives ("" = <auth-dir>/usage.sqlite; a path or a sqlite:// URL), how many days

@@ -41,11 +41,36 @@ class MemoryCounters:
         return next(counter)
 
 
+class StateLink(Protocol):
+    """A shared store's connection, which keeps the books' local mirrors in sync; started and
+    closed with the server (the books serve from their mirrors before, during and after)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def describe(self) -> str:
+        """Where the state lives, for the banner and logs (no secrets)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class PoolState:
     cooldowns: CooldownBook
     affinity: AffinityBook
     counters: RotationCounters
+    link: StateLink | None = None  # None: in this process only
+
+    def describe(self) -> str:
+        return self.link.describe() if self.link is not None else "memory (this process only)"
+
+    async def start(self) -> None:
+        if self.link is not None:
+            await self.link.start()
+
+    async def close(self) -> None:
+        if self.link is not None:
+            await self.link.close()
 
 
 def memory_pool_state(clock: Clock) -> PoolState:

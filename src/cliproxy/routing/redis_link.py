@@ -1,0 +1,241 @@
+"""The one connection a Redis-backed pool state keeps: writes go out in the background, other
+instances' changes come in over pub/sub, and an outage never reaches a request.
+
+The books (redis_state.py) answer every read from a local mirror and hand each write here as
+an operation; this link runs them in order on its own task. When Redis is unreachable the
+operations wait (bounded), the books keep serving from the mirror, the outage is logged once,
+and the link retries; on every (re)connection it subscribes first (so nothing published from
+then on is missed), runs what waited, has the books push their state and reload Redis's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError, ResponseError
+
+from cliproxy.config.state_store import masked_url
+
+log = logging.getLogger(__name__)
+
+Operation = Callable[[Redis], Awaitable[None]]
+Event = dict[str, Any]
+
+# Long enough for a loopback or LAN Redis, short enough that a hung one is noticed quickly.
+SOCKET_TIMEOUT = 3.0
+# A connection idle this long is PINGed before its next use (the pub/sub one included), so a
+# Redis that vanished without closing the socket is noticed, not waited on forever.
+HEALTH_CHECK_SECONDS = 10
+# How long start() waits for the first attempt to connect and synchronise, so an instance
+# joining a running gateway serves its first request with the shared state; a refused
+# connection ends the wait at once, a silent host after this long.
+FIRST_SYNC_WAIT = 3.0
+
+
+class RedisLink:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        retry_seconds: float = 1.0,
+        max_retry_seconds: float = 30.0,
+        max_pending: int = 10_000,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.channel = prefix + "events"
+        # Each instance tags what it publishes, so it skips its own events (already applied).
+        self.origin = uuid.uuid4().hex
+        self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        # The oldest writes go first past the bound: the resync pushes the mirror anyway.
+        self._pending: deque[Operation] = deque(maxlen=max_pending)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._first_attempt = asyncio.Event()
+        self.connected = False
+        self._outage_logged = False
+        # Set by the books: apply another instance's event; push local state, then reload.
+        self.on_event: Callable[[Event], None] = lambda event: None
+        self.on_connect: Callable[[Redis], Awaitable[None]] | None = None
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def pattern(self, kind: str) -> str:
+        """A SCAN pattern for every key of ``kind`` under our prefix (glob characters in the
+        prefix escaped, so a prefix never matches another's keys)."""
+        escaped = "".join("\\" + c if c in "*?[]\\" else c for c in self.prefix)
+        return f"{escaped}{kind}:*"
+
+    def event(self, kind: str, **fields: Any) -> str:
+        return orjson.dumps({"o": self.origin, "t": kind, **fields}).decode()
+
+    def describe(self) -> str:
+        return f"redis {masked_url(self.url)} (key prefix {self.prefix!r})"
+
+    # --- writes ------------------------------------------------------------------------
+
+    def submit(self, operation: Operation) -> None:
+        """Queue a write; never blocks and never raises, whatever state Redis is in."""
+        self._pending.append(operation)
+        loop = self._loop
+        if loop is None:
+            return  # not started yet: start() runs what queued up
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:  # a management call or a test on another thread
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wake.set)
+
+    async def _run_pending(self, client: Redis) -> None:
+        while self._pending:
+            operation = self._pending.popleft()
+            try:
+                await operation(client)
+            except ResponseError as exc:
+                # Redis refused this one write (not a connection problem): retrying it
+                # would refuse again and hold up every write behind it.
+                log.warning("state store refused a write and it was dropped: %s", exc)
+            except BaseException:
+                # The connection went (or the link is stopping): the write waits for the next.
+                self._pending.appendleft(operation)
+                raise
+
+    async def _drain(self, client: Redis) -> None:
+        while True:
+            await self._run_pending(client)
+            self._wake.clear()
+            if not self._pending:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), HEALTH_CHECK_SECONDS)
+                except TimeoutError:
+                    await client.ping()  # idle: make sure Redis is still there
+
+    # --- reads from other instances ----------------------------------------------------
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                event = orjson.loads(message["data"])
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and event.get("o") != self.origin:
+                try:
+                    self.on_event(event)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.debug("state store event ignored (%s): %r", exc, event)
+
+    # --- the connection ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name="state store link")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first_attempt.wait(), FIRST_SYNC_WAIT)
+        if not self.connected:
+            self._report_outage("no answer yet")
+
+    async def close(self) -> None:
+        if self._task is None:
+            return
+        if self.connected and self._pending:
+            # Best effort: let the writes of the last requests reach the others.
+            for _ in range(20):
+                if not self._pending:
+                    break
+                await asyncio.sleep(0.05)
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        delay = self.retry_seconds
+        while True:
+            client = Redis.from_url(
+                self.url,
+                decode_responses=True,
+                socket_timeout=SOCKET_TIMEOUT,
+                socket_connect_timeout=SOCKET_TIMEOUT,
+                health_check_interval=HEALTH_CHECK_SECONDS,
+            )
+            pubsub = client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                # The writes that waited go before the reload: a rest cleared during an
+                # outage must be cleared in Redis too, or the reload would bring it back.
+                await self._run_pending(client)
+                if self.on_connect is not None:
+                    await self.on_connect(client)
+                self._report_back()
+                delay = self.retry_seconds
+                await self._serve(client, pubsub)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._report_outage(str(exc) or type(exc).__name__)
+            except Exception as exc:  # a bug here must not end the link (and sharing) silently
+                log.exception("state store link failed; it starts over")
+                self._report_outage(type(exc).__name__)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry_seconds)
+
+    async def _serve(self, client: Redis, pubsub: PubSub) -> None:
+        tasks = [
+            asyncio.create_task(self._listen(pubsub), name="state store events"),
+            asyncio.create_task(self._drain(client), name="state store writes"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # re-raises the connection error that ended it
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _report_outage(self, why: str) -> None:
+        # Once per outage, not once per retry (nor per request: requests never see Redis).
+        was_connected, self.connected = self.connected, False
+        if was_connected or not self._outage_logged:
+            log.warning(
+                "state store %s unreachable (%s): serving from this instance's pool state, "
+                "retrying in the background",
+                masked_url(self.url),
+                why,
+            )
+            self._outage_logged = True
+        self._first_attempt.set()
+
+    def _report_back(self) -> None:
+        if self._outage_logged:
+            log.warning(
+                "state store %s reachable again: pool state resynchronised", masked_url(self.url)
+            )
+        else:
+            log.info("state store: %s", self.describe())
+        self._outage_logged = False
+        self.connected = True
+        self._first_attempt.set()
