@@ -25,10 +25,11 @@ from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.management.routes_usage import credential_resolver
 from cliproxy.model import ErrorKind, ProxyError
-from cliproxy.server import aistudio_ws, responses_ws, routes_llm, routes_models
+from cliproxy.server import aistudio_ws, amp_control, responses_ws, routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
 from cliproxy.server.access_log import AccessLog
 from cliproxy.server.account_watch import AccountWatch
+from cliproxy.server.amp_models import AmpModelCalls
 from cliproxy.server.browser import BrowserGuard
 from cliproxy.server.errors import error_response, protocol_for
 from cliproxy.server.hangup import CancelOnHangUp
@@ -149,6 +150,8 @@ ROUTES = [
     Route("/v1beta/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
     # Browser logins finish here without a key (the single-use OAuth state is the capability).
     *login_callback_routes(),
+    # Amp's control plane, proxied to its upstream while the config turns Amp on.
+    *amp_control.ROUTES,
 ]
 
 
@@ -200,10 +203,13 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     app.state.cliproxy = state
     app.state.request_logs = request_logs
     # Innermost first; each layer wraps the ones added before it.
+    # Amp's model calls: served here, mapped, or sent on to Amp (after the key check).
+    app.add_middleware(AmpModelCalls, state_getter=lambda: state)
     app.add_middleware(
         AccessMiddleware,
         state_getter=lambda: state,
         open_paths=CALLBACK_PATHS | {routes_metrics.PATH},
+        open_when=amp_control.is_open_path,
     )
     app.add_middleware(CancelOnHangUp, applies=_is_generation_call)
     app.add_middleware(

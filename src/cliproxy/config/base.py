@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -40,6 +41,14 @@ def check_http_url(value: str, *, required: bool) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise ValueError(f"must be an http:// or https:// URL (got {value!r})")
     return value
+
+
+def check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+    return pattern
 
 
 def check_proxy_url(value: str) -> str:

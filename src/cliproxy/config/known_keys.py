@@ -6,11 +6,6 @@ as an unknown key. Taken from CLIProxyAPI's config.example.yaml and its config s
 
 TOP_LEVEL_KEYS = frozenset(
     {
-        "amp-model-mappings",
-        "amp-restrict-management-to-localhost",
-        "amp-upstream-api-key",
-        "amp-upstream-url",
-        "ampcode",
         "antigravity",
         "antigravity-signature-bypass-strict",
         "antigravity-signature-cache-enabled",

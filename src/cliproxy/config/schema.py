@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from . import known_keys
+from .ampcode import AmpLegacyKeys
 from .base import (
     ConfigModel,
     Headers,
@@ -190,8 +191,8 @@ class ModelPrice(ConfigModel):
         return value
 
 
-class Config(ConfigModel):
-    """The whole config file. Build with load.load_config / parse_config_text / default_config."""
+class Config(AmpLegacyKeys):
+    """The whole config file (the Amp fields come from config/ampcode.py). Build with load.load_config / parse_config_text / default_config."""
 
     cliproxyapi_keys = known_keys.TOP_LEVEL_KEYS
     legacy_keys = {

@@ -4,13 +4,20 @@ request-scoped error rules. The top-level Config (schema.py) holds lists of thes
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from . import known_keys
-from .base import ConfigModel, Headers, Prefix, check_http_url, check_proxy_url, check_weight
+from .base import (
+    ConfigModel,
+    Headers,
+    Prefix,
+    check_http_url,
+    check_proxy_url,
+    check_regex,
+    check_weight,
+)
 
 
 class ModelAlias(ConfigModel):
@@ -75,12 +82,7 @@ class ErrorRule(ConfigModel):
     @field_validator("match_regexr")
     @classmethod
     def _regexes(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
-        return value
+        return [check_regex(pattern) for pattern in value]
 
     @field_validator("status")
     @classmethod

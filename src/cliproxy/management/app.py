@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from cliproxy import __version__
 from cliproxy.management import (
     openapi,
+    routes_ampcode,
     routes_client_keys,
     routes_config,
     routes_keys,
@@ -163,6 +164,7 @@ def management_routes(
         *routes_usage.ROUTES,
         *_auth_file_routes(),
         *routes_oauth.ROUTES,
+        *routes_ampcode.ROUTES,
     ]
     routes.append(Route("/openapi.json", openapi.serve(routes), methods=["GET"]))
     return ManagementMount(ManagementApp(routes, context))

@@ -99,9 +99,12 @@ class AccessMiddleware:
         app: ASGIApp,
         state_getter: Callable[[], AppState],
         open_paths: frozenset[str] = frozenset(),
+        open_when: Callable[[Scope, AppState], bool] | None = None,
     ) -> None:
         self.app = app
         self.state_getter = state_getter
+        # Paths open while a setting says so (Amp's browser pages, server/amp_control.py).
+        self.open_when = open_when
         # Paths besides OPEN_PATHS that need no client key (the OAuth redirect targets: the
         # user's browser has no key; the unguessable, single-use login state is the capability).
         self.open_paths = OPEN_PATHS | open_paths
@@ -116,6 +119,9 @@ class AccessMiddleware:
             await self.app(scope, receive, send)  # the management API has its own secret
             return
         state = self.state_getter()
+        if self.open_when is not None and self.open_when(scope, state):
+            await self.app(scope, receive, send)
+            return
         runtime = state.runtime
         error: ProxyError | None = None
         if scope["path"] == RELAY_PATH and scope["type"] == "websocket":
