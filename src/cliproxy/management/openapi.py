@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 
 from cliproxy import __version__
 from cliproxy.management.common import json_response
+from cliproxy.management.openapi_ampcode import ampcode_paths
 from cliproxy.management.openapi_auth import auth_file_paths, login_paths
 from cliproxy.management.openapi_client_keys import client_key_paths
 from cliproxy.management.openapi_common import (
@@ -229,6 +230,7 @@ def build_document(routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
         **login_paths(),
         **ops_paths(),
         **usage_paths(),
+        **ampcode_paths(),
     }
     paths["/openapi.json"] = {"get": op("This document", "meta", reply=ENTRY)}
     for route in routes:

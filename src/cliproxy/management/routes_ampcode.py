@@ -127,8 +127,8 @@ def _list_routes(
     key: str, ident: str, clean: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> list[Route]:
     def current(request: Request) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = _effective(request).get(key) or []
-        return rows
+        # As the file would write them (no defaults such as `regex: false`).
+        return [clean(row) for row in _effective(request).get(key) or []]
 
     @api
     async def get_list(request: Request) -> Response:
@@ -186,12 +186,21 @@ def _upstream_key(item: dict[str, Any]) -> dict[str, Any]:
     return {"upstream-api-key": key.strip(), "api-keys": [c.strip() for c in clients]}
 
 
+# (key, kind, deletable) and (key, the field naming an entry, its check): the routes and
+# their OpenAPI description (openapi_ampcode.py) are built from these.
+SCALARS: tuple[tuple[str, type, bool], ...] = (
+    ("upstream-url", str, True),
+    ("upstream-api-key", str, True),
+    ("restrict-management-to-localhost", bool, False),
+    ("force-model-mappings", bool, False),
+)
+LISTS: tuple[tuple[str, str, Callable[[dict[str, Any]], dict[str, Any]]], ...] = (
+    ("model-mappings", "from", _mapping),
+    ("upstream-api-keys", "upstream-api-key", _upstream_key),
+)
+
 ROUTES: list[Route] = [
     Route("/ampcode", get_ampcode, methods=["GET"]),
-    *_scalar_routes("upstream-url", str, deletable=True),
-    *_scalar_routes("upstream-api-key", str, deletable=True),
-    *_scalar_routes("restrict-management-to-localhost", bool, deletable=False),
-    *_scalar_routes("force-model-mappings", bool, deletable=False),
-    *_list_routes("model-mappings", "from", _mapping),
-    *_list_routes("upstream-api-keys", "upstream-api-key", _upstream_key),
+    *(route for key, kind, deletable in SCALARS for route in _scalar_routes(key, kind, deletable)),
+    *(route for key, ident, clean in LISTS for route in _list_routes(key, ident, clean)),
 ]
