@@ -29,6 +29,7 @@ from cliproxy.model import ProxyError
 from cliproxy.server.access import presented_key
 from cliproxy.server.amp_rewrite import AmpRewrite, declared_tools, rewriting_send
 from cliproxy.server.amp_upstream import send_to_amp, upstream_key
+from cliproxy.server.outcomes import track_of
 from cliproxy.server.pinned import PINNED_PATH, pin_of
 from cliproxy.state import AppState
 
@@ -109,6 +110,10 @@ class AmpModelCalls:
         )
         log.info("amp model call %s: %s -> %s", model, decision.kind, decision.model)
         if decision.kind == AMP_CREDITS:
+            # The request's outcome event (and request log) name the model Amp answered.
+            track = track_of(scope)
+            streamed = gemini["method"] == "streamGenerateContent" if gemini else body.get("stream")
+            track.model, track.stream = model, bool(streamed)
             query = scope.get("query_string", b"").decode("latin-1")
             target = scope[PINNED_PATH] + (f"?{query}" if query else "")
             reply = await send_to_amp(
