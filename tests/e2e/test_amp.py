@@ -262,3 +262,40 @@ def test_plain_routes_are_not_amps(proxy: ProxyServer, sims: tuple[AnthropicSim,
             model="claude-fable-9", max_tokens=8, messages=[{"role": "user", "content": "x"}]
         )
     assert not sims[1].requests
+
+
+def test_a_fallback_stream_is_relayed_as_it_comes(
+    proxy: ProxyServer, sims: tuple[AnthropicSim, AmpSim]
+) -> None:
+    local, amp = sims
+    amp.queue(Reply.text("streamed by amp", chunk_size=4))
+    with _sdk(proxy).messages.stream(
+        model="claude-fable-9", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        pieces = list(stream.text_stream)
+    assert "".join(pieces) == "streamed by amp" and len(pieces) > 1
+    assert amp.last_request.json["stream"] is True
+    assert not local.requests
+
+
+def test_amps_gemini_calls_fall_back_on_their_own_path(
+    proxy: ProxyServer, sims: tuple[AnthropicSim, AmpSim]
+) -> None:
+    """A Gemini model nobody here serves: the Vertex-style path Amp used goes upstream as is."""
+    path = "/api/provider/google/v1beta1/publishers/google/models/gemini-9-pro:generateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    with _client(proxy) as client:
+        reply = client.post(path, json=body)
+        counted = client.post(
+            "/api/provider/anthropic/v1/messages/count_tokens",
+            json={"model": "claude-fable-9", "messages": [{"role": "user", "content": "x"}]},
+            headers={"anthropic-version": "2023-06-01"},
+        )
+    assert reply.status_code == 200, reply.text
+    assert [r.path for r in sims[1].requests] == [
+        path,
+        "/api/provider/anthropic/v1/messages/count_tokens",
+    ]
+    assert sims[1].requests[0].json == body
+    assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
+    _assert_amp_auth(sims[1].requests[0].headers)

@@ -42,7 +42,13 @@ LOCAL_PROVIDER, MODEL_MAPPING, AMP_CREDITS, NO_PROVIDER = (
     "NO_PROVIDER",
 )
 _BODY_MODEL_PATHS = frozenset(
-    {"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/messages"}
+    {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/responses",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
+    }
 )
 _GEMINI = re.compile(r"^/v1(?:beta)?/models/(?P<model>[^:/]+):(?P<method>\w+)$")
 _SUFFIX = re.compile(r"^(?P<base>.+?)(?P<suffix>\([^()]*\))$")
