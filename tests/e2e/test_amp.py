@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.proxy_server import ProxyServer
-from tests.simulators import AnthropicSim, Reply
+from tests.simulators import AnthropicSim, GeminiSim, Reply
 from tests.simulators.amp_sim import UPSTREAM_KEY, AmpSim
 
 CLIENT_KEY = "amp-client-key"
@@ -31,6 +31,10 @@ claude-api-key:
     models:
       - {{name: claude-sonnet-4-5, alias: claude-local}}
       - {{name: claude-haiku-4-5, alias: local-target}}
+gemini-api-key:
+  - api-key: local-gemini-key
+    base-url: {gemini}
+    models: [{{name: gemini-2.5-flash, alias: gem-local}}]
 ampcode:
   upstream-url: {amp}
   upstream-api-key: {upstream}
@@ -39,6 +43,7 @@ ampcode:
       api-keys: [{mapped_client}]
   model-mappings:
     - {{from: "claude-opus-.*", to: local-target}}
+    - {{from: gemini-3-mapped, to: gem-local}}
 """
 TOOLS = [{"name": "Bash", "description": "run", "input_schema": {"type": "object"}}]
 
@@ -53,7 +58,13 @@ def sims() -> Iterator[tuple[AnthropicSim, AmpSim]]:
 
 
 @pytest.fixture(scope="module")
-def proxy(sims: tuple[AnthropicSim, AmpSim]) -> Iterator[ProxyServer]:
+def gemini() -> Iterator[GeminiSim]:
+    with GeminiSim(api_keys={"local-gemini-key"}) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="module")
+def proxy(sims: tuple[AnthropicSim, AmpSim], gemini: GeminiSim) -> Iterator[ProxyServer]:
     local, amp = sims
     text = CONFIG.format(
         client=CLIENT_KEY,
@@ -61,6 +72,7 @@ def proxy(sims: tuple[AnthropicSim, AmpSim]) -> Iterator[ProxyServer]:
         mapped_upstream=MAPPED_UPSTREAM,
         upstream=UPSTREAM_KEY,
         local=local.base_url,
+        gemini=gemini.base_url,
         amp=amp.base_url,
     )
     with ProxyServer(text) as server:
@@ -299,3 +311,22 @@ def test_amps_gemini_calls_fall_back_on_their_own_path(
     assert sims[1].requests[0].json == body
     assert counted.status_code == 200 and counted.json()["input_tokens"] > 0
     _assert_amp_auth(sims[1].requests[0].headers)
+
+
+def test_a_mapped_gemini_call_is_answered_here(
+    proxy: ProxyServer, sims: tuple[AnthropicSim, AmpSim], gemini: GeminiSim
+) -> None:
+    """On Amp's Vertex-style Gemini path the model is in the path: the mapping rewrites it
+    there, and the reply's modelVersion names the model Amp asked for."""
+    gemini.reset()
+    gemini.queue(Reply.text("from gemini"))
+    path = "/api/provider/google/v1beta1/publishers/google/models/gemini-3-mapped:generateContent"
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    with _client(proxy) as client:
+        reply = client.post(path, json=body)
+    assert reply.status_code == 200, reply.text
+    assert not sims[1].requests
+    assert gemini.last_request.path.endswith("/models/gemini-2.5-flash:generateContent")
+    answer = reply.json()
+    assert answer["modelVersion"] == "gemini-3-mapped"
+    assert answer["candidates"][0]["content"]["parts"][0]["text"] == "from gemini"

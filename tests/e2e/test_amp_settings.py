@@ -210,3 +210,17 @@ def test_the_rewriter_signs_thinking_blocks_in_json_and_split_sse() -> None:
     assert data["item"]["name"] == "Read" and streamed.endswith(b"\n\n")
     untouched = b"data: [DONE]\n\n"
     assert rewrite.feed(untouched) == untouched
+
+
+def test_the_rewriter_recases_openai_and_gemini_tool_calls() -> None:
+    rewrite = AmpRewrite(tool_names={"bash": "Bash", "read": "Read"})
+    chunk = {"choices": [{"delta": {"tool_calls": [{"function": {"name": "bash"}}]}}]}
+    assert rewrite.fix(chunk)
+    assert chunk["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == "Bash"
+    gemini = {"candidates": [{"content": {"parts": [{"functionCall": {"name": "READ"}}]}}]}
+    assert rewrite.fix(gemini)
+    assert gemini["candidates"][0]["content"]["parts"][0]["functionCall"]["name"] == "Read"
+    # A name Amp did not declare, and the model's own arguments, are left alone.
+    other = {"type": "tool_use", "name": "grep", "input": {"type": "thinking"}, "signature": "s"}
+    assert not rewrite.fix(other)
+    assert other["input"] == {"type": "thinking"}
