@@ -119,11 +119,16 @@ async def test_restrict_management_to_localhost_serves_this_machine_only(
         transport = httpx.ASGITransport(app=app, client=peer)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             reply = await client.get("/api/user", headers=headers)
+            page = await client.get("/threads/T-1")  # no client key
         assert reply.status_code == status, reply.text
         if status == 403:
             assert "restrict-management-to-localhost" in reply.text
+            # Only this machine opens Amp's pages without a key.
+            assert page.status_code == 401
+        else:
+            assert page.status_code == 200
     await app.state.cliproxy.upstream.close()  # no lifespan ran to close it
-    assert [r.path for r in amp.requests] == ["/api/user"]
+    assert [r.path for r in amp.requests] == ["/api/user", "/threads/T-1"]
 
 
 def test_legacy_keys_fill_in_what_the_block_leaves_out() -> None:

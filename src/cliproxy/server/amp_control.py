@@ -2,8 +2,8 @@
 thread, user, telemetry and login calls to us, and they go on to Amp's upstream unchanged but
 for the key (server/amp_upstream.py). Only while the config turns Amp on (config/ampcode.py).
 
-The pages a browser is sent to (`/threads`, `/auth`, `/docs`, `/settings`) need no client key,
-as a browser has none; every other path does. `restrict-management-to-localhost` serves only
+The pages a browser is sent to (`/threads`, `/auth`, `/docs`, `/settings`) need no client key
+from this machine, as a browser has none; every other path does. `restrict-management-to-localhost` serves only
 clients on this machine.
 """
 
@@ -44,12 +44,16 @@ def amp_settings(state: AppState) -> AmpCode | None:
 
 
 def is_open_path(scope: Scope, state: AppState) -> bool:
-    """True for the browser pages, which bypass the client-key check while Amp is on."""
+    """True for the browser pages, which bypass the client-key check while Amp is on, for
+    clients on this machine: the links the Amp CLI prints are opened there, and a page
+    fetched this way is fetched with the operator's Amp key, which nobody elsewhere gets to
+    spend without a client key."""
     path: str = scope.get("path", "")
     head = path.lstrip("/").split("/", 1)[0]
     if head not in _BROWSER_PAGES and path not in ("/threads.rss", "/news.rss"):
         return False
-    return amp_settings(state) is not None
+    client = scope.get("client")
+    return is_loopback(client[0] if client else None) and amp_settings(state) is not None
 
 
 async def control_plane(request: Request) -> Response:
