@@ -296,14 +296,16 @@ def test_amps_gemini_calls_fall_back_on_their_own_path(
     """A Gemini model nobody here serves: the Vertex-style path Amp used goes upstream as is."""
     path = "/api/provider/google/v1beta1/publishers/google/models/gemini-9-pro:generateContent"
     body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
-    with _client(proxy) as client:
-        reply = client.post(path, json=body)
+    with _client(proxy, key="") as client:
+        # The Gemini SDK's habit: the client key as ?key=, which must not reach Amp.
+        reply = client.post(path, json=body, params={"key": CLIENT_KEY, "alt": "sse"})
         counted = client.post(
             "/api/provider/anthropic/v1/messages/count_tokens",
             json={"model": "claude-fable-9", "messages": [{"role": "user", "content": "x"}]},
-            headers={"anthropic-version": "2023-06-01"},
+            headers={"anthropic-version": "2023-06-01", "x-api-key": CLIENT_KEY},
         )
     assert reply.status_code == 200, reply.text
+    assert sims[1].requests[0].query == {"alt": "sse"}
     assert [r.path for r in sims[1].requests] == [
         path,
         "/api/provider/anthropic/v1/messages/count_tokens",

@@ -17,7 +17,7 @@ from starlette.types import Scope
 from cliproxy.config.ampcode import AmpCode
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.access import is_loopback, presented_key
-from cliproxy.server.amp_upstream import send_to_amp
+from cliproxy.server.amp_upstream import send_to_amp, upstream_target
 from cliproxy.state import AppState
 
 _API_AREAS = (
@@ -70,9 +70,8 @@ async def control_plane(request: Request) -> Response:
                 "served to clients on this machine only",
             )
     body = await request.body()
-    raw_query = request.scope.get("query_string", b"").decode("latin-1")
-    target = request.url.path + (f"?{raw_query}" if raw_query else "")
-    client_key = presented_key(dict(request.headers), b"")
+    target = upstream_target(request.url.path, request.scope.get("query_string", b""))
+    client_key = presented_key(dict(request.headers), request.scope.get("query_string", b""))
     return await send_to_amp(
         state, amp, request.method, target, request.headers.items(), body, client_key
     )

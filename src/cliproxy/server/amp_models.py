@@ -28,7 +28,7 @@ from cliproxy.config.ampcode import AmpCode
 from cliproxy.model import ProxyError
 from cliproxy.server.access import presented_key
 from cliproxy.server.amp_rewrite import AmpRewrite, declared_tools, rewriting_send
-from cliproxy.server.amp_upstream import send_to_amp, upstream_key
+from cliproxy.server.amp_upstream import send_to_amp, upstream_key, upstream_target
 from cliproxy.server.outcomes import track_of
 from cliproxy.server.pinned import PINNED_PATH, pin_of
 from cliproxy.state import AppState
@@ -120,8 +120,7 @@ class AmpModelCalls:
             track = track_of(scope)
             streamed = gemini["method"] == "streamGenerateContent" if gemini else body.get("stream")
             track.model, track.stream = model, bool(streamed)
-            query = scope.get("query_string", b"").decode("latin-1")
-            target = scope[PINNED_PATH] + (f"?{query}" if query else "")
+            target = upstream_target(scope[PINNED_PATH], scope.get("query_string", b""))
             reply = await send_to_amp(
                 state,
                 amp,

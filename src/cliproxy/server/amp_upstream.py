@@ -77,6 +77,14 @@ def decoded_body(body: bytes, headers: Mapping[str, str]) -> bytes:
         return body
 
 
+def upstream_target(path: str, query_string: bytes) -> str:
+    """The path and query to ask upstream: the query without a `key=` (a client key given
+    the Gemini way is cliproxy's, never Amp's)."""
+    query = query_string.decode("latin-1")
+    kept = [part for part in query.split("&") if part and not part.startswith("key=")]
+    return path + ("?" + "&".join(kept) if kept else "")
+
+
 def request_headers(
     headers: Iterable[tuple[str, str]], key: str, unpacked: bool = False
 ) -> dict[str, str]:
