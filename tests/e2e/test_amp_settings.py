@@ -229,3 +229,13 @@ def test_the_rewriter_recases_openai_and_gemini_tool_calls() -> None:
     other = {"type": "tool_use", "name": "grep", "input": {"type": "thinking"}, "signature": "s"}
     assert not rewrite.fix(other)
     assert other["input"] == {"type": "thinking"}
+
+
+def test_an_unreachable_amp_upstream_is_a_clear_502(no_key_anywhere: Path) -> None:
+    text = f"demo: false\napi-keys: [{CLIENT_KEY}]\nampcode:\n  upstream-url: http://127.0.0.1:9\n"
+    with ProxyServer(text) as proxy:
+        reply = httpx.get(
+            proxy.base_url + "/api/user", headers={"authorization": f"Bearer {CLIENT_KEY}"}
+        )
+    assert reply.status_code == 502
+    assert "cannot reach Amp's upstream" in reply.text
