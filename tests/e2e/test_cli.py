@@ -146,7 +146,7 @@ def test_config_check_passes_a_usable_file_and_lists_its_findings(tmp_path: Path
     good = tmp_path / "good.yaml"
     good.write_text("port: 9000\napi-keys: [k]\nrequest-body-limit-mb: 4\n")
     noted = tmp_path / "noted.yaml"
-    noted.write_text("port: 9000\nno-such-key: 1\nws-auth: true\n")
+    noted.write_text("port: 9000\nno-such-key: 1\ncommercial-mode: true\n")
     results = run_cli_together(
         [["config", "check", str(good)], ["config", "check", str(noted)]], tmp_path, stdout=True
     )
@@ -155,7 +155,7 @@ def test_config_check_passes_a_usable_file_and_lists_its_findings(tmp_path: Path
     assert f"{good}: OK" in good_out
     assert noted_status == 0, noted_out
     assert f"{noted}:2: no-such-key: unknown key" in noted_out
-    assert f"not supported yet (ignored): {noted}:3: ws-auth" in noted_out
+    assert f"not supported yet (ignored): {noted}:3: commercial-mode" in noted_out
     assert f"{noted}: OK (1 warning, 1 not supported yet)" in noted_out
 
 
@@ -267,7 +267,7 @@ def _curl_line(banner: str) -> str:
 
 def test_serve_with_config_file_applies_it(tmp_path: Path) -> None:
     path = tmp_path / "my.yaml"
-    path.write_text("api-keys: [secret-1]\nws-auth: true\n")
+    path.write_text("api-keys: [secret-1]\ncommercial-mode: true\n")
     with serving(tmp_path, "--config", str(path)) as served:
         url = served.base_url + "/v1/models"
         assert httpx.get(url).status_code == 401
@@ -277,7 +277,7 @@ def test_serve_with_config_file_applies_it(tmp_path: Path) -> None:
         # The banner's curl line carries the key header (abbreviated, never the whole key).
         assert "secret-1" not in served.output()
     log = served.log()
-    assert log.count("ws-auth") == 1
+    assert log.count("commercial-mode") == 1
     assert "not supported yet" in log
 
 
