@@ -16,6 +16,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy import __version__, console
+from cliproxy.auth.key_names import FILE_NAME as KEY_NAMES_FILE
+from cliproxy.auth.key_names import KeyNames
 from cliproxy.config import ConfigError, ConfigWatcher, diff_keys
 from cliproxy.config.schema import Config
 from cliproxy.management import management_routes, routes_metrics, routes_ops
@@ -158,6 +160,9 @@ ROUTES = [
 def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     state = AppState(config)
     state.ledger.resolver = credential_resolver(state)
+    if config_path is not None:
+        state.key_names = KeyNames(config_path.parent / KEY_NAMES_FILE)
+        state.key_names.load()
     request_logs = RequestLogWriter(lambda: state)
 
     @contextlib.asynccontextmanager
@@ -192,11 +197,12 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
             await request_logs.flush()
             await state.close()
 
+    # /v0/management and /v8/management: one guard, one config editor.
     management = management_routes(lambda: state, config_path)
     # GET /metrics checks its own readers, with the management API's guard (lockouts shared).
-    metrics = routes_metrics.metrics_route(lambda: state, management.management.guard)
+    metrics = routes_metrics.metrics_route(lambda: state, management[0].management.guard)
     app = Starlette(
-        routes=[*ROUTES, metrics, management],
+        routes=[*ROUTES, metrics, *management],
         lifespan=lifespan,
         exception_handlers={404: not_found, 405: method_not_allowed},
     )

@@ -1,4 +1,5 @@
-"""Command line: `cliproxy serve`, `cliproxy config check`, `cliproxy usage`, `cliproxy --version`."""
+"""Command line: `cliproxy serve`, `cliproxy config check|migrate`, `cliproxy usage`,
+`cliproxy --version`."""
 
 from __future__ import annotations
 
@@ -91,6 +92,60 @@ def config_check(
     if status == 0 and not lines:
         typer.echo(f"{path}: ok")
     raise typer.Exit(status)
+
+
+@config_app.command("migrate")
+def config_migrate(
+    to: Annotated[str, typer.Option("--to", help="The layout to write: v8.")],
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="The config file (default: $CLIPROXY_CONFIG, else ./config.yaml)."),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="Replace the file (atomically) instead of printing.")
+    ] = False,
+) -> None:
+    """Print the config in CLIProxyAPI's v8 layout (config-version 8), comments kept; with
+    --write, replace the file. The result is checked to read to the same config first."""
+    from cliproxy.config import ConfigError
+    from cliproxy.config.v8_migrate import MigrationError, migrate_text
+
+    if to.strip().lower() not in ("v8", "8"):
+        typer.echo(f"--to {to}: only v8 is known", err=True)
+        raise typer.Exit(2)
+    found = _find_config(path)
+    if found is None:
+        typer.echo("no config file: give its path (or set CLIPROXY_CONFIG)", err=True)
+        raise typer.Exit(2)
+    try:
+        text = found.read_text(encoding="utf-8")
+        result = migrate_text(text, str(found), base_dir=found.parent)
+    except (OSError, UnicodeDecodeError) as error:
+        typer.echo(f"{found}: cannot be read: {error}", err=True)
+        raise typer.Exit(2) from None
+    except ConfigError as error:
+        typer.echo(f"{error}\n{found}: not migrated; fix the config first", err=True)
+        raise typer.Exit(2) from None
+    except MigrationError as error:
+        typer.echo(f"{found}: not migrated: {error}", err=True)
+        raise typer.Exit(1) from None
+    for legacy, v8 in result.migration.dropped:
+        typer.echo(f"dropped {legacy}: {v8} is set too and wins", err=True)
+    if not write:
+        typer.echo(result.text, nl=False)
+        return
+    if result.text == text:
+        typer.echo(f"{found}: already in the v8 layout")
+        return
+    from cliproxy.auth.files import AuthWriteError, write_atomic
+
+    try:
+        write_atomic(found, result.text.encode("utf-8"), keep_mode=True)
+    except AuthWriteError as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(1) from None
+    moved = len(result.migration.moved)
+    typer.echo(f"{found}: written in the v8 layout ({moved} key{'s' if moved != 1 else ''} moved)")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import orjson
 
 from cliproxy.auth.catalog import catalog
 from cliproxy.auth.files import write_atomic
+from cliproxy.auth.key_names import KeyNames
 from cliproxy.auth.records import AccountState, AuthRecord
 from cliproxy.auth.refresher import Refresher
 from cliproxy.auth.store import AuthStore
@@ -174,6 +175,9 @@ class AppState:
         # server's lifespan, then kept from the outcome events; outlives config reloads.
         self.key_limits = KeyLimits(lambda: self.ledger.prices)
         self.observers.subscribe(self.key_limits)
+        # Names for client keys (api-key-names.json beside the config file; the application
+        # points it there): what the ledger shows for a key without a client-keys entry.
+        self.key_names = KeyNames()
         self.upstream = UpstreamClient(config.proxy_url or None, config.upstream_timeout_seconds)
         self.retired_clients: list[UpstreamClient] = []
         versions_path = config.auth_dir / CLIENT_VERSIONS_FILE
@@ -235,6 +239,13 @@ class AppState:
         if self.runtime_credentials.pop(name, None) is not None:
             self.cooldowns.clear(name)
             self.rebuild()
+
+    def client_key_name(self, key: str, policy: ClientKey | None) -> str:
+        """What the ledger and the logs call an accepted client key: its client-keys entry's
+        name, else the name api-key-names gives it ("" for none)."""
+        if policy is not None:
+            return policy.name
+        return self.key_names.name_for(key)
 
     def upstream_address(self, credential_id: str) -> tuple[str, int | None] | None:
         """(host, port) of the upstream a routed credential calls (read once per registry)."""

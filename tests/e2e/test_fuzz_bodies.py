@@ -553,17 +553,27 @@ def llm_cases() -> list[Case]:
 YAML_ROUTES = ("/config.yaml", "/config.yaml/validate")
 
 
+def _filled(path: str) -> str:
+    """A route path with its parameters filled in (a config key path for /v8's)."""
+    return path.replace("{channel}", "x").replace("{path:path}", "routing/retry/request-retry")
+
+
 def management_cases(proxy: ProxyServer) -> list[Case]:
     """Every management route that takes a body, found in the live app (so a new route is
     covered without editing this list), and the public OAuth callback."""
-    mount = next(r for r in proxy.app.routes if isinstance(r, ManagementMount))
+    mounts = [r for r in proxy.app.routes if isinstance(r, ManagementMount)]
+    assert [mount.path for mount in mounts] == ["/v0/management", "/v8/management"]
     targets = [
-        (method, "/v0/management" + route.path.replace("{channel}", "x"))
+        (method, mount.path + _filled(route.path))
+        for mount in mounts
         for route in mount.app.router.routes  # type: ignore[attr-defined]
         if isinstance(route, Route)
         for method in sorted((route.methods or set()) - {"GET", "HEAD"})
     ]
-    targets.append(("POST", "/v0/management/oauth-callback"))
+    targets += [
+        ("POST", "/v0/management/oauth-callback"),
+        ("POST", "/v8/management/oauth/callback"),
+    ]
     good = {"name": "x.json", "value": True, "type": "claude"}
     bodies: Named = [
         *parse_shapes(orjson.dumps(good))[::3],
@@ -577,7 +587,7 @@ def management_cases(proxy: ProxyServer) -> list[Case]:
         bodies.append((f"deep-field-{kind}-{levels}", inject(holder, value), "deep"))
     # Routes that refuse a plain JSON body before reading it (uploads come below), YAML, and
     # DELETE routes, which mostly go by the query string: no limit to name there.
-    unread = ("/auth-files", "/vertex/import", *YAML_ROUTES)
+    unread = ("/auth-files", "/vertex/import", "/credentials", "/oauth/import", *YAML_ROUTES)
     cases: list[Case] = []
     for method, path in targets:
         for name, raw, expect in bodies:
@@ -742,7 +752,7 @@ def test_the_fuzz_covers_every_route_that_reads_a_body(llm_proxy: ProxyServer) -
     for route in llm_proxy.app.routes:
         if not isinstance(route, Route) or "POST" not in (route.methods or ()):
             continue
-        if route.path.startswith("/v0/management"):
+        if route.path.startswith(("/v0/management", "/v8/management")):
             continue
         prefix = route.path.split("{", 1)[0]
         assert any(path.startswith(prefix) for path in covered), route.path

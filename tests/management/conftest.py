@@ -74,11 +74,12 @@ def api(proxy: ProxyServer) -> Iterator[httpx.Client]:
         yield client
 
 
-def management_mount(app: object) -> ManagementMount:
+def management_mount(app: object, prefix: str = "/v0/management") -> ManagementMount:
+    """The mount of one management tree (/v0/management, or /v8/management)."""
     for route in app.routes:  # type: ignore[attr-defined]
-        if isinstance(route, ManagementMount):
+        if isinstance(route, ManagementMount) and route.path == prefix:
             return route
-    raise AssertionError("no management mount")
+    raise AssertionError(f"no management mount at {prefix}")
 
 
 def assert_comments_kept(text: str) -> None:

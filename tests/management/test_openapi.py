@@ -1,7 +1,7 @@
-"""The OpenAPI document is valid, describes every route, and schemathesis finds no 5xx with it.
+"""The OpenAPI documents are valid, describe every route, and schemathesis finds no 5xx with them.
 
-The fuzz runs every operation of the served document, in positive and negative modes, against a
-real server with the key set. A case fails on a 5xx, on a status the document does not list for
+The fuzz runs every operation of each tree's served document (/v0/management and
+/v8/management), in positive and negative modes, against a real server with the key set. A case fails on a 5xx, on a status the document does not list for
 that operation, and on any traceback logged while it ran (a 500 JSON reply hides one).
 """
 
@@ -29,7 +29,7 @@ from starlette.routing import Route
 from cliproxy.auth.flows import oauth_flow
 from cliproxy.config import load_config
 from cliproxy.management.app import ManagementApp
-from cliproxy.management.openapi import UNDOCUMENTED
+from cliproxy.management.openapi import UNDOCUMENTED, template
 from cliproxy.management.routes_oauth import login_sessions
 from tests.management.conftest import management_mount, write_config
 from tests.proxy_server import ProxyServer
@@ -58,7 +58,8 @@ NOT_FUZZED_OPERATIONS: dict[tuple[str, str], str] = {}
 # name; negative mode still sends arbitrary names.
 SEEDED = {"fuzz-codex.json": "codex", "fuzz-claude.json": "claude"}
 SEEDED_NAMES = [*SEEDED, "fuzz-missing.json"]
-NAMED_PATHS = ("/auth-files", "/reset-quota")
+NAMED_PATHS = ("/auth-files", "/reset-quota", "/credentials", "/routing/cooldown/reset")
+TREES = ("/v0/management", "/v8/management")
 
 
 @pytest.fixture(scope="module")
@@ -94,26 +95,27 @@ def fuzz_proxy(
                 os.environ[name] = value
 
 
-def served_document(proxy: ProxyServer) -> dict[str, Any]:
+def served_document(proxy: ProxyServer, tree: str = "/v0/management") -> dict[str, Any]:
     reply = httpx.get(
-        proxy.base_url + "/v0/management/openapi.json",
+        proxy.base_url + tree + "/openapi.json",
         headers={"authorization": f"Bearer {PASSWORD}"},
     )
     assert reply.status_code == 200
     document: dict[str, Any] = reply.json()
+    assert document["servers"] == [{"url": tree}]
     return document
 
 
-def route_operations(proxy: ProxyServer) -> set[tuple[str, str]]:
+def route_operations(proxy: ProxyServer, tree: str = "/v0/management") -> set[tuple[str, str]]:
     """(method, path) of every route under the management mount."""
     found = set()
     # The mount's app is a ManagementApp, whose Router holds the routes (Mount.routes is empty).
-    inner = management_mount(proxy.app).app
+    inner = management_mount(proxy.app, tree).app
     assert isinstance(inner, ManagementApp)
     for route in inner.router.routes:
         assert isinstance(route, Route) and route.methods, route
         for method in route.methods - {"HEAD"}:
-            found.add((method.lower(), route.path))
+            found.add((method.lower(), template(route.path)))
     return found
 
 
@@ -121,12 +123,13 @@ def _has_schema(content: dict[str, Any]) -> bool:
     return bool(content) and all("schema" in media for media in content.values())
 
 
-def test_document_lists_every_route(fuzz_proxy: ProxyServer) -> None:
-    document = served_document(fuzz_proxy)
+@pytest.mark.parametrize("tree", TREES)
+def test_document_lists_every_route(fuzz_proxy: ProxyServer, tree: str) -> None:
+    document = served_document(fuzz_proxy, tree)
     assert document["openapi"].startswith("3.")
     schemathesis.openapi.from_dict(document).validate()  # against the OpenAPI 3.0 meta-schema
-    routes = route_operations(fuzz_proxy)
-    assert len(routes) > 100  # the mount really was found
+    routes = route_operations(fuzz_proxy, tree)
+    assert len(routes) > (100 if tree == TREES[0] else 30)  # the mount really was found
     for method, path in sorted(routes):
         operation = document["paths"].get(path, {}).get(method)
         where = f"{method.upper()} {path}"
@@ -149,11 +152,15 @@ def test_document_lists_every_route(fuzz_proxy: ProxyServer) -> None:
         if method in METHODS
     }
     assert documented == routes | {("get", "/openapi.json")}
-    upload = document["paths"]["/auth-files"]["post"]
+    files = "/auth-files" if tree == TREES[0] else "/credentials"
+    upload = document["paths"][files]["post"]
     multipart = upload["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert multipart["properties"]["file"]["items"]["format"] == "binary"
     assert {"200", "207", "400", "422"} <= set(upload["responses"])
-    assert "claude-api-key" in str(document["paths"]["/claude-api-key"]["get"]["responses"])
+    if tree == TREES[0]:
+        assert "claude-api-key" in str(document["paths"]["/claude-api-key"]["get"]["responses"])
+    else:  # an alias is described by its /v0 route's operation
+        assert upload["x-cliproxy-v0"] == "/auth-files"
 
 
 def fuzz_document(document: dict[str, Any]) -> dict[str, Any]:
@@ -274,15 +281,17 @@ def test_login_starts_say_what_they_start(fuzz_proxy: ProxyServer) -> None:
     assert "x-cliproxy-login" not in paths.get("/qwen-auth-url", {}).get("get", {})
 
 
+@pytest.mark.parametrize("tree", TREES)
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_no_server_errors_on_generated_input(
     fuzz_proxy: ProxyServer,
     _oauth_sim_server: OAuthSim,
     tracebacks: TracebackCatcher,
     mode: GenerationMode,
+    tree: str,
 ) -> None:
-    schema = schemathesis.openapi.from_dict(fuzz_document(served_document(fuzz_proxy)))
-    base_url = fuzz_proxy.base_url + "/v0/management"
+    schema = schemathesis.openapi.from_dict(fuzz_document(served_document(fuzz_proxy, tree)))
+    base_url = fuzz_proxy.base_url + tree
     headers = {"Authorization": f"Bearer {PASSWORD}"}
     failures: list[str] = []
     fuzzed: set[tuple[str, str]] = set()
@@ -314,7 +323,7 @@ def test_no_server_errors_on_generated_input(
                 failures.append(f"{label} logged: {record[:400]}")
 
         run()
-    assert fuzzed == route_operations(fuzz_proxy) - set(NOT_FUZZED_OPERATIONS) | {
+    assert fuzzed == route_operations(fuzz_proxy, tree) - set(NOT_FUZZED_OPERATIONS) | {
         ("get", "/openapi.json")
     }
     assert not failures, "\n".join(dict.fromkeys(failures))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ def parse_config_text(text: str, source: str, base_dir: Path | None = None) -> C
     translated = translate(_parse_yaml(text, source))
     tree = translated.tree
     try:
-        scan = KeyScan(source)
+        scan = KeyScan(source, translated.v8_path)
         scan.run(tree)
         bad_values = scalar_problems(tree)
     except RecursionError:
@@ -76,6 +77,14 @@ def parse_config_text(text: str, source: str, base_dir: Path | None = None) -> C
         rendered_warnings, scan.unsupported, _in_file_order(warnings), translated.layout
     )
     return cfg
+
+
+def unknown_keys(tree: CommentedMap) -> list[KeyPath]:
+    """The key paths (as ``tree`` spells them, v8 or legacy) of the keys no setting reads."""
+    translated = translate(copy.deepcopy(tree))  # translate may reuse the file's blocks
+    scan = KeyScan("", translated.v8_path)
+    scan.run(translated.tree)
+    return scan.unknown
 
 
 def check_config(path: Path) -> tuple[int, list[str]]:

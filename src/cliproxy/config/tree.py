@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Callable
 from typing import Any, get_args, get_origin
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -37,7 +38,7 @@ def key_line(node: CommentedMap, key: Any) -> int:
     try:
         return int(node.lc.key(key)[0]) + 1
     except (KeyError, TypeError, IndexError):
-        return int(node.lc.line) + 1
+        return int(node.lc.line or 0) + 1  # a mapping built in code has no lines: 1
 
 
 # Go reads config numbers into 64-bit fields; anything wider cannot mean a setting.
@@ -109,12 +110,16 @@ def _child_model(annotation: Any) -> tuple[type[ConfigModel] | None, bool]:
 
 
 class KeyScan:
-    """Walks the YAML tree against the models and sorts every key it does not act on."""
+    """Walks the YAML tree against the models and sorts every key it does not act on.
+    ``spell`` turns a key path of the tree into the one to report (a v8 file's: the path as
+    the file spells it); ``unknown`` collects the reported paths of unknown keys."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, spell: Callable[[KeyPath], KeyPath] | None = None) -> None:
         self.source = source
+        self.spell = spell or (lambda path: path)
         self.warnings: list[ConfigProblem] = []
         self.unsupported: list[tuple[str, int | None]] = []
+        self.unknown: list[KeyPath] = []
 
     def run(self, tree: CommentedMap) -> None:
         self._walk(tree, Config, ())
@@ -123,7 +128,8 @@ class KeyScan:
             strategy = routing.get("strategy")
             if isinstance(strategy, str) and strategy.strip().lower() in UNSUPPORTED_STRATEGIES:
                 line = key_line(routing, "strategy")
-                self.unsupported.append(("routing.strategy", line))
+                where = render_key_path(self.spell(("routing", "strategy")))
+                self.unsupported.append((where, line))
 
     def _walk(self, node: Any, model: type[ConfigModel], path: KeyPath) -> None:
         if not isinstance(node, CommentedMap):
@@ -143,8 +149,9 @@ class KeyScan:
                 self._warn(line, where, message)
             elif name in model.cliproxyapi_keys:
                 if not _is_inert(node[key]):
-                    self.unsupported.append((render_key_path(where), line))
+                    self.unsupported.append((render_key_path(self.spell(where)), line))
             else:
+                self.unknown.append(self.spell(where))
                 self._warn(line, where, "unknown key, ignored" + _suggest(name, model))
 
     def _descend(self, value: Any, annotation: Any, path: KeyPath) -> None:
@@ -158,7 +165,8 @@ class KeyScan:
                 self._walk(item, child, (*path, index))
 
     def _warn(self, line: int, path: KeyPath, message: str) -> None:
-        self.warnings.append(ConfigProblem(self.source, line, render_key_path(path), message))
+        where = render_key_path(self.spell(path))
+        self.warnings.append(ConfigProblem(self.source, line, where, message))
 
 
 def _suggest(name: str, model: type[ConfigModel]) -> str:

@@ -79,6 +79,74 @@ FAMILIES = {
 VERSION_KEY = "config-version"
 
 
+# The legacy keys each wildcard group of the v8 layout holds (wave-2 reference, section h); a
+# group not listed takes every child of its legacy block (`oauth.providers.codex.*` the
+# `codex:` keys that neither upstream.codex nor client.codex holds).
+V8_CHILDREN: dict[tuple[str, ...], frozenset[str]] = {
+    ("server",): frozenset(
+        {"host", "port", "tls", "trusted-proxies", "commercial-mode", "discovery"}
+    ),
+    ("routing", "retry"): frozenset(
+        {"request-retry", "max-retry-credentials", "max-retry-interval"}
+    ),
+    ("routing", "cooldown"): frozenset(
+        {"disable-cooling", "save-cooldown-status", "transient-error-cooldown-seconds"}
+    ),
+    ("requests",): frozenset(
+        {"proxy-url", "passthrough-headers", "nonstream-keepalive-interval", "streaming", "payload"}
+    ),
+    ("multimedia",): frozenset(
+        {"disable-image-generation", "gpt-image-2-base-model", "video-result-auth-cache-ttl"}
+    ),
+    ("observability", "logs"): frozenset(
+        {
+            "debug",
+            "logging-to-file",
+            "logs-max-total-size-mb",
+            "request-log",
+            "error-logs-max-files",
+        }
+    ),
+    ("observability", "usage"): frozenset(
+        {"usage-statistics-enabled", "redis-usage-queue-retention-seconds"}
+    ),
+    ("upstream", "codex"): frozenset(
+        {
+            "disable-codex-cloaking",
+            "stream-bootstrap-buffering",
+            "stream-bootstrap-timeout",
+            "orphan-delegation-compatibility",
+            "model-level-cooling",
+            "response-steering",
+        }
+    ),
+    ("client", "codex"): frozenset({"optimize-multi-agent-v2"}),
+}
+# Legacy blocks whose children the v8 layout spreads over its groups.
+SPLIT_BLOCKS = ("codex", "claude", "antigravity")
+
+
+def v8_home(legacy: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where the v8 layout keeps a legacy key: a top-level key (`request-retry`), or a child of
+    a block it splits (`codex`, `claude`, `antigravity`). None for a key kept where it is
+    (cliproxy's own keys, `routing`, `quota-exceeded`, ...); the provider lists are not moved
+    but regrouped (``FAMILIES``)."""
+    catch_all: tuple[str, ...] | None = None
+    for pattern, rule in MOVES:
+        if ANY not in pattern:
+            if rule == legacy:
+                return pattern
+            continue
+        if len(rule) != len(legacy) or rule[:-1] != legacy[:-1]:
+            continue
+        children = V8_CHILDREN.get(pattern[:-1])
+        if children is None:
+            catch_all = catch_all or (*pattern[:-1], legacy[-1])
+        elif legacy[-1] in children:
+            return (*pattern[:-1], legacy[-1])
+    return catch_all if len(legacy) > 1 else None
+
+
 @dataclass
 class Translated:
     tree: CommentedMap
@@ -95,7 +163,7 @@ class Translated:
         return loc
 
 
-def _rule_for(path: tuple[str, ...]) -> tuple[str, ...] | None:
+def rule_for(path: tuple[str, ...]) -> tuple[str, ...] | None:
     """The legacy path for a v8 path, when a rule names it exactly."""
     for pattern, legacy in MOVES:
         if len(pattern) == len(path) and all(
@@ -106,7 +174,7 @@ def _rule_for(path: tuple[str, ...]) -> tuple[str, ...] | None:
     return None
 
 
-def _deeper_rules(path: tuple[str, ...]) -> bool:
+def deeper_rules(path: tuple[str, ...]) -> bool:
     return any(
         len(pattern) > len(path) and all(p in (ANY, k) for p, k in zip(pattern, path, strict=False))
         for pattern, _ in MOVES
@@ -115,7 +183,7 @@ def _deeper_rules(path: tuple[str, ...]) -> bool:
 
 def translate(tree: CommentedMap) -> Translated:
     """The legacy tree a v8 or mixed file stands for (a legacy file comes back as it is)."""
-    v8_keys = [key for key in tree if _is_v8_root(tree, key)]
+    v8_keys = [key for key in tree if is_v8_root(tree, key)]
     if not v8_keys:
         return Translated(tree, "legacy")
     out = Translated(_new_map(tree), "v8")
@@ -123,7 +191,7 @@ def translate(tree: CommentedMap) -> Translated:
     for key in tree:
         if key in v8_keys:
             continue
-        if key not in SHARED_ROOTS:
+        if is_legacy_name(tree, key):
             legacy_left = True
         _put(out, (key,), tree[key], tree, key, (key,))
     for key in v8_keys:
@@ -138,23 +206,36 @@ def translate(tree: CommentedMap) -> Translated:
     return out
 
 
-def _is_v8_root(tree: CommentedMap, key: Any) -> bool:
+def is_legacy_name(tree: Any, key: Any) -> bool:
+    """A top-level key the v8 layout keeps elsewhere (`request-retry`, `claude-api-key`, a
+    client `api-keys` list); cliproxy's own keys and the legacy `routing:` stay top-level."""
+    value = tree[key]
+    if key in FAMILIES.values():
+        return True
+    if key == "api-keys":
+        return not isinstance(value, dict)
+    if key in SPLIT_BLOCKS:
+        return isinstance(value, dict) and bool(value)
+    return v8_home((str(key),)) is not None
+
+
+def is_v8_root(tree: Any, key: Any) -> bool:
     value = tree[key]
     if key == VERSION_KEY or key in V8_ROOTS:
         return True
     if key == "api-keys":
         return isinstance(value, dict)
     if key in SHARED_ROOTS and isinstance(value, dict):
-        return any(_rule_for((key, child)) or _deeper_rules((key, child)) for child in value)
+        return any(rule_for((key, child)) or deeper_rules((key, child)) for child in value)
     return False
 
 
 def _walk(out: Translated, parent: CommentedMap, key: str, path: tuple[str, ...]) -> None:
     value = parent[key]
-    legacy = _rule_for(path)
+    legacy = rule_for(path)
     if legacy is not None:
         _put(out, legacy, value, parent, key, path, wins=True)
-    elif isinstance(value, CommentedMap) and _deeper_rules(path):
+    elif isinstance(value, CommentedMap) and deeper_rules(path):
         for child in value:
             _walk(out, value, str(child), (*path, str(child)))
     else:
@@ -204,7 +285,9 @@ def _new_map(like: Any, line: int | None = None) -> CommentedMap:
 
 
 def _copy_line(node: CommentedMap, key: Any, parent: Any, parent_key: Any) -> None:
-    position = parent.lc.data.get(parent_key) if hasattr(parent, "lc") else None
+    # A mapping built in code (a management write) has no positions.
+    data = getattr(getattr(parent, "lc", None), "data", None)
+    position = data.get(parent_key) if data else None
     if position is not None:
         node.lc.add_kv_line_col(key, position)
 
@@ -332,53 +415,13 @@ def write_back(original: CommentedMap, translated: Translated, before: dict[Any,
             continue
         target = translated.origins.get((key,), (key,))
         if target == (key,) and translated.layout == "v8":
-            target = _v8_home(key)
+            target = v8_home((key,)) or target
         _set_path(original, target, new)
 
 
 def _from_groups(translated: Translated, legacy: str) -> bool:
     return any(loc[:1] == (legacy,) and origin[:1] == ("api-keys",)
                for loc, origin in translated.origins.items())  # fmt: skip
-
-
-def _v8_home(key: str) -> tuple[str, ...]:
-    """Where a v8 file keeps a legacy top-level key it did not have yet."""
-    for pattern, legacy in MOVES:
-        if legacy == (key,) and ANY not in pattern:
-            return pattern
-        if legacy == (ANY,) and pattern[-1] == ANY and key in _V8_CHILDREN.get(pattern[:-1], ()):
-            return (*pattern[:-1], key)
-    return (key,)
-
-
-# The legacy keys each wildcard group of the v8 layout holds (wave-2 reference, section h).
-_V8_CHILDREN: dict[tuple[str, ...], frozenset[str]] = {
-    ("server",): frozenset({"host", "port", "tls", "trusted-proxies", "commercial-mode"}),
-    ("routing", "retry"): frozenset(
-        {"request-retry", "max-retry-credentials", "max-retry-interval"}
-    ),
-    ("routing", "cooldown"): frozenset(
-        {"disable-cooling", "save-cooldown-status", "transient-error-cooldown-seconds"}
-    ),
-    ("requests",): frozenset(
-        {"proxy-url", "passthrough-headers", "nonstream-keepalive-interval", "streaming", "payload"}
-    ),
-    ("multimedia",): frozenset(
-        {"disable-image-generation", "gpt-image-2-base-model", "video-result-auth-cache-ttl"}
-    ),
-    ("observability", "logs"): frozenset(
-        {
-            "debug",
-            "logging-to-file",
-            "logs-max-total-size-mb",
-            "request-log",
-            "error-logs-max-files",
-        }
-    ),
-    ("observability", "usage"): frozenset(
-        {"usage-statistics-enabled", "redis-usage-queue-retention-seconds"}
-    ),
-}
 
 
 def _set_path(tree: CommentedMap, path: tuple[Any, ...], value: Any) -> None:

@@ -1,4 +1,4 @@
-"""The /v0/management mount: the guard in front of every management route.
+"""The /v0/management and /v8/management mounts: the guard in front of every management route.
 
 The inner application is a bare Router (not a Starlette app) so `request.app` in a handler is
 still the server's app, whose `state.cliproxy` is the AppState.
@@ -18,6 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 from cliproxy import __version__
 from cliproxy.management import (
     openapi,
+    openapi_v8,
     routes_ampcode,
     routes_client_keys,
     routes_config,
@@ -25,6 +26,7 @@ from cliproxy.management import (
     routes_oauth,
     routes_ops,
     routes_usage,
+    v8_routes,
 )
 from cliproxy.management.common import CONTEXT_KEY, ApiError, ManagementContext
 from cliproxy.management.config_file import ConfigEditor
@@ -141,16 +143,17 @@ async def _reply(send: Send, status: int, body: bytes, *, with_version: bool = T
 class ManagementMount(Mount):
     """The mount, with its guard and editor at hand (tests move the guard's clock)."""
 
-    def __init__(self, app: ManagementApp) -> None:
-        super().__init__(PREFIX, app=app)
+    def __init__(self, app: ManagementApp, prefix: str = PREFIX) -> None:
+        super().__init__(prefix, app=app)
         self.management = app.context
 
 
 def management_routes(
     state_getter: Callable[[], AppState], config_path: Path | None
-) -> ManagementMount:
-    """The /v0/management mount. A plaintext secret-key in the file is hashed now, written
-    back, and the live config takes the hash."""
+) -> tuple[ManagementMount, ManagementMount]:
+    """The /v0/management and /v8/management mounts: one context (guard, lockouts, config
+    editor) for both. A plaintext secret-key in the file is hashed now, written back, and the
+    live config takes the hash."""
     editor = ConfigEditor(config_path, state_getter)
     context = ManagementContext(state_getter, editor, ManagementGuard())
     _hash_secret_at_start(editor, state_getter)
@@ -166,8 +169,13 @@ def management_routes(
         *routes_oauth.ROUTES,
         *routes_ampcode.ROUTES,
     ]
+    v8 = v8_routes.v8_routes(routes)
     routes.append(Route("/openapi.json", openapi.serve(routes), methods=["GET"]))
-    return ManagementMount(ManagementApp(routes, context))
+    v8.append(Route("/openapi.json", openapi_v8.serve(v8), methods=["GET"]))
+    return (
+        ManagementMount(ManagementApp(routes, context)),
+        ManagementMount(ManagementApp(v8, context), v8_routes.PREFIX),
+    )
 
 
 def _hash_secret_at_start(editor: ConfigEditor, state_getter: Callable[[], AppState]) -> None:

@@ -12,29 +12,39 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import CommentMark, MarkedYAMLError, YAMLError
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
-from ruamel.yaml.tokens import CommentToken
 
 from cliproxy.auth.files import AuthWriteError, remove_stale_temp_files, write_atomic
 from cliproxy.config import ConfigError, ConfigProblem, parse_config_text
 from cliproxy.config.load import describe_yaml_error
 from cliproxy.config.schema import Config
-from cliproxy.config.v8_layout import top_level, translate, write_back
+from cliproxy.config.v8_layout import (
+    VERSION_KEY,
+    is_legacy_name,
+    top_level,
+    translate,
+    write_back,
+)
+from cliproxy.config.v8_migrate import VERSION, MigrationError, migrate, migrate_text
+from cliproxy.config.yaml_text import (
+    Indentation,
+    Mutation,
+    comment_lines,
+    commented,
+    edit_keeping_comments,
+    guess_indentation,
+    round_trip_yaml,
+)
 from cliproxy.management.errors import ApiError
 from cliproxy.management.security import hash_secret, is_bcrypt_hash
 from cliproxy.state import AppState
-
-Mutation = Callable[[CommentedMap], None]
 
 
 def config_problem_text(error: ConfigError) -> str:
@@ -85,61 +95,14 @@ def _yaml_refusal(exc: YAMLError) -> ApiError:
 @dataclass
 class _Document:
     tree: CommentedMap
-    style: _Indentation
+    style: Indentation
     preamble: str  # the text of a file that held only comments (ruamel loads it as nothing)
-
-
-@dataclass
-class _Indentation:
-    """How the file indents, so a rewrite looks like the original: `mapping` spaces for a
-    nested key, block list items `offset` spaces in with their content at `sequence`."""
-
-    mapping: int = 2
-    sequence: int = 2
-    offset: int = 0
-
-
-_BLOCK_KEY = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
-
-
-def _guess_indentation(text: str) -> _Indentation:
-    """The first nested mapping and the first block list decide (ruamel's own guess mixes
-    the two, and files commonly indent lists differently from maps)."""
-    style = _Indentation()
-    seen_map = seen_seq = False
-    lines = [
-        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
-    for line, following in itertools.pairwise(lines):
-        parent = _BLOCK_KEY.match(line)
-        if parent is None:
-            continue
-        step = (len(following) - len(following.lstrip(" "))) - len(parent.group(1))
-        if step < 0 or (step == 0 and not following.lstrip().startswith("- ")):
-            continue
-        if following.lstrip().startswith("- "):
-            if not seen_seq:
-                style.offset, style.sequence, seen_seq = step, step + 2, True
-        elif not seen_map:
-            style.mapping, seen_map = step, True
-        if seen_map and seen_seq:
-            break
-    return style
-
-
-def _yaml(style: _Indentation | None = None) -> YAML:
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap long values (URLs, keys)
-    if style is not None:
-        yaml.indent(mapping=style.mapping, sequence=style.sequence, offset=style.offset)
-    return yaml
 
 
 def load_document(text: str) -> _Document:
     """Parse YAML text; raises ApiError 400 for text that is not YAML or not a mapping."""
     try:
-        tree = _yaml().load(text)
+        tree = round_trip_yaml().load(text)
     except YAMLError as exc:
         raise _yaml_refusal(exc) from None
     except (ValueError, OverflowError) as exc:  # a tagged value ruamel cannot build
@@ -147,7 +110,7 @@ def load_document(text: str) -> _Document:
     except RecursionError:
         raise ApiError(400, "invalid_yaml", "YAML nesting too deep", {"line": None}) from None
     if tree is None:
-        return _Document(CommentedMap(), _Indentation(), text)
+        return _Document(CommentedMap(), Indentation(), comment_lines(text))
     if not isinstance(tree, CommentedMap):
         message = "the config must be a mapping of keys (line 1)"
         raise ApiError(400, "invalid_yaml", message, {"line": 1, "column": 1})
@@ -156,7 +119,7 @@ def load_document(text: str) -> _Document:
         # written, then applying it (keys are encoded) would fail.
         message = "a string holds an escaped lone surrogate (\\ud800)"
         raise ApiError(400, "invalid_yaml", message, {"line": None})
-    return _Document(tree, _guess_indentation(text), "")
+    return _Document(tree, guess_indentation(text), "")
 
 
 def _has_lone_surrogate(node: Any) -> bool:
@@ -171,106 +134,11 @@ def _has_lone_surrogate(node: Any) -> bool:
 
 def dump_document(document: _Document) -> str:
     out = io.StringIO()
-    _yaml(document.style).dump(document.tree, out)
+    round_trip_yaml(document.style).dump(document.tree, out)
     body = out.getvalue() if document.tree else ""
     if document.preamble.strip():
         return document.preamble.rstrip("\n") + "\n" + body
     return body
-
-
-# --- comments between top-level keys ------------------------------------------------------
-
-
-def _tail_slots(node: Any) -> list[tuple[Any, Any, int]]:
-    """(container, key, position) of each comment slot along the last items of `node`,
-    deepest first: a comment after a block ends up in one of them. A flow-style container
-    (`{x: 1}`) is one item: a comment put inside it would print inside the braces."""
-    if isinstance(node, CommentedMap | CommentedSeq) and node.fa.flow_style():
-        return []
-    if isinstance(node, CommentedSeq) and len(node):
-        return [*_tail_slots(node[-1]), (node, len(node) - 1, 0)]
-    if isinstance(node, CommentedMap) and len(node):
-        last = list(node.keys())[-1]
-        return [*_tail_slots(node[last]), (node, last, 2)]
-    return []
-
-
-def _take_trailing(tree: CommentedMap, key: Any) -> str:
-    """Remove and return the full comment lines after `key`'s value (its own end-of-line
-    comment stays)."""
-    for container, slot_key, position in [*_tail_slots(tree[key]), (tree, key, 2)]:
-        entry = container.ca.items.get(slot_key)
-        token = entry[position] if entry and len(entry) > position else None
-        if isinstance(token, CommentToken):
-            head, newline, tail = token.value.partition("\n")
-            if newline and tail:
-                if head:
-                    token.value = head + "\n"
-                else:
-                    entry[position] = None
-                return tail
-    # After a flow-style item ruamel keeps the following comments on the list's `end`.
-    containers = [slot[0] for slot in _tail_slots(tree[key])]
-    for container in [*containers, tree[key]]:
-        end = getattr(getattr(container, "ca", None), "end", None)
-        if end:
-            text = "".join(token.value for token in end if isinstance(token, CommentToken))
-            container.ca.end = []
-            return text
-    return ""
-
-
-def _put_trailing(tree: CommentedMap, key: Any, text: str) -> None:
-    container, slot_key, position = [*_tail_slots(tree[key]), (tree, key, 2)][0]
-    entry = container.ca.items.setdefault(slot_key, [None, None, None, None])
-    token = entry[position]
-    if isinstance(token, CommentToken):
-        token.value = token.value if token.value.endswith("\n") else token.value + "\n"
-        token.value += text
-    else:
-        entry[position] = CommentToken("\n" + text, CommentMark(0), None)
-
-
-def _commented(value: Any) -> Any:
-    """Plain dicts and lists as ruamel containers, which have comment slots of their own."""
-    if isinstance(value, dict) and not isinstance(value, CommentedMap):
-        return CommentedMap((key, _commented(item)) for key, item in value.items())
-    if isinstance(value, list) and not isinstance(value, CommentedSeq):
-        return CommentedSeq(_commented(item) for item in value)
-    if isinstance(value, CommentedMap):
-        for key in value:
-            value[key] = _commented(value[key])
-    elif isinstance(value, CommentedSeq):
-        for index, item in enumerate(value):
-            value[index] = _commented(item)
-    if isinstance(value, CommentedMap | CommentedSeq) and not value:
-        # `key: {}` on one line: an empty block container would print a comment that follows
-        # it between the key and its value.
-        value.fa.set_flow_style()
-        value.ca.items.clear()  # slots of removed items would swallow the comment after it
-    return value
-
-
-def edit_keeping_comments(tree: CommentedMap, mutate: Mutation) -> None:
-    """Apply `mutate`, then put each block of comment lines back before the key it preceded
-    (or at the end of the file)."""
-    keys = list(tree.keys())
-    blocks: list[tuple[Any, str]] = []  # (key the comments stood before | None for EOF, text)
-    for index, key in enumerate(keys):
-        text = _take_trailing(tree, key)
-        if text:
-            blocks.append((keys[index + 1] if index + 1 < len(keys) else None, text))
-    mutate(tree)
-    for key in tree:
-        tree[key] = _commented(tree[key])
-    new_keys = list(tree.keys())
-    for before, text in blocks:
-        if not new_keys:
-            return
-        if before is None or before not in tree:
-            _put_trailing(tree, new_keys[-1], text)
-        elif new_keys.index(before) > 0:
-            _put_trailing(tree, new_keys[new_keys.index(before) - 1], text)
 
 
 # --- the editor ---------------------------------------------------------------------------
@@ -344,6 +212,18 @@ class ConfigEditor:
             self.state_getter().apply(config)
             return config
 
+    async def edit_v8(self, mutate: Mutation) -> Config | None:
+        """A /v8/management write: the file is edited in the v8 layout (a legacy or mixed
+        file is migrated first, comments kept, and the migration must read to the same
+        config), then validated, written and applied as every write. Refusals keep their code
+        (`{"error": code, "message": ...}`). None when the edit changed nothing (nothing is
+        written, a legacy file stays as it is)."""
+        async with self.lock:
+            config = await asyncio.to_thread(self._edit_v8_sync, mutate)
+            if config is not None:
+                self.state_getter().apply(config)
+            return config
+
     async def replace(self, text: str) -> Config:
         """PUT /config.yaml: the new text as given (a plaintext secret-key gets hashed)."""
         self._require_path()
@@ -384,8 +264,40 @@ class ConfigEditor:
             _hash_plain_secret(translated.tree)
             write_back(document.tree, translated, before)
             for key in document.tree:
-                document.tree[key] = _commented(document.tree[key])
+                document.tree[key] = commented(document.tree[key])
         return self._commit(dump_document(document))
+
+    def _edit_v8_sync(self, mutate: Mutation) -> Config | None:
+        document = self._v8_document(self.read_text())
+        before = dump_document(document)
+        edit_keeping_comments(document.tree, mutate)
+        # The secret sits under management:, which the legacy view shares.
+        _hash_plain_secret(translate(document.tree).tree)
+        after = dump_document(document)
+        if after == before:
+            return None
+        return self._commit(after)
+
+    def _v8_document(self, text: str) -> _Document:
+        """The file in the v8 layout."""
+        document = load_document(text)
+        tree = document.tree
+        legacy = [key for key in tree if is_legacy_name(tree, key)]
+        if not legacy and tree.get(VERSION_KEY) == VERSION:
+            return document
+        path = self._require_path()
+        try:
+            migrated = migrate_text(text, str(path), path.parent)
+        except ConfigError:
+            # The file does not load as it is (edited by hand since): nothing to compare the
+            # migration with; this write's own validation decides.
+            document.tree = migrate(tree, document.style.mapping).tree
+            return document
+        except MigrationError as error:
+            raise ApiError(
+                500, "migration_failed", f"cannot write the v8 layout: {error}"
+            ) from None
+        return load_document(migrated.text)
 
     def _validate_sync(self, text: str) -> Config:
         load_document(text)  # what only the editor refuses (a lone surrogate, a non-mapping)

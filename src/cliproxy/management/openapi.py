@@ -8,6 +8,7 @@ every route; the tests require that no route ends up there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -219,10 +220,14 @@ def _placeholder(method: str, path: str) -> dict[str, Any]:
     return op(f"{method} {path} (see docs/management-api.md)", UNDOCUMENTED, reply=ENTRY)
 
 
-def build_document(routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
-    """The document. Every route of `routes` missing from the described paths is added by
-    path and method only (tagged `undocumented`)."""
-    paths = {
+def template(route_path: str) -> str:
+    """A route's path as an OpenAPI path template: `/config/{path:path}` is `/config/{path}`."""
+    return re.sub(r"{(\w+):\w+}", r"{\1}", route_path)
+
+
+def v0_paths() -> dict[str, dict[str, Any]]:
+    """The described operations of /v0/management, by path and method."""
+    return {
         **_config_paths(),
         **_key_paths(),
         **client_key_paths(),
@@ -232,17 +237,29 @@ def build_document(routes: Sequence[BaseRoute] = ()) -> dict[str, Any]:
         **usage_paths(),
         **ampcode_paths(),
     }
+
+
+def build_document(
+    routes: Sequence[BaseRoute] = (),
+    described: dict[str, dict[str, Any]] | None = None,
+    server: str = "/v0/management",
+) -> dict[str, Any]:
+    """The document of the tree at ``server`` (``described``: its operations, by default
+    /v0's). Every route of `routes` missing from them is added by path and method only
+    (tagged `undocumented`)."""
+    paths = v0_paths() if described is None else dict(described)
     paths["/openapi.json"] = {"get": op("This document", "meta", reply=ENTRY)}
     for route in routes:
         if not isinstance(route, Route) or not route.methods:
             continue
-        item = paths.setdefault(route.path, {})
+        path = template(route.path)
+        item = paths.setdefault(path, {})
         for method in sorted(route.methods - {"HEAD"}):
-            item.setdefault(method.lower(), _placeholder(method, route.path))
+            item.setdefault(method.lower(), _placeholder(method, path))
     return {
         "openapi": "3.0.3",
         "info": {"title": "cliproxy management API", "version": __version__},
-        "servers": [{"url": "/v0/management"}],
+        "servers": [{"url": server}],
         "security": [{"bearer": []}, {"managementKey": []}],
         "components": {
             "securitySchemes": {

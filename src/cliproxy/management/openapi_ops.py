@@ -41,6 +41,7 @@ REQUEST_SUMMARY = object_of(
     {
         "request_id": STRING,
         "time": STRING,
+        "client_key": {**STRING, "description": "the client key's name, or its masked form"},
         "method": STRING,
         "url": STRING,
         "model": STRING,

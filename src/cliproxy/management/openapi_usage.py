@@ -129,6 +129,22 @@ def usage_paths() -> dict[str, dict[str, Any]]:
         }
     )
     return {
+        "/usage-queue": {
+            "get": op(
+                "The oldest client requests recorded since the last call (those of the last "
+                "redis-usage-queue-retention-seconds, default 60), each handed out once",
+                "usage",
+                params=[
+                    query(
+                        "count",
+                        {"type": "integer", "minimum": 0, "maximum": 1000},
+                        about="how many at most (default 1)",
+                    )
+                ],
+                reply={"type": "array", "items": RECORD},
+                errors=[400, 503],
+            )
+        },
         "/usage": {
             "get": op(
                 "CLIProxyAPI's usage snapshot of every client request the ledger holds",

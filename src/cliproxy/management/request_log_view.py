@@ -88,6 +88,7 @@ def summary_section(record: RequestRecord, layout: list[tuple[str, int]]) -> str
         "time": f"{started}.{int(record.started % 1 * 1000):03d}Z",
         "method": record.method,
         "url": url,
+        "client_key": record.client_key,
         "model": record.model,
         "served_model": last.model if last is not None else "",
         "fell_back": last is not None and last.fallback,

@@ -70,7 +70,7 @@ def _is_masked(key: str) -> bool:
     return "…" in key or (bool(key) and set(key) == {"*"})
 
 
-class _Keys:
+class KeyFiller:
     """Fills in the keys of entries being written: kept for a masked echo, new when absent."""
 
     def __init__(self, existing: list[Any]) -> None:
@@ -134,7 +134,7 @@ async def get_client_keys(request: Request) -> Response:
 async def put_client_keys(request: Request) -> Response:
     body = unwrap_items(await read_json(request), SECTION)
     entries = [_entry(item, f"{SECTION}[{index}]") for index, item in enumerate(body)]
-    keys = _Keys([])
+    keys = KeyFiller([])
 
     def replace(tree: CommentedMap) -> None:
         keys.existing = [entry for entry in section_seq(tree, SECTION) if isinstance(entry, dict)]
@@ -163,7 +163,7 @@ async def patch_client_key(request: Request) -> Response:
     unknown = sorted(set(changes) - set(FIELDS))
     if unknown:
         raise invalid(f"value.{unknown[0]}: unknown field (known: {', '.join(FIELDS)})")
-    keys = _Keys([])
+    keys = KeyFiller([])
 
     def mutate(tree: CommentedMap) -> None:
         entries = section_seq(tree, SECTION)

@@ -46,13 +46,14 @@ def live_config(request: Request) -> Config:
     return context(request).state_getter().runtime.config
 
 
-def config_json(config: Config) -> dict[str, Any]:
-    """The live config as the reference's GET /config shows it. Settings kept only as extra
-    keys (request-log, logging-to-file, ws-auth, ...) are absent from the dump when the file
-    does not set them; the Management Center's dashboard and System page read them from here,
-    so each scalar setting is filled in with the value its own route reports."""
+def config_json(config: Config, hidden: frozenset[str] = HIDDEN_KEYS) -> dict[str, Any]:
+    """The live config as the reference's GET /config shows it (without the ``hidden`` keys).
+    Settings kept only as extra keys (request-log, logging-to-file, ws-auth, ...) are absent
+    from the dump when the file does not set them; the Management Center's dashboard and
+    System page read them from here, so each scalar setting is filled in with the value its
+    own route reports."""
     dumped: dict[str, Any] = config.model_dump(mode="json", by_alias=True)
-    shown = {key: value for key, value in dumped.items() if key not in HIDDEN_KEYS}
+    shown = {key: value for key, value in dumped.items() if key not in hidden}
     for entry in shown.get("client-keys") or []:
         entry["key"] = mask_secret(entry["key"])  # shown in full only when generated
     for scalar in SCALARS:

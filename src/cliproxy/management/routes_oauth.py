@@ -5,8 +5,9 @@ authorize URL and its state, `GET /get-auth-status?state=` is polled until ok or
 `DELETE /oauth-session?state=` cancels. Finishing needs no key, as in the reference (the
 unguessable, single-use state is the capability): the provider callback routes on the main
 app (`/codex/callback`, `/anthropic/callback`, `/gemini-cli/callback`), and
-`GET|POST /v0/management/oauth-callback` with the pasted callback URL, which only requires
-the management API to be enabled. `public_routes()` returns those for the server's ROUTES.
+`GET|POST /v0/management/oauth-callback` (and `/v8/management/oauth/callback`) with the pasted
+callback URL, which only requires the management API to be enabled. `public_routes()` returns
+those for the server's ROUTES.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from .login_sessions import LoginError, LoginSessions, canonical_provider
 from .security import management_enabled
 
 PREFIX = "/v0/management"
+# The same callback in the /v8/management tree (v8_routes.py).
+V8_CALLBACK = "/v8/management/oauth/callback"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 CALLBACK_FIELDS = ("provider", "redirect_url", "code", "state", "error")
 # How long a provider callback page waits for the exchange, to say how the login ended.
@@ -246,8 +249,7 @@ def _supported_logins() -> str:
     )
 
 
-async def _unsupported_login(request: Request) -> Response:
-    provider = request.url.path.rsplit("/", 1)[-1].removesuffix("-auth-url")
+def unsupported_login(provider: str) -> Response:
     return json_response(
         {
             "status": "error",
@@ -258,9 +260,16 @@ async def _unsupported_login(request: Request) -> Response:
     )
 
 
+def _refuse_login(provider: str) -> Handler:
+    async def unsupported(request: Request) -> Response:
+        return unsupported_login(provider)
+
+    return unsupported
+
+
 ROUTES: list[Route] = [
     *(Route(path, _starter(provider), methods=["GET"]) for path, provider in _STARTERS.items()),
-    *(Route(f"/{name}-auth-url", _unsupported_login, methods=["GET"]) for name in _UNSUPPORTED),
+    *(Route(f"/{name}-auth-url", _refuse_login(name), methods=["GET"]) for name in _UNSUPPORTED),
     Route("/get-auth-status", get_auth_status, methods=["GET"]),
     Route("/oauth-session", delete_oauth_session, methods=["DELETE"]),
     # Also reachable without the key through public_routes(); listed here so the OpenAPI
@@ -277,4 +286,5 @@ def public_routes() -> list[Route]:
             for path, provider in CALLBACK_ROUTES.items()
         ),
         Route(PREFIX + "/oauth-callback", public_oauth_callback, methods=["GET", "POST"]),
+        Route(V8_CALLBACK, public_oauth_callback, methods=["GET", "POST"]),
     ]

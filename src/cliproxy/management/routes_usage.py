@@ -7,6 +7,9 @@
     GET  /usage/summary    ?from=&to=&group-by=&bucket=&model=&provider=&api-key=&auth-index=
                            → {"buckets": [...]}
     GET  /usage/requests   ?limit=&offset=&model=&provider=&api-key=&auth-index=&status=&kind=
+    GET  /usage-queue      ?count= → the requests recorded since the last call (oldest first,
+                           those of the last redis-usage-queue-retention-seconds), as the
+                           reference's destructive queue hands them out
 
 Also the ledger's resolver: a routed credential id → the auth-index the management lists show
 (the auth file's, or the config key's stable hash) and a label for it.
@@ -14,8 +17,10 @@ Also the ledger's resolver: a routed credential id → the auth-index the manage
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -52,7 +57,7 @@ from cliproxy.usage.ledger_views import (
 )
 
 from .auth_files import auth_index
-from .common import ApiError, Handler, api, json_response
+from .common import ApiError, Handler, api, context, json_response
 from .key_index import ConfigKey, config_keys
 
 DEFAULT_WINDOW = 86400.0
@@ -281,7 +286,55 @@ async def usage_requests(request: Request) -> Response:
     )
 
 
+# CLIProxyAPI keeps queued records this long (its default; at most an hour).
+QUEUE_RETENTION_KEY = "redis-usage-queue-retention-seconds"
+QUEUE_RETENTION, QUEUE_RETENTION_MOST = 60, 3600
+
+
+@dataclass
+class UsageQueue:
+    """Where the queue's reader got to: the ledger id of the last record handed out."""
+
+    after_id: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def usage_queue_of(app: Any) -> UsageQueue:
+    """The server's queue position, on the Starlette app (both management trees read it)."""
+    queue = getattr(app.state, "usage_queue", None)
+    if not isinstance(queue, UsageQueue):
+        queue = UsageQueue()
+        app.state.usage_queue = queue
+    return queue
+
+
+def queue_retention(config: Config) -> float:
+    raw = (config.model_extra or {}).get(QUEUE_RETENTION_KEY)
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or raw <= 0:
+        return QUEUE_RETENTION
+    return float(min(raw, QUEUE_RETENTION_MOST))
+
+
+@usage_api
+async def usage_queue(request: Request) -> Response:
+    """GET /usage-queue?count=n (default 1) → a JSON array of the n oldest requests recorded
+    since the last call (each as /usage/requests lists it), only those of the retention
+    window; each is handed out once (the reference's destructive pop, read from the ledger)."""
+    ledger = _ledger(request)
+    count = _count(request, "count", 1, MAX_LIMIT)
+    queue = usage_queue_of(request.app)
+    config = context(request).state_getter().runtime.config
+    async with queue.lock:
+        since = time.time() - queue_retention(config)
+        filters = Filters(since=since, kind=REQUEST, after_id=queue.after_id)
+        rows = await ledger.fetch(filters, limit=count, by_id=True) if count else []
+        if rows:
+            queue.after_id = rows[-1]["id"]
+    return json_response([record(row) for row in rows])
+
+
 ROUTES = [
+    Route("/usage-queue", usage_queue, methods=["GET"]),
     Route("/usage", get_usage, methods=["GET"]),
     Route("/usage/export", export_usage, methods=["GET"]),
     Route("/usage/import", import_usage, methods=["POST"]),

@@ -82,11 +82,15 @@ def relay_refusal(
     return None
 
 
+# The management API's two trees (management/app.py mounts both, behind one guard).
+MANAGEMENT_PREFIXES = ("/v0/management", "/v8/management")
+
+
 def is_management_path(path: str) -> bool:
     """The management API and the console pages: guarded by the management key (the pages
     themselves hold nothing and call the API with it), never by a client key."""
     return (
-        path.startswith("/v0/management")
+        path.startswith(MANAGEMENT_PREFIXES)
         or path == "/management.html"
         or path == "/console"
         or path.startswith("/console/")
@@ -139,7 +143,7 @@ class AccessMiddleware:
             else:
                 # A key of client-keys brings its policy (server/key_policy.py).
                 policy = runtime.policy_for(key) if runtime.client_keys else None
-                note_client_key(scope, key, policy.name if policy is not None else "")
+                note_client_key(scope, key, state.client_key_name(key, policy))
                 if policy is not None:
                     scope[POLICY] = policy
         else:

@@ -75,7 +75,7 @@ class RequestTrack:
     def __init__(self, started: float = 0.0) -> None:
         self.started = started
         self.client_key = ""
-        self.client_key_name = ""  # the name of its client-keys entry
+        self.client_key_name = ""  # its client-keys entry's name, else its api-key-names one
         self.client_protocol = ""
         self.model = ""
         self.stream = False

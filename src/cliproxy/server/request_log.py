@@ -23,11 +23,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy.config.schema import Config
 from cliproxy.providers.exchanges import EXCHANGES, REQUEST_ID, Exchange
+from cliproxy.server.access import MANAGEMENT_PREFIXES
 from cliproxy.server.outcomes import TRACK, RequestTrack, Tried
 from cliproxy.state import AppState
 
 SECTION_CAP = 4 * 1024 * 1024  # bytes kept of each body; the rest is counted
-NEVER_LOGGED = ("/v0/management", "/management")
+NEVER_LOGGED = (*MANAGEMENT_PREFIXES, "/management")
 
 
 class Tee:
@@ -66,6 +67,7 @@ class RequestRecord:
         "attempts",
         "body",
         "client",
+        "client_key",
         "config",
         "exchanges",
         "failed",
@@ -102,9 +104,11 @@ class RequestRecord:
         self.model = ""  # the model the client asked for; "" when none was read
         self.attempts: list[Tried] = []
         self.accounts: dict[str, tuple[str, str]] = {}  # credential id -> (auth_index, label)
+        self.client_key = ""  # its name (client-keys, api-key-names) or its masked form
 
     def ended(self, track: RequestTrack) -> None:
         self.model = track.model
+        self.client_key = track.client_key_name or track.client_key
         self.attempts = list(track.tried)
         relayed = track.stream_outcome
         if relayed is not None and relayed.error is not None:

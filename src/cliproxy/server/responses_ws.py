@@ -86,7 +86,7 @@ class _Socket:
         key = presented_key(headers, self.scope.get("query_string", b""))
         self.client_key = mask_secret(key) if key else ""
         policy = policy_of(self.scope)
-        self.client_key_name = policy.name if policy is not None else ""
+        self.client_key_name = state.client_key_name(key, policy) if key else ""
 
     async def run(self) -> None:
         reader = asyncio.create_task(self._read(), name="responses socket reader")

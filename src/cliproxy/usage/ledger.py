@@ -363,13 +363,14 @@ class Ledger:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        by_id: bool = False,
     ) -> list[dict[str, Any]]:
         await self.flush()
         if self._deferred:
             return []
         try:
             return await self.store.fetch(
-                filters, limit=limit, offset=offset, newest_first=newest_first
+                filters, limit=limit, offset=offset, newest_first=newest_first, by_id=by_id
             )
         except Exception as error:
             raise self._unavailable("read", error) from error

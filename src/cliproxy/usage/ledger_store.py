@@ -101,10 +101,13 @@ class Filters:
     provider: str | None = None
     api_key: str | None = None
     auth_index: str | None = None
+    after_id: int | None = None  # id > after_id (rows recorded after that one)
 
     def clauses(self) -> list[ColumnElement[bool]]:
         c = records.c
         found: list[ColumnElement[bool]] = []
+        if self.after_id is not None:
+            found.append(c.id > self.after_id)
         if self.since is not None:
             found.append(c.ts >= self.since)
         if self.until is not None:
@@ -234,10 +237,15 @@ class LedgerStore:
         limit: int | None = None,
         offset: int = 0,
         newest_first: bool = False,
+        by_id: bool = False,
     ) -> list[dict[str, Any]]:
+        """Rows in time order (``by_id``: in the order they were recorded)."""
         query = select(records).where(and_(True, *filters.clauses()))
-        order = records.c.ts.desc() if newest_first else records.c.ts
-        query = query.order_by(order, records.c.id.desc() if newest_first else records.c.id)
+        if by_id:
+            query = query.order_by(records.c.id)
+        else:
+            order = records.c.ts.desc() if newest_first else records.c.ts
+            query = query.order_by(order, records.c.id.desc() if newest_first else records.c.id)
         if limit is not None:
             query = query.limit(limit)
         if offset:

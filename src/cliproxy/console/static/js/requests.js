@@ -127,6 +127,7 @@ async function renderOne(main, id) {
   const facts = [
     ["Time", request.time ? fmtTime(request.time) : "—"],
     ["Request", h("span", { class: "mono" }, `${request.method || "?"} ${request.url || ""}`)],
+    request.client_key ? ["Client key", h("span", { class: "mono", id: "client-key" }, request.client_key)] : null,
     ["Model asked", request.model ? h("span", { class: "mono" }, request.model) : "—"],
     ["Answered by", request.served_model ? [h("span", { class: "mono", id: "served-model" }, request.served_model), request.fell_back ? [" ", h("span", { class: "badge warn" }, "fallback")] : null] : h("span", { class: "muted" }, "no upstream answered")],
     ["Status", statusBadge(request.status, request.failed)],
