@@ -754,5 +754,7 @@ def test_the_fuzz_covers_every_route_that_reads_a_body(llm_proxy: ProxyServer) -
             continue
         if route.path.startswith(("/v0/management", "/v8/management")):
             continue
+        if route.path.startswith(("/api/", "/auth")):
+            continue  # Amp's control plane: relayed to its upstream as is, never parsed here
         prefix = route.path.split("{", 1)[0]
         assert any(path.startswith(prefix) for path in covered), route.path
