@@ -100,6 +100,51 @@ async def test_recording_off(tmp_path: Path) -> None:
     assert not (tmp_path / "usage.sqlite").exists()
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"stream": False, "first_token": None, "client_key_name": "team"},
+        {"ending": "error", "status": 529, "error_kind": ErrorKind.OVERLOADED, "credential_id": ""},
+        {"cached_tokens": 7, "reasoning_tokens": 3, "latency": 1.234_567_89},
+    ],
+)
+def test_the_request_path_row_is_make_rows_row(changes: dict[str, object]) -> None:
+    """on_request writes its row out by hand (it runs once per request); it must be the row,
+    dedup key included, that make_row builds from the same fields, or an import of an export
+    would record the same request twice."""
+    now = 1_790_000_000.123_456_7
+    ledger = Ledger("sqlite+aiosqlite:///unused", resolver=_resolve, clock=lambda: now)
+    event = _request(**changes)
+    ledger.on_request(event)
+    (row,) = ledger._pending
+    info = _resolve("") if event.credential_id else CredentialInfo("", "", False)
+    expected = make_row(
+        ts=now - event.latency,
+        failed=event.ending != "completed",
+        api_key=event.client_key_name or event.client_key,
+        auth_index=info.auth_index,
+        source=info.source,
+        subscription=info.subscription,
+        provider=event.provider,
+        model=event.requested_model,
+        upstream_model=event.upstream_model,
+        client_protocol=event.client_protocol,
+        upstream_protocol=event.upstream_protocol,
+        status=event.status,
+        error_kind=event.error_kind.value if event.error_kind else None,
+        stream=event.stream,
+        input_tokens=event.input_tokens,
+        output_tokens=event.output_tokens,
+        cached_tokens=event.cached_tokens,
+        reasoning_tokens=event.reasoning_tokens,
+        latency_ms=round(event.latency * 1000, 3),
+        ttft_ms=round(event.first_token * 1000, 3) if event.first_token is not None else None,
+    )
+    assert row == expected
+    assert list(row) == list(expected)
+
+
 async def test_old_records_are_pruned(tmp_path: Path) -> None:
     now = time.time()
     ledger = _ledger(tmp_path, retention_days=7)
@@ -185,6 +230,27 @@ def test_table_prices_and_unknown_models() -> None:
     assert prices.cost("demo-echo", "demo-echo", "demo", tokens) == 0.0
     assert prices.cost("no-such-model-xyz", "", "x", Tokens()) == 0.0
 
+
+
+def test_a_settled_price_answers_as_the_first_lookup_did() -> None:
+    """Prices keeps what prices a (requested, upstream, provider) after the first lookup; the
+    answers from then on must be those a fresh table gives for any tokens."""
+    names = [
+        ("sonnet", "claude-sonnet-4-5", "claude"),
+        ("my-alias", "gpt-4o", "codex-api-key"),
+        ("no-such-model-xyz", "no-such-model-xyz", "chat-sim"),
+        ("demo-echo", "demo-echo", "demo"),
+        ("priced", "anything", "openai"),
+    ]
+    overrides = {"priced": ModelPrice(input=3.0, output=4.0)}
+    kept = Prices(overrides)
+    sizes = [Tokens(1000, 500, 200), Tokens(), Tokens(250_000, 10, 0), Tokens(7, 3, 7)]
+    for tokens in sizes:
+        for requested, upstream, provider in names:
+            fresh = Prices(overrides).cost(requested, upstream, provider, tokens)
+            assert kept.cost(requested, upstream, provider, tokens) == fresh
+    # Each settled after its first lookup; the demo's are free before any lookup.
+    assert set(kept._plans) == set(names) - {("demo-echo", "demo-echo", "demo")}
 
 def test_config_keys() -> None:
     config = parse_config_text(

@@ -67,26 +67,39 @@ MAX_IMPORT_BYTES = 64 * 1024 * 1024
 
 
 def credential_resolver(state: AppState) -> Resolver:
-    """Credential id → CredentialInfo, from the live auth store and config."""
+    """Credential id → CredentialInfo, from the live auth store and config. It runs for every
+    recorded request, so each answer is kept until the auth record or the config it came from
+    is replaced (a reload, a refreshed or edited auth file)."""
     cached: dict[str, Any] = {"config": None, "keys": {}}
+    answers: dict[str, tuple[object, CredentialInfo]] = {}
 
     def keys_of(config: Config) -> dict[str, ConfigKey]:
         if cached["config"] is not config:
             cached["keys"] = {key.routing_id: key for key in config_keys(config)}
             cached["config"] = config
+            answers.clear()
         found: dict[str, ConfigKey] = cached["keys"]
         return found
 
     def resolve(credential_id: str) -> CredentialInfo:
         record = state.auth_store.get(credential_id)
+        source: object = record if record is not None else state.runtime.config
+        known = answers.get(credential_id)
+        if known is not None and known[0] is source:
+            return known[1]
         if record is not None:
-            return CredentialInfo(
+            info = CredentialInfo(
                 auth_index(record.type, record.path), record.email or record.path.name, True
             )
-        key = keys_of(state.runtime.config).get(credential_id)
-        if key is not None:
-            return CredentialInfo(key.auth_index, mask_secret(key.api_key), False)
-        return CredentialInfo(credential_id, "", False)
+        else:
+            key = keys_of(state.runtime.config).get(credential_id)
+            if key is not None:
+                info = CredentialInfo(key.auth_index, mask_secret(key.api_key), False)
+            else:
+                info = CredentialInfo(credential_id, "", False)
+        if len(answers) < 10_000:  # bounded: ids come from the config and the auth dir
+            answers[credential_id] = (source, info)
+        return info
 
     return resolve
 

@@ -51,6 +51,13 @@ def _override_cost(price: ModelPrice, tokens: Tokens) -> float:
     return total / PER_MILLION
 
 
+class _Unsettled:
+    """Prices._settle's answer while what prices a request is not known for good yet."""
+
+
+_UNSETTLED = _Unsettled()
+
+
 @dataclass(frozen=True, slots=True)
 class _Rate:
     """One token kind's USD per million, with the table's cliff tiers: past a tier's start
@@ -121,6 +128,9 @@ class Prices:
         self.overrides = {name.lower(): price for name, price in (overrides or {}).items()}
         self._unknown: set[tuple[str, str | None]] = set()
         self._rates: dict[tuple[str, str | None], _Rates] = {}
+        # (requested, upstream, provider) -> what prices it, once that is settled: the
+        # ledger prices every request, and the lookups below cost more than the arithmetic.
+        self._plans: dict[tuple[str, str, str], ModelPrice | _Rates | None] = {}
 
     def warm(self) -> None:
         """Load the price table now (its data takes a moment to read), not with the first
@@ -128,6 +138,23 @@ class Prices:
         self._table_cost("cliproxy-warm-up", None, Tokens(1, 1))
 
     def cost(
+        self, requested_model: str, upstream_model: str, provider: str, tokens: Tokens
+    ) -> float | None:
+        key = (requested_model, upstream_model, provider)
+        plan = self._plans.get(key, _UNSETTLED)
+        if isinstance(plan, ModelPrice):
+            return _override_cost(plan, tokens)
+        if not isinstance(plan, _Unsettled):
+            if tokens.empty or provider == "demo":
+                return 0.0
+            return plan.cost(tokens) if plan is not None else None
+        found = self._cost(requested_model, upstream_model, provider, tokens)
+        settled = self._settle(requested_model, upstream_model, provider)
+        if not isinstance(settled, _Unsettled) and len(self._plans) < 10_000:
+            self._plans[key] = settled
+        return found
+
+    def _cost(
         self, requested_model: str, upstream_model: str, provider: str, tokens: Tokens
     ) -> float | None:
         for name in (requested_model, upstream_model):
@@ -141,6 +168,26 @@ class Prices:
             found = self._table_cost(name, vendor, tokens)
             if found is not None:
                 return found
+        return None
+
+    def _settle(
+        self, requested_model: str, upstream_model: str, provider: str
+    ) -> ModelPrice | _Rates | _Unsettled | None:
+        """What ``_cost`` would use for these names from now on, as far as it is known: an
+        override, the table's plain rates, or None when the table has none of the names;
+        ``_UNSETTLED`` while a name was never looked up or is priced by the table itself."""
+        for name in (requested_model, upstream_model):
+            price = self.overrides.get(name.lower()) if name else None
+            if price is not None:
+                return price
+        vendor = _vendor(provider)
+        for name in dict.fromkeys(m for m in (upstream_model, requested_model) if m):
+            for hint in dict.fromkeys((vendor, None)):
+                rates = self._rates.get((name, hint))
+                if rates is not None:
+                    return rates
+                if (name, hint) not in self._unknown:
+                    return _UNSETTLED
         return None
 
     def _table_cost(self, model: str, vendor: str | None, tokens: Tokens) -> float | None:
