@@ -43,13 +43,16 @@ def _walk(chains: Mapping[str, Sequence[str]], model: str, path: list[str]) -> N
 
 def fallback_chain(chains: Mapping[str, Sequence[str]], model: str) -> tuple[str, ...]:
     """Every model to try after ``model``, in order, each once (loops were refused at load)."""
+    # Depth first, each model's fallbacks in their order, as a recursive walk goes; written
+    # with a stack of iterators, since a recursive closure is a reference cycle per request.
     found: list[str] = []
-
-    def add(name: str) -> None:
-        for fallback in chains.get(name, ()):
+    stack = [iter(chains.get(model, ()))]
+    while stack:
+        for fallback in stack[-1]:
             if fallback != model and fallback not in found:
                 found.append(fallback)
-                add(fallback)
-
-    add(model)
+                stack.append(iter(chains.get(fallback, ())))
+                break
+        else:
+            stack.pop()
     return tuple(found)

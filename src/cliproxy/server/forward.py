@@ -45,7 +45,7 @@ from cliproxy.server.respond import (
 )
 from cliproxy.server.resting import fresh_credential, reauthorize, recovered, rest
 from cliproxy.server.upstream_errors import read_error
-from cliproxy.state import AppState
+from cliproxy.state import AppState, Runtime
 from cliproxy.usage.events import PASS_THROUGH, TRANSLATED
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,26 @@ log = logging.getLogger(__name__)
 
 async def forward(state: AppState, call: ClientCall) -> Response:
     return await _Forwarding(state, call).run()
+
+
+class _CandidateOrder:
+    """The selector's order for a round's ready candidates, session affinity and
+    max-retry-credentials applied. A callable of its own rather than a method of the
+    forwarding, so the walk that holds it does not hold the forwarding in a cycle: the
+    request's objects are then freed as it ends, not by the garbage collector."""
+
+    __slots__ = ("model", "runtime", "session", "state")
+
+    def __init__(self, state: AppState, runtime: Runtime, session: str | None, model: str) -> None:
+        self.state, self.runtime, self.session, self.model = state, runtime, session, model
+
+    def __call__(self, round_no: int, ready: list[Candidate]) -> list[Candidate]:
+        runtime, model = self.runtime, self.model
+        order = runtime.selector.order(model, ready, len(ready))
+        if self.session is not None and round_no == 0:
+            order = prefer_bound(self.state.affinity, self.session, model, ready, order)
+        limit = runtime.config.max_retry_credentials
+        return order[:limit] if limit else order
 
 
 class _Forwarding:
@@ -74,7 +94,7 @@ class _Forwarding:
             fallback_chain(config.model_fallbacks, call.model),
             book=state.cooldowns,
             retries=partial(retry_rounds, runtime.registry, runtime.request_retry),
-            order=self._order,
+            order=_CandidateOrder(state, runtime, self.session, call.model),
             max_wait=config.max_retry_interval,
             switch_project=config.quota_exceeded.switch_project,
         )
@@ -99,14 +119,6 @@ class _Forwarding:
         if self.walk.failure is None:
             raise self.walk.all_resting(self.call.model)
         return failure_response(self.call, self.walk.failure, self.upstream_seconds)
-
-    def _order(self, round_no: int, ready: list[Candidate]) -> list[Candidate]:
-        runtime, model = self.runtime, self.call.model
-        order = runtime.selector.order(model, ready, len(ready))
-        if self.session is not None and round_no == 0:
-            order = prefer_bound(self.state.affinity, self.session, model, ready, order)
-        limit = runtime.config.max_retry_credentials
-        return order[:limit] if limit else order
 
     async def _attempt(self, candidate: Candidate) -> Response | None:
         """Ask one candidate: a Response when it answered, None to go on with the next."""
