@@ -81,7 +81,12 @@ class AccountFile:
             access_token=opt_str(raw, "access_token"),
             refresh_token=opt_str(raw, "refresh_token"),
             expires_at=opt_time(raw, "expired"),
+            **self.read_ids(raw),
         )
+
+    def read_ids(self, raw: Mapping[str, Any]) -> dict[str, str]:
+        """The kind's ``account_id`` and ``project_id``, where its files keep them."""
+        return {}
 
     def identity(self, tokens: Mapping[str, Any]) -> Identity:
         """The account as the token reply describes it ("" when it does not say)."""
@@ -111,10 +116,16 @@ class AccountFile:
         )
         if id_token := tokens.get("id_token"):
             raw["id_token"] = id_token
-        self.login_extras(raw, tokens, identity)
+        self.login_extras(raw, tokens, identity, project_id=project_id, moment=moment)
 
     def login_extras(
-        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity
+        self,
+        raw: dict[str, Any],
+        tokens: Mapping[str, Any],
+        identity: Identity,
+        *,
+        project_id: str,
+        moment: datetime,
     ) -> None:
         """The kind's own fields a login writes besides the common ones."""
 
@@ -148,22 +159,19 @@ def codex_identity(id_token: str) -> tuple[str, str, str]:
 class CodexFile(AccountFile):
     """ChatGPT accounts: the id_token (a JWT) names the account and its plan."""
 
-    def read(self, raw: Mapping[str, Any]) -> TokenFields:
-        fields = super().read(raw)
+    def read_ids(self, raw: Mapping[str, Any]) -> dict[str, str]:
         account_id = opt_str(raw, "account_id")
         id_token = opt_str(raw, "id_token")
         if not account_id and id_token:
             account_id = codex_identity(id_token)[1]
-        return TokenFields(
-            fields.access_token, fields.refresh_token, fields.expires_at, account_id=account_id
-        )
+        return {"account_id": account_id}
 
     def identity(self, tokens: Mapping[str, Any]) -> Identity:
         email, account_id, plan = codex_identity(str(tokens.get("id_token") or ""))
         return Identity(email=email, account_id=account_id, plan=plan)
 
     def login_extras(
-        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity
+        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity, **_: Any
     ) -> None:
         raw["account_id"] = identity.account_id
 
@@ -211,7 +219,7 @@ class ClaudeFile(AccountFile):
         )
 
     def login_extras(
-        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity
+        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity, **_: Any
     ) -> None:
         org = tokens.get("organization")
         org = org if isinstance(org, dict) else {}
@@ -301,35 +309,18 @@ class AntigravityFile(AccountFile):
     """Antigravity accounts: the common layout plus the Code Assist project and the token's
     lifetime as the reference writes it (``expires_in`` seconds, ``timestamp`` in ms)."""
 
-    def read(self, raw: Mapping[str, Any]) -> TokenFields:
-        fields = super().read(raw)
-        return TokenFields(
-            fields.access_token,
-            fields.refresh_token,
-            fields.expires_at,
-            project_id=opt_str(raw, "project_id"),
-        )
+    def read_ids(self, raw: Mapping[str, Any]) -> dict[str, str]:
+        return {"project_id": opt_str(raw, "project_id")}
 
-    def login(
+    def login_extras(
         self,
         raw: dict[str, Any],
-        flow: OAuthFlow,
         tokens: Mapping[str, Any],
         identity: Identity,
         *,
         project_id: str,
-        project_auto: bool,
         moment: datetime,
     ) -> None:
-        super().login(
-            raw,
-            flow,
-            tokens,
-            identity,
-            project_id=project_id,
-            project_auto=project_auto,
-            moment=moment,
-        )
         raw["project_id"] = project_id
         _lifetime(raw, tokens, moment)
 

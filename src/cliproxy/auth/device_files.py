@@ -18,8 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .account_files import AccountFile, Identity, TokenFields, safe_name_part
-from .flow_spec import OAuthFlow
+from .account_files import AccountFile, Identity, safe_name_part
 from .record_fields import format_time, jwt_claims, opt_str, str_or_empty
 
 
@@ -44,35 +43,12 @@ class KimiFile(AccountFile):
     def new_device_id(self) -> str:
         return kimi_cli_device_id() or uuid.uuid4().hex
 
-    def read(self, raw: Mapping[str, Any]) -> TokenFields:
-        fields = super().read(raw)
-        return TokenFields(
-            fields.access_token,
-            fields.refresh_token,
-            fields.expires_at,
-            account_id=opt_str(raw, "device_id"),
-        )
+    def read_ids(self, raw: Mapping[str, Any]) -> dict[str, str]:
+        return {"account_id": opt_str(raw, "device_id")}
 
-    def login(
-        self,
-        raw: dict[str, Any],
-        flow: OAuthFlow,
-        tokens: Mapping[str, Any],
-        identity: Identity,
-        *,
-        project_id: str,
-        project_auto: bool,
-        moment: datetime,
+    def login_extras(
+        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity, **_: Any
     ) -> None:
-        super().login(
-            raw,
-            flow,
-            tokens,
-            identity,
-            project_id=project_id,
-            project_auto=project_auto,
-            moment=moment,
-        )
         if not raw.get("email"):
             raw.pop("email", None)  # Kimi names no account; the reference writes none
         raw["token_type"] = str_or_empty(tokens.get("token_type")) or "Bearer"
@@ -97,17 +73,11 @@ class XaiFile(AccountFile):
         email = str_or_empty(claims.get("email")) or str_or_empty(tokens.get("email"))
         return Identity(email=email, account_id=str_or_empty(claims.get("sub")))
 
-    def read(self, raw: Mapping[str, Any]) -> TokenFields:
-        fields = super().read(raw)
-        return TokenFields(
-            fields.access_token,
-            fields.refresh_token,
-            fields.expires_at,
-            account_id=opt_str(raw, "sub"),
-        )
+    def read_ids(self, raw: Mapping[str, Any]) -> dict[str, str]:
+        return {"account_id": opt_str(raw, "sub")}
 
     def login_extras(
-        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity
+        self, raw: dict[str, Any], tokens: Mapping[str, Any], identity: Identity, **_: Any
     ) -> None:
         raw["token_type"] = str_or_empty(tokens.get("token_type")) or "Bearer"
         if isinstance(tokens.get("expires_in"), int | float):
