@@ -25,8 +25,9 @@ from typing import Any, NamedTuple
 
 from cliproxy.model import ErrorKind
 from cliproxy.usage.events import AttemptOutcome, RequestOutcome
-from cliproxy.usage.ledger_store import ANY, Filters, LedgerStore
+from cliproxy.usage.ledger_store import ANY, COLUMNS, Filters, LedgerStore, records
 from cliproxy.usage.prices import Prices, Tokens
+from cliproxy.usage.sqlite_writer import SqliteRowWriter
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,8 @@ class Ledger:
         self._pending: list[dict[str, Any]] = []
         self._writer: asyncio.Task[None] | None = None
         self._writing = asyncio.Lock()
+        # A SQLite ledger's request rows go in through a plain connection (usage/sqlite_writer.py).
+        self._rows: SqliteRowWriter | None = None
         self._pruned_at = 0.0
         self._repair = True
         self._deferred = False  # open, but the file is created with the first record
@@ -208,7 +211,15 @@ class Ledger:
             return False
         self.available = True
         self.error = ""
+        self._close_rows()
+        if self.store.path is not None:
+            self._rows = SqliteRowWriter(self.store.path, records.name, COLUMNS)
         return True
+
+    def _close_rows(self) -> None:
+        rows, self._rows = self._rows, None
+        if rows is not None:
+            rows.close()
 
     async def close(self) -> None:
         writer = self._writer
@@ -221,6 +232,7 @@ class Ledger:
             await self._write_pending()
         self.available = False
         self._deferred = False
+        self._close_rows()
         await self.store.close()
 
     # ----- observer hooks (on the event loop, quick) ----------------------------------------
@@ -331,12 +343,17 @@ class Ledger:
             while self._pending and self.available:
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                rows = self._rows
                 try:
-                    # The price table's arithmetic (Decimal, ~0.1 ms a row) runs beside the
-                    # event loop, not on it.
-                    await asyncio.to_thread(self._price_all, batch)
-                    await self.store.insert(batch, counted=False)
+                    # Priced (and, on SQLite, written) beside the event loop, not on it.
+                    if rows is not None:
+                        await asyncio.to_thread(self._price_and_write, rows, batch)
+                    else:
+                        await asyncio.to_thread(self._price_all, batch)
+                        await self.store.insert(batch, counted=False)
                 except Exception:
+                    if rows is not None:
+                        rows.close()  # the next batch connects afresh (a replaced file)
                     self.write_failures += 1
                     self.dropped += len(batch)
                     if self.write_failures == 1:
@@ -348,6 +365,10 @@ class Ledger:
                         )
             if not self._deferred and self.clock() - self._pruned_at >= PRUNE_EVERY:
                 await self._prune()
+
+    def _price_and_write(self, writer: SqliteRowWriter, rows: list[dict[str, Any]]) -> None:
+        self._price_all(rows)
+        writer.write(rows)
 
     def _price_all(self, rows: list[dict[str, Any]]) -> None:
         prices = self.prices
