@@ -14,7 +14,11 @@ Every start upgrades the database to the newest revision, on SQLite and PostgreS
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from alembic import command
@@ -35,6 +39,19 @@ RECORDS_TABLE = "usage_records"
 BASELINE = "0001"
 # pg_advisory_xact_lock's key: any 64-bit number, the same in every cliproxy ("cliproxy" in hex).
 LOCK_KEY = 0x636C6970726F7879
+# Alembic's `context` is one module-wide object, so two ledgers of one process (embedded
+# proxies, tests) migrate one at a time; taken without blocking the event loop.
+_IN_PROCESS = threading.Lock()
+
+
+@contextlib.asynccontextmanager
+async def _one_at_a_time() -> AsyncIterator[None]:
+    while not _IN_PROCESS.acquire(blocking=False):
+        await asyncio.sleep(0.01)
+    try:
+        yield
+    finally:
+        _IN_PROCESS.release()
 
 
 def alembic_config(connection: Connection | None = None) -> AlembicConfig:
@@ -74,7 +91,7 @@ async def migrate(engine: AsyncEngine, where: str) -> None:
     alembic_log = logging.getLogger("alembic")
     if alembic_log.level == logging.NOTSET:
         alembic_log.setLevel(logging.WARNING)  # its per-start chatter; our lines say what changed
-    async with engine.connect() as conn:
+    async with _one_at_a_time(), engine.connect() as conn:
         if engine.dialect.name == "sqlite":
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
         before, after, adopted = await conn.run_sync(_upgrade)
