@@ -6,8 +6,8 @@ to a buffer: a writer task on the event loop prices the rows (usage/prices.py) a
 in batches (usage/ledger_store.py), off the request path. A write that fails (a full disk, a
 database gone) is logged once (until the database answers again, which is logged too) and
 counted, and the rows are dropped; no request ever waits for or fails because of the ledger.
-A database server (PostgreSQL) that does not answer at start is tried again every
-``reopen_interval`` seconds, the records of the meantime waiting (up to ``max_pending``); its
+A database that cannot be opened at start (a PostgreSQL server that does not answer, a SQLite
+file another process holds locked) is tried again every ``reopen_interval`` seconds, the records of the meantime waiting (up to ``max_pending``); its
 queries answer LedgerUnavailable until then. Records older than ``retention_days`` are pruned.
 
 The client key is stored as its name or its masked form (``sk-a…cdef``), never in full; the
@@ -172,8 +172,9 @@ class Ledger:
 
     async def open(self, *, repair: bool = True, retry: bool = True) -> bool:
         """Open (and create or upgrade) the database. Never raises: an unusable one is logged
-        and the ledger stays unavailable (requests are served as ever); a database server is
-        tried again in the background (``retry``). A SQLite file that does not exist yet is
+        and the ledger stays unavailable (requests are served as ever), and it is tried again in
+        the background (``retry``): a database server that was down, a file another process
+        held locked. A SQLite file that does not exist yet is
         created with the first record, so an idle proxy leaves none behind."""
         self._repair = repair
         if self.store.path is not None and not self.store.path.exists():
@@ -182,7 +183,7 @@ class Ledger:
             self._kick()
             return True
         if not await self._open_store():
-            if retry and self.store.path is None:
+            if retry:
                 self._reopener = asyncio.get_running_loop().create_task(
                     self._reopen_later(), name="usage ledger reopener"
                 )

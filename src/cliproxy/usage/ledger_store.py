@@ -170,6 +170,8 @@ class LedgerStore:
             await self.close()
             if not repair or self.path is None or not self.path.exists():
                 raise
+            if not _is_broken(error):
+                raise  # (locked by another process for too long, say: its rows stay)
             aside = self._move_aside()
             log.error(
                 "usage database %s is broken (%s); moved it to %s and started a new one",
@@ -322,6 +324,22 @@ def describe_error(error: BaseException) -> str:
         error = error.orig
     message = " ".join(str(error).split())
     return message or type(error).__name__
+
+
+# SQLite's result codes for a file that is not a database, or a damaged one.
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _is_broken(error: DatabaseError) -> bool:
+    """The file itself is bad (so it is moved aside), not merely busy or refused."""
+    orig = error.orig
+    if isinstance(orig, ValueError):  # PRAGMA quick_check found damage
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(orig).lower()
+    return "not a database" in text or "malformed" in text
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
