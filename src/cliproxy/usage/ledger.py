@@ -139,7 +139,7 @@ class Ledger:
         flush_interval: float = 0.2,
         max_batch: int = 500,
         max_pending: int = 50_000,
-        reopen_interval: float = REOPEN_INTERVAL,
+        reopen_interval: float | None = None,  # REOPEN_INTERVAL, read when made
     ) -> None:
         self.store = LedgerStore(url)
         self.retention_days = retention_days
@@ -150,7 +150,7 @@ class Ledger:
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self.max_pending = max_pending
-        self.reopen_interval = reopen_interval
+        self.reopen_interval = REOPEN_INTERVAL if reopen_interval is None else reopen_interval
         self.available = False  # open succeeded
         self.error = ""  # why not, when it did not
         self.dropped = 0  # rows lost: the buffer was full, or their write failed
