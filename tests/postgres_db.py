@@ -15,11 +15,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from cliproxy.config.usage_database import usage_database_url
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
 # A password in every URL handed to cliproxy: the server trusts loopback, so it is never
@@ -104,3 +107,14 @@ def query(url: str, sql: str) -> list[tuple[Any, ...]]:
 
     rows: list[tuple[Any, ...]] = _run(fetch())
     return rows
+
+
+@contextlib.contextmanager
+def ledger_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh ledger's SQLAlchemy URL, as cliproxy makes it from usage-database: a SQLite
+    file in ``tmp_path`` (``backend`` "sqlite") or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield usage_database_url(str(tmp_path / "usage.sqlite"), tmp_path)
+        return
+    with fresh_database() as database:
+        yield usage_database_url(database, tmp_path)

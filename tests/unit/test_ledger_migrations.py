@@ -21,7 +21,6 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
-from cliproxy.config.usage_database import usage_database_url
 from cliproxy.usage import ledger_store
 from cliproxy.usage.ledger import Ledger, make_row
 from cliproxy.usage.ledger_migrations import (
@@ -30,7 +29,7 @@ from cliproxy.usage.ledger_migrations import (
     head_revision,
 )
 from cliproxy.usage.ledger_store import COLUMNS, LedgerStore, metadata, records
-from tests.postgres_db import fresh_database
+from tests.postgres_db import ledger_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,12 +53,8 @@ CREATE INDEX usage_records_ts ON usage_records (ts);
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database's SQLAlchemy URL, as cliproxy makes it from usage-database."""
-    if request.param == "sqlite":
-        yield usage_database_url(str(tmp_path / "usage.sqlite"), tmp_path)
-        return
-    with fresh_database() as database:
-        yield usage_database_url(database, tmp_path)
+    with ledger_url(request.param, tmp_path) as found:
+        yield found
 
 
 def _schema_difference(conn: Connection) -> list[object]:
