@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Coroutine
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 _LOOPBACK = "127.0.0.1"
 _TIMEOUT = 5.0
@@ -45,8 +46,8 @@ class TcpRelay:
         self._thread.join(_TIMEOUT)
         self._loop.close()
 
-    def _call(self, coroutine: object) -> None:
-        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(_TIMEOUT)  # type: ignore[arg-type]
+    def _call(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(_TIMEOUT)
 
     def restore(self) -> None:
         self._call(self._listen())

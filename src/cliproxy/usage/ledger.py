@@ -7,8 +7,9 @@ in batches (usage/ledger_store.py), off the request path. A write that fails (a 
 database gone) is logged once (until the database answers again, which is logged too) and
 counted, and the rows are dropped; no request ever waits for or fails because of the ledger.
 A database that cannot be opened at start (a PostgreSQL server that does not answer, a SQLite
-file another process holds locked) is tried again every ``reopen_interval`` seconds, the records of the meantime waiting (up to ``max_pending``); its
-queries answer LedgerUnavailable until then. Records older than ``retention_days`` are pruned.
+file another process holds locked) is tried again every ``reopen_interval`` seconds, the
+records of the meantime waiting (up to ``max_pending``); its queries answer LedgerUnavailable
+until then. Records older than ``retention_days`` are pruned.
 
 The client key is stored as its name or its masked form (``sk-a…cdef``), never in full; the
 credential as the ``auth_index`` the management lists show, through the ``resolver`` the
@@ -174,8 +175,8 @@ class Ledger:
         """Open (and create or upgrade) the database. Never raises: an unusable one is logged
         and the ledger stays unavailable (requests are served as ever), and it is tried again in
         the background (``retry``): a database server that was down, a file another process
-        held locked. A SQLite file that does not exist yet is
-        created with the first record, so an idle proxy leaves none behind."""
+        held locked. A SQLite file that does not exist yet is created with the first record,
+        so an idle proxy leaves none behind."""
         self._repair = repair
         if self.store.path is not None and not self.store.path.exists():
             self._deferred = True
