@@ -2,8 +2,8 @@
 PostgreSQL database (or one SQLite file) both write it, and each one's /v0/management/usage
 shows every request. PostgreSQL away at start or mid-run (cut by a TCP relay, so the shared
 server keeps running for everyone else): requests are served as ever, the failure is logged
-once naming the database with its password masked, the usage routes answer 503 saying so, and
-the ledger writes again once the database is back.
+once naming the database with its password masked, the usage routes answer 503 saying so (as
+does `cliproxy usage`), and the ledger writes again once the database is back.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cliproxy.cli import app as cli_app
 from cliproxy.usage import ledger as ledger_module
 from tests.e2e.tcp_relay import TcpRelay
 from tests.postgres_db import PASSWORD, fresh_database
@@ -137,7 +139,10 @@ def _records(caplog: pytest.LogCaptureFixture, words: str) -> list[logging.LogRe
 
 
 def test_postgres_away_at_start(
-    anthropic_sim: AnthropicSim, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    anthropic_sim: AnthropicSim,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     monkeypatch.setattr(ledger_module, "REOPEN_INTERVAL", 0.2)
     with _relayed_database() as (url, relay), caplog.at_level(logging.INFO):
@@ -151,11 +156,15 @@ def test_postgres_away_at_start(
             assert f"postgresql+asyncpg://{_masked_netloc(url)}/" in error
             time.sleep(0.5)  # a few quiet retries
             assert len(_records(caplog, "cannot be used")) == 1, caplog.text
+            config = tmp_path / "config.yaml"
+            config.write_text(f"usage-database: {url}\n")
+            printed = CliRunner().invoke(cli_app, ["usage", "--config", str(config)])
+            assert printed.exit_code == 1 and _masked_netloc(url) in printed.output
             relay.restore()
             # Back: the requests of the meantime waited, and are written now.
             _wait_for("the ledger opens", lambda: _total(proxy) == 3)
             assert _records(caplog, "answers now")
-            _secret_nowhere(caplog, error)
+            _secret_nowhere(caplog, error, printed.output)
 
 
 def test_postgres_away_mid_run(
