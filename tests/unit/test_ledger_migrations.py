@@ -2,11 +2,13 @@
 real PostgreSQL database: a fresh database is upgraded to the model's exact schema, reopening
 changes nothing, a SQLite ledger made before Alembic is adopted with its rows, and several
 processes opening one fresh database at the same moment all succeed (PostgreSQL's advisory
-lock, SQLite's BEGIN IMMEDIATE) and all their rows arrive."""
+lock, SQLite's BEGIN IMMEDIATE) and all their rows arrive. A file locked at start is waited for,
+not moved aside, and client-keys' limits are seeded when such a late ledger opens."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import sqlite3
@@ -22,6 +24,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from cliproxy.usage import ledger_store
+from cliproxy.usage.key_limits import KeyLimits
 from cliproxy.usage.ledger import Ledger, make_row
 from cliproxy.usage.ledger_migrations import (
     VERSION_TABLE,
@@ -196,4 +199,43 @@ async def test_a_file_locked_at_start_is_waited_for_not_moved_aside(
         assert time.monotonic() < deadline, ledger.error
         await asyncio.sleep(0.02)
     assert [row["model"] for row in await ledger.fetch()] == ["kept"]
+    await ledger.close()
+
+
+async def test_client_key_limits_are_seeded_when_a_late_ledger_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ledger that opens after the start still seeds client-keys' day and month counts,
+    without lowering what was counted meanwhile."""
+    path = tmp_path / "usage.sqlite"
+    url = f"sqlite+aiosqlite:///{path}"
+    first = Ledger(url)
+    await first.open()
+    earlier = [
+        make_row(ts=time.time() - 60, api_key="team-a", input_tokens=700, cost_usd=0.5),
+        make_row(ts=time.time() - 50, api_key="team-b", input_tokens=10, cost_usd=0.001),
+    ]
+    assert await first.add_rows(earlier) == 2
+    await first.close()
+    monkeypatch.setattr(ledger_store, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    ledger = Ledger(url, reopen_interval=0.02)
+    limits = KeyLimits(lambda: ledger.prices)
+    try:
+        assert not await ledger.open()
+        await limits.load(ledger)  # the start: nothing to seed from
+        assert limits.tokens == {}
+        limits.add("team-b", 50, 0.01, time.time())  # counted while the ledger was off
+        ledger.on_late_open = functools.partial(limits.load, ledger)
+    finally:
+        holder.rollback()
+        holder.close()
+    deadline = time.monotonic() + 10
+    while "team-a" not in limits.tokens:
+        assert time.monotonic() < deadline, ledger.error
+        await asyncio.sleep(0.02)
+    assert limits.tokens["team-a"][1] == 700 and limits.costs["team-a"][1] == 0.5
+    # Not lowered to the ledger's 10: what was counted meanwhile may not all be written.
+    assert limits.tokens["team-b"][1] == 50 and limits.costs["team-b"][1] == 0.01
     await ledger.close()

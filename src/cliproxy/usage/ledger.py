@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -160,6 +160,9 @@ class Ledger:
         self._writer: asyncio.Task[None] | None = None
         self._reopener: asyncio.Task[None] | None = None
         self._failing = False  # the last write failed (logged once until one succeeds)
+        # Called once a ledger that could not be opened at start opens (the application seeds
+        # client-keys' limits from it then).
+        self.on_late_open: Callable[[], Awaitable[None]] | None = None
         self._writing = asyncio.Lock()
         self._pruned_at = 0.0
         self._repair = True
@@ -220,7 +223,12 @@ class Ledger:
                     len(self._pending),
                 )
                 await self._prune()
-                self._kick()
+                await self.flush()  # the records of the meantime, before anyone reads totals
+                if self.on_late_open is not None:
+                    try:
+                        await self.on_late_open()
+                    except Exception as error:
+                        log.warning("usage database %s: after opening: %s", self.where, error)
 
     async def close(self) -> None:
         for task in (self._reopener, self._writer):
