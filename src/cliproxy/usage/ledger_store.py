@@ -9,7 +9,7 @@ no-op. The schema is Alembic's, brought up to date at every open (usage/ledger_m
 
 A SQLite file that is not a database, or a corrupt one, is reported (the log names the file),
 moved aside as ``<name>.broken-<time>`` and replaced by a new one: a bad file never stops the
-server.
+server. One that is only busy (locked by another process past the busy timeout) is kept.
 """
 
 from __future__ import annotations
@@ -160,8 +160,9 @@ class LedgerStore:
         return make_url(self.url).render_as_string(hide_password=True)
 
     async def open(self, *, repair: bool = True) -> None:
-        """Connect and create the table. A broken SQLite file is moved aside and replaced
-        (``repair``), else the error is raised."""
+        """Connect and bring the schema up to date. A damaged SQLite file is moved aside and
+        replaced (``repair``); any other error (a locked file, a server that does not answer)
+        is raised, the file left as it is."""
         try:
             await self._connect()
         except DatabaseError as error:
