@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -172,6 +173,7 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
         await state.pool.start()
         await state.ledger.open()
         await state.key_limits.load(state.ledger)
+        state.ledger.on_late_open = functools.partial(state.key_limits.load, state.ledger)
         watch = AccountWatch(state, interval=state.runtime.config.quota_refresh_seconds)
         app.state.account_watch = watch
         app.state.rest_probe = probe = RestProbe(state)

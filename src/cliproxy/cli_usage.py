@@ -59,7 +59,7 @@ async def _read(ledger: Any, since: float) -> list[dict[str, Any]] | None:
     from cliproxy.usage.ledger_store import Filters
 
     # Never repair from here: a broken file is the server's to move aside.
-    if not await ledger.open(repair=False):
+    if not await ledger.open(repair=False, retry=False):
         return None
     try:
         rows: list[dict[str, Any]] = await ledger.fetch(Filters(since=since, kind=REQUEST))

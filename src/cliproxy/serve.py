@@ -12,6 +12,7 @@ import uvicorn
 from cliproxy.app import build_app
 from cliproxy.auth.catalog import catalog
 from cliproxy.config.schema import Config
+from cliproxy.config.usage_database import describe_usage_database
 from cliproxy.management.log_file import file_logging
 from cliproxy.server.access import is_loopback
 from cliproxy.server.listener import server_config as server_config_for
@@ -53,6 +54,9 @@ def banner(
         f'    -d \'{{"model": "{example}", "messages": [{{"role": "user", "content": "hello"}}]}}\'',
     ]
     lines.insert(1, f"  pool state:          {state_store}")
+    if config.usage_statistics_enabled:
+        ledger = describe_usage_database(config.usage_database, config.auth_dir)
+        lines.insert(2, f"  usage ledger:        {ledger}")
     if accounts:
         lines.insert(1, f"  {accounts} subscription account(s) from {config.auth_dir}")
     for plugin in catalog().plugins:

@@ -60,7 +60,11 @@ def _ours(thing: object) -> str | None:
         code = getattr(thing, "cr_code", None) or getattr(thing, "gi_code", None)
         code = code or getattr(thing, "ag_code", None)
     if code is not None:
-        return code.co_qualname if "/cliproxy/" in code.co_filename else None
+        # The ledger's schema migrations (Alembic) run once, when it opens its database with
+        # the first records, not per request.
+        where = code.co_filename
+        ours = "/cliproxy/" in where and "/cliproxy/usage/migrations/" not in where
+        return code.co_qualname if ours else None
     kind = type(thing)
     return kind.__qualname__ if kind.__module__.startswith("cliproxy.") else None
 

@@ -2,10 +2,12 @@
 routes (CLIProxyAPI's snapshot, our summary and record list, export and import), with the
 auth-index the management lists show; the ledger file survives a restart, a broken one is
 moved aside, `usage-statistics-enabled: false` records nothing, and `cliproxy usage` prints the
-table."""
+table. The tests marked ``on_both`` run once on the default SQLite file and once on a fresh
+PostgreSQL database of their own (tests/postgres_db.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -21,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cliproxy.cli import app as cli_app
+from tests.postgres_db import PASSWORD, fresh_database
 from tests.proxy_server import ProxyServer
 from tests.simulators import AnthropicSim, OpenAIChatSim, Reply
 from tests.simulators.claude_oauth_sim import ClaudeOAuthSim
@@ -65,6 +68,29 @@ def sims() -> Iterator[tuple[OpenAIChatSim, AnthropicSim, ClaudeOAuthSim]]:
 
 Sims = tuple[OpenAIChatSim, AnthropicSim, ClaudeOAuthSim]
 Start = Callable[..., ProxyServer]
+on_both = pytest.mark.parametrize("backend", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def ledger_line(backend: str) -> Iterator[Callable[[Path], str]]:
+    """The config line that puts the ledger of ``auth_dir`` where the backend says: nothing
+    for SQLite (the file in the auth dir), a fresh database per auth dir for PostgreSQL."""
+    databases: dict[Path, str] = {}
+    with contextlib.ExitStack() as stack:
+
+        def line(auth_dir: Path) -> str:
+            if backend == "sqlite":
+                return ""
+            if auth_dir not in databases:
+                databases[auth_dir] = stack.enter_context(fresh_database())
+            return f"usage-database: {databases[auth_dir]}\n"
+
+        yield line
 
 
 def _write_account(auth_dir: Path, base_url: str) -> None:
@@ -80,7 +106,9 @@ def _write_account(auth_dir: Path, base_url: str) -> None:
 
 
 @pytest.fixture
-def start(sims: Sims, tmp_path: Path) -> Iterator[Start]:
+def start(
+    sims: Sims, tmp_path: Path, backend: str, ledger_line: Callable[[Path], str]
+) -> Iterator[Start]:
     """Starts a proxy on ``auth_dir`` (default: this test's tmp dir, with one Claude account);
     every proxy started is stopped at the end."""
     chat, claude, account = sims
@@ -97,10 +125,11 @@ def start(sims: Sims, tmp_path: Path) -> Iterator[Start]:
             mgmt=MGMT,
             chat=chat.base_url,
             claude=claude.base_url,
-            extra=extra,
+            extra=ledger_line(auth_dir) + extra,
         )
         server = ProxyServer(text).start()
         started.append(server)
+        assert server.state.ledger.store.dialect == backend
         return server
 
     yield run
@@ -171,6 +200,7 @@ def _auth_indexes(proxy: ProxyServer) -> dict[str, str]:
 # ----- the snapshot, the summary, the records ---------------------------------------------------
 
 
+@on_both
 def test_sdk_requests_in_the_usage_snapshot(start: Start, sims: Sims) -> None:
     proxy = start()
     _three_requests(proxy, sims)
@@ -206,6 +236,7 @@ def test_sdk_requests_in_the_usage_snapshot(start: Start, sims: Sims) -> None:
     assert CLIENT_KEY not in json.dumps(body)
 
 
+@on_both
 def test_summary_by_model_with_cost(start: Start, sims: Sims) -> None:
     proxy = start()
     _three_requests(proxy, sims)
@@ -242,6 +273,7 @@ def test_summary_by_model_with_cost(start: Start, sims: Sims) -> None:
     assert old.status_code == 200 and old.json()["buckets"] == []
 
 
+@on_both
 def test_summary_filters_and_minute_buckets(start: Start, sims: Sims) -> None:
     """The summary takes /usage/requests' exact-match filters (the console's Usage page
     narrows by them) and minute buckets (its last-hour view)."""
@@ -289,6 +321,7 @@ def test_summary_refuses_bad_parameters(start: Start, params: dict[str, str], na
     assert reply.json()["error"].startswith(f"{named}:")
 
 
+@on_both
 def test_failed_request_and_its_attempt(start: Start, sims: Sims) -> None:
     proxy = start()
     _chat, claude, _account = sims
@@ -312,6 +345,7 @@ def test_failed_request_and_its_attempt(start: Start, sims: Sims) -> None:
     assert failed["total"] == 1 and failed["requests"][0]["kind"] == "request"
 
 
+@on_both
 def test_request_list_pages_and_filters(start: Start, sims: Sims) -> None:
     proxy = start()
     _three_requests(proxy, sims)
@@ -339,8 +373,9 @@ def test_request_list_pages_and_filters(start: Start, sims: Sims) -> None:
 # ----- persistence, export and import ----------------------------------------------------------
 
 
+@on_both
 def test_totals_survive_a_restart_and_the_cli_reads_them(
-    start: Start, sims: Sims, tmp_path: Path
+    start: Start, sims: Sims, tmp_path: Path, ledger_line: Callable[[Path], str]
 ) -> None:
     auth_dir = tmp_path / "kept"
     first = start(auth_dir)
@@ -352,9 +387,10 @@ def test_totals_survive_a_restart_and_the_cli_reads_them(
     assert after == before
 
     config = tmp_path / "config.yaml"
-    config.write_text(f"auth-dir: {auth_dir}\n")
+    config.write_text(f"auth-dir: {auth_dir}\n{ledger_line(auth_dir)}")
     result = CliRunner().invoke(cli_app, ["usage", "--config", str(config)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
+    assert PASSWORD not in result.output
     for expected in ("priced-model", "sonnet", "claude-opus-4-5", "pro@example.com", "Total"):
         assert expected in result.output
     assert "0.0019" in result.output  # the priced model's cost
@@ -369,6 +405,7 @@ def test_the_cli_without_a_ledger(tmp_path: Path) -> None:
     assert "No usage recorded yet" in result.output
 
 
+@on_both
 def test_export_then_import_is_idempotent(start: Start, sims: Sims, tmp_path: Path) -> None:
     source = start(tmp_path / "source")
     _three_requests(source, sims)
@@ -452,6 +489,7 @@ def test_a_broken_database_is_moved_aside(
     assert _usage(proxy, total=3)["usage"]["total_requests"] == 3
 
 
+@on_both
 def test_requests_refused_for_their_key_are_not_recorded(start: Start, sims: Sims) -> None:
     proxy = start()
     stranger = openai.OpenAI(base_url=proxy.base_url + "/v1", api_key="sk-wrong", max_retries=0)

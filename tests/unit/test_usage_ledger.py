@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from cliproxy.usage.ledger import ATTEMPT, DAY, REQUEST, CredentialInfo, Ledger,
 from cliproxy.usage.ledger_store import Filters
 from cliproxy.usage.ledger_views import summary
 from cliproxy.usage.prices import Prices, Tokens
+from tests.postgres_db import ledger_url
 
 
 def _request(**changes: object) -> RequestOutcome:
@@ -263,3 +265,51 @@ def test_config_keys() -> None:
     elsewhere = parse_config_text("usage-database: sqlite:///tmp/u.db\n", "inline")
     assert elsewhere.usage_database_url == "sqlite+aiosqlite:///tmp/u.db"
     assert config.warnings == [] and config.unsupported_keys() == []
+
+
+# ----- the same queries on SQLite and PostgreSQL -----------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with ledger_url(request.param, tmp_path) as url:
+        yield url
+
+
+async def test_every_query_reads_the_same_on_both_backends(backend_url: str) -> None:
+    """What the management routes, the console, client-keys' limits and `cliproxy usage` ask
+    of the ledger, on each backend."""
+    now = time.time()
+    ledger = Ledger(backend_url, resolver=_resolve, flush_interval=0.01, retention_days=7)
+    await ledger.open()
+    ledger.on_request(_request(client_key_name="team-a"))
+    ledger.on_request(_request(client_key_name="team-b", status=502, ending="failed"))
+    ledger.on_attempt(_attempt(500))
+    old = make_row(ts=now - 8 * DAY, model="old", api_key="team-a")
+    assert await ledger.add_rows([old, make_row(ts=now - 3600, model="earlier", api_key="x")]) == 2
+    assert await ledger.add_rows([dict(old)]) == 0
+
+    rows = await ledger.fetch(Filters(kind=REQUEST))
+    assert [row["model"] for row in rows] == ["old", "earlier", "sonnet", "sonnet"]  # by time
+    assert all(type(row["failed"]) is bool and type(row["stream"]) is bool for row in rows)
+    assert await ledger.count(Filters(kind=REQUEST, failed=True)) == 1
+    assert await ledger.count(Filters(status=502, api_key="team-b")) == 1
+    assert await ledger.count(Filters(kind=ATTEMPT, auth_index="abcdef0123456789")) == 1
+    newest = await ledger.fetch(Filters(kind=REQUEST), limit=2, offset=1, newest_first=True)
+    assert [row["api_key"] for row in newest] == ["team-a", "x"]
+    ids = sorted(row["id"] for row in rows)  # the order they were recorded (/usage-queue's)
+    after = await ledger.fetch(Filters(kind=REQUEST, after_id=ids[0]), limit=10, by_id=True)
+    assert [row["id"] for row in after] == ids[1:]
+    recent = await ledger.fetch(Filters(since=now - DAY, until=now + DAY, kind=REQUEST))
+    assert len(recent) == 3
+    totals = await ledger.totals(now - DAY)
+    assert set(totals) == {"team-a", "team-b", "x"}
+    assert totals["team-a"][0] == 150 and totals["team-a"][1] > 0
+    [bucket] = summary([row for row in recent if row["api_key"] == "team-a"], "api-key", "day")
+    assert (bucket["group"], bucket["requests"], bucket["input_tokens"]) == ("team-a", 1, 100)
+    await ledger.close()
+
+    reopened = Ledger(backend_url, retention_days=7)
+    await reopened.open()  # pruning at start, on either backend
+    assert "old" not in {row["model"] for row in await reopened.fetch()}
+    await reopened.close()

@@ -16,6 +16,7 @@ from .checks import run_checks
 from .errors import ConfigError, ConfigProblem, KeyPath, render_key_path
 from .schema import Config
 from .tree import KeyScan, locate, scalar_problems, to_plain
+from .usage_database import describe_usage_database
 from .v8_layout import Translated, translate
 
 
@@ -102,6 +103,8 @@ def check_config(path: Path) -> tuple[int, list[str]]:
         where = f"{path}:{line}" if line is not None else str(path)
         lines.append(f"not supported yet (ignored): {where}: {key_path}")
     lines.append(f"layout: {_LAYOUTS[cfg.layout]}")
+    if cfg.usage_database:  # (its password masked)
+        lines.append(f"usage ledger: {describe_usage_database(cfg.usage_database, cfg.auth_dir)}")
     summary = f"{path}: OK"
     extras = []
     if cfg.warnings:

@@ -46,6 +46,7 @@ from .upstreams import (
     OpenAICompatibility,
     ProviderKey,
 )
+from .usage_database import check_usage_database, usage_database_url
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8317
@@ -290,8 +291,9 @@ class Config(AmpLegacyKeys):
     state_store: StateStoreConfig = Field(default_factory=StateStoreConfig)
 
     # The usage ledger (usage/ledger.py): CLIProxyAPI's switch (on unless the file says false),
-    # where it lives ("" = <auth-dir>/usage.sqlite; a path or a sqlite:// URL), how many days
-    # of records are kept, and per-model price overrides (USD per million tokens).
+    # where it lives ("" = <auth-dir>/usage.sqlite; a path, a sqlite:// or a postgresql:// URL:
+    # config/usage_database.py), how many days of records are kept, and per-model price
+    # overrides (USD per million tokens).
     usage_statistics_enabled: bool = True
     usage_database: str = ""
     usage_retention_days: int = 90
@@ -457,7 +459,7 @@ class Config(AmpLegacyKeys):
     @field_validator("usage_database")
     @classmethod
     def _usage_database(cls, value: str) -> str:
-        return value.strip()
+        return check_usage_database(value)
 
     @field_validator("max_connections", "keep_alive_timeout_seconds")
     @classmethod
@@ -545,14 +547,8 @@ class Config(AmpLegacyKeys):
 
     @property
     def usage_database_url(self) -> str:
-        """The ledger's SQLAlchemy URL: `usage-database` as a URL, else a SQLite file."""
-        where = self.usage_database
-        if "://" in where:
-            if where.startswith("sqlite://") and not where.startswith("sqlite+"):
-                return "sqlite+aiosqlite://" + where.removeprefix("sqlite://")
-            return where
-        path = Path(where).expanduser() if where else self.auth_dir / "usage.sqlite"
-        return f"sqlite+aiosqlite:///{path}"
+        """The ledger's SQLAlchemy async URL (config/usage_database.py)."""
+        return usage_database_url(self.usage_database, self.auth_dir)
 
     @property
     def request_body_limit_bytes(self) -> int:

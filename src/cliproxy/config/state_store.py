@@ -6,7 +6,7 @@ have. With `redis-url`, several cliproxy processes share them through one Redis.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import field_validator
 
@@ -34,12 +34,7 @@ class StateStoreConfig(ConfigModel):
         if scheme not in REDIS_SCHEMES:
             got = f"scheme {scheme!r}" if scheme else "no scheme"
             raise ValueError(f"must be a redis:// or rediss:// URL (got {got})")
-        try:
-            parts.port  # noqa: B018 - raises on a port that is not a number
-        except ValueError:
-            raise ValueError("has a port that is not a number") from None
-        if not parts.hostname:
-            raise ValueError("must name a Redis host")
+        check_address(parts, "must name a Redis host")
         return value
 
     @field_validator("key_prefix")
@@ -52,6 +47,16 @@ class StateStoreConfig(ConfigModel):
     @property
     def shared(self) -> bool:
         return bool(self.redis_url)
+
+
+def check_address(parts: SplitResult, no_host: str) -> None:
+    """A server URL's host and port, or ValueError (``no_host`` when it names no host)."""
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ValueError("has a port that is not a number") from None
+    if not parts.hostname:
+        raise ValueError(no_host)
 
 
 def masked_url(url: str) -> str:

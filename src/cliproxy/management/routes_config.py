@@ -16,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cliproxy.config.schema import _STRATEGY_SPELLINGS, ROUTING_STRATEGIES, Config
+from cliproxy.config.state_store import masked_url
+from cliproxy.config.usage_database import masked_database
 from cliproxy.management.common import (
     OK,
     ApiError,
@@ -56,6 +58,13 @@ def config_json(config: Config, hidden: frozenset[str] = HIDDEN_KEYS) -> dict[st
     shown = {key: value for key, value in dumped.items() if key not in hidden}
     for entry in shown.get("client-keys") or []:
         entry["key"] = mask_secret(entry["key"])  # shown in full only when generated
+    # Database URLs may hold a password: shown masked (a masked value written back, equal to
+    # what is shown, leaves the file's value as it is).
+    if shown.get("usage-database"):
+        shown["usage-database"] = masked_database(shown["usage-database"])
+    store = shown.get("state-store")
+    if isinstance(store, dict) and store.get("redis-url"):
+        store["redis-url"] = masked_url(store["redis-url"])
     for scalar in SCALARS:
         node = shown
         for part in scalar.path[:-1]:

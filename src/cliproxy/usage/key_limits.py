@@ -181,15 +181,19 @@ class KeyLimits:
         now: float,
     ) -> None:
         """Start from the ledger's totals per key name: (tokens, cost) since the start of the
-        UTC day and of the UTC month."""
+        UTC day and of the UTC month. A count already higher is kept: seeded late (a ledger
+        that opened after the start), the events counted meanwhile may not all be written."""
         day, month = _day(now), _month(now)
         for name, (tokens, _cost) in today.items():
-            self.tokens[name] = (day, tokens)
+            known_day, used = self.tokens.get(name, (day, 0))
+            self.tokens[name] = (day, max(tokens, used if known_day == day else 0))
         for name, (_tokens, cost) in this_month.items():
-            self.costs[name] = (month, cost)
+            known_month, spent = self.costs.get(name, (month, 0.0))
+            self.costs[name] = (month, max(cost, spent if known_month == month else 0.0))
 
     async def load(self, ledger: Ledger) -> None:
-        """Seed the day's tokens and the month's cost from the ledger (at start)."""
+        """Seed the day's tokens and the month's cost from the ledger (at start, and again
+        when a ledger that could not be opened at start opens)."""
         now = self.clock()
         try:
             today = await ledger.totals(_day(now) * DAY)

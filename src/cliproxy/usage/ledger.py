@@ -4,8 +4,12 @@ attempt (marked ``kind="attempt"``; they do not count as requests).
 It is an observer (usage/observers.py) whose hooks only turn the event into a row and append it
 to a buffer: a writer task on the event loop prices the rows (usage/prices.py) and inserts them
 in batches (usage/ledger_store.py), off the request path. A write that fails (a full disk, a
-database gone) is logged once and counted, and the rows are dropped; no request ever waits for
-or fails because of the ledger. Records older than ``retention_days`` are pruned.
+database gone) is logged once (until the database answers again, which is logged too) and
+counted, and the rows are dropped; no request ever waits for or fails because of the ledger.
+A database that cannot be opened at start (a PostgreSQL server that does not answer, a SQLite
+file another process holds locked) is tried again every ``reopen_interval`` seconds, the
+records of the meantime waiting (up to ``max_pending``); its queries answer LedgerUnavailable
+until then. Records older than ``retention_days`` are pruned.
 
 The client key is stored as its name or its masked form (``sk-a…cdef``), never in full; the
 credential as the ``auth_index`` the management lists show, through the ``resolver`` the
@@ -19,13 +23,20 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from cliproxy.model import ErrorKind
 from cliproxy.usage.events import AttemptOutcome, RequestOutcome
-from cliproxy.usage.ledger_store import ANY, COLUMNS, Filters, LedgerStore, records
+from cliproxy.usage.ledger_store import (
+    ANY,
+    COLUMNS,
+    Filters,
+    LedgerStore,
+    describe_error,
+    records,
+)
 from cliproxy.usage.prices import Prices, Tokens
 from cliproxy.usage.sqlite_writer import SqliteRowWriter
 
@@ -40,6 +51,7 @@ EARLIEST, LATEST = 0.0, 253_402_214_400.0
 # api-keys): not recorded, so clients without a key cannot fill the ledger.
 _ACCESS_REFUSALS = frozenset({ErrorKind.AUTHENTICATION, ErrorKind.PERMISSION})
 PRUNE_EVERY = 3600.0
+REOPEN_INTERVAL = 10.0
 
 
 class LedgerUnavailable(Exception):
@@ -154,6 +166,7 @@ class Ledger:
         flush_interval: float = 0.2,
         max_batch: int = 500,
         max_pending: int = 50_000,
+        reopen_interval: float | None = None,  # REOPEN_INTERVAL, read when made
     ) -> None:
         self.store = LedgerStore(url)
         self.retention_days = retention_days
@@ -164,12 +177,18 @@ class Ledger:
         self.flush_interval = flush_interval
         self.max_batch = max_batch
         self.max_pending = max_pending
+        self.reopen_interval = REOPEN_INTERVAL if reopen_interval is None else reopen_interval
         self.available = False  # open succeeded
         self.error = ""  # why not, when it did not
         self.dropped = 0  # rows lost: the buffer was full, or their write failed
         self.write_failures = 0
         self._pending: list[dict[str, Any]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._reopener: asyncio.Task[None] | None = None
+        self._failing = False  # the last write failed (logged once until one succeeds)
+        # Called once a ledger that could not be opened at start opens (the application seeds
+        # client-keys' limits from it then).
+        self.on_late_open: Callable[[], Awaitable[None]] | None = None
         self._writing = asyncio.Lock()
         # A SQLite ledger's request rows go in through a plain connection (usage/sqlite_writer.py).
         self._rows: SqliteRowWriter | None = None
@@ -183,10 +202,12 @@ class Ledger:
 
     # ----- lifecycle --------------------------------------------------------------------------
 
-    async def open(self, *, repair: bool = True) -> bool:
-        """Open (and create) the database. Never raises: an unusable one is logged and the
-        ledger stays unavailable (requests are served as ever). A SQLite file that does not
-        exist yet is created with the first record, so an idle proxy leaves none behind."""
+    async def open(self, *, repair: bool = True, retry: bool = True) -> bool:
+        """Open (and create or upgrade) the database. Never raises: an unusable one is logged
+        and the ledger stays unavailable (requests are served as ever), and it is tried again in
+        the background (``retry``): a database server that was down, a file another process
+        held locked. A SQLite file that does not exist yet is created with the first record,
+        so an idle proxy leaves none behind."""
         self._repair = repair
         if self.store.path is not None and not self.store.path.exists():
             self._deferred = True
@@ -194,18 +215,23 @@ class Ledger:
             self._kick()
             return True
         if not await self._open_store():
+            if retry:
+                self._reopener = asyncio.get_running_loop().create_task(
+                    self._reopen_later(), name="usage ledger reopener"
+                )
             return False
         await self._prune()
         self._kick()
         return True
 
-    async def _open_store(self) -> bool:
+    async def _open_store(self, *, quiet: bool = False) -> bool:
         self._deferred = False
         try:
             await self.store.open(repair=self._repair)
         except Exception as error:
-            self.error = f"usage database {self.where} cannot be used: {error}"
-            log.error("%s; usage is not recorded", self.error)
+            self.error = f"usage database {self.where} cannot be used: {describe_error(error)}"
+            if not quiet:
+                log.error("%s; usage is not recorded until it can", self.error)
             await self.store.close()
             self.available = False
             return False
@@ -221,13 +247,32 @@ class Ledger:
         if rows is not None:
             rows.close()
 
+    async def _reopen_later(self) -> None:
+        while not self.available:
+            await asyncio.sleep(self.reopen_interval)
+            async with self._writing:
+                opened = await self._open_store(quiet=True)
+            if opened:
+                log.warning(
+                    "usage database %s answers now: recording usage (%d records waited)",
+                    self.where,
+                    len(self._pending),
+                )
+                await self._prune()
+                await self.flush()  # the records of the meantime, before anyone reads totals
+                if self.on_late_open is not None:
+                    try:
+                        await self.on_late_open()
+                    except Exception as error:
+                        log.warning("usage database %s: after opening: %s", self.where, error)
+
     async def close(self) -> None:
-        writer = self._writer
-        if writer is not None and not writer.done():
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
-        self._writer = None
+        for task in (self._reopener, self._writer):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._writer = self._reopener = None
         if self.available:
             await self._write_pending()
         self.available = False
@@ -351,24 +396,40 @@ class Ledger:
                     else:
                         await asyncio.to_thread(self._price_all, batch)
                         await self.store.insert(batch, counted=False)
-                except Exception:
+                except Exception as error:
                     if rows is not None:
                         rows.close()  # the next batch connects afresh (a replaced file)
-                    self.write_failures += 1
-                    self.dropped += len(batch)
-                    if self.write_failures == 1:
-                        log.exception(
-                            "usage database %s: could not write %d records (dropped); later "
-                            "failures are only counted",
-                            self.where,
-                            len(batch),
-                        )
+                    self._write_failed(len(batch), error)
+                else:
+                    self._write_succeeded()
             if not self._deferred and self.clock() - self._pruned_at >= PRUNE_EVERY:
                 await self._prune()
 
     def _price_and_write(self, writer: SqliteRowWriter, rows: list[dict[str, Any]]) -> None:
         self._price_all(rows)
         writer.write(rows)
+
+    def _write_failed(self, rows: int, error: Exception) -> None:
+        self.write_failures += 1
+        self.dropped += rows
+        if not self._failing:
+            self._failing = True
+            log.error(
+                "usage database %s: could not write %d records (dropped): %s; later "
+                "failures are only counted until it answers again",
+                self.where,
+                rows,
+                describe_error(error),
+            )
+
+    def _write_succeeded(self) -> None:
+        if self._failing:
+            self._failing = False
+            log.warning(
+                "usage database %s answers again: recording usage (%d records dropped so far)",
+                self.where,
+                self.dropped,
+            )
 
     def _price_all(self, rows: list[dict[str, Any]]) -> None:
         prices = self.prices
@@ -384,7 +445,7 @@ class Ledger:
         try:
             removed = await self.store.prune(self.clock() - self.retention_days * DAY)
         except Exception as error:
-            log.warning("usage database %s: pruning failed: %s", self.where, error)
+            log.warning("usage database %s: pruning failed: %s", self.where, describe_error(error))
             return
         if removed:
             log.info(
@@ -459,5 +520,6 @@ class Ledger:
         return added
 
     def _unavailable(self, doing: str, error: Exception) -> LedgerUnavailable:
-        log.warning("usage database %s: could not %s: %s", self.where, doing, error)
-        return LedgerUnavailable(f"usage database {self.where}: could not {doing}: {error}")
+        reason = describe_error(error)
+        log.warning("usage database %s: could not %s: %s", self.where, doing, reason)
+        return LedgerUnavailable(f"usage database {self.where}: could not {doing}: {reason}")

@@ -1,12 +1,15 @@
 """Where the usage ledger's records live: one table behind one small interface.
 
 SQLAlchemy Core over an async engine: SQLite through aiosqlite by default (a file beside the
-auth files); a ``postgresql+asyncpg://`` URL needs nothing here but the driver. Every record is
-one row; ``dedup`` (unique) makes re-inserting a record (an import of an export) a no-op.
+auth files, which several processes on one host may share: WAL, and a long busy timeout so a
+writer waits for another's lock instead of dropping its rows), or PostgreSQL through asyncpg
+(one ledger for every instance). Every record is one row; ``dedup`` (unique) makes
+re-inserting a record (an import of an export, or of a record another instance wrote) a
+no-op. The schema is Alembic's, brought up to date at every open (usage/ledger_migrations.py).
 
 A SQLite file that is not a database, or a corrupt one, is reported (the log names the file),
 moved aside as ``<name>.broken-<time>`` and replaced by a new one: a bad file never stops the
-server.
+server. One that is only busy (locked by another process past the busy timeout) is kept.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -35,18 +39,23 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.elements import ColumnElement
 
 log = logging.getLogger(__name__)
 
 metadata = MetaData()
+# Counts may come from an import up to 2**53; SQLite stores every integer in 64 bits anyway, and
+# its id stays INTEGER (the rowid). The revisions in usage/migrations/ make this same table.
+_COUNT = BigInteger()
 
 records = Table(
     "usage_records",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("ts", Float, nullable=False),  # arrival, epoch seconds (UTC), to the microsecond
     Column("kind", String(16), nullable=False),  # "request" or "attempt" (a failed attempt)
     Column("failed", Boolean, nullable=False),
@@ -61,11 +70,11 @@ records = Table(
     Column("status", Integer, nullable=False),
     Column("error_kind", String, nullable=True),
     Column("stream", Boolean, nullable=False),
-    Column("input_tokens", Integer, nullable=False),
-    Column("output_tokens", Integer, nullable=False),
-    Column("cached_tokens", Integer, nullable=False),
-    Column("reasoning_tokens", Integer, nullable=False),
-    Column("total_tokens", Integer, nullable=False),
+    Column("input_tokens", _COUNT, nullable=False),
+    Column("output_tokens", _COUNT, nullable=False),
+    Column("cached_tokens", _COUNT, nullable=False),
+    Column("reasoning_tokens", _COUNT, nullable=False),
+    Column("total_tokens", _COUNT, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("ttft_ms", Float, nullable=True),  # streams only
     Column("cost_usd", Float, nullable=True),  # None: no price known for the model
@@ -151,14 +160,17 @@ class LedgerStore:
         return make_url(self.url).render_as_string(hide_password=True)
 
     async def open(self, *, repair: bool = True) -> None:
-        """Connect and create the table. A broken SQLite file is moved aside and replaced
-        (``repair``), else the error is raised."""
+        """Connect and bring the schema up to date. A damaged SQLite file is moved aside and
+        replaced (``repair``); any other error (a locked file, a server that does not answer)
+        is raised, the file left as it is."""
         try:
             await self._connect()
         except DatabaseError as error:
             await self.close()
             if not repair or self.path is None or not self.path.exists():
                 raise
+            if not _is_broken(error):
+                raise  # (locked by another process for too long, say: its rows stay)
             aside = self._move_aside()
             log.error(
                 "usage database %s is broken (%s); moved it to %s and started a new one",
@@ -171,16 +183,20 @@ class LedgerStore:
     async def _connect(self) -> None:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(self.url)
+        engine = create_async_engine(self.url, **_engine_options(self.dialect))
         if self.dialect == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "connect", apply_sqlite_pragmas)
         self.engine = engine
-        async with engine.begin() as conn:
-            if self.dialect == "sqlite":
+        if self.dialect == "sqlite":
+            async with engine.connect() as conn:
                 checked = (await conn.execute(text("PRAGMA quick_check"))).scalar()
                 if checked != "ok":
                     raise DatabaseError("PRAGMA quick_check", None, ValueError(str(checked)))
-            await conn.run_sync(metadata.create_all)
+        # Alembic is imported here, when a ledger opens: a tenth of a second that the other
+        # importers of this module (the CLI's commands, an embedding program) need not pay.
+        from cliproxy.usage.ledger_migrations import migrate
+
+        await migrate(engine, self.where)
 
     def _move_aside(self) -> Path:
         assert self.path is not None
@@ -214,7 +230,6 @@ class LedgerStore:
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
             statement = sqlite_insert(records).on_conflict_do_nothing(index_elements=["dedup"])
-        counting = select(func.count()).select_from(records)
         async with engine.begin() as conn:
             if not counted and self.dialect == "sqlite":
                 for start in range(0, len(rows), _SQLITE_CHUNK):
@@ -225,10 +240,12 @@ class LedgerStore:
             if not counted:
                 await conn.execute(statement, [dict(row) for row in rows])
                 return 0
-            before = (await conn.execute(counting)).scalar_one()
-            await conn.execute(statement, [dict(row) for row in rows])
-            after = (await conn.execute(counting)).scalar_one()
-        return int(after - before)
+            # The ids of the rows that went in: counting the table before and after would
+            # also count what another instance (or process) wrote meanwhile.
+            added = await conn.execute(
+                statement.returning(records.c.id), [dict(row) for row in rows]
+            )
+            return len(added.all())
 
     async def fetch(
         self,
@@ -285,12 +302,57 @@ class LedgerStore:
             await engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# asyncpg's connect timeout (its default is a minute, which a server starting against a
+# database host that does not answer would wait), and one for any statement.
+PG_CONNECT_TIMEOUT = 5.0
+PG_COMMAND_TIMEOUT = 30.0
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _engine_options(dialect: str) -> dict[str, Any]:
+    if dialect != "postgresql":
+        return {}
+    return {
+        # A connection the server dropped (a restart, a failover) is found out and replaced
+        # before use, so the ledger writes again as soon as the database is back.
+        "pool_pre_ping": True,
+        "connect_args": {"timeout": PG_CONNECT_TIMEOUT, "command_timeout": PG_COMMAND_TIMEOUT},
+    }
+
+
+def describe_error(error: BaseException) -> str:
+    """What went wrong, in one line: the driver's message, without the SQL and parameters
+    SQLAlchemy adds to it."""
+    if isinstance(error, DBAPIError) and error.orig is not None:
+        error = error.orig
+    message = " ".join(str(error).split())
+    return message or type(error).__name__
+
+
+# SQLite's result codes for a file that is not a database, or a damaged one.
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _is_broken(error: DatabaseError) -> bool:
+    """The file itself is bad (so it is moved aside), not merely busy or refused."""
+    orig = error.orig
+    if isinstance(orig, ValueError):  # PRAGMA quick_check found damage
+        return True
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(orig).lower()
+    return "not a database" in text or "malformed" in text
+
+
+def apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
         # WAL: the CLI (and other readers) read while the server writes.
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        # Another process writing the same file holds its lock for a moment: wait for it (the
+        # writer task is off the request path) rather than fail and drop the batch.
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
     finally:
         cursor.close()

@@ -6,6 +6,9 @@ CLIProxyAPI's snapshot: ``{total_requests, success_count, failure_count, total_t
 details: [{timestamp, latency_ms, source, auth_index, tokens{...}, failed}]}}}},
 requests_by_day{"2026-12-01": n}, requests_by_hour{"00".."23": n}, tokens_by_day,
 tokens_by_hour}``. Days and hours are UTC here; hours add up every day's same hour.
+
+The grouping into days, hours and buckets happens here, over the rows, rather than in SQL,
+whose date functions differ between SQLite and PostgreSQL: both backends give the same answers.
 """
 
 from __future__ import annotations

@@ -21,9 +21,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cliproxy.usage.ledger_store import SQLITE_BUSY_TIMEOUT_MS, apply_sqlite_pragmas
+
 # Rows per statement: 24 parameters each stay well under SQLite's 32,766 per statement.
 CHUNK = 400
-BUSY_TIMEOUT_MS = 5000
 
 
 class SqliteRowWriter:
@@ -46,7 +47,7 @@ class SqliteRowWriter:
             return
         connection = self._connection or self._connect()
         columns = self.columns
-        connection.execute("BEGIN")
+        connection.execute("BEGIN IMMEDIATE")  # the write lock now, waiting out another writer
         try:
             for start in range(0, len(rows), CHUNK):
                 chunk = rows[start : start + CHUNK]
@@ -71,12 +72,13 @@ class SqliteRowWriter:
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=SQLITE_BUSY_TIMEOUT_MS / 1000,
         )
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            apply_sqlite_pragmas(connection, None)
         except BaseException:
             connection.close()
             raise
