@@ -1,0 +1,143 @@
+"""client-keys limits, management lockouts and OAuth login states shared through one real
+Redis by two real cliproxy instances (docs/scaling.md, "What is shared").
+
+Each test works under its own key prefix and deletes its keys afterwards (tests/e2e/
+redis_servers.py); the outage test runs a redis-server of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+
+import httpx
+import redis
+
+from cliproxy.routing.redis_limits import SharedKeyLimits
+from tests.e2e.redis_servers import (  # noqa: F401 (pytest fixtures)
+    REDIS_URL,
+    OwnRedis,
+    own_redis_fixture,
+    prefix_fixture,
+    settle,
+    wait_for,
+)
+from tests.proxy_server import ProxyServer
+from tests.simulators import AnthropicSim, Reply
+
+TEAM = "sk-team-shared-123456"
+MGMT = "shared-management-key"
+
+CONFIG = """
+request-retry: 0
+max-retry-interval: 0
+remote-management:
+  secret-key: {mgmt}
+state-store:
+  redis-url: {url}
+  key-prefix: "{prefix}"
+claude-api-key:
+  - api-key: up-claude-key
+    base-url: {claude}
+    models: [{{name: up-claude, alias: pooled}}]
+client-keys:
+  - key: {team}
+    name: team-a
+{policy}
+"""
+
+
+@contextlib.contextmanager
+def pair(
+    sim: AnthropicSim, prefix: str, policy: str = "", *, url: str = REDIS_URL
+) -> Iterator[tuple[ProxyServer, ProxyServer]]:
+    lines = "".join(f"    {line}\n" for line in policy.splitlines())
+    config = CONFIG.format(
+        mgmt=MGMT, url=url, prefix=prefix, claude=sim.base_url, team=TEAM, policy=lines
+    )
+    with ProxyServer(config) as first, ProxyServer(config) as second:
+        yield first, second
+
+
+def ask(proxy: ProxyServer) -> httpx.Response:
+    body = {"model": "pooled", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"anthropic-version": "2023-06-01", "x-api-key": TEAM}
+    return httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=headers, timeout=10)
+
+
+def mid_minute(*proxies: ProxyServer) -> float:
+    """Pin the limits' clock half-way through the current minute, so the two-minute window
+    arithmetic cannot move under the test."""
+    moment = (time.time() // 60) * 60 + 30
+    for proxy in proxies:
+        assert isinstance(proxy.state.key_limits, SharedKeyLimits)
+        proxy.state.key_limits.clock = lambda: moment
+    return moment
+
+
+# ----- client-keys limits -----------------------------------------------------------------------
+
+
+def test_requests_per_minute_count_across_both_instances(
+    anthropic_sim: AnthropicSim, prefix: str
+) -> None:
+    with pair(anthropic_sim, prefix, "requests-per-minute: 3") as (a, b):
+        moment = mid_minute(a, b)
+        statuses = []
+        for proxy in (a, b, a, b, a, b):
+            statuses.append(ask(proxy).status_code)
+            settle(a, b)
+        # Counted per instance, each would admit three (six in all).
+        assert statuses == [200, 200, 200, 429, 429, 429]
+        refused = ask(a)
+        assert "requests-per-minute" in refused.json()["error"]["message"]
+        assert int(refused.headers["retry-after"]) >= 1
+        key = f'{prefix}limit:rpm:["team-a",{int(moment // 60)}]'
+        stored = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        assert stored.get(key) == "3"
+        assert 60_000 <= stored.pttl(key) <= 150_000  # gone after the following minute
+        assert a.state.key_limits.requests_last_minute("team-a") == 3
+        assert len(anthropic_sim.requests) == 3
+
+
+def test_tokens_per_day_spent_on_one_instance_stop_the_other(
+    anthropic_sim: AnthropicSim, prefix: str
+) -> None:
+    with pair(anthropic_sim, prefix, "tokens-per-day: 100") as (a, b):
+        anthropic_sim.queue(Reply.text("big", input_tokens=60, output_tokens=50))
+        assert ask(a).status_code == 200
+        wait_for(lambda: b.state.key_limits.tokens_today("team-a") == 110)
+        refused = ask(b)
+        assert refused.status_code == 429
+        assert "110 used today" in refused.json()["error"]["message"]
+
+
+def test_max_concurrent_requests_count_the_other_instances_running_ones(
+    anthropic_sim: AnthropicSim, prefix: str
+) -> None:
+    with pair(anthropic_sim, prefix, "max-concurrent-requests: 1") as (a, b):
+        anthropic_sim.queue(Reply.text("slow", hang=True))
+
+        async def run() -> tuple[int, int]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                body = {"model": "pooled", "max_tokens": 16, "messages": []}
+                body["messages"] = [{"role": "user", "content": "hi"}]
+                headers = {"anthropic-version": "2023-06-01", "x-api-key": TEAM}
+                held = asyncio.ensure_future(
+                    client.post(f"{a.base_url}/v1/messages", json=body, headers=headers)
+                )
+                await asyncio.to_thread(
+                    wait_for, lambda: b.state.key_limits.running_count("team-a") == 1
+                )
+                during = (await asyncio.to_thread(ask, b)).status_code
+                held.cancel()  # A's request hangs up: its slot is free everywhere
+                await asyncio.gather(held, return_exceptions=True)
+                await asyncio.to_thread(
+                    wait_for, lambda: b.state.key_limits.running_count("team-a") == 0
+                )
+                return during, (await asyncio.to_thread(ask, b)).status_code
+
+        during, after = asyncio.run(run())
+        assert (during, after) == (429, 200)
