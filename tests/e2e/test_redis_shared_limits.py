@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import pytest
 import redis
 
 from cliproxy.routing.redis_limits import SharedKeyLimits
@@ -141,3 +142,46 @@ def test_max_concurrent_requests_count_the_other_instances_running_ones(
 
         during, after = asyncio.run(run())
         assert (during, after) == (429, 200)
+
+
+# ----- management lockouts ----------------------------------------------------------------------
+
+
+def management_get(proxy: ProxyServer, key: str) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"}
+    return httpx.get(f"{proxy.base_url}/v0/management/config", headers=headers, timeout=10)
+
+
+def test_failures_on_both_instances_add_up_to_one_lockout_seen_by_both(
+    anthropic_sim: AnthropicSim, prefix: str
+) -> None:
+    with pair(anthropic_sim, prefix) as (a, b):
+        assert management_get(a, MGMT).status_code == 200
+        # Five wrong keys in all, never five on one instance.
+        for proxy in (a, b, a, b, a):
+            assert management_get(proxy, "wrong").status_code == 401
+            settle(a, b)
+        for proxy in (a, b):
+            refused = management_get(proxy, MGMT)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"].startswith("IP banned due to too many failed")
+        stored = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        ban = stored.hgetall(f"{prefix}lockout:127.0.0.1")
+        assert float(ban["banned_until"]) == pytest.approx(time.time() + 30 * 60, abs=60)
+        # Kept as long as the guard remembers failures (two hours), which outlasts the ban.
+        assert 119 * 60_000 < stored.pttl(f"{prefix}lockout:127.0.0.1") <= 120 * 60_000
+
+
+def test_the_right_key_forgives_the_failures_everywhere(
+    anthropic_sim: AnthropicSim, prefix: str
+) -> None:
+    with pair(anthropic_sim, prefix) as (a, b):
+        for _ in range(4):
+            assert management_get(a, "wrong").status_code == 401
+        settle(a, b)
+        assert management_get(b, MGMT).status_code == 200  # forgives the four
+        settle(a, b)
+        for proxy in (a, b, a, b):
+            assert management_get(proxy, "wrong").status_code == 401
+            settle(a, b)
+        assert management_get(a, MGMT).status_code == 200  # four since: no ban
