@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -25,8 +27,14 @@ from tests.e2e.redis_servers import (  # noqa: F401 (pytest fixtures)
     settle,
     wait_for,
 )
-from tests.proxy_server import ProxyServer
+from tests.proxy_server import ProxyServer, management_client
 from tests.simulators import AnthropicSim, Reply
+from tests.simulators.oauth_sim import (  # noqa: F401 (pytest fixtures)
+    OAuthSim,
+    callback_location,
+    oauth_sim_fixture,
+    oauth_sim_server_fixture,
+)
 
 TEAM = "sk-team-shared-123456"
 MGMT = "shared-management-key"
@@ -52,10 +60,10 @@ client-keys:
 
 @contextlib.contextmanager
 def pair(
-    sim: AnthropicSim, prefix: str, policy: str = "", *, url: str = REDIS_URL
+    sim: AnthropicSim, prefix: str, policy: str = "", *, url: str = REDIS_URL, extra: str = ""
 ) -> Iterator[tuple[ProxyServer, ProxyServer]]:
     lines = "".join(f"    {line}\n" for line in policy.splitlines())
-    config = CONFIG.format(
+    config = extra + CONFIG.format(
         mgmt=MGMT, url=url, prefix=prefix, claude=sim.base_url, team=TEAM, policy=lines
     )
     with ProxyServer(config) as first, ProxyServer(config) as second:
@@ -185,3 +193,98 @@ def test_the_right_key_forgives_the_failures_everywhere(
             assert management_get(proxy, "wrong").status_code == 401
             settle(a, b)
         assert management_get(a, MGMT).status_code == 200  # four since: no ban
+
+
+# ----- OAuth login states -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def oauth_env(oauth_sim: OAuthSim, monkeypatch: pytest.MonkeyPatch) -> OAuthSim:
+    """Both instances' login flows point at the OAuth simulator (read when a login starts)."""
+    for name, value in oauth_sim.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MANAGEMENT_PASSWORD", raising=False)
+    return oauth_sim
+
+
+def login_status(api: httpx.Client, state: str) -> dict[str, str]:
+    reply = api.get("/get-auth-status", params={"state": state})
+    assert reply.status_code == 200, reply.text
+    status: dict[str, str] = reply.json()
+    return status
+
+
+def start_on(api: httpx.Client, path: str) -> tuple[str, str]:
+    reply = api.get(path)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["url"], reply.json()["state"]
+
+
+Apis = tuple[ProxyServer, httpx.Client, httpx.Client]
+
+
+@contextlib.contextmanager
+def login_pair(sim: AnthropicSim, prefix: str, extra: str = "") -> Iterator[Apis]:
+    """Two instances, and a management client of each; the second instance is yielded."""
+    with (
+        pair(sim, prefix, extra=extra) as (a, b),
+        management_client(a, MGMT) as api_a,
+        management_client(b, MGMT) as api_b,
+    ):
+        yield b, api_a, api_b
+
+
+def test_a_login_started_on_one_instance_is_finished_by_a_paste_on_the_other(
+    anthropic_sim: AnthropicSim, prefix: str, oauth_env: OAuthSim, tmp_path: Path
+) -> None:
+    with login_pair(anthropic_sim, prefix, f"auth-dir: {tmp_path}\n") as (b, api_a, api_b):
+        url, state = start_on(api_a, "/codex-auth-url")
+        wait_for(lambda: login_status(api_b, state) == {"status": "wait"})
+        location = callback_location(url)  # what the user pastes, into B's page
+        done = httpx.post(
+            f"{b.base_url}/v0/management/oauth-callback",
+            json={"provider": "codex", "redirect_url": location},
+            timeout=10,
+        )
+        assert done.status_code == 200 and done.json() == {"status": "ok"}, done.text
+        wait_for(lambda: login_status(api_b, state) == {"status": "ok"})
+        assert login_status(api_a, state) == {"status": "ok"}
+        # A ran the exchange (it alone held the verifier) and wrote the account.
+        assert (tmp_path / "codex-coder@example.com.json").is_file()
+        assert oauth_env.token_requests[-1]["grant_type"] == "authorization_code"
+        again = httpx.post(
+            f"{b.base_url}/v0/management/oauth-callback",
+            json={"provider": "codex", "redirect_url": location},
+            timeout=10,
+        )
+        assert again.status_code == 409  # single use, on the other instance too
+        stored = redis.Redis.from_url(REDIS_URL, decode_responses=True)
+        record = stored.hgetall(f"{prefix}login:{state}")
+        assert record["phase"] == "done" and "verifier" not in str(record)
+        assert 0 < stored.pttl(f"{prefix}login:{state}") <= 60_000
+
+
+def test_the_provider_callback_reaching_the_other_instance_finishes_the_login(
+    anthropic_sim: AnthropicSim, prefix: str, oauth_env: OAuthSim, tmp_path: Path
+) -> None:
+    with login_pair(anthropic_sim, prefix, f"auth-dir: {tmp_path}\n") as (b, api_a, api_b):
+        url, state = start_on(api_a, "/anthropic-auth-url")
+        wait_for(lambda: login_status(api_b, state) == {"status": "wait"})
+        query = urlsplit(callback_location(url)).query
+        page = httpx.get(f"{b.base_url}/anthropic/callback?{query}", timeout=40)
+        assert page.status_code == 200, page.text
+        assert "Saved claude-claude.user@example.com.json" in page.text
+        assert login_status(api_a, state) == {"status": "ok"}
+
+
+def test_a_login_cancelled_on_the_other_instance_ends_on_its_owner(
+    anthropic_sim: AnthropicSim, prefix: str, oauth_env: OAuthSim
+) -> None:
+    with login_pair(anthropic_sim, prefix) as (_, api_a, api_b):
+        _, state = start_on(api_a, "/codex-auth-url")
+        wait_for(lambda: login_status(api_b, state) == {"status": "wait"})
+        cancelled = api_b.delete("/oauth-session", params={"state": state})
+        assert cancelled.json() == {"status": "ok", "cancelled": True}
+        gone = {"status": "error", "error": "unknown or expired state"}
+        wait_for(lambda: login_status(api_a, state) == gone)
+        wait_for(lambda: login_status(api_b, state) == gone)
