@@ -105,7 +105,9 @@ def test_requests_per_minute_count_across_both_instances(
         assert int(refused.headers["retry-after"]) >= 1
         key = f'{prefix}limit:rpm:["team-a",{int(moment // 60)}]'
         stored = redis.Redis.from_url(REDIS_URL, decode_responses=True)
-        assert stored.get(key) == "3"
+        # One field per instance, each holding what that instance admitted.
+        shares = stored.hgetall(key)
+        assert sorted(shares.values()) == ["1", "2"] and len(shares) == 2
         assert 60_000 <= stored.pttl(key) <= 150_000  # gone after the following minute
         assert a.state.key_limits.requests_last_minute("team-a") == 3
         assert len(anthropic_sim.requests) == 3
@@ -150,6 +152,37 @@ def test_max_concurrent_requests_count_the_other_instances_running_ones(
 
         during, after = asyncio.run(run())
         assert (during, after) == (429, 200)
+
+
+def test_redis_stopped_and_restarted_loses_no_request_and_the_counts_resume(
+    anthropic_sim: AnthropicSim, own_redis: OwnRedis
+) -> None:
+    prefix = "cliproxy-test:"
+    with pair(anthropic_sim, prefix, "requests-per-minute: 5", url=own_redis.url) as (a, b):
+        moment = mid_minute(a, b)
+        for proxy in (a, b):
+            assert ask(proxy).status_code == 200
+            settle(a, b)
+        links = [proxy.state.pool.link for proxy in (a, b)]
+        own_redis.stop()  # and it comes back empty: it keeps nothing on disk
+        wait_for(lambda: not any(link.connected for link in links))  # type: ignore[union-attr]
+        for proxy in (a, b):  # served from each instance's own counts meanwhile
+            assert ask(proxy).status_code == 200
+        own_redis.start()
+        # Each instance writes its share back; both count the four again.
+        wait_for(
+            lambda: all(p.state.key_limits.requests_last_minute("team-a") == 4 for p in (a, b)),
+            seconds=40,
+        )
+        statuses = []
+        for proxy in (a, b):
+            statuses.append(ask(proxy).status_code)
+            settle(a, b)
+        assert statuses == [200, 429]
+        assert len(anthropic_sim.requests) == 5  # every admitted request was served
+        key = f'{prefix}limit:rpm:["team-a",{int(moment // 60)}]'
+        shares = redis.Redis.from_url(own_redis.url, decode_responses=True).hgetall(key)
+        assert sorted(shares.values()) == ["2", "3"]
 
 
 # ----- management lockouts ----------------------------------------------------------------------

@@ -4,23 +4,25 @@ The limits' decisions stay synchronous and local (KeyLimits.admit never awaits):
 answers from a mirror of the shared totals and sends its own additions in the background over
 the shared RedisLink. Keys, all under the prefix:
 
-- ``limit:rpm:["<name>",<minute>]``: requests admitted in that minute (since the epoch), one
-  INCR per request, expiring at the end of the following minute. requests-per-minute reads the
-  current and the previous minute, the previous one weighted by how much of it still lies
-  within the last 60 seconds (a sliding window from two counters).
-- ``limit:tokens:["<name>",<UTC day>]`` (INCRBY) and ``limit:cost:["<name>",<UTC month>]``
-  (INCRBYFLOAT, USD): what tokens-per-day and max-budget-usd-per-month read, expiring after
-  their period. At start each is raised to the ledger's total if that is higher.
+- ``limit:rpm:["<name>",<minute>]``: the requests admitted in that minute (since the epoch),
+  expiring at the end of the following minute. requests-per-minute reads the current and the
+  previous minute, the previous one weighted by how much of it still lies within the last 60
+  seconds (a sliding window from two counters, as exact as the one-process deque to within
+  a request or so).
+- ``limit:tokens:["<name>",<UTC day>]`` and ``limit:cost:["<name>",<UTC month>]`` (USD): what
+  tokens-per-day and max-budget-usd-per-month read, expiring after their period; never below
+  what the ledger held when an instance started (the ``floor`` field).
 - ``running:["<name>","<instance>"]``: the requests an instance is running for a key with
   max-concurrent-requests, refreshed while non-zero and expiring a minute after the instance
   stops refreshing it (one that crashed stops counting against the others).
 
-Every increment runs in one Lua script that adds, sets the expiry and publishes the new total,
-so two instances adding at once both count and everyone's mirror learns the total. A mirror's
-value is the highest total it has heard plus its own additions Redis has not acknowledged yet.
-The window in which the gateway can admit more than a limit is the time an addition takes to
-reach the other instances (a pub/sub round trip; milliseconds on a LAN): requests arriving at
-two instances within it may both pass the last free slot.
+Each total is a hash with a field per instance (a grow-only counter, see SharedTotals): an
+instance raises its own field with one Lua script that also sets the expiry and publishes the
+new value, so every mirror learns it. The window in which the gateway can admit more than a
+limit is the time an admission takes to reach the other instances (a pub/sub hop after the
+write; milliseconds on a LAN): requests reaching two instances within it may both take the
+last free slot. While Redis is away each instance counts only what it hears of, its own
+requests and what it knew before; its shares reach Redis when it returns.
 """
 
 from __future__ import annotations
@@ -44,31 +46,21 @@ from cliproxy.usage.key_limits import (
 )
 from cliproxy.usage.prices import Prices
 
-# ARGV: the increment command (INCRBY or INCRBYFLOAT), the amount, the expiry (ms since the
-# epoch), the channel, the event (its "v" filled in here with the new total).
-ADD_SCRIPT = """
-local value = redis.call(ARGV[1], KEYS[1], ARGV[2])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-local event = cjson.decode(ARGV[5])
-event['v'] = tostring(value)
-redis.call('PUBLISH', ARGV[4], cjson.encode(event))
-return tostring(value)
-"""
-
-# Raise the total to at least ARGV[1] (the ledger's, at start); returns the total that stands.
-RAISE_SCRIPT = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if current >= tonumber(ARGV[1]) then
-  return tostring(current)
+# Raise one field (an instance's share, or the floor) to ARGV[2] if that is more, set the
+# expiry (ms since the epoch) and tell the others, in one step. A smaller or equal value (a
+# replay, a write queued behind one that already carried it) changes and publishes nothing.
+SHARE_SCRIPT = """
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > current then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-local event = cjson.decode(ARGV[4])
-event['v'] = ARGV[1]
-redis.call('PUBLISH', ARGV[3], cjson.encode(event))
-return ARGV[1]
+return 0
 """
 
 RPM, TOKENS, COST = "rpm", "tokens", "cost"
+FLOOR = "floor"  # the field holding the ledger's count, beside the instances' own
 # How long an instance's running count stands without a refresh (the link refreshes it every
 # few seconds while it is not zero), in Redis and in the others' mirrors.
 RUNNING_TTL = 60.0
@@ -89,86 +81,90 @@ def _expires_ms(kind: str, period: int, now: float) -> int:
 
 
 class SharedTotals:
-    """Totals per (kind, key name, period), shared through Redis, read from a local mirror."""
+    """Totals per (kind, key name, period), shared through Redis, read from a local mirror.
+
+    Each total is a hash with one field per instance (what that instance added) and a
+    ``floor`` (the ledger's count at start): the total is the sum of the instances' fields,
+    and never less than the floor. An instance writes only its own field, and only upwards
+    (a script keeps the larger value), so instances never race on one value, a write replayed
+    after a lost reply counts once, and a Redis that restarted empty is refilled exactly by
+    the instances' next synchronisation.
+    """
 
     def __init__(self, link: RedisLink) -> None:
         self.link = link
-        self.known: dict[Period, float] = {}  # the highest total heard from Redis
-        self.pending: dict[Period, float] = {}  # ours, not acknowledged by Redis yet
+        self.shares: dict[Period, dict[str, float]] = {}  # field (instance, floor) -> value
         self._latest: dict[str, int] = {}
 
     def value(self, kind: str, name: str, period: int) -> float:
-        at = (kind, name, period)
-        return self.known.get(at, 0.0) + self.pending.get(at, 0.0)
+        shares = self.shares.get((kind, name, period))
+        if not shares:
+            return 0.0
+        added = sum(value for field, value in shares.items() if field != FLOOR)
+        return max(added, shares.get(FLOOR, 0.0))
 
     def add(self, kind: str, name: str, period: int, amount: float, now: float) -> None:
         at = (kind, name, period)
         self._forget_before(kind, period)
-        self.pending[at] = self.pending.get(at, 0.0) + amount
-        command = "INCRBYFLOAT" if kind == COST else "INCRBY"
-        args = [command, _amount(kind, amount), str(_expires_ms(kind, period, now))]
-
-        async def write(client: Redis) -> None:
-            event = self.link.event("total", k=kind, n=name, p=period, v=0)
-            key = self._key(at)
-            total = await client.eval(ADD_SCRIPT, 1, key, *args, self.link.channel, event)
-            left = self.pending.get(at, 0.0) - amount
-            if abs(left) < 1e-9:
-                self.pending.pop(at, None)
-            else:
-                self.pending[at] = left
-            self.seen(at, float(total))
-
-        self.link.submit(write)
+        shares = self.shares.setdefault(at, {})
+        shares[self.link.origin] = shares.get(self.link.origin, 0.0) + amount
+        self.link.submit(lambda client: self._push(client, at, self.link.origin, now))
 
     def raise_to(self, kind: str, name: str, period: int, total: float, now: float) -> None:
-        """At least ``total`` (the ledger's count at start), never lower than Redis's."""
+        """At least ``total`` (the ledger's count at start) for the whole gateway."""
         at = (kind, name, period)
-        self.seen(at, total)
+        self.seen(at, FLOOR, total)
+        self.link.submit(lambda client: self._push(client, at, FLOOR, now))
+
+    async def _push(self, client: Redis, at: Period, field: str, now: float) -> None:
+        # The value as it is when the write runs: writes queued behind it send nothing new.
+        value = self.shares.get(at, {}).get(field)
+        if value is None:
+            return  # forgotten meanwhile (its period is over)
+        kind, name, period = at
+        event = self.link.event("share", k=kind, n=name, p=period, f=field, v=value)
         expires = str(_expires_ms(kind, period, now))
+        args = [field, _amount(kind, value), expires, self.link.channel, event]
+        await client.eval(SHARE_SCRIPT, 1, self._key(at), *args)
 
-        async def write(client: Redis) -> None:
-            event = self.link.event("total", k=kind, n=name, p=period, v=0)
-            key = self._key(at)
-            args = [_amount(kind, total), expires, self.link.channel, event]
-            self.seen(at, float(await client.eval(RAISE_SCRIPT, 1, key, *args)))
-
-        self.link.submit(write)
-
-    def seen(self, at: Period, total: float) -> None:
-        if total > self.known.get(at, 0.0):
-            self.known[at] = total
+    def seen(self, at: Period, field: str, value: float) -> None:
+        shares = self.shares.setdefault(at, {})
+        if value > shares.get(field, 0.0):
+            shares[field] = value
 
     def _forget_before(self, kind: str, period: int) -> None:
         """Drop the mirror's totals older than the previous period (Redis expires its own)."""
         if period <= self._latest.get(kind, period - 1):
             return
         self._latest[kind] = period
-        for book in (self.known, self.pending):
-            for at in [at for at in book if at[0] == kind and at[2] < period - 1]:
-                del book[at]
+        for at in [at for at in self.shares if at[0] == kind and at[2] < period - 1]:
+            del self.shares[at]
 
     def _key(self, at: Period) -> str:
         kind, name, period = at
         return self.link.key("limit", kind, orjson.dumps([name, period]).decode())
 
     async def sync(self, client: Redis) -> None:
-        """Take the totals other instances made (our waiting additions ran just before)."""
+        """Push our fields (Redis may have lost them), then take everyone's."""
+        now = time.time()
+        for at, shares in list(self.shares.items()):
+            for field in [f for f in shares if f in (self.link.origin, FLOOR)]:
+                await self._push(client, at, field, now)
         prefix = self.link.key("limit", "")
         async for key in client.scan_iter(match=self.link.pattern("limit"), count=500):
-            total = await client.get(key)
+            found = await client.hgetall(key)
             kind, _, rest = key[len(prefix) :].partition(":")
-            if total is None:
-                continue  # expired between SCAN and GET
             try:
                 name, period = orjson.loads(rest)
-                self.seen((kind, str(name), int(period)), float(total))
+                for owner, value in found.items():
+                    self.seen((kind, str(name), int(period)), str(owner), float(value))
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 continue  # not a key we wrote
 
     def apply(self, event: Event) -> None:
-        if event["t"] == "total":
-            self.seen((str(event["k"]), str(event["n"]), int(event["p"])), float(event["v"]))
+        if event["t"] == "share":
+            at = (str(event["k"]), str(event["n"]), int(event["p"]))
+            self.seen(at, str(event["f"]), float(event["v"]))
 
 
 class SharedRunning:
