@@ -18,7 +18,10 @@ import httpx
 import pytest
 import redis
 
+from cliproxy.management.redis_lockouts import SharedLockouts
 from cliproxy.routing.redis_limits import SharedKeyLimits
+from cliproxy.routing.redis_link import RedisLink
+from cliproxy.usage.prices import Prices
 from tests.e2e.redis_servers import (  # noqa: F401 (pytest fixtures)
     REDIS_URL,
     OwnRedis,
@@ -321,3 +324,43 @@ def test_a_login_cancelled_on_the_other_instance_ends_on_its_owner(
         gone = {"status": "error", "error": "unknown or expired state"}
         wait_for(lambda: login_status(api_a, state) == gone)
         wait_for(lambda: login_status(api_b, state) == gone)
+
+
+# ----- two instances writing at once ------------------------------------------------------------
+
+
+async def test_two_instances_counting_at_once_lose_nothing(prefix: str) -> None:
+    links = [RedisLink(REDIS_URL, prefix), RedisLink(REDIS_URL, prefix)]
+    books = [SharedKeyLimits(link, Prices({})) for link in links]
+    lockouts = [SharedLockouts(link) for link in links]
+    for link in links:
+        await link.start()
+    try:
+        now = time.time()
+        day = int(now // 86400)
+        for _ in range(100):  # interleaved: both links write while the other does
+            for book in books:
+                book.add("team-a", 7, None, now)
+        # Three wrong keys on one instance and two on the other, sent at the same moment.
+        for _ in range(3):
+            lockouts[0].failed("192.0.2.1", now)
+        for _ in range(2):
+            lockouts[1].failed("192.0.2.1", now)
+        await asyncio.to_thread(
+            wait_for, lambda: all(book.tokens_today("team-a") == 1400 for book in books)
+        )
+        await asyncio.to_thread(
+            wait_for, lambda: all(book.banned_until("192.0.2.1") > now for book in lockouts)
+        )
+        stored = redis.asyncio.Redis.from_url(REDIS_URL, decode_responses=True)
+        try:
+            shares = await stored.hgetall(f'{prefix}limit:tokens:["team-a",{day}]')
+            assert sorted(shares.values()) == ["700", "700"]
+            ban = await stored.hgetall(f"{prefix}lockout:192.0.2.1")
+            # The fifth failure, whichever instance sent it, banned; the count starts over.
+            assert ban["failures"] == "0" and float(ban["banned_until"]) > now
+        finally:
+            await stored.aclose()
+    finally:
+        for link in links:
+            await link.close()
