@@ -10,7 +10,7 @@ import pytest
 
 from cliproxy.config.client_keys import ClientKey
 from cliproxy.management.login_sessions import LoginError, LoginSessions
-from cliproxy.management.login_sharing import Phase
+from cliproxy.management.login_sharing import Phase, RemoteLogin
 from cliproxy.management.redis_lockouts import SharedLockouts
 from cliproxy.management.redis_logins import SharedLoginStates
 from cliproxy.management.security import BAN_SECONDS
@@ -137,3 +137,32 @@ async def test_another_instances_login_is_reported_and_refuses_a_second_callback
     assert sessions.status("state-1") == {"status": "ok"}
     shared.apply({"o": OTHER, "t": "login-gone", "s": "state-1"})
     assert sessions.status("state-1")["status"] == "error"
+
+
+def _handed_over(state: str) -> tuple[SharedLoginStates, LoginSessions, RemoteLogin, float]:
+    """Another instance's login whose callback reached this one and went to the owner."""
+    shared = SharedLoginStates(_link())
+    sessions = LoginSessions()
+    shared.attach(sessions)
+    login = {"o": OTHER, "t": "login", "s": state, "provider": "claude", "owner": OTHER}
+    shared.apply({**login, "phase": "waiting"})
+    sessions.submit(state, code="the-code")
+    view = shared.find(state)
+    assert view is not None and view.handed_over is not None
+    return shared, sessions, view, view.handed_over
+
+
+async def test_a_callback_the_owner_never_takes_fails_the_login_here() -> None:
+    shared, sessions, view, handed_over = _handed_over("state-2")
+    shared._unanswered(view, handed_over)  # what the timer does when the owner is silent
+    status = sessions.status("state-2")
+    assert status["status"] == "error" and "did not take its callback" in status["error"]
+    assert view.finished.is_set()
+
+
+async def test_the_owner_taking_the_callback_stops_the_timer() -> None:
+    shared, sessions, view, handed_over = _handed_over("state-3")
+    event = {"o": OTHER, "t": "login", "s": "state-3", "provider": "claude", "owner": OTHER}
+    shared.apply({**event, "phase": "exchanging"})
+    shared._unanswered(view, handed_over)
+    assert sessions.status("state-3") == {"status": "wait"}

@@ -48,6 +48,8 @@ class RemoteLogin:
     error: str = ""
     account: str = ""
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    # When this instance handed the owner a callback the owner has not answered yet.
+    handed_over: float | None = None
 
     @property
     def open(self) -> bool:

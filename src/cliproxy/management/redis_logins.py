@@ -12,6 +12,8 @@ worthless without that verifier.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -25,6 +27,14 @@ from .login_sessions import KEEP_FINISHED, SESSION_TTL, LoginSession, LoginSessi
 from .login_sharing import Phase, RemoteLogin
 
 log = logging.getLogger(__name__)
+
+# How long the owner has to announce that it took a callback handed to it, before the login
+# is reported failed here (the owner stopped, or Redis is away).
+OWNER_ANSWER_SECONDS = 15.0
+OWNER_SILENT = (
+    "the cliproxy instance that started this login did not take its callback "
+    "(it stopped, or the state store is unreachable); start the login again"
+)
 
 
 def _ttl(phase: Phase) -> float:
@@ -83,6 +93,16 @@ class SharedLoginStates:
             "login-code", s=login.state, to=login.owner, p=login.provider, c=code, e=error
         )
         self.link.submit(lambda client: self._publish(client, event))
+        login.handed_over = self.clock()
+        with contextlib.suppress(RuntimeError):  # no running loop: nobody waits on it
+            loop = asyncio.get_running_loop()
+            loop.call_later(OWNER_ANSWER_SECONDS, self._unanswered, login, login.handed_over)
+
+    def _unanswered(self, login: RemoteLogin, handed_over: float) -> None:
+        if login.handed_over == handed_over and login.open:
+            log.warning("%s login: %s", login.provider, OWNER_SILENT)
+            login.phase, login.error = Phase.FAILED, OWNER_SILENT
+            login.finished.set()
 
     def forward_cancel(self, login: RemoteLogin) -> None:
         event = self.link.event("login-cancel", s=login.state, to=login.owner)
@@ -103,6 +123,8 @@ class SharedLoginStates:
             login = RemoteLogin(state, fields["provider"], fields["owner"], 0.0)
             self.records[state] = login
         login.phase, login.error = phase, fields.get("error", "")
+        if phase is not Phase.WAITING:
+            login.handed_over = None  # the owner took the callback (or ended the login)
         login.account = fields.get("account", "")
         login.expires_at = self.clock() + ttl
         if not login.open:

@@ -173,7 +173,8 @@ class RedisLink:
             try:
                 book.apply(event)
             except (KeyError, TypeError, ValueError) as exc:
-                log.debug("state store event ignored (%s): %r", exc, event)
+                # The kind only: an event may carry a login's authorization code.
+                log.debug("state store event %r ignored (%s)", event.get("t"), exc)
 
     async def _sync(self, client: Redis) -> None:
         for book in self.books:
