@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 from redis.asyncio import Redis
@@ -72,12 +73,16 @@ def _amount(kind: str, value: float) -> str:
     return f"{value:.10f}" if kind == COST else str(int(value))
 
 
-def _expires_ms(kind: str, period: int, now: float) -> int:
+def _expires_ms(kind: str, period: int) -> int:
+    """When a period's total may go: a minute is still read during the next one; a day or a
+    month when it is over (a minute later, for clocks a little apart)."""
     if kind == RPM:
-        return int((period + 2) * WINDOW * 1000)  # read as "the previous minute" next minute
+        return int((period + 2) * WINDOW * 1000)
     if kind == TOKENS:
         return int((period + 1) * DAY * 1000) + 60_000
-    return int(next_month_start(now) * 1000) + 60_000
+    year, month = divmod(period - 1, 12)  # utc_month: year * 12 + month (1 to 12)
+    first = datetime(year, month + 1, 1, tzinfo=UTC).timestamp()
+    return int(next_month_start(first) * 1000) + 60_000
 
 
 class SharedTotals:
@@ -103,27 +108,27 @@ class SharedTotals:
         added = sum(value for field, value in shares.items() if field != FLOOR)
         return max(added, shares.get(FLOOR, 0.0))
 
-    def add(self, kind: str, name: str, period: int, amount: float, now: float) -> None:
+    def add(self, kind: str, name: str, period: int, amount: float) -> None:
         at = (kind, name, period)
         self._forget_before(kind, period)
         shares = self.shares.setdefault(at, {})
         shares[self.link.origin] = shares.get(self.link.origin, 0.0) + amount
-        self.link.submit(lambda client: self._push(client, at, self.link.origin, now))
+        self.link.submit(lambda client: self._push(client, at, self.link.origin))
 
-    def raise_to(self, kind: str, name: str, period: int, total: float, now: float) -> None:
+    def raise_to(self, kind: str, name: str, period: int, total: float) -> None:
         """At least ``total`` (the ledger's count at start) for the whole gateway."""
         at = (kind, name, period)
         self.seen(at, FLOOR, total)
-        self.link.submit(lambda client: self._push(client, at, FLOOR, now))
+        self.link.submit(lambda client: self._push(client, at, FLOOR))
 
-    async def _push(self, client: Redis, at: Period, field: str, now: float) -> None:
+    async def _push(self, client: Redis, at: Period, field: str) -> None:
         # The value as it is when the write runs: writes queued behind it send nothing new.
         value = self.shares.get(at, {}).get(field)
         if value is None:
             return  # forgotten meanwhile (its period is over)
         kind, name, period = at
         event = self.link.event("share", k=kind, n=name, p=period, f=field, v=value)
-        expires = str(_expires_ms(kind, period, now))
+        expires = str(_expires_ms(kind, period))
         args = [field, _amount(kind, value), expires, self.link.channel, event]
         await client.eval(SHARE_SCRIPT, 1, self._key(at), *args)
 
@@ -146,10 +151,9 @@ class SharedTotals:
 
     async def sync(self, client: Redis) -> None:
         """Push our fields (Redis may have lost them), then take everyone's."""
-        now = time.time()
         for at, shares in list(self.shares.items()):
             for field in [f for f in shares if f in (self.link.origin, FLOOR)]:
-                await self._push(client, at, field, now)
+                await self._push(client, at, field)
         prefix = self.link.key("limit", "")
         async for key in client.scan_iter(match=self.link.pattern("limit"), count=500):
             found = await client.hgetall(key)
@@ -257,7 +261,7 @@ class SharedKeyLimits(KeyLimits):
     def note_admission(self, policy: ClientKey, now: float) -> None:
         if policy.requests_per_minute is not None:
             minute = int(now // WINDOW)
-            self.totals.add(RPM, policy.name, minute, 1, now)
+            self.totals.add(RPM, policy.name, minute, 1)
 
     def requests_last_minute(self, name: str, now: float | None = None) -> int:
         now = self.clock() if now is None else now
@@ -302,16 +306,16 @@ class SharedKeyLimits(KeyLimits):
 
     def add(self, name: str, tokens: int, cost: float | None, now: float) -> None:
         if tokens:
-            self.totals.add(TOKENS, name, utc_day(now), tokens, now)
+            self.totals.add(TOKENS, name, utc_day(now), tokens)
         if cost:
-            self.totals.add(COST, name, utc_month(now), cost, now)
+            self.totals.add(COST, name, utc_month(now), cost)
 
     def seed(self, today: LedgerTotals, this_month: LedgerTotals, now: float) -> None:
         """The ledger's totals raise the shared ones (an instance whose ledger is its own
         knows only its share; one on a shared ledger knows them all)."""
         for name, (tokens, _cost) in today.items():
             if tokens:
-                self.totals.raise_to(TOKENS, name, utc_day(now), tokens, now)
+                self.totals.raise_to(TOKENS, name, utc_day(now), tokens)
         for name, (_tokens, cost) in this_month.items():
             if cost:
-                self.totals.raise_to(COST, name, utc_month(now), cost, now)
+                self.totals.raise_to(COST, name, utc_month(now), cost)
