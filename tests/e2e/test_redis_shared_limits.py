@@ -18,6 +18,7 @@ import httpx
 import pytest
 import redis
 
+from cliproxy.management.app import ManagementMount
 from cliproxy.management.redis_lockouts import SharedLockouts
 from cliproxy.routing.redis_limits import SharedKeyLimits
 from cliproxy.routing.redis_link import RedisLink
@@ -27,7 +28,6 @@ from tests.e2e.redis_servers import (  # noqa: F401 (pytest fixtures)
     OwnRedis,
     own_redis_fixture,
     prefix_fixture,
-    settle,
     wait_for,
 )
 from tests.proxy_server import ProxyServer, management_client
@@ -79,6 +79,16 @@ def ask(proxy: ProxyServer) -> httpx.Response:
     return httpx.post(f"{proxy.base_url}/v1/messages", json=body, headers=headers, timeout=10)
 
 
+def both_counted(admitted: int, *proxies: ProxyServer, seconds: float = 10) -> None:
+    """Wait until every instance counts ``admitted`` requests this minute for team-a (its own
+    at once, the others' once their announcements arrived)."""
+
+    def counted() -> bool:
+        return all(p.state.key_limits.requests_last_minute("team-a") == admitted for p in proxies)
+
+    wait_for(counted, seconds)
+
+
 def mid_minute(*proxies: ProxyServer) -> float:
     """Pin the limits' clock half-way through the current minute, so the two-minute window
     arithmetic cannot move under the test."""
@@ -100,7 +110,7 @@ def test_requests_per_minute_count_across_both_instances(
         statuses = []
         for proxy in (a, b, a, b, a, b):
             statuses.append(ask(proxy).status_code)
-            settle(a, b)
+            both_counted(statuses.count(200), a, b)
         # Counted per instance, each would admit three (six in all).
         assert statuses == [200, 200, 200, 429, 429, 429]
         refused = ask(a)
@@ -163,9 +173,9 @@ def test_redis_stopped_and_restarted_loses_no_request_and_the_counts_resume(
     prefix = "cliproxy-test:"
     with pair(anthropic_sim, prefix, "requests-per-minute: 5", url=own_redis.url) as (a, b):
         moment = mid_minute(a, b)
-        for proxy in (a, b):
+        for admitted, proxy in enumerate((a, b), 1):
             assert ask(proxy).status_code == 200
-            settle(a, b)
+            both_counted(admitted, a, b)
         links = [proxy.state.pool.link for proxy in (a, b)]
         own_redis.stop()  # and it comes back empty: it keeps nothing on disk
         wait_for(lambda: not any(link.connected for link in links))  # type: ignore[union-attr]
@@ -173,15 +183,10 @@ def test_redis_stopped_and_restarted_loses_no_request_and_the_counts_resume(
             assert ask(proxy).status_code == 200
         own_redis.start()
         # Each instance writes its share back; both count the four again.
-        wait_for(
-            lambda: all(p.state.key_limits.requests_last_minute("team-a") == 4 for p in (a, b)),
-            seconds=40,
-        )
-        statuses = []
-        for proxy in (a, b):
-            statuses.append(ask(proxy).status_code)
-            settle(a, b)
-        assert statuses == [200, 429]
+        both_counted(4, a, b, seconds=40)
+        assert ask(a).status_code == 200
+        both_counted(5, a, b)
+        assert ask(b).status_code == 429
         assert len(anthropic_sim.requests) == 5  # every admitted request was served
         key = f'{prefix}limit:rpm:["team-a",{int(moment // 60)}]'
         shares = redis.Redis.from_url(own_redis.url, decode_responses=True).hgetall(key)
@@ -189,6 +194,19 @@ def test_redis_stopped_and_restarted_loses_no_request_and_the_counts_resume(
 
 
 # ----- management lockouts ----------------------------------------------------------------------
+
+
+def failures_seen(proxy: ProxyServer) -> tuple[int, bool]:
+    """(failures counted, banned) for 127.0.0.1, as this instance's guard sees them."""
+    mount = next(r for r in proxy.app.routes if isinstance(r, ManagementMount))
+    lockouts = mount.management.guard.lockouts
+    found = lockouts.attempts.get("127.0.0.1")
+    failures = found.failures if found is not None else 0
+    return failures, lockouts.banned_until("127.0.0.1") > time.time()
+
+
+def both_see(expected: tuple[int, bool], *proxies: ProxyServer) -> None:
+    wait_for(lambda: all(failures_seen(proxy) == expected for proxy in proxies))
 
 
 def management_get(proxy: ProxyServer, key: str) -> httpx.Response:
@@ -202,9 +220,9 @@ def test_failures_on_both_instances_add_up_to_one_lockout_seen_by_both(
     with pair(anthropic_sim, prefix) as (a, b):
         assert management_get(a, MGMT).status_code == 200
         # Five wrong keys in all, never five on one instance.
-        for proxy in (a, b, a, b, a):
+        for failures, proxy in enumerate((a, b, a, b, a), 1):
             assert management_get(proxy, "wrong").status_code == 401
-            settle(a, b)
+            both_see((failures % 5, failures == 5), a, b)  # the fifth bans, counting anew
         for proxy in (a, b):
             refused = management_get(proxy, MGMT)
             assert refused.status_code == 403, refused.text
@@ -222,12 +240,12 @@ def test_the_right_key_forgives_the_failures_everywhere(
     with pair(anthropic_sim, prefix) as (a, b):
         for _ in range(4):
             assert management_get(a, "wrong").status_code == 401
-        settle(a, b)
+        both_see((4, False), a, b)
         assert management_get(b, MGMT).status_code == 200  # forgives the four
-        settle(a, b)
-        for proxy in (a, b, a, b):
+        both_see((0, False), a, b)
+        for failures, proxy in enumerate((a, b, a, b), 1):
             assert management_get(proxy, "wrong").status_code == 401
-            settle(a, b)
+            both_see((failures, False), a, b)
         assert management_get(a, MGMT).status_code == 200  # four since: no ban
 
 
