@@ -27,6 +27,7 @@ from cliproxy.management.request_logs import RequestLogWriter
 from cliproxy.management.routes_oauth import CALLBACK_PATHS, login_sessions
 from cliproxy.management.routes_oauth import public_routes as login_callback_routes
 from cliproxy.management.routes_usage import credential_resolver
+from cliproxy.management.shared import login_sessions_for
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server import aistudio_ws, amp_control, responses_ws, routes_llm, routes_models
 from cliproxy.server.access import AccessMiddleware
@@ -210,6 +211,8 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     )
     app.state.cliproxy = state
     app.state.request_logs = request_logs
+    # Logins started here (and, with a state store, those of the other instances).
+    app.state.oauth_logins = login_sessions_for(state)
     # Innermost first; each layer wraps the ones added before it.
     # Amp's model calls: served here, mapped, or sent on to Amp (after the key check).
     app.add_middleware(AmpModelCalls, state_getter=lambda: state)

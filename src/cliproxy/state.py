@@ -37,8 +37,7 @@ from cliproxy.routing.cooldown import Clock, CooldownBook, CoolingPolicy
 from cliproxy.routing.payload import PayloadRules
 from cliproxy.routing.pool_state import PoolState, RotationCounters
 from cliproxy.routing.registry import ModelRegistry, Selector, make_selector
-from cliproxy.routing.state_store import pool_state_for
-from cliproxy.usage.key_limits import KeyLimits
+from cliproxy.routing.state_store import key_limits_for, pool_state_for
 from cliproxy.usage.ledger import Ledger
 from cliproxy.usage.metrics import Metrics
 from cliproxy.usage.observers import Observers
@@ -172,8 +171,9 @@ class AppState:
         )
         self.observers.subscribe(self.ledger)
         # What client-keys' limits count (usage/key_limits.py): seeded from the ledger by the
-        # server's lifespan, then kept from the outcome events; outlives config reloads.
-        self.key_limits = KeyLimits(lambda: self.ledger.prices)
+        # server's lifespan, then kept from the outcome events; outlives config reloads. With
+        # a state store, counted across instances (routing/redis_limits.py).
+        self.key_limits = key_limits_for(self.pool, lambda: self.ledger.prices)
         self.observers.subscribe(self.key_limits)
         # Names for client keys (api-key-names.json beside the config file; the application
         # points it there): what the ledger shows for a key without a client-keys entry.

@@ -10,12 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import shutil
 import signal
-import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,11 +22,18 @@ import redis
 from cliproxy.routing.cooldown import MemoryCooldownBook
 from cliproxy.routing.pool_state import PoolState
 from cliproxy.routing.redis_state import RedisCooldownBook, redis_pool_state
+from tests.e2e.redis_servers import (  # noqa: F401 (pytest fixtures)
+    REDIS_URL,
+    OwnRedis,
+    closed_port,
+    own_redis_fixture,
+    prefix_fixture,
+    settle,
+    wait_for,
+)
 from tests.proxy_server import ProxyServer
 from tests.simulators import AnthropicSim, Reply
 from tests.simulators.core import RecordedRequest
-
-REDIS_URL = os.environ.get("CLIPROXY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 CONFIG = """
 request-retry: 1
@@ -50,25 +52,6 @@ KEY_ENTRY = """  - api-key: {key}
     base-url: {claude}
     models: [{{name: up-claude, alias: pooled}}]
 """
-
-
-def _reachable(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    if not _reachable(REDIS_URL):
-        pytest.skip(f"no Redis answers at {REDIS_URL} (set CLIPROXY_TEST_REDIS_URL)")
-    name = f"cliproxy-test-{uuid.uuid4().hex[:12]}:"
-    yield name
-    client = redis.Redis.from_url(REDIS_URL)
-    doomed = list(client.scan_iter(match=name + "*", count=500))
-    if doomed:
-        client.delete(*doomed)
 
 
 @contextlib.contextmanager
@@ -92,17 +75,6 @@ def _keys(sim: AnthropicSim) -> list[str | None]:
     return [sim.presented_key(r) for r in sim.requests]
 
 
-def _settle(*proxies: ProxyServer) -> None:
-    """Wait until every instance has sent its writes, then for pub/sub to carry them over
-    (loopback: milliseconds). Requests to a gateway are not simultaneous in these tests."""
-    deadline = time.monotonic() + 5
-    for proxy in proxies:
-        link = proxy.state.pool.link
-        while link is not None and link._pending and time.monotonic() < deadline:
-            time.sleep(0.01)
-    time.sleep(0.1)
-
-
 def _rate_limit(sim: AnthropicSim, key: str) -> Callable[[RecordedRequest], Reply]:
     """A reply source: 429 (retry in 120 s) to ``key``, a plain answer to any other."""
 
@@ -121,7 +93,7 @@ def test_a_credential_rested_by_one_instance_is_skipped_by_the_other(
         anthropic_sim.queue(*[_rate_limit(anthropic_sim, "first-key")] * 10)
         assert _ask(a).status_code == 200
         assert _keys(anthropic_sim) == ["first-key", "second-key"]
-        _settle(a, b)
+        settle(a, b)
         assert b.state.cooldowns.available_at("claude-api-key[0]", "up-claude") is not None
         for _ in range(3):
             assert _ask(b).status_code == 200
@@ -135,14 +107,14 @@ def test_an_instance_started_later_loads_the_rests_and_a_clear_reaches_all(
     with _pair(anthropic_sim, prefix, strategy="fill-first") as (a, b):
         anthropic_sim.queue(*[_rate_limit(anthropic_sim, "first-key")] * 10)
         assert _ask(a).status_code == 200
-        _settle(a, b)
+        settle(a, b)
         config = a.state.runtime.config
         with ProxyServer(config) as late:  # joins after the rest: reads it on start
             assert late.state.cooldowns.available_at(*pair) is not None
             assert _ask(late).status_code == 200
             assert _keys(anthropic_sim)[-1] == "second-key"
             b.state.cooldowns.clear(pair[0])  # as the management API's reset does
-            _settle(a, b, late)
+            settle(a, b, late)
             for proxy in (a, b, late):
                 assert proxy.state.cooldowns.available_at(*pair) is None
             assert not redis.Redis.from_url(REDIS_URL).keys(prefix + "cooldown:*")
@@ -154,7 +126,7 @@ def test_round_robin_alternates_across_both_instances(
     with _pair(anthropic_sim, prefix) as (a, b):
         for proxy in (a, b, a, b, a, b):
             assert _ask(proxy).status_code == 200
-            _settle(a, b)
+            settle(a, b)
         assert _keys(anthropic_sim) == ["first-key", "second-key"] * 3
 
 
@@ -165,17 +137,11 @@ def test_a_binding_made_on_one_instance_is_honoured_on_the_other(
     with _pair(anthropic_sim, prefix, affinity="true") as (a, b):
         assert _ask(a, session).status_code == 200
         bound = _keys(anthropic_sim)[0]
-        _settle(a, b)
+        settle(a, b)
         # Round-robin alone would move B's requests to the other key (counters are shared).
         for _ in range(3):
             assert _ask(b, session).status_code == 200
         assert _keys(anthropic_sim) == [bound] * 4
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _outage_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -190,7 +156,7 @@ def test_without_redis_both_instances_serve_and_say_so_once(
     anthropic_sim: AnthropicSim, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="cliproxy.routing.redis_link")
-    url = f"redis://:hunter2@127.0.0.1:{_closed_port()}/0"
+    url = f"redis://:hunter2@127.0.0.1:{closed_port()}/0"
     with _pair(anthropic_sim, "cliproxy-test-down:", url=url) as (a, b):
         for _ in range(3):
             for proxy in (a, b):
@@ -202,79 +168,19 @@ def test_without_redis_both_instances_serve_and_say_so_once(
         assert all("hunter2" not in line and ":***@" in line for line in lines)
 
 
-class OwnRedis:
-    """A redis-server of this test's own on a free port, stopped and started at will."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not installed")
-        self.binary = binary
-        self.port = _closed_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tempfile.mkdtemp(prefix="redis-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.dir,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 5
-        while not _reachable(self.url):
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(5)
-            self.process = None
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    server = OwnRedis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.dir, ignore_errors=True)
-
-
-def _wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_rests_made_while_redis_was_away_reach_it_when_it_returns(
     anthropic_sim: AnthropicSim, own_redis: OwnRedis, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="cliproxy.routing.redis_link")
     with _pair(anthropic_sim, "cliproxy-test:", url=own_redis.url, strategy="fill-first") as (a, b):
         own_redis.stop()
-        _wait_for(lambda: not a.state.pool.link.connected)  # type: ignore[union-attr]
+        wait_for(lambda: not a.state.pool.link.connected)  # type: ignore[union-attr]
         anthropic_sim.queue(*[_rate_limit(anthropic_sim, "first-key")] * 10)
         assert _ask(a).status_code == 200  # Redis is away: A rests first-key locally
         assert _keys(anthropic_sim) == ["first-key", "second-key"]
         own_redis.start()
         # Both reconnect; A pushes its rest, B reloads it (or hears of it).
-        _wait_for(
+        wait_for(
             lambda: b.state.cooldowns.available_at("claude-api-key[0]", "up-claude") is not None
         )
         assert _ask(b).status_code == 200
@@ -297,10 +203,10 @@ def test_a_frozen_redis_slows_no_request_and_is_noticed(
             assert time.monotonic() - started < 2  # the writes wait, the requests do not
             assert _keys(anthropic_sim) == ["first-key", "second-key", "second-key", "second-key"]
             # The rest's write times out; the link gives up on that connection.
-            _wait_for(lambda: not a.state.pool.link.connected)  # type: ignore[union-attr]
+            wait_for(lambda: not a.state.pool.link.connected)  # type: ignore[union-attr]
         finally:
             own_redis.process.send_signal(signal.SIGCONT)
-        _wait_for(
+        wait_for(
             lambda: b.state.cooldowns.available_at("claude-api-key[0]", "up-claude") is not None
         )
 

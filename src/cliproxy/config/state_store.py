@@ -1,7 +1,8 @@
 """`state-store:` (cliproxy extension): where the pool's state lives (docs/scaling.md).
 
-Unset, cooldowns, rotation counters and session bindings stay in the process, as they always
-have. With `redis-url`, several cliproxy processes share them through one Redis.
+Unset, cooldowns, rotation counters, session bindings, client-keys counts, management lockouts
+and OAuth login states stay in the process, as they always have. With `redis-url`, several
+cliproxy processes share them through one Redis.
 """
 
 from __future__ import annotations

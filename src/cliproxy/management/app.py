@@ -37,6 +37,7 @@ from cliproxy.management.security import (
     is_bcrypt_hash,
     presented_management_key,
 )
+from cliproxy.management.shared import lockouts_for
 from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,8 @@ def management_routes(
     editor) for both. A plaintext secret-key in the file is hashed now, written back, and the
     live config takes the hash."""
     editor = ConfigEditor(config_path, state_getter)
-    context = ManagementContext(state_getter, editor, ManagementGuard())
+    lockouts = lockouts_for(state_getter())  # shared by the instances on one state store
+    context = ManagementContext(state_getter, editor, ManagementGuard(lockouts=lockouts))
     _hash_secret_at_start(editor, state_getter)
     routes: list[BaseRoute] = [
         *routes_config.ROUTES,

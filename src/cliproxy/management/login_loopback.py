@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from .login_sessions import SESSION_TTL, LoginError, LoginSession, LoginSessions, Phase
+from .login_sharing import LoginView
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,9 @@ def result_page(title: str, detail: str) -> str:
     return _PAGE.format(title=html.escape(title), detail=html.escape(detail))
 
 
-def outcome_page(session: LoginSession | None) -> tuple[int, str]:
-    """Status and page for a session after its callback was handled."""
+def outcome_page(session: LoginView | None) -> tuple[int, str]:
+    """Status and page for a login (this instance's or another's) after its callback was
+    handled."""
     if session is None or session.phase is Phase.FAILED:
         reason = session.error if session is not None else "unknown or expired login"
         return 400, result_page("Authentication failed", reason)
@@ -49,7 +51,7 @@ def outcome_page(session: LoginSession | None) -> tuple[int, str]:
     )
 
 
-async def finish_wait(session: LoginSession, seconds: float) -> None:
+async def finish_wait(session: LoginView, seconds: float) -> None:
     """Give the exchange a moment, so the page can say how the login ended."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(session.finished.wait(), seconds)

@@ -7,13 +7,15 @@ same code as `cliproxy login` (auth.login.finish_login). Sessions live in memory
 to receive the code, then one minute after the outcome so the page polling
 `get-auth-status` sees it. The state is the capability of the unauthenticated callback
 routes, so it is long, random, single use and checked against its provider.
+
+With a state store the instances share their logins (login_sharing.py): one started here can
+be polled and finished on another, and the other way round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import re
 import time
@@ -28,6 +30,8 @@ from cliproxy.auth.flows import OAuthFlow, oauth_flow
 from cliproxy.auth.login import finish_login
 from cliproxy.auth.login_common import LoginResult
 from cliproxy.auth.oauth import OAuthError, authorize_url, new_pkce, new_state
+
+from .login_sharing import LoginView, Phase, RemoteLogin, SharedLogins
 
 if TYPE_CHECKING:
     from cliproxy.state import AppState
@@ -57,13 +61,6 @@ class LoginError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-class Phase(enum.Enum):
-    WAITING = "waiting"  # for the authorization code
-    EXCHANGING = "exchanging"  # code received; tokens and the auth file on their way
-    DONE = "done"
-    FAILED = "failed"
 
 
 @dataclass(eq=False)
@@ -109,6 +106,28 @@ class LoginSessions:
         self._sessions: dict[str, LoginSession] = {}
         # Loopback listeners (is_webui) by port: a new login on a port replaces the old one's.
         self.listening: dict[int, LoginSession] = {}
+        # The other instances' logins, with a state store (management/redis_logins.py).
+        self.shared: SharedLogins | None = None
+
+    def share(self, shared: SharedLogins) -> None:
+        self.shared = shared
+
+    def _announce(self, session: LoginSession) -> None:
+        if self.shared is not None:
+            self.shared.announce(session)
+
+    def forwarded(self, state: str, provider: str, code: str, error: str) -> None:
+        """Another instance received the callback of a login this one owns."""
+        if state not in self._sessions:
+            return  # gone meanwhile (cancelled, expired)
+        try:
+            self.submit(state, provider=provider, code=code, error=error)
+        except LoginError as exc:
+            log.warning("a callback another instance received was refused: %s", exc.message)
+
+    def forwarded_cancel(self, state: str) -> None:
+        if state in self._sessions:
+            self.cancel(state)
 
     # ----- starting ---------------------------------------------------------------------------
 
@@ -135,6 +154,7 @@ class LoginSessions:
             created=self.clock(),
         )
         self._sessions[state] = session
+        self._announce(session)
         return session
 
     async def start_device(self, provider: str, app_state: AppState) -> LoginSession:
@@ -173,6 +193,7 @@ class LoginSessions:
         session.exchange = asyncio.create_task(
             self._poll(session, login, proxy_url), name=f"login {provider}"
         )
+        self._announce(session)
         return session
 
     async def _poll(self, session: LoginSession, login: DeviceLogin, proxy_url: str | None) -> None:
@@ -189,17 +210,23 @@ class LoginSessions:
             raise LoginError(400, "invalid state")
         if not code and not error:
             raise LoginError(400, "code or error is required")
-        session = self.find(state)
-        if session is None:
+        view = self.view(state)
+        if view is None:
             raise LoginError(404, "unknown or expired state")
-        if session.phase is Phase.FAILED:
-            raise LoginError(409, f"this login already failed: {session.error}")
-        if session.phase is not Phase.WAITING:
+        if view.phase is Phase.FAILED:
+            raise LoginError(409, f"this login already failed: {view.error}")
+        if view.phase is not Phase.WAITING:
             raise LoginError(409, "this login already received its callback")
         if provider:
             wanted = canonical_provider(provider)
-            if wanted != session.provider:
+            if wanted != view.provider:
                 raise LoginError(400, f"provider {provider!r} does not match this login")
+        if isinstance(view, RemoteLogin):
+            if self.shared is not None:
+                view.phase = Phase.EXCHANGING  # claimed: a second callback here is refused
+                self.shared.forward(view, code=code, error=error)
+            return
+        session = view
         if error:
             self._fail(session, f"the provider refused the login: {error}")
             return
@@ -209,6 +236,7 @@ class LoginSessions:
         session.phase = Phase.EXCHANGING
         task = asyncio.create_task(self._exchange(session, code), name=f"login {session.provider}")
         session.exchange = task
+        self._announce(session)
 
     async def _exchange(self, session: LoginSession, code: str) -> None:
         store = session.app_state.auth_store
@@ -252,6 +280,7 @@ class LoginSessions:
         session.phase = phase
         session.finished_at = self.clock()
         session.finished.set()  # a loopback listener sees this and closes after its reply
+        self._announce(session)
 
     # ----- looking up, status, cancel ---------------------------------------------------------
 
@@ -259,19 +288,30 @@ class LoginSessions:
         self._prune()
         return self._sessions.get(state)
 
+    def owned(self) -> list[LoginSession]:
+        """The logins this instance started and still keeps."""
+        return list(self._sessions.values())
+
+    def view(self, state: str) -> LoginSession | RemoteLogin | None:
+        """The login of ``state``: this instance's, else another's (with a state store)."""
+        session = self.find(state)
+        if session is None and self.shared is not None:
+            return self.shared.find(state)
+        return session
+
     def status(self, state: str) -> dict[str, Any]:
         """The get-auth-status reply; LoginError(400) for a malformed state."""
         if not state:
             return {"status": "ok"}  # what the reference answers; its page relies on it
         if not valid_state(state):
             raise LoginError(400, "invalid state")
-        session = self.find(state)
-        if session is None:
+        view: LoginView | None = self.view(state)
+        if view is None:
             return {"status": "error", "error": "unknown or expired state"}
-        if session.phase is Phase.DONE:
+        if view.phase is Phase.DONE:
             return {"status": "ok"}
-        if session.phase is Phase.FAILED:
-            return {"status": "error", "error": session.error}
+        if view.phase is Phase.FAILED:
+            return {"status": "error", "error": view.error}
         return {"status": "wait"}
 
     def cancel(self, state: str) -> bool:
@@ -281,7 +321,13 @@ class LoginSessions:
             raise LoginError(400, "invalid state")
         session = self.find(state)
         if session is None:
-            return False
+            view, shared = self.view(state), self.shared
+            if not isinstance(view, RemoteLogin) or shared is None:
+                return False
+            was_open = view.open
+            view.phase, view.error = Phase.FAILED, "cancelled"
+            shared.forward_cancel(view)  # the owner stops its exchange and forgets it
+            return was_open
         was_open = session.open
         if session.exchange is not None and not session.exchange.done():
             session.exchange.cancel()
@@ -289,6 +335,8 @@ class LoginSessions:
             session.error = "cancelled"
             self._finish(session, Phase.FAILED)
         del self._sessions[state]
+        if self.shared is not None:
+            self.shared.withdraw(state)
         return was_open
 
     def _prune(self) -> None:
@@ -314,6 +362,8 @@ class LoginSessions:
                 session.exchange.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await session.exchange
+            if self.shared is not None:
+                self.shared.withdraw(session.state)  # nobody is left to finish it
         self._sessions.clear()
 
 

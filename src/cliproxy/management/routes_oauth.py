@@ -215,7 +215,7 @@ def _provider_callback(provider: str) -> Handler:
             )
         except (LoginError, ApiError) as exc:
             return HTMLResponse(result_page("Authentication failed", exc.message), exc.status)
-        session = sessions.find(fields["state"])
+        session = sessions.view(fields["state"])  # this instance's login or another's
         if session is not None:
             await finish_wait(session, PAGE_WAIT_SECONDS)
         status, page = outcome_page(session)

@@ -121,10 +121,45 @@ def client_address(peer: str | None, headers: dict[str, str], trusted_proxies: l
 
 
 @dataclass
-class _Attempts:
+class Attempts:
     failures: int = 0
     banned_until: float = 0.0
     last_seen: float = 0.0
+
+
+class Lockouts:
+    """Failed attempts per client address, and the bans they earn (this process only; with a
+    state store, management/redis_lockouts.py shares them across instances)."""
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, Attempts] = {}
+
+    def banned_until(self, address: str) -> float:
+        attempts = self.attempts.get(address)
+        return attempts.banned_until if attempts is not None else 0.0
+
+    def failed(self, address: str, now: float) -> None:
+        attempts = self.attempts.setdefault(address, Attempts())
+        attempts.failures += 1
+        attempts.last_seen = now
+        if attempts.failures >= MAX_FAILURES:
+            attempts.failures = 0
+            attempts.banned_until = now + BAN_SECONDS
+        self._forget_idle(now)
+
+    def succeeded(self, address: str, now: float) -> None:
+        """The right key from ``address``: its failures are forgiven (never a ban: a banned
+        address is refused before its key is looked at)."""
+        self.attempts.pop(address, None)
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [
+            address
+            for address, attempts in self.attempts.items()
+            if attempts.banned_until <= now and now - attempts.last_seen > FORGET_AFTER_SECONDS
+        ]
+        for address in idle:
+            del self.attempts[address]
 
 
 @dataclass(frozen=True)
@@ -140,11 +175,14 @@ def _duration(seconds: float) -> str:
 
 
 class ManagementGuard:
-    """Checks one request. `clock` is swappable so tests can move time past a ban."""
+    """Checks one request. `clock` is swappable so tests can move time past a ban; wall time,
+    so a ban set on one instance ends at the same moment on the others."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, lockouts: Lockouts | None = None
+    ) -> None:
         self.clock = clock
-        self._attempts: dict[str, _Attempts] = {}
+        self.lockouts = lockouts or Lockouts()
         # Remembers the last key that verified against a hash, as an HMAC under a per-process
         # salt (never the key itself), so bcrypt's ~50 ms runs once rather than per request.
         self._salt = secrets.token_bytes(32)
@@ -160,19 +198,19 @@ class ManagementGuard:
         if not management_enabled(settings):
             return Refusal(404, "")
         now = self.clock()
-        attempts = self._attempts.get(address)
-        if attempts is not None and attempts.banned_until > now:
-            wait = _duration(attempts.banned_until - now)
+        banned_until = self.lockouts.banned_until(address)
+        if banned_until > now:
+            wait = _duration(banned_until - now)
             return Refusal(403, f"IP banned due to too many failed attempts. Try again in {wait}")
         if not is_loopback(address) and not settings.allow_remote:
             return Refusal(403, "remote management disabled")
         if not key:
             return Refusal(401, "missing management key")
         if await self._key_matches(settings, key):
-            self._attempts.pop(address, None)
+            self.lockouts.succeeded(address, now)
             return None
         if counts:
-            self._fail(address, now)
+            self.lockouts.failed(address, now)
         return Refusal(401, "invalid management key")
 
     async def _key_matches(self, settings: RemoteManagement, key: str) -> bool:
@@ -209,21 +247,3 @@ class ManagementGuard:
     def fingerprint(self, text: str) -> bytes:
         """HMAC of a secret under a per-process salt: comparable, never reversible."""
         return hmac.new(self._salt, text.encode(), hashlib.sha256).digest()
-
-    def _fail(self, address: str, now: float) -> None:
-        attempts = self._attempts.setdefault(address, _Attempts())
-        attempts.failures += 1
-        attempts.last_seen = now
-        if attempts.failures >= MAX_FAILURES:
-            attempts.failures = 0
-            attempts.banned_until = now + BAN_SECONDS
-        self._forget_idle(now)
-
-    def _forget_idle(self, now: float) -> None:
-        idle = [
-            address
-            for address, attempts in self._attempts.items()
-            if attempts.banned_until <= now and now - attempts.last_seen > FORGET_AFTER_SECONDS
-        ]
-        for address in idle:
-            del self._attempts[address]

@@ -6,6 +6,10 @@ an operation; this link runs them in order on its own task. When Redis is unreac
 operations wait (bounded), the books keep serving from the mirror, the outage is logged once,
 and the link retries; on every (re)connection it subscribes first (so nothing published from
 then on is missed), runs what waited, has the books push their state and reload Redis's.
+
+Several books share one link (the pool's, client-key limits, management lockouts, login
+states): each joins with what it does with an event, how it resynchronises on (re)connection
+and, if it must, what it refreshes every few seconds while connected.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,6 +35,7 @@ log = logging.getLogger(__name__)
 
 Operation = Callable[[Redis], Awaitable[None]]
 Event = dict[str, Any]
+Sync = Callable[[Redis], Awaitable[None]]
 
 # Long enough for a loopback or LAN Redis, short enough that a hung one is noticed quickly.
 SOCKET_TIMEOUT = 3.0
@@ -39,6 +46,22 @@ HEALTH_CHECK_SECONDS = 10
 # joining a running gateway serves its first request with the shared state; a refused
 # connection ends the wait at once, a silent host after this long.
 FIRST_SYNC_WAIT = 3.0
+
+
+@dataclass(frozen=True)
+class Book:
+    """One user of the link: ``apply`` takes another instance's event (every book sees every
+    event and ignores the kinds it does not know), ``sync`` pushes the book's local state and
+    reloads Redis's on each (re)connection, ``tick`` refreshes what must not expire while
+    this instance lives (run every TICK_SECONDS while connected)."""
+
+    apply: Callable[[Event], None]
+    sync: Sync | None = None
+    tick: Sync | None = None
+
+
+# How often the books' ticks run while connected.
+TICK_SECONDS = 10.0
 
 
 class RedisLink:
@@ -66,9 +89,17 @@ class RedisLink:
         self._first_attempt = asyncio.Event()
         self.connected = False
         self._outage_logged = False
-        # Set by the books: apply another instance's event; push local state, then reload.
-        self.on_event: Callable[[Event], None] = lambda event: None
-        self.on_connect: Callable[[Redis], Awaitable[None]] | None = None
+        # The books sharing this link (join), in the order they joined.
+        self.books: list[Book] = []
+        self._last_tick = 0.0
+
+    def join(
+        self, apply: Callable[[Event], None], sync: Sync | None = None, tick: Sync | None = None
+    ) -> None:
+        """Add a book; one that joins after the link started resynchronises at once."""
+        self.books.append(Book(apply, sync, tick))
+        if sync is not None and self._loop is not None:
+            self.submit(sync)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -120,12 +151,35 @@ class RedisLink:
     async def _drain(self, client: Redis) -> None:
         while True:
             await self._run_pending(client)
+            await self._tick(client)
             self._wake.clear()
             if not self._pending:
                 try:
-                    await asyncio.wait_for(self._wake.wait(), HEALTH_CHECK_SECONDS)
+                    await asyncio.wait_for(self._wake.wait(), TICK_SECONDS)
                 except TimeoutError:
                     await client.ping()  # idle: make sure Redis is still there
+
+    async def _tick(self, client: Redis) -> None:
+        now = time.monotonic()
+        if now - self._last_tick < TICK_SECONDS:
+            return
+        self._last_tick = now
+        for book in self.books:
+            if book.tick is not None:
+                await book.tick(client)
+
+    def _apply(self, event: Event) -> None:
+        for book in self.books:
+            try:
+                book.apply(event)
+            except (KeyError, TypeError, ValueError) as exc:
+                # The kind only: an event may carry a login's authorization code.
+                log.debug("state store event %r ignored (%s)", event.get("t"), exc)
+
+    async def _sync(self, client: Redis) -> None:
+        for book in self.books:
+            if book.sync is not None:
+                await book.sync(client)
 
     # --- reads from other instances ----------------------------------------------------
 
@@ -139,10 +193,7 @@ class RedisLink:
             except orjson.JSONDecodeError:
                 continue
             if isinstance(event, dict) and event.get("o") != self.origin:
-                try:
-                    self.on_event(event)
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.debug("state store event ignored (%s): %r", exc, event)
+                self._apply(event)
 
     # --- the connection ------------------------------------------------------------------
 
@@ -184,8 +235,7 @@ class RedisLink:
                 # The writes that waited go before the reload: a rest cleared during an
                 # outage must be cleared in Redis too, or the reload would bring it back.
                 await self._run_pending(client)
-                if self.on_connect is not None:
-                    await self.on_connect(client)
+                await self._sync(client)
                 self._report_back()
                 delay = self.retry_seconds
                 await self._serve(client, pubsub)

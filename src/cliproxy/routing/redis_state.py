@@ -238,21 +238,15 @@ class RedisCounters:
             self.seen(str(event["k"]), int(event["v"]))
 
 
-def redis_pool_state(url: str, prefix: str, clock: Clock) -> PoolState:
-    link = RedisLink(url, prefix)
+def redis_pool_state(
+    url: str, prefix: str, clock: Clock, link: RedisLink | None = None
+) -> PoolState:
+    """The pool's books on ``link`` (a new one to ``url`` under ``prefix`` when None); other
+    books (client-key limits, lockouts, logins) may join the same link."""
+    link = link or RedisLink(url, prefix)
     cooldowns = RedisCooldownBook(link, MemoryCooldownBook(clock))
     affinity = RedisAffinityBook(link, MemoryAffinityBook(cooldowns.now))
     counters = RedisCounters(link)
-    books = (cooldowns, affinity, counters)
-
-    def apply(event: Event) -> None:
-        for book in books:
-            book.apply(event)
-
-    async def sync(client: Redis) -> None:
-        for book in books:
-            await book.sync(client)
-
-    link.on_event = apply
-    link.on_connect = sync
+    for book in (cooldowns, affinity, counters):
+        link.join(book.apply, book.sync)
     return PoolState(cooldowns, affinity, counters, link=link)

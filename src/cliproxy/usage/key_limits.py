@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 WINDOW = 60.0
 DAY = 86400.0
+# The ledger's (tokens, cost) per key name over a period.
+LedgerTotals = dict[str, tuple[int, float]]
 
 
 def month_start(now: float) -> float:
@@ -40,11 +42,11 @@ def next_month_start(now: float) -> float:
     return datetime(year, month, 1, tzinfo=UTC).timestamp()
 
 
-def _day(now: float) -> int:
+def utc_day(now: float) -> int:
     return int(now // DAY)
 
 
-def _month(now: float) -> int:
+def utc_month(now: float) -> int:
     moment = datetime.fromtimestamp(now, UTC)
     return moment.year * 12 + moment.month
 
@@ -76,11 +78,11 @@ class KeyLimits:
 
     def tokens_today(self, name: str, now: float | None = None) -> int:
         day, used = self.tokens.get(name, (0, 0))
-        return used if day == _day(self.clock() if now is None else now) else 0
+        return used if day == utc_day(self.clock() if now is None else now) else 0
 
     def cost_this_month(self, name: str, now: float | None = None) -> float:
         month, spent = self.costs.get(name, (0, 0.0))
-        return spent if month == _month(self.clock() if now is None else now) else 0.0
+        return spent if month == utc_month(self.clock() if now is None else now) else 0.0
 
     def requests_last_minute(self, name: str, now: float | None = None) -> int:
         window = self.admitted.get(name)
@@ -96,7 +98,7 @@ class KeyLimits:
         Synchronous on purpose: nothing else runs between the checks and the reservation."""
         now = self.clock()
         name = policy.name
-        running = self.running.get(name, 0)
+        running = self.running_count(name)
         if policy.max_concurrent_requests is not None and running >= policy.max_concurrent_requests:
             raise _limited(
                 policy,
@@ -104,16 +106,11 @@ class KeyLimits:
                 "(max-concurrent-requests)",
                 1,
             )
-        window = self.admitted.get(name)
-        if window is not None:
-            while window and window[0] <= now - WINDOW:
-                window.popleft()
         rpm = policy.requests_per_minute
-        if rpm is not None and window is not None and len(window) >= rpm:
-            # The slot that frees first is that of the rpm-th newest admission.
-            frees_at = window[len(window) - rpm] + WINDOW
+        wait = self.minute_wait(policy, now)
+        if rpm is not None and wait is not None:
             raise _limited(
-                policy, f"limit of {rpm} requests per minute (requests-per-minute)", frees_at - now
+                policy, f"limit of {rpm} requests per minute (requests-per-minute)", wait
             )
         if policy.tokens_per_day is not None:
             used = self.tokens_today(name, now)
@@ -122,7 +119,7 @@ class KeyLimits:
                     policy,
                     f"limit of {policy.tokens_per_day} tokens per day (tokens-per-day; "
                     f"{used} used today, UTC)",
-                    (_day(now) + 1) * DAY - now,
+                    (utc_day(now) + 1) * DAY - now,
                 )
         budget = policy.max_budget_usd_per_month
         if budget is not None:
@@ -134,10 +131,33 @@ class KeyLimits:
                     f"${spent:.4f} spent this month, UTC)",
                     next_month_start(now) - now,
                 )
+        self.note_admission(policy, now)
+        self.note_start(policy)
+
+    # The counting the limits read, overridden by the shared counters (routing/redis_limits.py).
+
+    def running_count(self, name: str) -> int:
+        return self.running.get(name, 0)
+
+    def minute_wait(self, policy: ClientKey, now: float) -> float | None:
+        """Seconds until the key may make another request under its requests-per-minute
+        (None: it may now)."""
+        rpm = policy.requests_per_minute
+        window = self.admitted.get(policy.name)
         if window is None:
-            window = self.admitted[name] = deque()
-        window.append(now)
-        self.running[name] = running + 1
+            return None
+        while window and window[0] <= now - WINDOW:
+            window.popleft()
+        if rpm is None or len(window) < rpm:
+            return None
+        # The slot that frees first is that of the rpm-th newest admission.
+        return window[len(window) - rpm] + WINDOW - now
+
+    def note_admission(self, policy: ClientKey, now: float) -> None:
+        self.admitted.setdefault(policy.name, deque()).append(now)
+
+    def note_start(self, policy: ClientKey) -> None:
+        self.running[policy.name] = self.running.get(policy.name, 0) + 1
 
     def release(self, name: str) -> None:
         """A request admitted for ``name`` has ended."""
@@ -151,11 +171,11 @@ class KeyLimits:
 
     def add(self, name: str, tokens: int, cost: float | None, now: float) -> None:
         if tokens:
-            day = _day(now)
+            day = utc_day(now)
             known_day, used = self.tokens.get(name, (day, 0))
             self.tokens[name] = (day, (used if known_day == day else 0) + tokens)
         if cost:
-            month = _month(now)
+            month = utc_month(now)
             known_month, spent = self.costs.get(name, (month, 0.0))
             self.costs[name] = (month, (spent if known_month == month else 0.0) + cost)
 
@@ -174,16 +194,11 @@ class KeyLimits:
         )
         self.add(name, tokens, cost, self.clock())
 
-    def seed(
-        self,
-        today: dict[str, tuple[int, float]],
-        this_month: dict[str, tuple[int, float]],
-        now: float,
-    ) -> None:
+    def seed(self, today: LedgerTotals, this_month: LedgerTotals, now: float) -> None:
         """Start from the ledger's totals per key name: (tokens, cost) since the start of the
         UTC day and of the UTC month. A count already higher is kept: seeded late (a ledger
         that opened after the start), the events counted meanwhile may not all be written."""
-        day, month = _day(now), _month(now)
+        day, month = utc_day(now), utc_month(now)
         for name, (tokens, _cost) in today.items():
             known_day, used = self.tokens.get(name, (day, 0))
             self.tokens[name] = (day, max(tokens, used if known_day == day else 0))
@@ -196,7 +211,7 @@ class KeyLimits:
         when a ledger that could not be opened at start opens)."""
         now = self.clock()
         try:
-            today = await ledger.totals(_day(now) * DAY)
+            today = await ledger.totals(utc_day(now) * DAY)
             this_month = await ledger.totals(month_start(now))
         except LedgerUnavailable as error:
             log.warning("client-keys limits start from zero: %s", error)
