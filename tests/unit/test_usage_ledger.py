@@ -233,7 +233,6 @@ def test_table_prices_and_unknown_models() -> None:
     assert prices.cost("no-such-model-xyz", "", "x", Tokens()) == 0.0
 
 
-
 def test_a_settled_price_answers_as_the_first_lookup_did() -> None:
     """Prices keeps what prices a (requested, upstream, provider) after the first lookup; the
     answers from then on must be those a fresh table gives for any tokens."""
@@ -253,6 +252,7 @@ def test_a_settled_price_answers_as_the_first_lookup_did() -> None:
             assert kept.cost(requested, upstream, provider, tokens) == fresh
     # Each settled after its first lookup; the demo's are free before any lookup.
     assert set(kept._plans) == set(names) - {("demo-echo", "demo-echo", "demo")}
+
 
 def test_config_keys() -> None:
     config = parse_config_text(
