@@ -13,10 +13,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .login_sessions import LoginSession
+from typing import Protocol
 
 
 class Phase(enum.Enum):
@@ -34,6 +31,12 @@ class LoginView(Protocol):
     error: str
     account: str
     finished: asyncio.Event
+
+
+class OwnLogin(LoginView, Protocol):
+    """A login this instance started (a LoginSession), as it is announced to the others."""
+
+    state: str
 
 
 @dataclass(eq=False)
@@ -59,7 +62,7 @@ class RemoteLogin:
 class SharedLogins(Protocol):
     """The other instances' logins, and the way to reach them (None: this process only)."""
 
-    def announce(self, session: LoginSession) -> None:
+    def announce(self, session: OwnLogin) -> None:
         """Tell the others about a login this instance owns (started, or its phase moved)."""
         ...
 

@@ -23,8 +23,8 @@ from redis.typing import EncodableT, FieldT
 
 from cliproxy.routing.redis_link import Event, RedisLink
 
-from .login_sessions import KEEP_FINISHED, SESSION_TTL, LoginSession, LoginSessions
-from .login_sharing import Phase, RemoteLogin
+from .login_sessions import KEEP_FINISHED, SESSION_TTL, LoginSessions
+from .login_sharing import OwnLogin, Phase, RemoteLogin
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class SharedLoginStates:
 
     # ----- the logins this instance owns ---------------------------------------------------
 
-    def announce(self, session: LoginSession) -> None:
+    def announce(self, session: OwnLogin) -> None:
         fields = self._fields(session)
         self.link.submit(lambda client: self._write(client, session.state, fields))
 
@@ -146,7 +146,7 @@ class SharedLoginStates:
                 except ValueError:
                     continue  # a phase we do not know
 
-    def _fields(self, session: LoginSession) -> dict[str, str]:
+    def _fields(self, session: OwnLogin) -> dict[str, str]:
         return {
             "provider": session.provider,
             "phase": session.phase.value,
