@@ -36,14 +36,16 @@ from cliproxy.management import routes_config
 from cliproxy.management.common import OK, ApiError, api, context, json_response, read_json
 from cliproxy.management.routes_client_keys import KeyFiller
 from cliproxy.management.routes_config import config_json, live_config
+from cliproxy.management.v8_key_groups import console_groups, without_response_only
 
 Path_ = tuple[str, ...]
 SECRET: Path_ = ("management", "secret-key")
 CLIENT_KEYS: Path_ = ("client-keys",)
 
 
-def v8_view(config: Config) -> dict[str, Any]:
-    """The live config as JSON in the v8 layout."""
+def v8_view(config: Config, *, with_index: bool = True) -> dict[str, Any]:
+    """The live config as JSON in the v8 layout, its provider groups as the console reads
+    them (``with_index``: each key's response-only `auth-index` too)."""
     shown = config_json(config, hidden=frozenset({"home"}))
     management = shown.get("remote-management")
     if isinstance(management, dict):
@@ -51,7 +53,7 @@ def v8_view(config: Config) -> dict[str, Any]:
     if not config.demo_explicit:
         shown.pop("demo", None)  # it follows the providers; written, it would stop following
     tree: dict[str, Any] = migrate(shown).tree
-    return tree
+    return console_groups(tree, with_index=with_index)
 
 
 def request_path(request: Request) -> Path_:
@@ -354,7 +356,8 @@ def _plain(value: Any) -> Any:
 
 
 async def _write(request: Request, path: Path_, op: str, value: Any = None) -> Response:
-    write = _Write(path, op, value, v8_view(live_config(request)))
+    value = without_response_only(path, value)
+    write = _Write(path, op, value, v8_view(live_config(request), with_index=False))
     await context(request).editor.edit_v8(write)
     return write.keys.reply()
 

@@ -1,0 +1,88 @@
+"""The reference Management Center's /v8/management calls, made as it makes them (path, query,
+bare JSON body) against a real server, asserting the fields it reads (issue 20: "the reference
+console's v8 calls succeed"). The calls come from the console's v8 sources and contract tests
+(router-for-me/Cli-Proxy-API-Management-Center: tests/managementV8Api.test.ts,
+tests/providerGroupsV8.test.ts, src/services/api/apiKeyNames.ts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from cliproxy.config import load_config
+from tests.management.conftest import KEY
+from tests.proxy_server import ProxyServer
+
+
+def v0_entries(proxy: ProxyServer, route: str) -> list[dict[str, Any]]:
+    reply = httpx.get(
+        f"{proxy.base_url}/v0/management/{route}", headers={"authorization": f"Bearer {KEY}"}
+    )
+    entries: list[dict[str, Any]] = reply.json()[route]
+    return entries
+
+
+# --- provider groups: GET /config, PUT /config/api-keys/<family> ------------------------------
+
+
+def test_provider_groups_read_as_key_objects_with_their_auth_index(
+    v8: httpx.Client, proxy: ProxyServer
+) -> None:
+    """The providers page reads `api-keys.<family>[].keys[]` as objects: `api-key`, the per-key
+    settings, and the `auth-index` it joins usage and cooldown resets on (the /v0 list's)."""
+    groups = v8.get("/config").json()["api-keys"]["claude"]
+    v0 = {entry["api-key"]: entry for entry in v0_entries(proxy, "claude-api-key")}
+    assert [[item["api-key"] for item in group["keys"]] for group in groups] == [
+        ["sk-ant-1"],
+        ["sk-ant-2"],
+    ]
+    for group in groups:
+        (item,) = group["keys"]
+        assert item["auth-index"] == v0[item["api-key"]]["auth-index"]
+        assert item["weight"] == 1  # a per-key setting sits on the key, not the group
+        assert "weight" not in group
+    assert groups[0]["base-url"] == "http://127.0.0.1:9/claude"  # a group setting stays
+    assert v8.get("/config/api-keys/claude").json() == groups
+    # The index a read shows resets that key's cooldown, as the console sends it.
+    index = groups[0]["keys"][0]["auth-index"]
+    reset = v8.post("/routing/cooldown/reset", json={"auth_index": index})
+    assert reset.status_code == 200, reset.text
+
+
+def test_groups_written_back_with_an_edit_keep_the_rest(
+    v8: httpx.Client, proxy: ProxyServer, config_file: Path
+) -> None:
+    """A row edit is the family's whole list PUT back, read fields (the auth index too)
+    included: accepted, the index not stored, only the edited key changed."""
+    before = load_config(config_file)
+    groups = v8.get("/config/api-keys/claude").json()
+    groups[1]["keys"][0]["weight"] = 5
+    reply = v8.put("/config/api-keys/claude", json=groups)
+    assert reply.status_code == 200, reply.text
+    assert "auth-index" not in config_file.read_text()
+    after = load_config(config_file)
+    assert [k.weight for k in after.claude_api_key] == [1, 5]
+    assert [k.api_key for k in after.claude_api_key] == [k.api_key for k in before.claude_api_key]
+    assert after.claude_api_key[0].base_url == before.claude_api_key[0].base_url
+    assert [e["weight"] for e in v0_entries(proxy, "claude-api-key")] == [1, 5]
+    # The whole config read and written back keeps the file as it is (the index dropped).
+    written = config_file.read_bytes()
+    assert v8.put("/config", json=v8.get("/config").json()).status_code == 200
+    assert config_file.read_bytes() == written
+
+
+def test_a_new_group_as_the_console_creates_it(v8: httpx.Client, config_file: Path) -> None:
+    """An empty family gets its first group: `{name, base-url, keys: [{api-key, priority}]}`."""
+    group = {
+        "name": "gemini-1",
+        "base-url": "https://example.invalid",
+        "keys": [{"api-key": "fixture", "priority": 3}],
+    }
+    reply = v8.put("/config/api-keys/gemini", json=[group])
+    assert reply.status_code == 200, reply.text
+    (key,) = load_config(config_file).gemini_api_key
+    assert (key.api_key, key.base_url, key.priority) == ("fixture", "https://example.invalid", 3)
+    (read,) = v8.get("/config/api-keys/gemini").json()
+    assert read["keys"][0]["api-key"] == "fixture" and read["keys"][0]["auth-index"]
