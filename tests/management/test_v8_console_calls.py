@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from cliproxy.config import load_config
 from tests.management.conftest import KEY
@@ -86,3 +87,75 @@ def test_a_new_group_as_the_console_creates_it(v8: httpx.Client, config_file: Pa
     assert (key.api_key, key.base_url, key.priority) == ("fixture", "https://example.invalid", 3)
     (read,) = v8.get("/config/api-keys/gemini").json()
     assert read["keys"][0]["api-key"] == "fixture" and read["keys"][0]["auth-index"]
+
+
+# --- config values: GET/PUT/PATCH/DELETE /config/<path> -------------------------------------
+
+
+def not_set(reply: httpx.Response) -> bool:
+    """What the console's config reader takes for "not in the file, use the default":
+    404 with the machine code `not_found` in `error` (other 404s it reports)."""
+    return reply.status_code == 404 and reply.json()["error"] == "not_found"
+
+
+def test_client_keys_are_a_bare_list_replaced_whole(v8: httpx.Client, config_file: Path) -> None:
+    """`apiKeysApi`: GET /config/access/api-keys, then PUT the edited list back."""
+    keys = v8.get("/config/access/api-keys").json()
+    assert keys == ["client-key-1", "client-key-2"]
+    reply = v8.put("/config/access/api-keys", json=[keys[0], "client-key-3"])
+    assert reply.status_code == 200, reply.text
+    assert load_config(config_file).api_keys == ["client-key-1", "client-key-3"]
+    assert v8.get("/config/access/api-keys").json() == ["client-key-1", "client-key-3"]
+
+
+def test_oauth_maps_written_one_provider_at_a_time(v8: httpx.Client, config_file: Path) -> None:
+    """`authFilesApi`: the model-alias and excluded-models maps read whole, PATCHed with one
+    provider's list, and one provider DELETEd by path."""
+    assert v8.get("/config/oauth/model-alias").json() == {}
+    alias = {"name": "gpt-5", "alias": "g5", "force-mapping": True}
+    assert v8.patch("/config/oauth/model-alias", json={"codex": [alias]}).status_code == 200
+    assert v8.patch("/config/oauth/excluded-models", json={"codex": ["o1*"]}).status_code == 200
+    (read,) = v8.get("/config/oauth/model-alias").json()["codex"]
+    assert (read["name"], read["alias"], read["force-mapping"]) == ("gpt-5", "g5", True)
+    assert v8.get("/config/oauth/excluded-models").json() == {"codex": ["o1*"]}
+    assert load_config(config_file).oauth_excluded_models == {"codex": ["o1*"]}
+    assert v8.delete("/config/oauth/model-alias/codex").status_code == 200
+    assert v8.delete("/config/oauth/excluded-models/codex").status_code == 200
+    assert v8.get("/config/oauth/model-alias").json() == {}
+    assert v8.get("/config/oauth/excluded-models").json() == {}
+
+
+def test_a_value_not_set_is_the_not_found_the_console_defaults_on(v8: httpx.Client) -> None:
+    """`pluginsApi.getConfig` (and every reader of one config path) falls back to its default
+    on 404 `not_found` only; a path the layout does not have stays an error it reports."""
+    assert not_set(v8.get("/config/plugins/configs/example"))
+    assert v8.put("/config/plugins/configs/example", json={"enabled": True}).status_code == 200
+    assert v8.put("/config/plugins/configs/example/enabled", json=False).status_code == 200
+    assert v8.get("/config/plugins/configs/example").json() == {"enabled": False}
+    unknown = v8.get("/config/no-such-section")
+    assert unknown.status_code == 404 and not not_set(unknown)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "read"),
+    [
+        ("observability/logs/request-log", True, "request_log", True),
+        ("observability/logs/logging-to-file", True, "logging_to_file", True),
+        ("routing/strategy", "fill-first", None, "fill-first"),
+    ],
+)
+def test_settings_are_bare_values(
+    v8: httpx.Client,
+    config_file: Path,
+    path: str,
+    value: Any,
+    field: str | None,
+    read: Any,
+) -> None:
+    """`configApi.updateRequestLog(true)` and its neighbours: `PUT /config/<path>` with a bare
+    JSON value (no `{"value": ...}`), read back bare."""
+    reply = v8.put(f"/config/{path}", json=value)
+    assert reply.status_code == 200, reply.text
+    assert v8.get(f"/config/{path}").json() == read
+    config = load_config(config_file)
+    assert (getattr(config, field) if field else config.routing.strategy) == read

@@ -68,8 +68,14 @@ def test_get_one_path_answers_the_bare_value(v8: httpx.Client) -> None:
     }
     assert v8.get("/config/observability/logs/debug").json() is False
     assert v8.get("/config/routing/retry/request-retry/").json() == 3  # a trailing slash
-    # A path the layout has that holds nothing: null.
-    assert v8.get("/config/model-fallbacks/gpt-5").json() is None
+    # A path the layout has that holds nothing: 404 not_found (the console's cue to default).
+    unset = v8.get("/config/model-fallbacks/gpt-5")
+    assert unset.status_code == 404
+    assert unset.json() == {
+        "error": "not_found",
+        "message": "config path model-fallbacks/gpt-5: not set",
+        "path": "model-fallbacks/gpt-5",
+    }
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def _config_paths(v0: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         "/config.yaml": copy.deepcopy(v0["/config.yaml"]),
         "/config/{path}": {
             "get": op(
-                "The value at a key path (null: a path the layout has, holding nothing)",
+                "The value at a key path (404 not_found: a path the layout has, holding nothing)",
                 "config",
                 params=[key_path],
                 reply=ANY_JSON,

@@ -74,6 +74,11 @@ def _unknown(path: Path_, message: str) -> ApiError:
     return ApiError(404, "unknown_path", f"config path {shown}: {message}", {"path": shown})
 
 
+def _not_set(path: Path_) -> ApiError:
+    shown = "/".join(path)
+    return ApiError(404, "not_found", f"config path {shown}: not set", {"path": shown})
+
+
 def _refused(key: str, message: str) -> ApiError:
     problem = {"line": None, "key": key, "message": message}
     return ApiError(
@@ -105,7 +110,8 @@ async def get_config(request: Request) -> Response:
 
 @api
 async def get_path(request: Request) -> Response:
-    """The value at the path (JSON null: a path the layout has, holding nothing)."""
+    """The value at the path; a path the layout has that holds nothing is 404 `not_found`
+    (the reference's answer, on which the console falls back to its default: `[]`, `{}`)."""
     path = request_path(request)
     node: Any = v8_view(live_config(request))
     for depth, part in enumerate(path):
@@ -115,7 +121,7 @@ async def get_path(request: Request) -> Response:
             problem = v8_path_problem(path)
             if problem is not None:
                 raise _unknown(path, _said(problem))
-            return json_response(None)
+            raise _not_set(path)
         node = node[part]
     return json_response(node)
 
