@@ -159,3 +159,23 @@ def test_settings_are_bare_values(
     assert v8.get(f"/config/{path}").json() == read
     config = load_config(config_file)
     assert (getattr(config, field) if field else config.routing.strategy) == read
+
+
+# --- plugins ---------------------------------------------------------------------------------
+
+
+def test_the_plugin_page_finds_no_plugins_and_an_empty_store(v8: httpx.Client) -> None:
+    """`pluginsApi.list` and `pluginStoreApi.list`: cliproxy loads no plugins, so both lists
+    are empty, and an install (`?source=&version=`, body `{version}`) names what is missing."""
+    installed = v8.get("/plugins").json()
+    assert installed["plugins_enabled"] is False and installed["plugins"] == []
+    store = v8.get("/plugins/store")
+    assert store.status_code == 200, store.text
+    assert store.json()["plugins"] == [] and store.json()["total"] == 0
+    install = v8.post(
+        "/plugins/store/example/install",
+        params={"source": "official", "version": "1.2.3"},
+        json={"version": "1.2.3"},
+    )
+    assert install.status_code == 404
+    assert install.json()["error"] == "not_found" and "example" in install.json()["message"]

@@ -5,7 +5,8 @@ same config editor (app.py mounts both with one context).
 Where a /v0 route already answers in the shape the v8 one takes, the v8 path is that route's
 handler under its new name (``ALIASES``; the OpenAPI document reuses its description too).
 Besides those: the config tree (v8_config.py), the login start and import dispatched by
-`?provider=` to the /v0 starters and the Vertex import, and `access/api-key-names`.
+`?provider=` to the /v0 starters and the Vertex import, `access/api-key-names`, and an empty
+plugin store (cliproxy loads no plugins; the console's plugin page lists the store anyway).
 """
 
 from __future__ import annotations
@@ -103,6 +104,28 @@ def _importer(v0_routes: Sequence[BaseRoute]) -> Handler:
     return import_credential
 
 
+# --- plugins/store: an empty store -----------------------------------------------------------
+
+PLUGIN_STORE = "/plugins/store"
+PLUGIN_INSTALL = "/plugins/store/{id}/install"
+
+
+@api
+async def plugin_store(request: Request) -> Response:
+    """GET /plugins/store: the Management Center's plugin page lists the store; cliproxy loads
+    no plugins, so the store is empty (in the reference's shape)."""
+    empty: dict[str, object] = {"plugins_enabled": False, "plugins_dir": "", "sources": []}
+    return json_response({**empty, "source_errors": [], "plugins": [], "total": 0})
+
+
+@api
+async def install_plugin(request: Request) -> Response:
+    """POST /plugins/store/{id}/install: the store is empty, so no id is in it."""
+    plugin = request.path_params["id"]
+    message = f"plugin {plugin!r} is not in the store (cliproxy loads no plugins)"
+    raise ApiError(404, "not_found", message)
+
+
 # --- access/api-key-names -------------------------------------------------------------------
 
 
@@ -145,6 +168,8 @@ def v8_routes(v0_routes: Sequence[BaseRoute]) -> list[BaseRoute]:
     routes += [
         Route(LOGIN_STARTS, _login_start(v0_routes), methods=["GET"]),
         Route(IMPORTS, _importer(v0_routes), methods=["POST"]),
+        Route(PLUGIN_STORE, plugin_store, methods=["GET"]),
+        Route(PLUGIN_INSTALL, install_plugin, methods=["POST"]),
         Route("/access/api-key-names", get_key_names, methods=["GET"]),
         Route("/access/api-key-names", patch_key_names, methods=["PATCH"]),
     ]
