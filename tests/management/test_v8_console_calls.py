@@ -179,3 +179,75 @@ def test_the_plugin_page_finds_no_plugins_and_an_empty_store(v8: httpx.Client) -
     )
     assert install.status_code == 404
     assert install.json()["error"] == "not_found" and "example" in install.json()["message"]
+
+
+# --- logins: /oauth/auth-url, /oauth/status, /oauth/callback, /oauth/session ------------------
+
+
+def test_a_login_as_the_console_runs_it(v8: httpx.Client, proxy: ProxyServer) -> None:
+    """`oauthApi`: start with `?provider=claude&is_webui=true` (the UI's "anthropic"), poll
+    `?state=`, post the pasted redirect URL to the callback, or cancel the session."""
+    started = v8.get("/oauth/auth-url", params={"provider": "claude", "is_webui": "true"})
+    assert started.status_code == 200, started.text
+    state = started.json()["state"]
+    assert started.json()["url"].startswith("https://")
+    assert v8.get("/oauth/status", params={"state": state}).json() == {"status": "wait"}
+    pasted = f"http://localhost:54545/callback?error=access_denied&state={state}"
+    callback = v8.post("/oauth/callback", json={"provider": "claude", "redirect_url": pasted})
+    assert callback.status_code == 200 and callback.json()["status"] == "ok", callback.text
+    assert v8.get("/oauth/status", params={"state": state}).json()["status"] == "error"
+    other = v8.get("/oauth/auth-url", params={"provider": "codex", "is_webui": "true"}).json()
+    cancelled = v8.delete("/oauth/session", params={"state": other["state"]}).json()
+    assert cancelled == {"status": "ok", "cancelled": True}
+
+
+# --- credentials -----------------------------------------------------------------------------
+
+
+def test_credentials_as_the_console_lists_edits_and_deletes_them(
+    v8: httpx.Client, proxy: ProxyServer
+) -> None:
+    """`authFilesApi`: the list's `files[]` fields, status and field PATCHes by `name`, models
+    by `?name=`, and a delete sent as `{"names": [...]}`."""
+    for name in ("a.json", "b.json"):
+        upload = v8.post(
+            "/credentials",
+            files=[("file", (name, b'{"type":"claude","email":"' + name.encode() + b'"}'))],
+        )
+        assert upload.status_code == 200, upload.text
+    files = {f["name"]: f for f in v8.get("/credentials").json()["files"]}
+    assert set(files) == {"a.json", "b.json"}
+    for row in files.values():
+        assert row["auth_index"] and row["provider"] == "claude" and row["disabled"] is False
+    status = v8.patch("/credentials/status", json={"name": "a.json", "disabled": True})
+    assert status.status_code == 200 and status.json()["disabled"] is True
+    fields = v8.patch("/credentials/fields", json={"name": "a.json", "priority": 3, "note": "n"})
+    assert fields.status_code == 200, fields.text
+    (a,) = [f for f in v8.get("/credentials").json()["files"] if f["name"] == "a.json"]
+    assert a["disabled"] is True and a["priority"] == 3 and a["note"] == "n"
+    models = v8.get("/credentials/models", params={"name": "a.json"}).json()["models"]
+    assert models and all("id" in model for model in models)
+    deleted = v8.request("DELETE", "/credentials", json={"names": ["a.json", "b.json"]})
+    assert deleted.status_code == 200, deleted.text
+    assert v8.get("/credentials").json()["files"] == []
+
+
+# --- logs, usage, version, key names ---------------------------------------------------------
+
+
+def test_the_read_only_pages(v8: httpx.Client) -> None:
+    """`logsApi`, `apiKeyUsageApi`, `versionApi`, `sharedApiKeyNamesApi`: the fields read."""
+    logs = v8.get("/observability/logs", params={"limit": 10}).json()
+    assert isinstance(logs["lines"], list)
+    assert isinstance(logs["line-count"], int) and isinstance(logs["latest-timestamp"], int)
+    assert isinstance(v8.get("/observability/logs/errors").json()["files"], list)
+    assert isinstance(v8.get("/observability/usage/api-keys").json(), dict)
+    assert isinstance(v8.get("/server/latest-version").json()["latest-version"], str)
+    digest = "ab" * 32  # the console accepts only 64 lowercase hex digits as a key
+    named = v8.patch("/access/api-key-names", json={"names": {digest: "Team"}})
+    assert named.status_code == 200 and named.json() == {"names": {digest: "Team"}}
+    kept = v8.patch(
+        "/access/api-key-names", json={"names": {digest: "Other"}, "only_if_absent": True}
+    )
+    assert kept.json() == {"names": {digest: "Team"}}
+    assert v8.get("/access/api-key-names").json() == {"names": {digest: "Team"}}
