@@ -89,6 +89,33 @@ def test_a_new_group_as_the_console_creates_it(v8: httpx.Client, config_file: Pa
     assert read["keys"][0]["api-key"] == "fixture" and read["keys"][0]["auth-index"]
 
 
+def test_openai_compatible_providers_read_and_rotate_a_key(
+    v8: httpx.Client, proxy: ProxyServer, config_file: Path
+) -> None:
+    """An `openai-compatibility` group is a provider: its `keys[]` objects carry their own
+    index and the group the provider's, both as `/v0/management/openai-compatibility` shows
+    them; a rotated key written back with the rest read keeps the other key."""
+    provider = {
+        "name": "compat",
+        "base-url": "http://127.0.0.1:9/v1",
+        "keys": [{"api-key": "k1"}, {"api-key": "k2"}],
+        "models": [{"name": "m", "alias": "a"}],
+    }
+    assert v8.put("/config/api-keys/openai-compatibility", json=[provider]).status_code == 200
+    (read,) = v8.get("/config/api-keys/openai-compatibility").json()
+    (v0,) = v0_entries(proxy, "openai-compatibility")
+    assert read["auth-index"] == v0["auth-index"]
+    assert [k["auth-index"] for k in read["keys"]] == [
+        k["auth-index"] for k in v0["api-key-entries"]
+    ]
+    read["keys"][0]["api-key"] = "k1-rotated"
+    reply = v8.put("/config/api-keys/openai-compatibility", json=[read])
+    assert reply.status_code == 200, reply.text
+    (compat,) = load_config(config_file).openai_compatibility
+    assert [k.api_key for k in compat.api_key_entries] == ["k1-rotated", "k2"]
+    assert "auth-index" not in config_file.read_text()
+
+
 # --- config values: GET/PUT/PATCH/DELETE /config/<path> -------------------------------------
 
 
