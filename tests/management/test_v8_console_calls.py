@@ -234,14 +234,18 @@ def test_a_login_as_the_console_runs_it(v8: httpx.Client, proxy: ProxyServer) ->
 def test_credentials_as_the_console_lists_edits_and_deletes_them(
     v8: httpx.Client, proxy: ProxyServer
 ) -> None:
-    """`authFilesApi`: the list's `files[]` fields, status and field PATCHes by `name`, models
-    by `?name=`, and a delete sent as `{"names": [...]}`."""
-    for name in ("a.json", "b.json"):
-        upload = v8.post(
-            "/credentials",
-            files=[("file", (name, b'{"type":"claude","email":"' + name.encode() + b'"}'))],
-        )
-        assert upload.status_code == 200, upload.text
+    """`authFilesApi`: files uploaded in one form (`file` parts), the list's `files[]` fields,
+    status and field PATCHes by `name`, models and download by `?name=`, a delete sent as
+    `{"names": [...]}`, and `?all=true`."""
+    upload = v8.post(
+        "/credentials",
+        files=[
+            ("file", (name, b'{"type":"claude","email":"' + name.encode() + b'"}'))
+            for name in ("a.json", "b.json")
+        ],
+    )
+    assert upload.status_code == 200, upload.text
+    assert upload.json()["uploaded"] == 2 and upload.json()["files"] == ["a.json", "b.json"]
     files = {f["name"]: f for f in v8.get("/credentials").json()["files"]}
     assert set(files) == {"a.json", "b.json"}
     for row in files.values():
@@ -254,8 +258,12 @@ def test_credentials_as_the_console_lists_edits_and_deletes_them(
     assert a["disabled"] is True and a["priority"] == 3 and a["note"] == "n"
     models = v8.get("/credentials/models", params={"name": "a.json"}).json()["models"]
     assert models and all("id" in model for model in models)
-    deleted = v8.request("DELETE", "/credentials", json={"names": ["a.json", "b.json"]})
-    assert deleted.status_code == 200, deleted.text
+    assert v8.get("/credentials/download", params={"name": "a.json"}).json()["email"] == "a.json"
+    deleted = v8.request("DELETE", "/credentials", json={"names": ["a.json", "nope.json"]})
+    assert deleted.status_code == 207, deleted.text
+    assert deleted.json()["files"] == ["a.json"]
+    assert [f["name"] for f in deleted.json()["failed"]] == ["nope.json"]
+    assert v8.delete("/credentials", params={"all": "true"}).json()["deleted"] == 1
     assert v8.get("/credentials").json()["files"] == []
 
 
