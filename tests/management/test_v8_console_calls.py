@@ -206,6 +206,8 @@ def test_the_plugin_page_finds_no_plugins_and_an_empty_store(v8: httpx.Client) -
     )
     assert install.status_code == 404
     assert install.json()["error"] == "not_found" and "example" in install.json()["message"]
+    refused = v8.post("/plugins/store/example/install", json={"version": 3})
+    assert refused.status_code == 422 and refused.json()["field"] == "version"
 
 
 # --- logins: /oauth/auth-url, /oauth/status, /oauth/callback, /oauth/session ------------------

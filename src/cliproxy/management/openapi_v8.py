@@ -187,7 +187,7 @@ def _plugin_store_paths() -> dict[str, dict[str, Any]]:
             query("version", STRING, about="the version to install"),
         ],
         body=json_body(object_of({"version": STRING}), required=False),
-        errors=[404],
+        errors=[400, 404, 413, 422],
     )
     return {
         PLUGIN_STORE: {

@@ -20,7 +20,15 @@ from starlette.routing import BaseRoute, Route
 from cliproxy.auth.files import AuthWriteError
 from cliproxy.auth.key_names import KeyNamesError
 from cliproxy.management import v8_config
-from cliproxy.management.common import Handler, api, context, json_response, read_object
+from cliproxy.management.common import (
+    Handler,
+    api,
+    context,
+    json_response,
+    parse_json,
+    read_body,
+    read_object,
+)
 from cliproxy.management.errors import ApiError, invalid
 from cliproxy.management.routes_oauth import unsupported_login
 
@@ -120,7 +128,14 @@ async def plugin_store(request: Request) -> Response:
 
 @api
 async def install_plugin(request: Request) -> Response:
-    """POST /plugins/store/{id}/install: the store is empty, so no id is in it."""
+    """POST /plugins/store/{id}/install (an optional body `{"version": "1.2.3"}`): the store is
+    empty, so no id is in it; a body that is not that shape is refused first, as elsewhere."""
+    raw = await read_body(request)
+    body = parse_json(raw) if raw.strip() else {}
+    if not isinstance(body, dict):
+        raise invalid("body: must be a JSON object")
+    if not isinstance(body.get("version", ""), str):
+        raise invalid("version: must be a string")
     plugin = request.path_params["id"]
     message = f"plugin {plugin!r} is not in the store (cliproxy loads no plugins)"
     raise ApiError(404, "not_found", message)
