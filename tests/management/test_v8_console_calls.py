@@ -11,10 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
+from ruamel.yaml import YAML
 
 from cliproxy.config import load_config
 from tests.management.conftest import KEY
 from tests.proxy_server import ProxyServer
+
+
+def on_disk(path: Path) -> Any:
+    return YAML(typ="safe").load(path.read_text())
 
 
 def v0_entries(proxy: ProxyServer, route: str) -> list[dict[str, Any]]:
@@ -87,6 +92,32 @@ def test_a_new_group_as_the_console_creates_it(v8: httpx.Client, config_file: Pa
     assert (key.api_key, key.base_url, key.priority) == ("fixture", "https://example.invalid", 3)
     (read,) = v8.get("/config/api-keys/gemini").json()
     assert read["keys"][0]["api-key"] == "fixture" and read["keys"][0]["auth-index"]
+
+
+def test_group_names_in_the_file_are_read_and_kept_through_edits(
+    v8: httpx.Client, config_file: Path
+) -> None:
+    """A v8 file names its groups (`name: team`); the console shows them and sends them back
+    with every edit of the family, so the file keeps them."""
+    named = [
+        {"name": "team", "base-url": "http://127.0.0.1:9/claude", "keys": ["sk-ant-1", "sk-ant-3"]},
+        {"name": "solo", "keys": [{"api-key": "sk-ant-2", "weight": 2}]},
+    ]
+    assert v8.put("/config/api-keys/claude", json=named).status_code == 200
+    groups = v8.get("/config").json()["api-keys"]["claude"]
+    assert [g["name"] for g in groups] == ["team", "solo"]
+    assert [[k["api-key"] for k in g["keys"]] for g in groups] == [
+        ["sk-ant-1", "sk-ant-3"],
+        ["sk-ant-2"],
+    ]
+    groups[1]["keys"][0]["weight"] = 4
+    assert v8.put("/config/api-keys/claude", json=groups).status_code == 200
+    in_file = on_disk(config_file)["api-keys"]["claude"]
+    assert [g["name"] for g in in_file] == ["team", "solo"]
+    assert [k.weight for k in load_config(config_file).claude_api_key] == [1, 1, 4]
+    written = config_file.read_bytes()
+    assert v8.put("/config", json=v8.get("/config").json()).status_code == 200
+    assert config_file.read_bytes() == written
 
 
 def test_openai_compatible_providers_read_and_rotate_a_key(

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
+from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,7 +37,11 @@ from cliproxy.management import routes_config
 from cliproxy.management.common import OK, ApiError, api, context, json_response, read_json
 from cliproxy.management.routes_client_keys import KeyFiller
 from cliproxy.management.routes_config import config_json, live_config
-from cliproxy.management.v8_key_groups import console_groups, without_response_only
+from cliproxy.management.v8_key_groups import (
+    console_groups,
+    names_from_file,
+    without_response_only,
+)
 
 Path_ = tuple[str, ...]
 SECRET: Path_ = ("management", "secret-key")
@@ -54,6 +59,17 @@ def v8_view(config: Config, *, with_index: bool = True) -> dict[str, Any]:
         shown.pop("demo", None)  # it follows the providers; written, it would stop following
     tree: dict[str, Any] = migrate(shown).tree
     return console_groups(tree, with_index=with_index)
+
+
+def view_of(request: Request, *, with_index: bool = True) -> dict[str, Any]:
+    """The live config's v8 view, its provider groups named as the config file names them."""
+    tree = v8_view(live_config(request), with_index=with_index)
+    try:
+        text = context(request).editor.read_text()
+        file_tree = YAML(typ="safe").load(text)
+    except (ApiError, YAMLError):
+        return tree  # no file (or one that does not parse): nothing to take names from
+    return names_from_file(tree, file_tree)
 
 
 def request_path(request: Request) -> Path_:
@@ -105,7 +121,7 @@ def _not_mapping(path: Path_, where: Path_, node: Any) -> ApiError:
 
 @api
 async def get_config(request: Request) -> Response:
-    return json_response(v8_view(live_config(request)))
+    return json_response(view_of(request))
 
 
 @api
@@ -113,7 +129,7 @@ async def get_path(request: Request) -> Response:
     """The value at the path; a path the layout has that holds nothing is 404 `not_found`
     (the reference's answer, on which the console falls back to its default: `[]`, `{}`)."""
     path = request_path(request)
-    node: Any = v8_view(live_config(request))
+    node: Any = view_of(request)
     for depth, part in enumerate(path):
         if not isinstance(node, dict):
             raise _not_mapping(path, path[:depth], node)
@@ -363,7 +379,7 @@ def _plain(value: Any) -> Any:
 
 async def _write(request: Request, path: Path_, op: str, value: Any = None) -> Response:
     value = without_response_only(path, value)
-    write = _Write(path, op, value, v8_view(live_config(request), with_index=False))
+    write = _Write(path, op, value, view_of(request, with_index=False))
     await context(request).editor.edit_v8(write)
     return write.keys.reply()
 

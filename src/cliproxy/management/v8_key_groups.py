@@ -92,3 +92,37 @@ def _drop_index(item: Any) -> None:
     if isinstance(item, dict):
         for field in RESPONSE_ONLY:
             item.pop(field, None)
+
+
+def names_from_file(tree: dict[str, Any], file_tree: Any) -> dict[str, Any]:
+    """``tree`` (a v8 view, in the console's shape) with each group's `name` taken from the
+    config file's own `api-keys.<family>` groups, in place.
+
+    The view's groups are re-derived from the effective config, which keeps no group names;
+    a v8 file (the reference's, or one the console wrote) names them, and the console shows
+    and writes them back. A family's names are taken only when the file's groups hold the
+    same keys in the same order as the view's (otherwise the file is not what runs)."""
+    families = tree.get("api-keys")
+    in_file = file_tree.get("api-keys") if isinstance(file_tree, dict) else None
+    if not isinstance(families, dict) or not isinstance(in_file, dict):
+        return tree
+    for family, groups in families.items():
+        written = in_file.get(family)
+        if family == COMPAT or not isinstance(groups, list) or not isinstance(written, list):
+            continue
+        if [_key_strings(g) for g in groups] != [_key_strings(g) for g in written]:
+            continue
+        for group, source in zip(groups, written, strict=True):
+            name = source.get("name") if isinstance(source, dict) else None
+            if isinstance(name, str) and isinstance(group, dict):
+                group["name"] = name
+    return tree
+
+
+def _key_strings(group: Any) -> list[Any]:
+    """A group's keys as their `api-key` strings (an item may be a bare key or a mapping)."""
+    keys = group.get("keys") if isinstance(group, dict) else None
+    found: list[Any] = []
+    for item in keys if isinstance(keys, list) else []:
+        found.append(item.get("api-key", item.get("key")) if isinstance(item, dict) else item)
+    return found
