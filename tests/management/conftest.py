@@ -74,6 +74,17 @@ def api(proxy: ProxyServer) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def v8(proxy: ProxyServer) -> Iterator[httpx.Client]:
+    """A client of /v8/management with the key set (as the reference console's: the key as
+    a bearer token)."""
+    headers = {"authorization": f"Bearer {KEY}"}
+    with httpx.Client(
+        base_url=proxy.base_url + "/v8/management", headers=headers, timeout=10
+    ) as client:
+        yield client
+
+
 def management_mount(app: object, prefix: str = "/v0/management") -> ManagementMount:
     """The mount of one management tree (/v0/management, or /v8/management)."""
     for route in app.routes:  # type: ignore[attr-defined]

@@ -6,7 +6,6 @@ under their v8 names)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +26,6 @@ from tests.simulators.oauth_sim import (  # noqa: F401 (pytest fixtures)
 )
 
 V8 = "/v8/management"
-
-
-@pytest.fixture
-def v8(proxy: ProxyServer) -> Iterator[httpx.Client]:
-    """A client of /v8/management with the key set."""
-    headers = {"authorization": f"Bearer {KEY}"}
-    with httpx.Client(base_url=proxy.base_url + V8, headers=headers, timeout=10) as client:
-        yield client
 
 
 def on_disk(path: Path) -> Any:
@@ -61,7 +52,8 @@ def test_get_config_is_the_live_config_in_the_v8_layout(v8: httpx.Client) -> Non
     assert config["routing"]["strategy"] == "round-robin"
     assert config["routing"]["retry"]["request-retry"] == 3  # the default, filled in
     assert config["access"]["api-keys"] == ["client-key-1", "client-key-2"]
-    assert [g["keys"] for g in config["api-keys"]["claude"]] == [["sk-ant-1"], ["sk-ant-2"]]
+    keys = [[item["api-key"] for item in g["keys"]] for g in config["api-keys"]["claude"]]
+    assert keys == [["sk-ant-1"], ["sk-ant-2"]]
     assert "secret-key" not in config["management"]  # never shown as JSON
     for legacy in ("request-retry", "port", "remote-management", "claude-api-key", "debug"):
         assert legacy not in config
@@ -76,8 +68,14 @@ def test_get_one_path_answers_the_bare_value(v8: httpx.Client) -> None:
     }
     assert v8.get("/config/observability/logs/debug").json() is False
     assert v8.get("/config/routing/retry/request-retry/").json() == 3  # a trailing slash
-    # A path the layout has that holds nothing: null.
-    assert v8.get("/config/model-fallbacks/gpt-5").json() is None
+    # A path the layout has that holds nothing: 404 not_found (the console's cue to default).
+    unset = v8.get("/config/model-fallbacks/gpt-5")
+    assert unset.status_code == 404
+    assert unset.json() == {
+        "error": "not_found",
+        "message": "config path model-fallbacks/gpt-5: not set",
+        "path": "model-fallbacks/gpt-5",
+    }
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,15 @@ from cliproxy.management.openapi_common import (
     path_param,
     query,
 )
-from cliproxy.management.v8_routes import ALIASES, IMPORTERS, IMPORTS, LOGIN_STARTS, PREFIX
+from cliproxy.management.v8_routes import (
+    ALIASES,
+    IMPORTERS,
+    IMPORTS,
+    LOGIN_STARTS,
+    PLUGIN_INSTALL,
+    PLUGIN_STORE,
+    PREFIX,
+)
 
 ANY_JSON: dict[str, Any] = {"description": "any JSON value"}
 WRITTEN = object_of(
@@ -82,7 +90,7 @@ def _config_paths(v0: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         "/config.yaml": copy.deepcopy(v0["/config.yaml"]),
         "/config/{path}": {
             "get": op(
-                "The value at a key path (null: a path the layout has, holding nothing)",
+                "The value at a key path (404 not_found: a path the layout has, holding nothing)",
                 "config",
                 params=[key_path],
                 reply=ANY_JSON,
@@ -164,6 +172,31 @@ def _access_paths() -> dict[str, dict[str, Any]]:
     }
 
 
+def _plugin_store_paths() -> dict[str, dict[str, Any]]:
+    lists = {"type": "array", "items": {"type": "object"}, "maxItems": 0}
+    store = object_of(
+        {"plugins_enabled": BOOLEAN, "plugins_dir": STRING, "total": {"type": "integer"}}
+        | {"sources": lists, "source_errors": lists, "plugins": lists}
+    )
+    install = op(
+        "Install a plugin from the store (the store is empty: 404)",
+        "meta",
+        params=[
+            path_param("id", "the plugin's id in the store"),
+            query("source", STRING, about="the store source"),
+            query("version", STRING, about="the version to install"),
+        ],
+        body=json_body(object_of({"version": STRING}), required=False),
+        errors=[400, 404, 413, 422],
+    )
+    return {
+        PLUGIN_STORE: {
+            "get": op("The plugin store (cliproxy loads no plugins: empty)", "meta", reply=store)
+        },
+        PLUGIN_INSTALL: {"post": install},
+    }
+
+
 def v8_paths() -> dict[str, dict[str, Any]]:
     v0 = v0_paths()
     paths: dict[str, dict[str, Any]] = {}
@@ -171,7 +204,13 @@ def v8_paths() -> dict[str, dict[str, Any]]:
         operation = copy.deepcopy(v0[v0_path][method.lower()])
         operation["x-cliproxy-v0"] = v0_path  # the same handler under its /v0 name
         paths.setdefault(path, {})[method.lower()] = operation
-    return {**paths, **_config_paths(v0), **_login_paths(v0), **_access_paths()}
+    return {
+        **paths,
+        **_config_paths(v0),
+        **_login_paths(v0),
+        **_access_paths(),
+        **_plugin_store_paths(),
+    }
 
 
 def serve(routes: Sequence[BaseRoute]) -> Callable[[Request], Awaitable[Response]]:

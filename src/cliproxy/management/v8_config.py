@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
+from ruamel.yaml import YAML, YAMLError
 from ruamel.yaml.comments import CommentedMap
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,14 +37,20 @@ from cliproxy.management import routes_config
 from cliproxy.management.common import OK, ApiError, api, context, json_response, read_json
 from cliproxy.management.routes_client_keys import KeyFiller
 from cliproxy.management.routes_config import config_json, live_config
+from cliproxy.management.v8_key_groups import (
+    console_groups,
+    names_from_file,
+    without_response_only,
+)
 
 Path_ = tuple[str, ...]
 SECRET: Path_ = ("management", "secret-key")
 CLIENT_KEYS: Path_ = ("client-keys",)
 
 
-def v8_view(config: Config) -> dict[str, Any]:
-    """The live config as JSON in the v8 layout."""
+def v8_view(config: Config, *, with_index: bool = True) -> dict[str, Any]:
+    """The live config as JSON in the v8 layout, its provider groups as the console reads
+    them (``with_index``: each key's response-only `auth-index` too)."""
     shown = config_json(config, hidden=frozenset({"home"}))
     management = shown.get("remote-management")
     if isinstance(management, dict):
@@ -51,7 +58,18 @@ def v8_view(config: Config) -> dict[str, Any]:
     if not config.demo_explicit:
         shown.pop("demo", None)  # it follows the providers; written, it would stop following
     tree: dict[str, Any] = migrate(shown).tree
-    return tree
+    return console_groups(tree, with_index=with_index)
+
+
+def view_of(request: Request, *, with_index: bool = True) -> dict[str, Any]:
+    """The live config's v8 view, its provider groups named as the config file names them."""
+    tree = v8_view(live_config(request), with_index=with_index)
+    try:
+        text = context(request).editor.read_text()
+        file_tree = YAML(typ="safe").load(text)
+    except (ApiError, YAMLError):
+        return tree  # no file (or one that does not parse): nothing to take names from
+    return names_from_file(tree, file_tree)
 
 
 def request_path(request: Request) -> Path_:
@@ -70,6 +88,11 @@ def request_path(request: Request) -> Path_:
 def _unknown(path: Path_, message: str) -> ApiError:
     shown = "/".join(path)
     return ApiError(404, "unknown_path", f"config path {shown}: {message}", {"path": shown})
+
+
+def _not_set(path: Path_) -> ApiError:
+    shown = "/".join(path)
+    return ApiError(404, "not_found", f"config path {shown}: not set", {"path": shown})
 
 
 def _refused(key: str, message: str) -> ApiError:
@@ -98,14 +121,15 @@ def _not_mapping(path: Path_, where: Path_, node: Any) -> ApiError:
 
 @api
 async def get_config(request: Request) -> Response:
-    return json_response(v8_view(live_config(request)))
+    return json_response(view_of(request))
 
 
 @api
 async def get_path(request: Request) -> Response:
-    """The value at the path (JSON null: a path the layout has, holding nothing)."""
+    """The value at the path; a path the layout has that holds nothing is 404 `not_found`
+    (the reference's answer, on which the console falls back to its default: `[]`, `{}`)."""
     path = request_path(request)
-    node: Any = v8_view(live_config(request))
+    node: Any = view_of(request)
     for depth, part in enumerate(path):
         if not isinstance(node, dict):
             raise _not_mapping(path, path[:depth], node)
@@ -113,7 +137,7 @@ async def get_path(request: Request) -> Response:
             problem = v8_path_problem(path)
             if problem is not None:
                 raise _unknown(path, _said(problem))
-            return json_response(None)
+            raise _not_set(path)
         node = node[part]
     return json_response(node)
 
@@ -354,7 +378,8 @@ def _plain(value: Any) -> Any:
 
 
 async def _write(request: Request, path: Path_, op: str, value: Any = None) -> Response:
-    write = _Write(path, op, value, v8_view(live_config(request)))
+    value = without_response_only(path, value)
+    write = _Write(path, op, value, view_of(request, with_index=False))
     await context(request).editor.edit_v8(write)
     return write.keys.reply()
 

@@ -5,7 +5,8 @@ same config editor (app.py mounts both with one context).
 Where a /v0 route already answers in the shape the v8 one takes, the v8 path is that route's
 handler under its new name (``ALIASES``; the OpenAPI document reuses its description too).
 Besides those: the config tree (v8_config.py), the login start and import dispatched by
-`?provider=` to the /v0 starters and the Vertex import, and `access/api-key-names`.
+`?provider=` to the /v0 starters and the Vertex import, `access/api-key-names`, and an empty
+plugin store (cliproxy loads no plugins; the console's plugin page lists the store anyway).
 """
 
 from __future__ import annotations
@@ -19,7 +20,15 @@ from starlette.routing import BaseRoute, Route
 from cliproxy.auth.files import AuthWriteError
 from cliproxy.auth.key_names import KeyNamesError
 from cliproxy.management import v8_config
-from cliproxy.management.common import Handler, api, context, json_response, read_object
+from cliproxy.management.common import (
+    Handler,
+    api,
+    context,
+    json_response,
+    parse_json,
+    read_body,
+    read_object,
+)
 from cliproxy.management.errors import ApiError, invalid
 from cliproxy.management.routes_oauth import unsupported_login
 
@@ -103,6 +112,35 @@ def _importer(v0_routes: Sequence[BaseRoute]) -> Handler:
     return import_credential
 
 
+# --- plugins/store: an empty store -----------------------------------------------------------
+
+PLUGIN_STORE = "/plugins/store"
+PLUGIN_INSTALL = "/plugins/store/{id}/install"
+
+
+@api
+async def plugin_store(request: Request) -> Response:
+    """GET /plugins/store: the Management Center's plugin page lists the store; cliproxy loads
+    no plugins, so the store is empty (in the reference's shape)."""
+    empty: dict[str, object] = {"plugins_enabled": False, "plugins_dir": "", "sources": []}
+    return json_response({**empty, "source_errors": [], "plugins": [], "total": 0})
+
+
+@api
+async def install_plugin(request: Request) -> Response:
+    """POST /plugins/store/{id}/install (an optional body `{"version": "1.2.3"}`): the store is
+    empty, so no id is in it; a body that is not that shape is refused first, as elsewhere."""
+    raw = await read_body(request)
+    body = parse_json(raw) if raw.strip() else {}
+    if not isinstance(body, dict):
+        raise invalid("body: must be a JSON object")
+    if not isinstance(body.get("version", ""), str):
+        raise invalid("version: must be a string")
+    plugin = request.path_params["id"]
+    message = f"plugin {plugin!r} is not in the store (cliproxy loads no plugins)"
+    raise ApiError(404, "not_found", message)
+
+
 # --- access/api-key-names -------------------------------------------------------------------
 
 
@@ -145,6 +183,8 @@ def v8_routes(v0_routes: Sequence[BaseRoute]) -> list[BaseRoute]:
     routes += [
         Route(LOGIN_STARTS, _login_start(v0_routes), methods=["GET"]),
         Route(IMPORTS, _importer(v0_routes), methods=["POST"]),
+        Route(PLUGIN_STORE, plugin_store, methods=["GET"]),
+        Route(PLUGIN_INSTALL, install_plugin, methods=["POST"]),
         Route("/access/api-key-names", get_key_names, methods=["GET"]),
         Route("/access/api-key-names", patch_key_names, methods=["PATCH"]),
     ]
