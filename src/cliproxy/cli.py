@@ -60,6 +60,13 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Listen port (overrides config).")
     ] = None,
+    # 64: config.schema.MAX_WORKERS (not imported here: the CLI starts without the schema).
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Processes serving the port (overrides the config's workers)."
+        ),
+    ] = None,
 ) -> None:
     """Start the proxy. Without a config file it serves the offline demo models."""
     from cliproxy.config import ConfigError, default_config, load_config
@@ -73,7 +80,8 @@ def serve(
     # Imported only now: the server stack is slow to import and a bad config needs none of it.
     from cliproxy.serve import run_server
 
-    updates = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides = (("host", host), ("port", port), ("workers", workers))
+    updates = {k: v for k, v in overrides if v is not None}
     if updates:
         cfg = cfg.model_copy(update=updates)
     raise typer.Exit(run_server(cfg, path))

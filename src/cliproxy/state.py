@@ -364,6 +364,11 @@ class AppState:
                 "state-store changed; the pool state stays in %s until a restart",
                 self.pool.describe(),
             )
+        if old.workers != config.workers:
+            log.warning(
+                "workers changed to %d; the running processes stay as they are until a restart",
+                config.workers,
+            )
         if old.usage_database_url != config.usage_database_url:
             log.warning(
                 "usage-database changed; the ledger keeps writing to %s until a restart",

@@ -1,0 +1,245 @@
+"""`workers: N`: `cliproxy serve` as a real subprocess with two worker processes on one port.
+
+Which worker answered is read from the `x-cliproxy-worker` header (`<index>; pid=<pid>`),
+which the server adds only when it runs more than one worker. Every request here opens a
+connection of its own, so the kernel's spreading over the workers' sockets is exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.test_cli import Served, clean_env, cli_command, run_cli, serving
+from tests.e2e.waiting import wait_until
+
+KEY = "mgmt-secret-workers"
+CLIENT_KEY = "sk-client-workers-1"
+
+
+def write_config(tmp_path: Path, extra: str = "") -> Path:
+    auth_dir = tmp_path / "auths"
+    auth_dir.mkdir(exist_ok=True)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"demo: true\nworkers: 2\nauth-dir: {auth_dir}\n"
+        f"remote-management:\n  secret-key: {KEY}\n{extra}"
+    )
+    return path
+
+
+def worker_of(response: httpx.Response) -> tuple[int, int]:
+    """(worker index, pid) from the header."""
+    index, _, pid = response.headers["x-cliproxy-worker"].partition("; pid=")
+    return int(index), int(pid)
+
+
+def get(served: Served, path: str, **kwargs: object) -> httpx.Response:
+    return httpx.get(served.base_url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def chat(served: Served, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"model": "demo-echo", "messages": [{"role": "user", "content": "hello"}]}
+    return httpx.post(
+        served.base_url + "/v1/chat/completions", json=body, headers=headers, timeout=10
+    )
+
+
+def workers_seen(served: Served, requests: int = 40) -> dict[int, set[int]]:
+    """Worker index -> pids seen answering /healthz over ``requests`` fresh connections."""
+    seen: dict[int, set[int]] = {}
+    for _ in range(requests):
+        response = get(served, "/healthz")
+        assert response.status_code == 200, response.text
+        index, pid = worker_of(response)
+        seen.setdefault(index, set()).add(pid)
+    return seen
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def worker_pids(served: Served) -> set[int]:
+    children = Path(f"/proc/{served.process.pid}/task/{served.process.pid}/children")
+    return {int(pid) for pid in children.read_text().split()}
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[Served]:
+    config = write_config(tmp_path)
+    with serving(tmp_path, "--config", str(config)) as served:
+        # The first worker answers health checks before the second has started.
+        assert wait_until(lambda: len(workers_seen(served, 10)) == 2, 15), served.log()
+        yield served
+
+
+def test_both_workers_serve_and_share_one_ledger(two_workers: Served, tmp_path: Path) -> None:
+    served = two_workers
+    answered: set[int] = set()
+    for _ in range(30):
+        response = chat(served)
+        assert response.status_code == 200, response.text
+        answered.add(worker_of(response)[0])
+    assert answered == {1, 2}
+    # One banner for the whole server, naming the worker count and the pool state.
+    output = served.output()
+    assert output.count("cliproxy listening on") == 1
+    assert "workers:             2 processes on this port" in output
+    assert output.count("pool state:") == 1
+    assert "without state-store: each worker keeps its own cooldowns" in served.log()
+    # Both workers write the same SQLite ledger (WAL, several writer processes).
+    ledger = tmp_path / "auths" / "usage.sqlite"
+
+    def recorded() -> int:
+        with sqlite3.connect(ledger) as db:
+            return int(
+                db.execute("SELECT count(*) FROM usage_records WHERE kind='request'").fetchone()[0]
+            )
+
+    assert wait_until(lambda: ledger.exists() and recorded() == 30), served.log()
+
+
+def test_a_killed_worker_is_restarted_and_requests_keep_succeeding(two_workers: Served) -> None:
+    served = two_workers
+    before = workers_seen(served)
+    (victim,) = before[2]
+    os.kill(victim, signal.SIGKILL)
+    # Requests go on while worker 2 is down and restarting: the others (and, once it is
+    # back, worker 2 on the socket it left behind) answer every one.
+    for _ in range(20):
+        assert chat(served).status_code == 200
+    assert wait_until(lambda: workers_seen(served, 10).get(2, {victim}) != {victim}, 15), (
+        served.log()
+    )
+    log = served.log()
+    assert f"worker 2 (pid {victim}) was killed by SIGKILL" in log
+    assert "worker 2 started again" in log
+    assert workers_seen(served)[1] == before[1]  # worker 1 was left alone
+
+
+def test_sigterm_stops_every_worker(two_workers: Served) -> None:
+    served = two_workers
+    pids = worker_pids(served)
+    assert len(pids) == 2
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=15) == 0
+    assert wait_until(lambda: not any(alive(pid) for pid in pids)), pids
+    assert "all workers stopped" in served.log()
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(two_workers: Served) -> None:
+    served = two_workers
+    pids = worker_pids(served)
+    served.process.kill()
+    served.process.wait(timeout=5)
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), 15), pids
+
+
+def test_a_config_edit_reaches_both_workers(two_workers: Served, tmp_path: Path) -> None:
+    served = two_workers
+    config = tmp_path / "config.yaml"
+    # The management key in the file was replaced by its hash at start: keep that line.
+    config.write_text(config.read_text() + f"api-keys: [{CLIENT_KEY}]\n")
+
+    def refused_everywhere() -> bool:
+        statuses: dict[int, set[int]] = {}
+        for _ in range(20):
+            response = chat(served)
+            statuses.setdefault(worker_of(response)[0], set()).add(response.status_code)
+        return statuses == {1: {401}, 2: {401}}
+
+    assert wait_until(refused_everywhere, 10), served.log()
+    with_key = {"authorization": f"Bearer {CLIENT_KEY}"}
+    assert {chat(served, with_key).status_code for _ in range(10)} == {200}
+
+
+def test_a_management_write_on_one_worker_is_read_back_from_every_worker(
+    two_workers: Served,
+) -> None:
+    served = two_workers
+    api = {"authorization": f"Bearer {KEY}"}
+    path = "/v0/management/request-retry"
+    response = httpx.put(served.base_url + path, json={"value": 7}, headers=api, timeout=10)
+    assert response.status_code == 200, response.text
+    written_by = worker_of(response)[0]
+
+    def every_worker_reads_7() -> bool:
+        values: dict[int, set[int]] = {}
+        for _ in range(20):
+            answer = get(served, path, headers=api)
+            values.setdefault(worker_of(answer)[0], set()).add(answer.json()["request-retry"])
+        return values == {1: {7}, 2: {7}}
+
+    assert wait_until(every_worker_reads_7, 10), (written_by, served.log())
+
+
+def test_one_worker_runs_as_before_without_a_supervisor(tmp_path: Path) -> None:
+    config = write_config(tmp_path).read_text().replace("workers: 2", "workers: 1")
+    (tmp_path / "config.yaml").write_text(config)
+    with serving(tmp_path, "--config", str(tmp_path / "config.yaml")) as served:
+        response = get(served, "/healthz")
+        assert "x-cliproxy-worker" not in response.headers
+        assert worker_pids(served) == set()  # the server is this very process
+        assert "workers:" not in served.output()
+
+
+def test_the_command_line_overrides_the_worker_count(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with serving(tmp_path, "--config", str(config), "--workers", "3") as served:
+        assert wait_until(lambda: len(workers_seen(served, 12)) == 3, 20), served.log()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "between 1 and 64 (got 0)"), ("x", "whole number (got 'x')")],
+)
+def test_a_bad_worker_count_is_a_config_error_naming_the_key(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    config = write_config(tmp_path).read_text().replace("workers: 2", f"workers: {value}")
+    (tmp_path / "config.yaml").write_text(config)
+    result = run_cli("serve", "--config", "config.yaml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "config.yaml:2: workers: must be" in result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_bad_worker_count_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    result = run_cli("serve", "--workers", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_port_in_use_is_reported_once_by_the_supervisor(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [*cli_command(), "serve", "-c", str(config), "--port", port],
+            cwd=tmp_path,
+            env=clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=15,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "worker 1 started" not in result.stderr
