@@ -77,14 +77,24 @@ def serve(
     except ConfigError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
-    # Imported only now: the server stack is slow to import and a bad config needs none of it.
-    from cliproxy.serve import run_server
-
     overrides = (("host", host), ("port", port), ("workers", workers))
     updates = {k: v for k, v in overrides if v is not None}
     if updates:
         cfg = cfg.model_copy(update=updates)
-    raise typer.Exit(run_server(cfg, path))
+    from cliproxy.usage import metrics_dir
+
+    # Several workers sum their metrics through files: set up before the server stack (and
+    # prometheus-client with it) is imported.
+    shared = metrics_dir.share_between_processes() if cfg.workers > 1 else None
+    try:
+        # Imported only now: the server stack is slow to import and a bad config needs none.
+        from cliproxy.serve import run_server
+
+        status = run_server(cfg, path)
+    finally:
+        if shared is not None:
+            metrics_dir.stop_sharing(shared)
+    raise typer.Exit(status)
 
 
 @config_app.command("check")

@@ -27,6 +27,7 @@ from cliproxy.server.workers import (
     WorkerMain,
     listening_sockets,
 )
+from cliproxy.usage.metrics import forget_process
 
 log = logging.getLogger("cliproxy")
 
@@ -147,7 +148,8 @@ def run_workers(config: Config, path: Path | None) -> int:
     except ListenError as error:
         print(str(error), file=sys.stderr)
         return 1
-    return Supervisor(config.workers, sockets, _worker_main(config, path)).run()
+    supervisor = Supervisor(config.workers, sockets, _worker_main(config, path), forget_process)
+    return supervisor.run()
 
 
 class _ReadyServer(uvicorn.Server):

@@ -12,11 +12,13 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_cli import Served, clean_env, cli_command, run_cli, serving
 from tests.e2e.waiting import wait_until
@@ -135,10 +137,18 @@ def test_sigterm_stops_every_worker(two_workers: Served) -> None:
     served = two_workers
     pids = worker_pids(served)
     assert len(pids) == 2
+    chat(served)  # so that the workers have metrics files
+
+    def metrics_files() -> list[Path]:
+        shared = Path(tempfile.gettempdir()).glob("cliproxy-metrics-*/*.db")
+        return [path for path in shared if int(path.stem.rpartition("_")[2]) in pids]
+
+    assert metrics_files()
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(timeout=15) == 0
     assert wait_until(lambda: not any(alive(pid) for pid in pids)), pids
     assert "all workers stopped" in served.log()
+    assert metrics_files() == []  # the supervisor removed the directory
 
 
 def test_workers_do_not_outlive_a_killed_supervisor(two_workers: Served) -> None:
@@ -185,6 +195,61 @@ def test_a_management_write_on_one_worker_is_read_back_from_every_worker(
         return values == {1: {7}, 2: {7}}
 
     assert wait_until(every_worker_reads_7, 10), (written_by, served.log())
+
+
+def test_an_auth_file_uploaded_to_one_worker_is_listed_and_deleted_by_every_worker(
+    two_workers: Served,
+) -> None:
+    served = two_workers
+    api = {"authorization": f"Bearer {KEY}"}
+    account = {"type": "claude", "access_token": "at", "refresh_token": "rt", "email": "c@x.io"}
+    files = served.base_url + "/v0/management/auth-files"
+    uploaded = httpx.post(
+        files, params={"name": "claude-c.json"}, json=account, headers=api, timeout=10
+    )
+    assert uploaded.status_code == 200, uploaded.text
+
+    def listed_by_every_worker() -> set[tuple[int, tuple[str, ...]]]:
+        seen = set()
+        for _ in range(20):
+            answer = httpx.get(files, headers=api, timeout=10)
+            names = tuple(entry["name"] for entry in answer.json()["files"])
+            seen.add((worker_of(answer)[0], names))
+        return seen
+
+    assert wait_until(
+        lambda: listed_by_every_worker() == {(1, ("claude-c.json",)), (2, ("claude-c.json",))}
+    ), served.log()
+    deleted = httpx.delete(files, params={"name": "claude-c.json"}, headers=api, timeout=10)
+    assert deleted.status_code == 200, deleted.text
+    assert wait_until(lambda: listed_by_every_worker() == {(1, ()), (2, ())}), served.log()
+
+
+def scraped_requests(served: Served) -> tuple[int, float, float]:
+    """(worker, requests counted, open streams) from one /metrics scrape."""
+    reply = get(served, "/metrics")
+    assert reply.status_code == 200, reply.text
+    counted = streams = 0.0
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            if sample.name == "cliproxy_requests_total":
+                counted += sample.value
+            elif sample.name == "cliproxy_active_streams":
+                streams += sample.value
+    return worker_of(reply)[0], counted, streams
+
+
+def test_metrics_from_any_worker_count_every_worker(two_workers: Served) -> None:
+    served = two_workers
+    answered = {worker_of(chat(served))[0] for _ in range(30)}
+    assert answered == {1, 2}
+    scrapes = {scraped_requests(served) for _ in range(20)}
+    assert scrapes == {(1, 30.0, 0.0), (2, 30.0, 0.0)}
+    # A worker that dies takes nothing with it: its counts stay in the sum.
+    (victim,) = workers_seen(served)[2]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: workers_seen(served, 10).get(2, {victim}) != {victim}, 15)
+    assert {scraped_requests(served)[1:] for _ in range(10)} == {(30.0, 0.0)}
 
 
 def test_one_worker_runs_as_before_without_a_supervisor(tmp_path: Path) -> None:

@@ -106,10 +106,18 @@ class _Slot:
 
 
 class Supervisor:
-    def __init__(self, count: int, sockets: list[socket.socket], worker_main: WorkerMain) -> None:
+    def __init__(
+        self,
+        count: int,
+        sockets: list[socket.socket],
+        worker_main: WorkerMain,
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
+        """``on_exit`` is told the pid of each worker that ended (its leftovers to clear)."""
         self.context = multiprocessing.get_context("fork")
         self.slots = [_Slot(index + 1, sock) for index, sock in enumerate(sockets[:count])]
         self.worker_main = worker_main
+        self.on_exit = on_exit
         self.stopping = False
         self.signals: list[int] = []
         self._wake_read, self._wake_write = os.pipe()
@@ -183,8 +191,7 @@ class Supervisor:
     def _note_exit(self, slot: _Slot, now: float) -> None:
         assert slot.process is not None
         code, pid = slot.process.exitcode, slot.process.pid
-        slot.process.close()
-        slot.process = None
+        self._ended(slot)
         if self.stopping:
             return
         lived = now - slot.started_at
@@ -199,6 +206,17 @@ class Supervisor:
             lived,
             pause,
         )
+
+    def _ended(self, slot: _Slot) -> None:
+        assert slot.process is not None
+        pid = slot.process.pid
+        slot.process.close()
+        slot.process = None
+        if self.on_exit is not None and pid:
+            try:
+                self.on_exit(pid)
+            except Exception:
+                log.exception("clearing up after worker %d (pid %s) failed", slot.index, pid)
 
     # ----- stopping ------------------------------------------------------------------------
 
@@ -236,8 +254,7 @@ class Supervisor:
             while slot.process.is_alive():
                 wait([slot.process.sentinel, self._wake_read])
                 self._drain_wakeups()
-            slot.process.close()
-            slot.process = None
+            self._ended(slot)
         for slot in self.slots:
             with contextlib.suppress(OSError):
                 slot.sock.close()
