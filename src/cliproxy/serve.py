@@ -48,7 +48,6 @@ def banner(
     models: list[str],
     accounts: int = 0,
     state_store: str = "memory (this process only)",
-    workers: int = 1,
 ) -> str:
     """What `serve` prints: where to point clients, and a request that works as it stands."""
     scheme = "https" if config.tls.enable else "http"
@@ -67,8 +66,6 @@ def banner(
         f'    -d \'{{"model": "{example}", "messages": [{{"role": "user", "content": "hello"}}]}}\'',
     ]
     lines.insert(1, f"  pool state:          {state_store}")
-    if workers > 1:
-        lines.insert(1, f"  workers:             {workers} processes on this port")
     if accounts:
         lines.insert(1, f"  {accounts} subscription account(s) from {config.auth_dir}")
     for plugin in catalog().plugins:
@@ -76,6 +73,8 @@ def banner(
             lines.insert(1, f"  provider plug-in {plugin.name} skipped: {plugin.problem}")
         else:
             lines.insert(1, f"  provider plug-in {plugin.name}: {', '.join(plugin.kinds)}")
+    if config.workers > 1:
+        lines.insert(1, f"  workers:             {config.workers} processes on this port")
     if demo:
         lines.insert(1, "  demo provider on: models demo-echo, demo-tools (offline)")
     return "\n".join(lines)
@@ -115,7 +114,7 @@ def print_banner(app: Starlette, config: Config, path: Path | None) -> None:
     state = app.state.cliproxy
     models = [m.id for m in state.runtime.registry.models()]
     accounts = len(state.auth_store.records())
-    text = banner(config, path, models, accounts, state.pool.describe(), config.workers)
+    text = banner(config, path, models, accounts, state.pool.describe())
     print(text, flush=True)
 
 
