@@ -13,15 +13,21 @@ import socket
 import sqlite3
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from ruamel.yaml import YAML
 
 from tests.e2e.test_cli import Served, clean_env, cli_command, run_cli, serving
+from tests.e2e.test_redis_state import REDIS_URL, _keys, _rate_limit
+from tests.e2e.test_redis_state import prefix as redis_prefix  # noqa: F401  (a fixture)
 from tests.e2e.waiting import wait_until
+from tests.simulators import AnthropicSim
 
 KEY = "mgmt-secret-workers"
 CLIENT_KEY = "sk-client-workers-1"
@@ -197,6 +203,37 @@ def test_a_management_write_on_one_worker_is_read_back_from_every_worker(
     assert wait_until(every_worker_reads_7, 10), (written_by, served.log())
 
 
+def test_management_writes_on_both_workers_at_once_all_reach_the_file(
+    two_workers: Served, tmp_path: Path
+) -> None:
+    served = two_workers
+    api = {"authorization": f"Bearer {KEY}"}
+    base = served.base_url + "/v0/management/"
+    for round_ in range(1, 4):
+        # Six settings written at once, each on a connection of its own (so on either
+        # worker): each write reads the file, changes one key and writes it back.
+        wanted: dict[str, object] = {
+            "request-retry": round_,
+            "max-retry-credentials": round_ + 1,
+            "max-retry-interval": round_ + 10,
+            "logs-max-total-size-mb": round_ + 20,
+            "force-model-prefix": round_ % 2 == 1,
+            "quota-exceeded/switch-project": round_ % 2 == 0,
+        }
+
+        def put(item: tuple[str, object]) -> tuple[int, int]:
+            reply = httpx.put(base + item[0], json={"value": item[1]}, headers=api, timeout=10)
+            return reply.status_code, worker_of(reply)[0]
+
+        with ThreadPoolExecutor(len(wanted)) as pool:
+            results = list(pool.map(put, wanted.items()))
+        assert {status for status, _ in results} == {200}
+        tree = YAML(typ="safe").load((tmp_path / "config.yaml").read_text())
+        found = {key: tree.get(key) for key in wanted if "/" not in key}
+        found["quota-exceeded/switch-project"] = tree["quota-exceeded"]["switch-project"]
+        assert found == wanted, (round_, results)
+
+
 def test_an_auth_file_uploaded_to_one_worker_is_listed_and_deleted_by_every_worker(
     two_workers: Served,
 ) -> None:
@@ -250,6 +287,44 @@ def test_metrics_from_any_worker_count_every_worker(two_workers: Served) -> None
     os.kill(victim, signal.SIGKILL)
     assert wait_until(lambda: workers_seen(served, 10).get(2, {victim}) != {victim}, 15)
     assert {scraped_requests(served)[1:] for _ in range(10)} == {(30.0, 0.0)}
+
+
+def test_workers_share_a_rest_through_the_state_store(
+    tmp_path: Path,
+    anthropic_sim: AnthropicSim,
+    redis_prefix: str,  # noqa: F811
+) -> None:
+    keys = "".join(
+        f"  - api-key: {key}\n    base-url: {anthropic_sim.base_url}\n"
+        "    models: [{name: up-claude, alias: pooled}]\n"
+        for key in ("first-key", "second-key")
+    )
+    config = write_config(
+        tmp_path,
+        "request-retry: 1\nmax-retry-interval: 0\nrouting: {strategy: fill-first}\n"
+        f"state-store: {{redis-url: '{REDIS_URL}', key-prefix: '{redis_prefix}'}}\n"
+        f"claude-api-key:\n{keys}",
+    )
+    # first-key is rate limited for 120 s; second-key answers.
+    anthropic_sim.queue(*[_rate_limit(anthropic_sim, "first-key")] * 60)
+    body = {"model": "pooled", "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    with serving(tmp_path, "--config", str(config)) as served:
+        assert wait_until(lambda: len(workers_seen(served, 10)) == 2, 15), served.log()
+        assert "without state-store" not in served.log()
+        assert "pool state:          redis" in served.output()
+
+        def ask() -> int:
+            reply = httpx.post(served.base_url + "/v1/messages", json=body, timeout=10)
+            assert reply.status_code == 200, reply.text
+            return worker_of(reply)[0]
+
+        ask()
+        assert _keys(anthropic_sim) == ["first-key", "second-key"]
+        time.sleep(0.5)  # the rest reaches the other worker over pub/sub (loopback)
+        answered = {ask() for _ in range(20)}
+    assert answered == {1, 2}
+    # The worker that did not see the 429 skipped first-key too: it learnt of the rest.
+    assert _keys(anthropic_sim)[2:] == ["second-key"] * 20
 
 
 def test_one_worker_runs_as_before_without_a_supervisor(tmp_path: Path) -> None:

@@ -11,11 +11,14 @@ item of the preceding value, which an edit would otherwise drop or misplace).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import io
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -163,6 +166,27 @@ def _hash_plain_secret(tree: CommentedMap) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold the config's lock file (`.<name>.lock` beside it) across processes: the workers of
+    one server (`workers: N`) each edit the one file, and two read-modify-writes at once would
+    let the later undo the earlier. A directory where the lock cannot be made cannot take the
+    write either: that failure is left to the write, which reports it."""
+    try:
+        descriptor = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+_T = TypeVar("_T")
+
+
 class ConfigEditor:
     """One per server. Writes are serialised by `lock`; each ends with `state.apply`."""
 
@@ -200,7 +224,7 @@ class ConfigEditor:
         carry the plain `{"error": message}` body of the reference's setting routes."""
         async with self.lock:
             try:
-                config = await asyncio.to_thread(self._edit_sync, mutate)
+                config = await asyncio.to_thread(self._one_writer, self._edit_sync, mutate)
             except ApiError as error:
                 raise ApiError(
                     error.status,
@@ -219,7 +243,7 @@ class ConfigEditor:
         (`{"error": code, "message": ...}`). None when the edit changed nothing (nothing is
         written, a legacy file stays as it is)."""
         async with self.lock:
-            config = await asyncio.to_thread(self._edit_v8_sync, mutate)
+            config = await asyncio.to_thread(self._one_writer, self._edit_v8_sync, mutate)
             if config is not None:
                 self.state_getter().apply(config)
             return config
@@ -228,7 +252,7 @@ class ConfigEditor:
         """PUT /config.yaml: the new text as given (a plaintext secret-key gets hashed)."""
         self._require_path()
         async with self.lock:
-            config = await asyncio.to_thread(self._replace_sync, text)
+            config = await asyncio.to_thread(self._one_writer, self._replace_sync, text)
             self.state_getter().apply(config)
             return config
 
@@ -249,6 +273,14 @@ class ConfigEditor:
         if not _hash_plain_secret(translate(document.tree).tree):
             return None
         return self._commit(dump_document(document))
+
+    def _one_writer(self, write: Callable[[Any], _T], argument: Any) -> _T:
+        """``write(argument)``, alone among the server's processes when it has several (a
+        single process is serialised by ``lock`` already and leaves no lock file about)."""
+        if self.path is None or self.state_getter().runtime.config.workers == 1:
+            return write(argument)
+        with _exclusive(self.path):
+            return write(argument)
 
     def _edit_sync(self, mutate: Mutation) -> Config:
         document = load_document(self.read_text())
