@@ -210,6 +210,8 @@ class AppState:
             identities=self.identities,
             recent_use_window=config.background_refresh_hours * 3600,
             report=self.observers.emit,
+            # The workers of one server (`workers: N`) share the auth directory.
+            across_processes=config.workers > 1,
         )
         # AI Studio Build relays (server/aistudio_ws.py): each connected socket is a credential
         # of its own, kept here (not in config or the auth dir) while the socket lives.

@@ -11,11 +11,8 @@ item of the preceding value, which an edit would otherwise drop or misplace).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import io
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +21,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 
+from cliproxy.auth.file_lock import exclusive
 from cliproxy.auth.files import AuthWriteError, remove_stale_temp_files, write_atomic
 from cliproxy.config import ConfigError, ConfigProblem, parse_config_text
 from cliproxy.config.load import describe_yaml_error
@@ -166,24 +164,6 @@ def _hash_plain_secret(tree: CommentedMap) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """Hold the config's lock file (`.<name>.lock` beside it) across processes: the workers of
-    one server (`workers: N`) each edit the one file, and two read-modify-writes at once would
-    let the later undo the earlier. A directory where the lock cannot be made cannot take the
-    write either: that failure is left to the write, which reports it."""
-    try:
-        descriptor = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)  # releases the lock
-
-
 _T = TypeVar("_T")
 
 
@@ -276,10 +256,12 @@ class ConfigEditor:
 
     def _one_writer(self, write: Callable[[Any], _T], argument: Any) -> _T:
         """``write(argument)``, alone among the server's processes when it has several (a
-        single process is serialised by ``lock`` already and leaves no lock file about)."""
+        single process is serialised by ``lock`` already and leaves no lock file about). The
+        workers of one server each edit the one file: two read-modify-writes at once would
+        let the later undo the earlier."""
         if self.path is None or self.state_getter().runtime.config.workers == 1:
             return write(argument)
-        with _exclusive(self.path):
+        with exclusive(self.path):
             return write(argument)
 
     def _edit_sync(self, mutate: Mutation) -> Config:
