@@ -132,8 +132,19 @@ class Supervisor:
         try:
             first = self.slots[0]
             self._start(first)
-            assert first.ready is not None
+            assert first.ready is not None and first.process is not None
             self._wait_ready(first.ready)
+            if not self.stopping and not first.process.is_alive() and not first.ready.is_set():
+                # It never served: whatever stopped it will stop every restart too (the
+                # config is checked before this, so it is the host: a file, a permission).
+                log.error(
+                    "worker 1 (pid %s) %s before it served; not starting the others",
+                    first.process.pid,
+                    _describe_exit(first.process.exitcode),
+                )
+                self._ended(first)
+                self._close_sockets()
+                return 1
             for slot in self.slots[1:]:
                 if not self.stopping:
                     self._start(slot)
@@ -255,11 +266,14 @@ class Supervisor:
                 wait([slot.process.sentinel, self._wake_read])
                 self._drain_wakeups()
             self._ended(slot)
+        self._close_sockets()
+        log.info("all workers stopped")
+        return 0
+
+    def _close_sockets(self) -> None:
         for slot in self.slots:
             with contextlib.suppress(OSError):
                 slot.sock.close()
-        log.info("all workers stopped")
-        return 0
 
 
 def _describe_exit(code: int | None) -> str:
