@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import trustme
 
@@ -29,6 +30,7 @@ from tests.e2e.workers_server import (
     workers_seen,
     write_config,
 )
+from tests.simulators import OpenAIChatSim, Reply
 
 
 def test_a_killed_worker_is_restarted_and_requests_keep_succeeding(two_workers: Served) -> None:
@@ -65,6 +67,38 @@ def test_sigterm_stops_every_worker(two_workers: Served) -> None:
     assert wait_until(lambda: not any(alive(pid) for pid in pids)), pids
     assert "all workers stopped" in served.log()
     assert metrics_files() == []  # the supervisor removed the directory
+
+
+def test_sigterm_lets_a_running_stream_finish(
+    tmp_path: Path, openai_chat_sim: OpenAIChatSim
+) -> None:
+    provider = (
+        "openai-compatibility:\n  - name: slow\n"
+        f"    base-url: {openai_chat_sim.base_url}\n"
+        "    api-key-entries: [{api-key: sim-key}]\n"
+        "    models: [{name: up-slow, alias: slow}]\n"
+    )
+    config = write_config(tmp_path, provider)
+    # Ten pieces, 0.2 s apart: the stop arrives in the middle of the stream.
+    openai_chat_sim.queue(Reply.text("abcdefghij", chunk_size=1, delay=0.2))
+    body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    with serving(tmp_path, "--config", str(config)) as served:
+        with httpx.stream(
+            "POST", served.base_url + "/v1/chat/completions", json=body, timeout=20
+        ) as reply:
+            assert reply.status_code == 200
+            lines = reply.iter_lines()
+            received = [next(lines)]
+            served.process.send_signal(signal.SIGTERM)
+            received.extend(lines)
+        assert served.process.wait(timeout=15) == 0
+    text = "".join(
+        orjson.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in received
+        if line.startswith("data: {") and orjson.loads(line[6:])["choices"]
+    )
+    assert text == "abcdefghij"
+    assert "data: [DONE]" in received
 
 
 def test_workers_do_not_outlive_a_killed_supervisor(two_workers: Served) -> None:
