@@ -259,7 +259,7 @@ class ConfigEditor:
         single process is serialised by ``lock`` already and leaves no lock file about). The
         workers of one server each edit the one file: two read-modify-writes at once would
         let the later undo the earlier."""
-        if self.path is None or self.state_getter().runtime.config.workers == 1:
+        if self.path is None or self.state_getter().processes == 1:
             return write(argument)
         with exclusive(self.path):
             return write(argument)

@@ -197,12 +197,17 @@ class FileLogging:
         self._shape: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self.managed = False  # configure() was called: reloads follow the config from then on
+        # Several processes write the file (`workers`): fixed by the first configure(), at
+        # start, since a reload does not change how many processes there are.
+        self.shared: bool | None = None
 
     def configure(self, config: Config) -> Path | None:
         """Start, adjust or stop writing the file to match ``config``; the file's path or
         None. A directory that cannot be written is logged, not fatal."""
         with self._lock:
             self.managed = True
+            if self.shared is None:
+                self.shared = config.workers > 1
             if not config.logging_to_file:
                 self._stop()
                 return None
@@ -214,7 +219,7 @@ class FileLogging:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     handler: logging.handlers.RotatingFileHandler
-                    if config.workers > 1:
+                    if self.shared:
                         handler = SharedRotatingFileHandler(path, *shape)
                     else:
                         handler = logging.handlers.RotatingFileHandler(
