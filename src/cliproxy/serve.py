@@ -131,6 +131,7 @@ def settle(app: Starlette, config: Config) -> None:
 # ----- workers: N > 1 (server/workers.py supervises) -------------------------------------------
 
 WORKER_HEADER = "x-cliproxy-worker"
+STARTUP_FAILURE = 3  # as uvicorn.main's
 
 
 def run_workers(config: Config, path: Path | None) -> int:
@@ -177,7 +178,9 @@ def _worker_main(start_config: Config, path: Path | None) -> WorkerMain:
         server = _ReadyServer(settings, launch.ready)
         settle(app, config)
         server.run(sockets=[launch.sock])
-        return 0
+        # uvicorn returns, rather than raising, when the app's start-up failed (it logged why):
+        # its own exit status for that, so the supervisor sees a failure.
+        return 0 if server.started else STARTUP_FAILURE
 
     return serve
 
