@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import socket
 import sys
-from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import uvicorn
@@ -15,19 +12,10 @@ from starlette.applications import Starlette
 
 from cliproxy.app import build_app
 from cliproxy.auth.catalog import catalog
-from cliproxy.config import ConfigError, load_config
 from cliproxy.config.schema import Config
 from cliproxy.management.log_file import file_logging
 from cliproxy.server.access import is_loopback
 from cliproxy.server.listener import server_config as server_config_for
-from cliproxy.server.workers import (
-    ListenError,
-    Supervisor,
-    WorkerLaunch,
-    WorkerMain,
-    listening_sockets,
-)
-from cliproxy.usage.metrics import forget_process
 
 log = logging.getLogger("cliproxy")
 
@@ -101,13 +89,22 @@ def run_server(config: Config, path: Path | None) -> int:
     for warning in config.warnings:
         log.warning("%s", warning)
     if config.workers > 1:
-        return run_workers(config, path)
+        from cliproxy.serve_workers import run_workers
+
+        return run_workers(config, path, prepare_to_serve)
     app = build_app(config, path)
     print_banner(app, config, path)
     server = uvicorn.Server(server_config_for(app, config, loop="uvloop"))
     settle(app, config)
     server.run()
     return 0
+
+
+def prepare_to_serve(app: Starlette, config: Config, path: Path | None, announce: bool) -> None:
+    """What a worker does before it serves: the banner (the first worker, once), settling."""
+    if announce:
+        print_banner(app, config, path)
+    settle(app, config)
 
 
 def print_banner(app: Starlette, config: Config, path: Path | None) -> None:
@@ -126,75 +123,3 @@ def settle(app: Starlette, config: Config) -> None:
     # process: keep it out of the collector's way, so that the collections every request's
     # garbage sets off stay short (a few percent of throughput under load).
     gc.freeze()
-
-
-# ----- workers: N > 1 (server/workers.py supervises) -------------------------------------------
-
-WORKER_HEADER = "x-cliproxy-worker"
-STARTUP_FAILURE = 3  # as uvicorn.main's
-
-
-def run_workers(config: Config, path: Path | None) -> int:
-    """Bind the port, then start and watch `workers` processes serving it."""
-    if not config.state_store.redis_url:
-        log.warning(
-            "workers: %d without state-store: each worker keeps its own cooldowns, rotation "
-            "counters and session bindings; set state-store.redis-url to share them "
-            "(docs/scaling.md)",
-            config.workers,
-        )
-    try:
-        sockets = listening_sockets(config.host, config.port, config.workers, backlog=2048)
-    except ListenError as error:
-        print(str(error), file=sys.stderr)
-        return 1
-    supervisor = Supervisor(config.workers, sockets, _worker_main(config, path), forget_process)
-    return supervisor.run()
-
-
-class _ReadyServer(uvicorn.Server):
-    """uvicorn's server, telling the supervisor once it serves."""
-
-    def __init__(self, config: uvicorn.Config, ready: Event) -> None:
-        super().__init__(config)
-        self.ready = ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self.ready.set()
-
-
-def _worker_main(start_config: Config, path: Path | None) -> WorkerMain:
-    def serve(launch: WorkerLaunch) -> int:
-        config = _current_config(start_config, path)
-        app = build_app(config, path)
-        if launch.index == 1 and not launch.again:
-            print_banner(app, config, path)
-        # A default response header (uvicorn adds it to every reply, at no per-request
-        # cost): which worker answered, for operators and for the tests.
-        identity = (WORKER_HEADER, f"{launch.index}; pid={os.getpid()}")
-        settings = server_config_for(app, config, loop="uvloop", headers=[identity])
-        server = _ReadyServer(settings, launch.ready)
-        settle(app, config)
-        server.run(sockets=[launch.sock])
-        # uvicorn returns, rather than raising, when the app's start-up failed (it logged why):
-        # its own exit status for that, so the supervisor sees a failure.
-        return 0 if server.started else STARTUP_FAILURE
-
-    return serve
-
-
-def _current_config(start_config: Config, path: Path | None) -> Config:
-    """The config file as it is now (a restarted worker must not come back with the config of
-    the supervisor's start); the listen address and worker count stay the start's, since the
-    port is bound. A file that no longer loads leaves the start's config in force."""
-    if path is None:
-        return start_config
-    try:
-        current = load_config(path)
-    except ConfigError as error:
-        log.error("%s\nthis worker starts with the config read at start instead", error)
-        return start_config
-    kept = {"host": start_config.host, "port": start_config.port, "workers": start_config.workers}
-    return current.model_copy(update=kept)
