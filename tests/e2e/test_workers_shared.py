@@ -4,6 +4,7 @@ once, too), auth files, /metrics summed over the workers, and the pool state thr
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -127,6 +128,32 @@ def test_management_writes_on_both_workers_at_once_all_reach_the_file(
         found = {key: tree.get(key) for key in wanted if "/" not in key}
         found["quota-exceeded/switch-project"] = tree["quota-exceeded"]["switch-project"]
         assert found == wanted, (round_, results)
+
+
+def test_client_key_names_given_on_either_worker_are_all_kept_and_read_everywhere(
+    two_workers: Served,
+) -> None:
+    served = two_workers
+    api = {"authorization": f"Bearer {KEY}"}
+    names_url = served.base_url + "/v8/management/access/api-key-names"
+    wanted = {hashlib.sha256(f"sk-team-{n}".encode()).hexdigest(): f"team {n}" for n in range(8)}
+
+    def patch(item: tuple[str, str]) -> int:
+        reply = httpx.patch(names_url, json={"names": dict([item])}, headers=api, timeout=10)
+        return reply.status_code
+
+    # Eight names given at once on either worker: each merges into the file as it is then.
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(patch, wanted.items())) == {200}
+
+    def read_by_every_worker() -> bool:
+        seen: dict[int, list[bool]] = {}
+        for _ in range(20):
+            answer = httpx.get(names_url, headers=api, timeout=10)
+            seen.setdefault(worker_of(answer)[0], []).append(answer.json()["names"] == wanted)
+        return set(seen) == {1, 2} and all(all(v) for v in seen.values())
+
+    assert wait_until(read_by_every_worker), served.log()
 
 
 def test_an_auth_file_uploaded_to_one_worker_is_listed_and_deleted_by_every_worker(
