@@ -43,8 +43,8 @@ def run_workers(config: Config, path: Path | None, prepare: Prepare) -> int:
     if not config.state_store.redis_url:
         log.warning(
             "workers: %d without state-store: each worker keeps its own cooldowns, rotation "
-            "counters and session bindings; set state-store.redis-url to share them "
-            "(docs/scaling.md)",
+            "counters, session bindings, client-key counts, management lockouts and OAuth "
+            "logins; set state-store.redis-url to share them (docs/scaling.md)",
             config.workers,
         )
     try:

@@ -9,16 +9,19 @@ import os
 import signal
 import sqlite3
 import time
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
 from tests.e2e.test_cli import Served, serving
 from tests.e2e.test_redis_state import REDIS_URL, _keys, _rate_limit
-from tests.e2e.test_redis_state import prefix as redis_prefix  # noqa: F401  (a fixture)
 from tests.e2e.waiting import wait_until
 from tests.e2e.workers_server import (
     CLIENT_KEY,
@@ -211,10 +214,23 @@ def test_metrics_from_any_worker_count_every_worker(two_workers: Served) -> None
     assert {scraped_requests(served)[1:] for _ in range(10)} == {(30.0, 0.0)}
 
 
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A key prefix of this test's own in the test Redis, its keys deleted afterwards."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis answers at {REDIS_URL} (set CLIPROXY_TEST_REDIS_URL)")
+    prefix = f"cliproxy-test-workers-{uuid.uuid4().hex[:12]}:"
+    yield prefix
+    doomed = list(client.scan_iter(match=prefix + "*", count=500))
+    if doomed:
+        client.delete(*doomed)
+
+
 def test_workers_share_a_rest_through_the_state_store(
-    tmp_path: Path,
-    anthropic_sim: AnthropicSim,
-    redis_prefix: str,  # noqa: F811
+    tmp_path: Path, anthropic_sim: AnthropicSim, redis_prefix: str
 ) -> None:
     keys = "".join(
         f"  - api-key: {key}\n    base-url: {anthropic_sim.base_url}\n"
