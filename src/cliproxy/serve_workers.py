@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from multiprocessing.synchronize import Event
@@ -70,12 +69,15 @@ class _ReadyServer(uvicorn.Server):
         self.ready = ready
         self.before_ready = before_ready
 
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
+    async def on_tick(self, counter: int) -> bool:
+        # The first tick comes once start-up is done, and sets the headers every reply carries
+        # (the date, the worker's name): only then may ``before_ready`` let the loop serve.
+        should_exit = await super().on_tick(counter)
+        if not self.ready.is_set():
             if self.before_ready is not None:
                 await self.before_ready()
             self.ready.set()
+        return should_exit
 
 
 def _make_shared_files(app: Starlette) -> Callable[[], Awaitable[None]]:

@@ -33,7 +33,12 @@ def write_config(tmp_path: Path, extra: str = "") -> Path:
 
 def worker_of(response: httpx.Response) -> tuple[int, int]:
     """(worker index, pid) from the header."""
-    index, _, pid = response.headers["x-cliproxy-worker"].partition("; pid=")
+    header = response.headers.get("x-cliproxy-worker")
+    assert header is not None, (
+        f"no x-cliproxy-worker on {response.request.url}: {response.status_code} "
+        f"{dict(response.headers)} {response.text[:200]}"
+    )
+    index, _, pid = header.partition("; pid=")
     return int(index), int(pid)
 
 
