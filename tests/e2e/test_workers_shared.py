@@ -8,7 +8,6 @@ import hashlib
 import os
 import signal
 import sqlite3
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -258,7 +257,23 @@ def test_workers_share_a_rest_through_the_state_store(
 
         ask()
         assert _keys(anthropic_sim) == ["first-key", "second-key"]
-        time.sleep(0.5)  # the rest reaches the other worker over pub/sub (loopback)
+
+        # The rest reaches the other worker over pub/sub: each worker's /metrics counts the
+        # credentials it sees cooling.
+        def cooling_everywhere() -> bool:
+            seen: dict[int, float] = {}
+            for _ in range(20):
+                reply = get(served, "/metrics")
+                seen[worker_of(reply)[0]] = sum(
+                    sample.value
+                    for family in text_string_to_metric_families(reply.text)
+                    for sample in family.samples
+                    if sample.name == "cliproxy_credentials"
+                    and sample.labels.get("state") == "cooling"
+                )
+            return seen == {1: 1.0, 2: 1.0}
+
+        assert wait_until(cooling_everywhere), served.log()
         answered = {ask() for _ in range(20)}
     assert answered == {1, 2}
     # The worker that did not see the 429 skipped first-key too: it learnt of the rest.
