@@ -204,8 +204,9 @@ def test_metrics_from_any_worker_count_every_worker(two_workers: Served) -> None
     served = two_workers
     answered = {worker_of(chat(served))[0] for _ in range(30)}
     assert answered == {1, 2}
-    scrapes = {scraped_requests(served) for _ in range(20)}
-    assert scrapes == {(1, 30.0, 0.0), (2, 30.0, 0.0)}
+    # (Each request is counted as its reply ends, a moment after the client has it.)
+    wanted = {(1, 30.0, 0.0), (2, 30.0, 0.0)}
+    assert wait_until(lambda: {scraped_requests(served) for _ in range(20)} == wanted)
     # A worker that dies takes nothing with it: its counts stay in the sum.
     (victim,) = workers_seen(served)[2]
     os.kill(victim, signal.SIGKILL)
