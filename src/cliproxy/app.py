@@ -187,6 +187,8 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
         if config_path is not None:
             watcher = ConfigWatcher(config_path, _on_reload(state), _on_reload_error)
             tasks.append(asyncio.create_task(watcher.run(), name="config watch"))
+        if state.processes > 1:  # the other workers write api-key-names.json too
+            tasks.append(asyncio.create_task(state.key_names.follow(), name="key names watch"))
         try:
             yield
         finally:

@@ -60,6 +60,13 @@ def serve(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Listen port (overrides config).")
     ] = None,
+    # 64: config.schema.MAX_WORKERS (not imported here: the CLI starts without the schema).
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=64, help="Processes serving the port (overrides the config's workers)."
+        ),
+    ] = None,
 ) -> None:
     """Start the proxy. Without a config file it serves the offline demo models."""
     from cliproxy.config import ConfigError, default_config, load_config
@@ -70,13 +77,24 @@ def serve(
     except ConfigError as error:
         typer.echo(str(error), err=True)
         raise typer.Exit(2) from None
-    # Imported only now: the server stack is slow to import and a bad config needs none of it.
-    from cliproxy.serve import run_server
-
-    updates = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    overrides = (("host", host), ("port", port), ("workers", workers))
+    updates = {k: v for k, v in overrides if v is not None}
     if updates:
         cfg = cfg.model_copy(update=updates)
-    raise typer.Exit(run_server(cfg, path))
+    from cliproxy.usage import metrics_dir
+
+    # Several workers sum their metrics through files: set up before the server stack (and
+    # prometheus-client with it) is imported.
+    shared = metrics_dir.share_between_processes() if cfg.workers > 1 else None
+    try:
+        # Imported only now: the server stack is slow to import and a bad config needs none.
+        from cliproxy.serve import run_server
+
+        status = run_server(cfg, path)
+    finally:
+        if shared is not None:
+            metrics_dir.stop_sharing(shared)
+    raise typer.Exit(status)
 
 
 @config_app.command("check")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
 
 from cliproxy.app import build_app
 from cliproxy.auth.catalog import catalog
@@ -64,6 +65,8 @@ def banner(
             lines.insert(1, f"  provider plug-in {plugin.name} skipped: {plugin.problem}")
         else:
             lines.insert(1, f"  provider plug-in {plugin.name}: {', '.join(plugin.kinds)}")
+    if config.workers > 1:
+        lines.insert(1, f"  workers:             {config.workers} processes on this port")
     if demo:
         lines.insert(1, "  demo provider on: models demo-echo, demo-tools (offline)")
     return "\n".join(lines)
@@ -89,15 +92,37 @@ def run_server(config: Config, path: Path | None) -> int:
         log.warning("config key %s%s is not supported yet and is ignored", key, where)
     for warning in config.warnings:
         log.warning("%s", warning)
+    if config.workers > 1:
+        from cliproxy.serve_workers import run_workers
+
+        return run_workers(config, path, prepare_to_serve)
     app = build_app(config, path)
+    print_banner(app, config, path)
+    server = uvicorn.Server(server_config_for(app, config, loop="uvloop"))
+    settle(app, config)
+    server.run()
+    return 0
+
+
+def prepare_to_serve(app: Starlette, config: Config, path: Path | None, announce: bool) -> None:
+    """What a worker does before it serves: the banner (the first worker, once), settling."""
+    if announce:
+        print_banner(app, config, path)
+    settle(app, config)
+
+
+def print_banner(app: Starlette, config: Config, path: Path | None) -> None:
     state = app.state.cliproxy
     models = [m.id for m in state.runtime.registry.models()]
     accounts = len(state.auth_store.records())
-    print(banner(config, path, models, accounts, state.pool.describe()), flush=True)
-    server_config = server_config_for(app, config, loop="uvloop")
-    server = uvicorn.Server(server_config)
+    text = banner(config, path, models, accounts, state.pool.describe())
+    print(text, flush=True)
+
+
+def settle(app: Starlette, config: Config) -> None:
+    """The last steps before serving."""
     if config.usage_statistics_enabled:
-        state.ledger.prices.warm()
+        app.state.cliproxy.ledger.prices.warm()
     # Everything loaded so far (modules, the config, the price table) lives as long as the
     # process: keep it out of the collector's way, so that the collections every request's
     # garbage sets off stay short (a few percent of throughput under load).
@@ -109,5 +134,3 @@ def run_server(config: Config, path: Path | None) -> int:
     # runs a few times a minute, for a millisecond or two, and still clears the cycles error
     # paths leave (a caught exception's traceback) long before they add up.
     gc.set_threshold(10_000, 20, 20)
-    server.run()
-    return 0

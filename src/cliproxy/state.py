@@ -151,6 +151,9 @@ class AppState:
         # unless state-store.redis-url names a Redis (or a store is handed in). Tests swap the
         # clock (``state.cooldowns.clock``) to move time; bindings read the same clock.
         self.pool = pool or pool_state_for(config.state_store, clock)
+        # How many processes serve this server (`workers`): fixed at start, whatever a reload
+        # or the command line's --workers says later.
+        self.processes = config.workers
         self.cooldowns: CooldownBook = self.pool.cooldowns
         self.affinity: AffinityBook = self.pool.affinity
         # How a request waits for a credential's reset (max-retry-interval); tests swap it for
@@ -210,6 +213,8 @@ class AppState:
             identities=self.identities,
             recent_use_window=config.background_refresh_hours * 3600,
             report=self.observers.emit,
+            # The workers of one server (`workers: N`) share the auth directory.
+            across_processes=self.processes > 1,
         )
         # AI Studio Build relays (server/aistudio_ws.py): each connected socket is a credential
         # of its own, kept here (not in config or the auth dir) while the socket lives.
@@ -363,6 +368,12 @@ class AppState:
             log.warning(
                 "state-store changed; the pool state stays in %s until a restart",
                 self.pool.describe(),
+            )
+        if config.workers != old.workers and config.workers != self.processes:
+            log.warning(
+                "workers changed to %d; this server keeps its %d process(es) until a restart",
+                config.workers,
+                self.processes,
             )
         if old.usage_database_url != config.usage_database_url:
             log.warning(

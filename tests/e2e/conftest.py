@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_cli import Served
+from tests.e2e.workers_server import serving_two_workers
 from tests.proxy_server import ProxyServer
 from tests.simulators import AnthropicSim, GeminiSim, OpenAIChatSim, ResponsesSim
 from tests.simulators.fixtures import (  # noqa: F401  (pytest fixtures)
@@ -60,3 +63,10 @@ def matrix_proxy(
     )
     with ProxyServer(config) as proxy:
         yield proxy
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[Served]:
+    """`cliproxy serve` with `workers: 2` (tests/e2e/workers_server.py)."""
+    with serving_two_workers(tmp_path) as served:
+        yield served

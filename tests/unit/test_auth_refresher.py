@@ -339,3 +339,39 @@ async def test_a_failing_pass_does_not_stop_the_refresh_loop(
     refresher.stop()
     await asyncio.wait_for(loop, 1)
     assert passes >= 3
+
+
+@pytest.mark.parametrize("across_processes", [True, False])
+async def test_two_workers_on_one_auth_dir_refresh_a_rotating_account_once(
+    tmp_path: Path, oauth_sim: OAuthSim, across_processes: bool
+) -> None:
+    """Two refreshers with stores of their own over one directory stand for two workers
+    (flock treats each open lock file as another holder, in one process as across two)."""
+    oauth_sim.rotate_refresh_tokens = True
+    oauth_sim.refresh_delay = 0.2  # both decide to refresh before either has written
+    workers = [
+        Refresher(AuthStore(tmp_path), flows=oauth_sim.flows(), across_processes=across_processes)
+        for _ in range(2)
+    ]
+    try:
+        record = add_account(workers[0], oauth_sim, "codex", expires_in=10)
+        workers[1].store.load()
+        first, second = await asyncio.gather(
+            *(worker.ensure_fresh(record.id) for worker in workers), return_exceptions=True
+        )
+        if not across_processes:
+            # What the lock prevents: the second refresh spends the token the first revoked.
+            assert oauth_sim.refresh_calls == 2
+            assert any(isinstance(result, AccountNeedsLogin) for result in (first, second))
+            return
+        assert oauth_sim.refresh_calls == 1
+        assert isinstance(first, AuthRecord) and isinstance(second, AuthRecord)
+        assert first.access_token == second.access_token != record.access_token
+        assert on_disk(record)["refresh_token"] == first.refresh_token
+        assert all(w.store.status(record.id).state is AccountState.ACTIVE for w in workers)
+        # The lock file beside the account is no account to the store.
+        assert workers[0].store.load().added == ()
+        assert [r.id for r in workers[0].store.records()] == [record.id]
+    finally:
+        for worker in workers:
+            await worker.close()

@@ -329,6 +329,9 @@ def test_missing_required_key_in_list_item() -> None:
     ("text", "line", "key_path", "fragment"),
     [
         ("port: 0\n", 1, "port", "between 1 and 65535 (got 0)"),
+        ("workers: 0\n", 1, "workers", "between 1 and 64 (got 0)"),
+        ("workers: 65\n", 1, "workers", "between 1 and 64 (got 65)"),
+        ("workers: x\n", 1, "workers", "whole number (got 'x')"),
         ("debug: false\nport: http\n", 2, "port", "whole number (got 'http')"),
         ("request-retry: -1\n", 1, "request-retry", "0 or more"),
         ("debug: maybe\n", 1, "debug", "true or false (got 'maybe')"),

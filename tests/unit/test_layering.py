@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"cliproxy.state"},
     {"cliproxy.server"},
     {"cliproxy.management", "cliproxy.console"},
-    {"cliproxy.app", "cliproxy.serve", "cliproxy.embed"},
+    {"cliproxy.app", "cliproxy.serve", "cliproxy.serve_workers", "cliproxy.embed"},
     {"cliproxy.cli", "cliproxy.cli_auth", "cliproxy.cli_usage"},
 ]
 

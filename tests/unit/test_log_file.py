@@ -4,6 +4,8 @@ logs-max-total-size-mb, secrets masked, switched on and off by the config."""
 from __future__ import annotations
 
 import logging
+import logging.handlers
+import multiprocessing
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,12 @@ import pytest
 
 from cliproxy.config import parse_config_text
 from cliproxy.config.schema import Config
-from cliproxy.management.log_file import FileLogging, log_dir, rotation
+from cliproxy.management.log_file import (
+    FileLogging,
+    SharedRotatingFileHandler,
+    log_dir,
+    rotation,
+)
 
 CLIENT_KEY = "client-secret-key-0123456789"
 UPSTREAM_KEY = "sk-ant-upstream-secret-abcdefgh"
@@ -131,3 +138,44 @@ def test_an_unwritable_directory_is_reported_not_fatal(
     with caplog.at_level(logging.ERROR):
         assert handler.configure(_config(tmp_path, "logging-to-file: true\n")) is None
     assert any("cannot write" in r.getMessage() for r in caplog.records)
+
+
+def _write_lines(handler: logging.Handler, tag: str, count: int) -> None:
+    logger = logging.Logger(f"worker-{tag}")
+    logger.addHandler(handler)
+    for n in range(count):
+        logger.warning("%s line %04d %s", tag, n, "x" * 40)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_workers_writing_one_file_rotate_it_together(tmp_path: Path, shared: bool) -> None:
+    """Three forked processes share the handler made before the fork, as serve's workers do:
+    with the shared handler every line lands once, in files within the size limit."""
+    path = tmp_path / "main.log"
+    limit, lines = 2000, 300
+    handler: logging.handlers.RotatingFileHandler = (
+        SharedRotatingFileHandler(path, limit, 500)
+        if shared
+        else logging.handlers.RotatingFileHandler(path, maxBytes=limit, backupCount=500)
+    )
+    context = multiprocessing.get_context("fork")
+    writers = [context.Process(target=_write_lines, args=(handler, tag, lines)) for tag in "abc"]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
+        assert writer.exitcode == 0
+    handler.close()
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("main.log")]
+    written = [line for p in files for line in p.read_text().splitlines()]
+    longest = max(len(line) + 1 for line in written)
+    # Rotated files are full: a rotation happens only when the file in use is.
+    short = [p.name for p in files if p.name != "main.log" and p.stat().st_size < limit - longest]
+    if not shared:  # what the shared handler is for: each process rotating on its own count
+        assert short
+        return
+    assert short == []
+    assert all(p.stat().st_size <= limit for p in files)
+    for tag in "abc":  # each process's lines, every one of them, once
+        numbers = [line.split(" line ")[1][:4] for line in written if line.startswith(tag)]
+        assert sorted(numbers) == [f"{n:04d}" for n in range(lines)]

@@ -5,7 +5,9 @@ The file maps the SHA-256 (hex) of a full client key to a name, `{"names": {"<sh
 "Team"}}`, so a name can be given to a key without writing the key anywhere. The usage ledger,
 the logs and the console show the name in place of the masked key (a `client-keys` entry's own
 name wins). At most 128 characters a name and 10,000 names; an empty name removes one. The
-file is written atomically, mode 0600; it is read at start and after each change made here.
+file is written atomically, mode 0600; it is read at start and after each change made here,
+and, when several processes serve (`workers: N`), whenever another of them changes it
+(``follow``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from watchfiles import Change, awatch
 
 from cliproxy.auth.files import write_atomic
 
@@ -73,6 +76,22 @@ class KeyNames:
             and isinstance(name, str)
             and name.strip()
         }
+
+    async def follow(self) -> None:
+        """Read the file again each time it changes on disk, until cancelled: the other
+        workers of this server write it too. Never raises."""
+        if self.path is None:
+            return
+        name = self.path.name
+
+        def wanted(change: Change, path: str) -> bool:
+            return Path(path).name == name
+
+        try:
+            async for _ in awatch(self.path.parent, watch_filter=wanted, recursive=False):
+                self.load()
+        except Exception:
+            log.exception("watching %s stopped; key names change here only", self.path)
 
     def name_for(self, key: str) -> str:
         """The name given to ``key`` ("" when none)."""

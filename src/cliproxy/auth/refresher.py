@@ -29,6 +29,7 @@ from cliproxy.usage.events import RefreshOutcome, RefreshResult
 
 from .catalog import catalog
 from .device import discover
+from .file_lock import exclusive_async
 from .flows import OAuthFlow, default_flows
 from .identity import refreshed_file
 from .oauth import OAuthError, TokenError, TokenSender, refresh_grant
@@ -68,12 +69,14 @@ class Refresher:
         retry_delay: float = 60.0,
         recent_use_window: float = 24 * 3600.0,
         report: Callable[[RefreshOutcome], None] | None = None,
+        across_processes: bool = False,
     ) -> None:
         """``lead_time``: refresh when fewer seconds than this are left. ``interval``: how
         often the background task looks. ``retry_delay``: wait after a transient failure.
         ``sender``: an UpstreamClient to share (proxies); one is made when omitted.
         ``report``: told how each token-endpoint call ended (the state hands in its observer
-        hub's ``emit``, so the metrics count refreshes)."""
+        hub's ``emit``, so the metrics count refreshes). ``across_processes``: other processes
+        (the workers of one server) refresh the same files, see ``_refresh``."""
         self.store = store
         self.flows = dict(flows) if flows is not None else default_flows()
         self.lead_time = lead_time
@@ -92,6 +95,7 @@ class Refresher:
         self._stop = asyncio.Event()
         self.refresh_count = 0  # token-endpoint calls made (for tests and metrics)
         self.report = report
+        self.across_processes = across_processes
 
     # ----- on demand --------------------------------------------------------------------------
 
@@ -154,7 +158,23 @@ class Refresher:
         return await asyncio.shield(task)
 
     async def _refresh(self, record_id: str) -> AuthRecord:
-        record = self._current(record_id)
+        """With several processes on one auth directory, one account is refreshed by one of
+        them at a time (a lock file beside its auth file), and a process that waited reads the
+        file again before asking: a vendor that rotates refresh tokens accepts each one once,
+        so a second refresh with the token the first just spent would lose the account."""
+        if not self.across_processes:
+            return await self._refresh_record(self._current(record_id))
+        stale = self._current(record_id)
+        async with exclusive_async(self.store.auth_dir / record_id, "refresh"):
+            self.store.load()  # another process's refresh may not have been seen yet
+            current = self._current(record_id)
+            if current.access_token != stale.access_token:
+                log.info("the access token of %s was refreshed by another worker", record_id)
+                return current
+            return await self._refresh_record(current)
+
+    async def _refresh_record(self, record: AuthRecord) -> AuthRecord:
+        record_id = record.id
         if not record.refresh_token:
             reason = "no refresh token in the auth file; log in again"
             self.store.mark_needs_login(record_id, reason)

@@ -192,6 +192,11 @@ class ModelPrice(ConfigModel):
         return value
 
 
+# More processes than this on one host is a mistake rather than a plan (each holds the whole
+# app, its upstream connections and its watchers).
+MAX_WORKERS = 64
+
+
 class Config(AmpLegacyKeys):
     """The whole config file (the Amp fields come from config/ampcode.py). Build with load.load_config / parse_config_text / default_config."""
 
@@ -203,6 +208,9 @@ class Config(AmpLegacyKeys):
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    # cliproxy's: processes serving the one port (serve.py's supervisor; docs/scaling.md).
+    # Read at start: a reload that changes it is logged and waits for a restart.
+    workers: int = 1
     tls: TLSConfig = Field(default_factory=TLSConfig)
     auth_dir: Path = Field(default_factory=lambda: Path(DEFAULT_AUTH_DIR).expanduser())
     api_keys: list[str] = Field(default_factory=list, repr=False)
@@ -353,6 +361,13 @@ class Config(AmpLegacyKeys):
     def _port(cls, value: int) -> int:
         if not 1 <= value <= 65535:
             raise ValueError(f"must be between 1 and 65535 (got {value})")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int) -> int:
+        if not 1 <= value <= MAX_WORKERS:
+            raise ValueError(f"must be between 1 and {MAX_WORKERS} (got {value})")
         return value
 
     @field_validator("auth_dir", mode="before")

@@ -15,12 +15,13 @@ import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import ScalarString
 
+from cliproxy.auth.file_lock import exclusive
 from cliproxy.auth.files import AuthWriteError, remove_stale_temp_files, write_atomic
 from cliproxy.config import ConfigError, ConfigProblem, parse_config_text
 from cliproxy.config.load import describe_yaml_error
@@ -163,6 +164,9 @@ def _hash_plain_secret(tree: CommentedMap) -> bool:
     return True
 
 
+_T = TypeVar("_T")
+
+
 class ConfigEditor:
     """One per server. Writes are serialised by `lock`; each ends with `state.apply`."""
 
@@ -200,7 +204,7 @@ class ConfigEditor:
         carry the plain `{"error": message}` body of the reference's setting routes."""
         async with self.lock:
             try:
-                config = await asyncio.to_thread(self._edit_sync, mutate)
+                config = await asyncio.to_thread(self._one_writer, self._edit_sync, mutate)
             except ApiError as error:
                 raise ApiError(
                     error.status,
@@ -219,7 +223,7 @@ class ConfigEditor:
         (`{"error": code, "message": ...}`). None when the edit changed nothing (nothing is
         written, a legacy file stays as it is)."""
         async with self.lock:
-            config = await asyncio.to_thread(self._edit_v8_sync, mutate)
+            config = await asyncio.to_thread(self._one_writer, self._edit_v8_sync, mutate)
             if config is not None:
                 self.state_getter().apply(config)
             return config
@@ -228,7 +232,7 @@ class ConfigEditor:
         """PUT /config.yaml: the new text as given (a plaintext secret-key gets hashed)."""
         self._require_path()
         async with self.lock:
-            config = await asyncio.to_thread(self._replace_sync, text)
+            config = await asyncio.to_thread(self._one_writer, self._replace_sync, text)
             self.state_getter().apply(config)
             return config
 
@@ -249,6 +253,16 @@ class ConfigEditor:
         if not _hash_plain_secret(translate(document.tree).tree):
             return None
         return self._commit(dump_document(document))
+
+    def _one_writer(self, write: Callable[[Any], _T], argument: Any) -> _T:
+        """``write(argument)``, alone among the server's processes when it has several (a
+        single process is serialised by ``lock`` already and leaves no lock file about). The
+        workers of one server each edit the one file: two read-modify-writes at once would
+        let the later undo the earlier."""
+        if self.path is None or self.state_getter().processes == 1:
+            return write(argument)
+        with exclusive(self.path):
+            return write(argument)
 
     def _edit_sync(self, mutate: Mutation) -> Config:
         document = load_document(self.read_text())

@@ -18,6 +18,8 @@ gets a file handler unless it calls it itself.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import logging.handlers
 import os
@@ -27,6 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cliproxy.auth.file_lock import lock_path
 from cliproxy.config.schema import Config
 from cliproxy.management.log_buffer import format_record
 from cliproxy.management.security import ENV_PASSWORD, is_bcrypt_hash
@@ -131,6 +134,60 @@ class MaskingFormatter(logging.Formatter):
         return _TOKEN_SHAPES.sub(lambda m: mask_secret(m.group(0)), text)
 
 
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """The rotating handler for several processes on one file (`workers: N`): each line is
+    written, and the file rotated, under a lock on `.main.log.lock` held across processes,
+    and a process whose file was rotated away by another reopens `main.log` first. Without
+    it, each would rotate on its own count and write on into files the others had moved or
+    removed."""
+
+    def __init__(self, path: Path, max_bytes: int, backup_count: int) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+        self._lock_fd: int | None = None
+        self._lock_pid = 0
+
+    def _lock(self) -> int:
+        # Opened per process: a forked worker shares its parent's open lock file, and
+        # flock does not keep the holders of one open file apart.
+        if self._lock_fd is None or self._lock_pid != os.getpid():
+            self._lock_fd = os.open(
+                lock_path(Path(self.baseFilename)), os.O_RDWR | os.O_CREAT, 0o600
+            )
+            self._lock_pid = os.getpid()
+        return self._lock_fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            lock = self._lock()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError:
+            self.handleError(record)
+            return
+        try:
+            self._follow_rotation()
+            super().emit(record)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _follow_rotation(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            current = os.stat(self.baseFilename).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(self.stream.fileno()).st_ino:
+            self.stream.close()
+            self.stream = self._open()
+
+    def close(self) -> None:
+        if self._lock_fd is not None and self._lock_pid == os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+        self._lock_fd = None
+        super().close()
+
+
 class FileLogging:
     """The process's main-log file handler, on the root logger while the config asks for it."""
 
@@ -140,12 +197,17 @@ class FileLogging:
         self._shape: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self.managed = False  # configure() was called: reloads follow the config from then on
+        # Several processes write the file (`workers`): fixed by the first configure(), at
+        # start, since a reload does not change how many processes there are.
+        self.shared: bool | None = None
 
     def configure(self, config: Config) -> Path | None:
         """Start, adjust or stop writing the file to match ``config``; the file's path or
         None. A directory that cannot be written is logged, not fatal."""
         with self._lock:
             self.managed = True
+            if self.shared is None:
+                self.shared = config.workers > 1
             if not config.logging_to_file:
                 self._stop()
                 return None
@@ -156,9 +218,13 @@ class FileLogging:
                 path = (self.path.parent if self.path else log_dir(config)) / LOG_NAME
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    handler = logging.handlers.RotatingFileHandler(
-                        path, maxBytes=shape[0], backupCount=shape[1], encoding="utf-8"
-                    )
+                    handler: logging.handlers.RotatingFileHandler
+                    if self.shared:
+                        handler = SharedRotatingFileHandler(path, *shape)
+                    else:
+                        handler = logging.handlers.RotatingFileHandler(
+                            path, maxBytes=shape[0], backupCount=shape[1], encoding="utf-8"
+                        )
                 except OSError as exc:
                     logging.getLogger(__name__).error(
                         "logging-to-file: cannot write %s (%s); the log stays on the console",

@@ -11,14 +11,16 @@ plugin store (cliproxy loads no plugins; the console's plugin page lists the sto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from cliproxy.auth.file_lock import exclusive_async
 from cliproxy.auth.files import AuthWriteError
-from cliproxy.auth.key_names import KeyNamesError
+from cliproxy.auth.key_names import KeyNames, KeyNamesError
 from cliproxy.management import v8_config
 from cliproxy.management.common import (
     Handler,
@@ -162,7 +164,9 @@ async def patch_key_names(request: Request) -> Response:
     if not isinstance(only_if_absent, bool):
         raise invalid("only_if_absent: must be a boolean")
     store = context(request).state_getter().key_names
-    async with context(request).editor.lock:  # one writer beside config.yaml at a time
+    # One writer beside config.yaml at a time, in this process and (the file's lock, on the
+    # latest file) among the server's workers, so that no change undoes another's.
+    async with context(request).editor.lock, _across_workers(request, store):
         try:
             store.save(store.merged(changes, only_if_absent=only_if_absent))
         except KeyNamesError as error:
@@ -170,6 +174,16 @@ async def patch_key_names(request: Request) -> Response:
         except (AuthWriteError, OSError) as error:
             raise ApiError(500, None, f"failed to save key names: {error}") from None
     return json_response({"names": store.names})
+
+
+@contextlib.asynccontextmanager
+async def _across_workers(request: Request, store: KeyNames) -> AsyncIterator[None]:
+    if store.path is None or context(request).state_getter().processes == 1:
+        yield
+        return
+    async with exclusive_async(store.path):
+        store.load()
+        yield
 
 
 def v8_routes(v0_routes: Sequence[BaseRoute]) -> list[BaseRoute]:

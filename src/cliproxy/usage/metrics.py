@@ -10,6 +10,13 @@ protocol, provider and status come from small fixed or configured sets.
 Two families are read at scrape time rather than counted: ``cliproxy_active_streams`` (the
 server's open streams, ``active_streams``) and ``cliproxy_credentials``, whose counts the caller
 computes from the registry, the cooldowns and the auth store and hands to ``exposition``.
+
+Several worker processes (``workers: N``) answer /metrics on one port, so any of them may
+take a scrape: serve then sets ``PROMETHEUS_MULTIPROC_DIR`` before prometheus-client is first
+imported (``share_between_processes``), every counter and histogram is kept in a per-process
+file there, and a scrape sums the files of all workers (prometheus-client's multiprocess mode).
+Open streams become a gauge summed over the live workers; the credential counts are the
+answering worker's view.
 """
 
 from __future__ import annotations
@@ -17,11 +24,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from cliproxy.usage.events import AttemptOutcome, RefreshOutcome, RequestOutcome
+from cliproxy.usage.metrics_dir import shared_between_processes
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OTHER = "other"  # a model the registry does not list, or none read
@@ -36,6 +44,16 @@ FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60)
 _LABEL_CACHE_SIZE = 4096
 
 CredentialCounts = Mapping[tuple[str, str], int]  # (provider, state) -> credentials
+ACTIVE_STREAMS = "cliproxy_active_streams"
+ACTIVE_STREAMS_HELP = "Streamed replies currently open to clients."
+
+
+def forget_process(pid: int) -> None:
+    """A worker ended: its open streams no longer count (its counters still do)."""
+    if shared_between_processes():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 class ModelListing(Protocol):
@@ -57,7 +75,14 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self._models = models
         self._provider_names = dict(provider_names or {})
-        self.active_streams = 0  # written by the server as streams open and close
+        self.shared = shared_between_processes()
+        # Open streams of this process; with several, also kept in the shared files.
+        self._active_gauge = (
+            Gauge(ACTIVE_STREAMS, ACTIVE_STREAMS_HELP, multiprocess_mode="livesum", registry=None)
+            if self.shared
+            else None
+        )
+        self._active_streams = 0
         self._credentials: CredentialCounts = {}
         registry = self.registry
         self._requests_total = Counter(
@@ -108,6 +133,17 @@ class Metrics:
         self._refresh_children: dict[tuple[str, str], Any] = {}
         self._labels: dict[str, str] = {}
         self._labels_of: object = None  # the registry the cached labels were read from
+
+    @property
+    def active_streams(self) -> int:
+        """Written by the server as streams open and close."""
+        return self._active_streams
+
+    @active_streams.setter
+    def active_streams(self, value: int) -> None:
+        self._active_streams = value
+        if self._active_gauge is not None:
+            self._active_gauge.set(value)
 
     # ----- observer hooks (inline, on the event loop) -------------------------------------------
 
@@ -182,21 +218,28 @@ class Metrics:
     def exposition(self, credentials: CredentialCounts | None = None) -> bytes:
         """The text exposition format; ``credentials`` are this scrape's credential counts."""
         self._credentials = credentials or {}
-        return generate_latest(self.registry)
+        if not self.shared:
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        every_worker = CollectorRegistry(auto_describe=False)
+        multiprocess.MultiProcessCollector(every_worker)
+        every_worker.register(_ReadAtScrape(self, streams=False))
+        return generate_latest(every_worker)
 
 
 class _ReadAtScrape(Collector):
     """The gauges read when scraped: open streams, and credentials by provider and state."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, *, streams: bool = True) -> None:
         self.metrics = metrics
+        self.streams = streams  # False: the shared files have them
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "cliproxy_active_streams",
-            "Streamed replies currently open to clients.",
-            value=self.metrics.active_streams,
-        )
+        if self.streams:
+            yield GaugeMetricFamily(
+                ACTIVE_STREAMS, ACTIVE_STREAMS_HELP, value=self.metrics.active_streams
+            )
         family = GaugeMetricFamily(
             "cliproxy_credentials",
             "Credentials (config API keys and account files) by provider and state "
