@@ -19,6 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
+# Set in the scope of a request this layer watches: a stream's response need not listen for
+# the disconnect itself (respond.py RelayResponse), the watcher cancels the route on it.
+WATCHED = "cliproxy.hangup_watched"
+
 
 class CancelOnHangUp:
     def __init__(self, app: ASGIApp, applies: Callable[[Scope], bool]) -> None:
@@ -29,6 +33,7 @@ class CancelOnHangUp:
         if scope["type"] != "http" or not self.applies(scope):
             await self.app(scope, receive, send)
             return
+        scope[WATCHED] = True
         await _Watched(scope, receive, send).run(self.app)
 
 
