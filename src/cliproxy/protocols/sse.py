@@ -40,6 +40,21 @@ class SSEParser:
                 events.append(event)
         return events
 
+    def feed_event(self, raw: bytes) -> list[SSEEvent]:
+        """``feed`` for bytes that hold whole events (the pass-through relay splits them first).
+        The usual one, a single ``data: `` line, is read without going line by line."""
+        if (
+            raw.startswith(b"data: ")
+            and raw.endswith(b"\n\n")
+            and raw.count(b"\n") == 2
+            and b"\r" not in raw
+            and not self._buffer
+            and not self._data
+            and self._event is None
+        ):
+            return [SSEEvent(None, raw[6:-2].decode("utf-8", errors="replace"))]
+        return self.feed(raw)
+
     def _feed_lf(self) -> list[SSEEvent]:
         """The common case, lines ending in LF only: split them in one C call rather than
         looking for each line's end in turn (this runs for every relayed event)."""
