@@ -38,38 +38,41 @@ class CancelOnHangUp:
 
 
 class _Watched:
-    """One request: the route runs as a task; a watcher reads the connection after the body."""
+    """One request: the route runs in the server's own task for it (a task of its own per
+    request cost more than the rest of this layer); a watcher reads the connection after the
+    body and cancels that task when the client goes away."""
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[object] | None = None
         self.watcher: asyncio.Task[None] | None = None
-        # What the watcher heard after the body; later receive() calls of the route (Starlette
-        # listening for a disconnect while streaming) get the same message.
+        # What the watcher heard after the body; later receive() calls of the route get the
+        # same message.
         self.after_body: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self.body_done = False
         self.response_done = False
+        self.running = False
         self.hung_up = False
 
     async def run(self, app: ASGIApp) -> None:
-        async def route() -> None:
-            await app(self.scope, self._receive, self._send)
-
-        self.task = asyncio.create_task(route())
+        self.task = task = asyncio.current_task()
+        self.running = True
         try:
-            await asyncio.shield(self.task)
+            await app(self.scope, self._receive, self._send)
         except asyncio.CancelledError:
-            if self.hung_up and not _cancelling():
+            # Ours when the watcher cancelled for a hang-up and nobody else asked the task to
+            # stop (a server shutdown does; its cancellation goes on up).
+            if self.hung_up and task is not None and task.uncancel() == 0:
                 log.info(
                     "client hung up before the answer on %s; upstream call cancelled",
                     self.scope["path"],
                 )
                 return
-            self.task.cancel()  # the server itself is cancelling us (shutdown)
             raise
         finally:
+            self.running = False
             if self.watcher is not None:
                 self.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -101,13 +104,7 @@ class _Watched:
             self._hang_up()
 
     def _hang_up(self) -> None:
-        if self.response_done or self.task is None or self.task.done():
+        if self.response_done or self.task is None or not self.running or self.hung_up:
             return
         self.hung_up = True
         self.task.cancel()
-
-
-def _cancelling() -> bool:
-    """True when the task running us was itself asked to stop (not just our route task)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
