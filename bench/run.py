@@ -185,6 +185,19 @@ def tree_cpu_seconds(pid: int) -> float:
     return ticks / CLOCK_TICKS
 
 
+def settle(targets: list[Target], limit: float = 60.0) -> None:
+    """Wait (up to ``limit`` seconds) until no proxy under test is still busy: one that fell
+    behind keeps working on its backlog after its load generator gave up (LiteLLM does, for
+    tens of seconds at 64 paced streams), on the core the next target runs on."""
+    pids = [t.process.pid for t in targets if t.process is not None and t.process.poll() is None]
+    deadline = time.monotonic() + limit
+    while pids and time.monotonic() < deadline:
+        before = sum(tree_cpu_seconds(pid) for pid in pids)
+        time.sleep(0.5)
+        if sum(tree_cpu_seconds(pid) for pid in pids) - before < 0.05:  # under 10 % of a core
+            return
+
+
 def _cpu_numbers(cpu: float, result: dict[str, object], case: Case) -> dict[str, object]:
     """The proxy's CPU over the whole load run, as a share of one core and per request (and
     per chunk for streams), against every reply completed in that run (warm-up included)."""
@@ -451,6 +464,7 @@ def main() -> int:
                 for target in live:
                     if target.name == "cliproxy-bare":
                         continue  # run beside cliproxy below, or not at all
+                    settle(live)
                     if target.name == "cliproxy" and bare is not None and case.name == BARE_CASE:
                         paired = run_paired(target, bare, mode, case, upstream_port, args.duration)
                         for each, result in zip((target, bare), paired, strict=True):
