@@ -40,6 +40,7 @@ from cliproxy.server.outcomes import OutcomeMiddleware, note_error
 from cliproxy.server.pinned import ProviderPinMiddleware
 from cliproxy.server.request_log import RequestLogMiddleware
 from cliproxy.server.rest_probe import RestProbe
+from cliproxy.server.router import ExactFirstRouter
 from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
@@ -201,11 +202,9 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     management = management_routes(lambda: state, config_path)
     # GET /metrics checks its own readers, with the management API's guard (lockouts shared).
     metrics = routes_metrics.metrics_route(lambda: state, management[0].management.guard)
-    app = Starlette(
-        routes=[*ROUTES, metrics, *management],
-        lifespan=lifespan,
-        exception_handlers={404: not_found, 405: method_not_allowed},
-    )
+    app = Starlette(lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})
+    # The same routes, the plain generation paths found by a dict lookup (server/router.py).
+    app.router = ExactFirstRouter([*ROUTES, metrics, *management], lifespan=lifespan)
     app.state.cliproxy = state
     app.state.request_logs = request_logs
     # Innermost first; each layer wraps the ones added before it.
