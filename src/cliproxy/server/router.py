@@ -9,11 +9,15 @@ and every other path go the usual way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette._utils import get_route_path
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class ExactFirstRouter(Router):
@@ -45,3 +49,20 @@ class ExactFirstRouter(Router):
 def _may_match(route: BaseRoute, path: str) -> bool:
     regex = getattr(route, "path_regex", None)
     return regex is None or regex.match(path) is not None
+
+
+class Endpoint:
+    """A request handler given to ``Route`` as a plain ASGI app, so Starlette calls it directly
+    rather than through its per-route exception layer, which wraps ``send`` for every message
+    of the reply (each chunk of a stream) and builds two closures per request. That layer only
+    turns HTTPExceptions into the app's handlers; the generation routes raise ProxyErrors,
+    which ErrorMiddleware answers, and the app-level exception layer still sees anything else."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
