@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cliproxy.server.listener import CONNECTION, HeaderDeadlineProtocol
+
 log = logging.getLogger(__name__)
 
 # Set in the scope of a request this layer watches: a stream's response need not listen for
@@ -48,6 +50,7 @@ class _Watched:
         self.send = send
         self.task: asyncio.Task[object] | None = None
         self.watcher: asyncio.Task[None] | None = None
+        self.connection: HeaderDeadlineProtocol | None = None
         # What the watcher heard after the body; later receive() calls of the route get the
         # same message.
         self.after_body: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
@@ -73,6 +76,8 @@ class _Watched:
             raise
         finally:
             self.running = False
+            if self.connection is not None and self.connection.on_lost == self._connection_lost:
+                self.connection.on_lost = None
             if self.watcher is not None:
                 self.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -88,8 +93,19 @@ class _Watched:
             self._hang_up()
         elif not message.get("more_body", False):
             self.body_done = True
-            self.watcher = asyncio.create_task(self._watch())
+            connection = self.scope.get(CONNECTION)
+            if isinstance(connection, HeaderDeadlineProtocol):
+                # cliproxy's own server protocol calls back when the connection goes.
+                self.connection = connection
+                connection.on_lost = self._connection_lost
+            else:
+                self.watcher = asyncio.create_task(self._watch())
         return message
+
+    def _connection_lost(self) -> None:
+        if not self.after_body.done():
+            self.after_body.set_result({"type": "http.disconnect"})
+        self._hang_up()
 
     async def _send(self, message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):

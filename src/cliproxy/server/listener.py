@@ -26,12 +26,20 @@ from cliproxy.config.schema import Config
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.access_log import redact_socket_lines
 
+# The scope key under which the connection serving a request is found (for on_lost).
+CONNECTION = "cliproxy.connection"
+
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing connections whose headers do not arrive in time.
-    ``header_timeout`` is set on a subclass made per server (see ``protocol_class``)."""
+    ``header_timeout`` is set on a subclass made per server (see ``protocol_class``).
+
+    It also says when the connection goes: ``on_lost``, if set, is called from
+    ``connection_lost``; each request's scope names its connection under ``CONNECTION``. That
+    lets CancelOnHangUp notice a hang-up without a task per request reading the connection."""
 
     header_timeout: float = 10.0
+    on_lost: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_timer: asyncio.TimerHandle | None = None
@@ -40,6 +48,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[CONNECTION] = self  # type: ignore[literal-required]
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
@@ -49,6 +58,9 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
         super().connection_lost(exc)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
