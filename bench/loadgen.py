@@ -74,6 +74,9 @@ class Stats:
         self.ttfb: list[float] = []
         self.errors = 0
         self.first_error = ""
+        # Every good reply, warm-up included: what the proxy's CPU time over the whole run
+        # (bench/run.py) is divided by.
+        self.completed = 0
 
 
 async def worker(
@@ -97,6 +100,7 @@ async def worker(
             ended = time.perf_counter()
             if status != 200 or (expect and expect not in body):
                 raise ValueError(f"status {status}: {body[:200]!r}")
+            stats.completed += 1
             if started >= warm_until:
                 stats.total.append(ended - started)
                 stats.ttfb.append((first or ended) - started)
@@ -147,8 +151,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         for _ in range(args.concurrency)
     ]
     await asyncio.gather(*workers)
-    elapsed = time.perf_counter() - (started if args.once else warm_until)
+    ended = time.perf_counter()
+    elapsed = ended - (started if args.once else warm_until)
     return {
+        "completed": stats.completed,
+        "wall_seconds": round(ended - started, 3),
         "requests": len(stats.total),
         "errors": stats.errors,
         "first_error": stats.first_error,

@@ -25,6 +25,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine_description, render_results
+from upstream import PACED_GAP
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench"
@@ -44,6 +45,11 @@ class Case:
     concurrency: int
     once: bool = False  # each connection sends exactly one request (the idle streams)
     slow: bool = False
+    paced: bool = False  # one chunk every 10 ms, as an LLM sends them (bench/upstream.py)
+
+    @property
+    def model_suffix(self) -> str:
+        return "-slow" if self.slow else "-paced" if self.paced else ""
 
 
 CASES = [
@@ -53,6 +59,10 @@ CASES = [
     Case("stream c=1", True, 1),
     Case("stream c=16", True, 16),
     Case("1000 idle streams", True, 1000, once=True, slow=True),
+    # 50 chunks 10 ms apart: a stream lasts 0.5 s, so 64 of them ideally make 128 streams/s
+    # (6,400 chunks/s) and 512 make 1,024 streams/s; what they cost is the proxy's CPU.
+    Case("64 paced streams", True, 64, paced=True),
+    Case("512 paced streams", True, 512, paced=True),
 ]
 
 # mode -> the direct request to the upstream (path, model, body); clients of a proxy always
@@ -127,8 +137,8 @@ def wait_ready(port: int, path: str, body: dict[str, object], process, timeout: 
     return False
 
 
-def tree_rss_kb(pid: int) -> int:
-    """RSS of a process and all its descendants (LiteLLM may fork workers)."""
+def _tree(pid: int) -> list[int]:
+    """A process and all its descendants (LiteLLM may fork workers)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -139,10 +149,17 @@ def tree_rss_kb(pid: int) -> int:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(children.get(current, []))
+    return found
+
+
+def tree_rss_kb(pid: int) -> int:
+    total = 0
+    for current in _tree(pid):
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -150,6 +167,50 @@ def tree_rss_kb(pid: int) -> int:
         except OSError:
             pass
     return total
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process tree so far (/proc/<pid>/stat utime and stime, plus
+    what its exited children left in cutime and cstime)."""
+    ticks = 0
+    for current in _tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / CLOCK_TICKS
+
+
+def settle(targets: list[Target], limit: float = 60.0) -> None:
+    """Wait (up to ``limit`` seconds) until no proxy under test is still busy: one that fell
+    behind keeps working on its backlog after its load generator gave up (LiteLLM does, for
+    tens of seconds at 64 paced streams), on the core the next target runs on."""
+    pids = [t.process.pid for t in targets if t.process is not None and t.process.poll() is None]
+    deadline = time.monotonic() + limit
+    while pids and time.monotonic() < deadline:
+        before = sum(tree_cpu_seconds(pid) for pid in pids)
+        time.sleep(0.5)
+        if sum(tree_cpu_seconds(pid) for pid in pids) - before < 0.05:  # under 10 % of a core
+            return
+
+
+def _cpu_numbers(cpu: float, result: dict[str, object], case: Case) -> dict[str, object]:
+    """The proxy's CPU over the whole load run, as a share of one core and per request (and
+    per chunk for streams), against every reply completed in that run (warm-up included)."""
+    done = int(result.get("completed") or 0)  # type: ignore[call-overload]
+    wall = float(result.get("wall_seconds") or 0.0)  # type: ignore[arg-type]
+    numbers: dict[str, object] = {"cpu_seconds": round(cpu, 3)}
+    if wall:
+        numbers["cpu_core_pct"] = round(cpu / wall * 100, 1)
+    if done:
+        numbers["cpu_us_per_request"] = round(cpu / done * 1e6, 1)
+        if case.stream:
+            numbers["cpu_us_per_chunk"] = round(cpu / (done * CHUNKS) * 1e6, 1)
+    return numbers
 
 
 def run_load(
@@ -171,7 +232,7 @@ def run_load(
         marker = "message_stop" if anthropic_reply else "[DONE]"
     else:
         marker = "end_turn" if anthropic_reply else '"stop"'
-    request_body = {**body, "model": model + ("-slow" if case.slow else ""), "stream": case.stream}
+    request_body = {**body, "model": model + case.model_suffix, "stream": case.stream}
     cmd = [
         "taskset", "-c", TOOLS_CORE, PY, str(ROOT / "bench" / "loadgen.py"),
         "--url", f"http://127.0.0.1:{port}{path}",
@@ -184,9 +245,10 @@ def run_load(
     ]  # fmt: skip
     if case.once:
         cmd.append("--once")
+    watched = target.process.pid if target.process is not None else None
+    cpu_before = tree_cpu_seconds(watched) if watched is not None else 0.0
     loadgen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak = 0
-    watched = target.process.pid if target.process is not None else None
     limit = time.monotonic() + duration + 120
     while loadgen.poll() is None:
         if watched is not None:
@@ -195,11 +257,16 @@ def run_load(
             loadgen.kill()
         time.sleep(0.1)
     out, err = loadgen.communicate()
+    cpu = tree_cpu_seconds(watched) - cpu_before if watched is not None else None
     try:
         result: dict[str, object] = orjson.loads(out.strip().splitlines()[-1])
     except (orjson.JSONDecodeError, IndexError):
         result = {"requests": 0, "errors": -1, "first_error": err.decode()[-300:]}
     result["peak_rss_mb"] = round(peak / 1024, 1) if peak else None
+    if cpu is not None:
+        result.update(_cpu_numbers(cpu, result, case))
+    if case.paced:
+        result["ideal_rps"] = round(case.concurrency / (CHUNKS * PACED_GAP), 1)
     return result
 
 
@@ -275,12 +342,14 @@ openai-compatibility:
     models:
       - {{name: gpt-bench, alias: bench-openai}}
       - {{name: gpt-bench-slow, alias: bench-openai-slow}}
+      - {{name: gpt-bench-paced, alias: bench-openai-paced}}
 claude-api-key:
   - api-key: sk-bench
     base-url: http://127.0.0.1:{upstream}
     models:
       - {{name: claude-bench, alias: bench-claude}}
       - {{name: claude-bench-slow, alias: bench-claude-slow}}
+      - {{name: claude-bench-paced, alias: bench-claude-paced}}
 """
 
 
@@ -289,8 +358,10 @@ def litellm_config(upstream: int) -> str:
     for alias, model, base in (
         ("bench-openai", "openai/gpt-bench", f"http://127.0.0.1:{upstream}/v1"),
         ("bench-openai-slow", "openai/gpt-bench-slow", f"http://127.0.0.1:{upstream}/v1"),
+        ("bench-openai-paced", "openai/gpt-bench-paced", f"http://127.0.0.1:{upstream}/v1"),
         ("bench-claude", "anthropic/claude-bench", f"http://127.0.0.1:{upstream}"),
         ("bench-claude-slow", "anthropic/claude-bench-slow", f"http://127.0.0.1:{upstream}"),
+        ("bench-claude-paced", "anthropic/claude-bench-paced", f"http://127.0.0.1:{upstream}"),
     ):
         entries.append(
             f"  - model_name: {alias}\n    litellm_params:\n      model: {model}\n"
@@ -393,6 +464,7 @@ def main() -> int:
                 for target in live:
                     if target.name == "cliproxy-bare":
                         continue  # run beside cliproxy below, or not at all
+                    settle(live)
                     if target.name == "cliproxy" and bare is not None and case.name == BARE_CASE:
                         paired = run_paired(target, bare, mode, case, upstream_port, args.duration)
                         for each, result in zip((target, bare), paired, strict=True):

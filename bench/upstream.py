@@ -8,7 +8,8 @@ httptools parsing and every reply pre-rendered, so it answers in microseconds.
     POST /v1/messages           Anthropic Messages (JSON, or SSE with "stream": true)
 
 A stream has 50 content chunks, each written separately. When the model name contains "slow"
-the chunks are spaced SLOW_GAP seconds apart (the "idle-ish" streams of the 1,000-streams case).
+the chunks are spaced SLOW_GAP seconds apart (the "idle-ish" streams of the 1,000-streams case);
+when it contains "paced", PACED_GAP apart (an LLM's pace: the paced-streams cases).
 
 Usage: python bench/upstream.py PORT
 """
@@ -24,6 +25,7 @@ import uvloop
 
 CHUNKS = 50
 SLOW_GAP = 0.2  # seconds between chunks of a slow stream: 50 chunks take 10 s
+PACED_GAP = 0.01  # seconds between chunks of a paced stream: 50 chunks take 0.5 s
 TOKEN = "tok "
 CREATED = 1_700_000_000
 
@@ -217,22 +219,29 @@ class UpstreamProtocol(asyncio.Protocol):
         if isinstance(reply, bytes):
             self.transport.write(JSON_HEAD % len(reply) + reply)
             return
-        self.streaming = asyncio.get_running_loop().create_task(
-            self._stream(reply, SLOW_GAP if "slow" in model else 0.0)
-        )
+        self.streaming = asyncio.get_running_loop().create_task(self._stream(reply, _gap(model)))
 
     async def _stream(self, frames: list[bytes], gap: float) -> None:
         transport = self.transport
         assert transport is not None
         transport.write(SSE_HEAD)
-        for frame in frames:
-            # Separate writes with a yield between, so chunks leave as separate segments.
-            await asyncio.sleep(gap)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for number, frame in enumerate(frames, 1):
+            # Separate writes with a yield between, so chunks leave as separate segments; a
+            # paced stream keeps its schedule (chunk n at n gaps) instead of drifting late.
+            await asyncio.sleep(max(0.0, started + number * gap - loop.time()) if gap else 0)
             if transport.is_closing():
                 return
             transport.write(frame)
         transport.write(b"0\r\n\r\n")
         self.streaming = None
+
+
+def _gap(model: str) -> float:
+    if "slow" in model:
+        return SLOW_GAP
+    return PACED_GAP if "paced" in model else 0.0
 
 
 async def serve(port: int) -> None:

@@ -42,6 +42,7 @@ from cliproxy.server.outcomes import OutcomeMiddleware, note_error
 from cliproxy.server.pinned import ProviderPinMiddleware
 from cliproxy.server.request_log import RequestLogMiddleware
 from cliproxy.server.rest_probe import RestProbe
+from cliproxy.server.router import Endpoint, ExactFirstRouter
 from cliproxy.state import AppState
 
 log = logging.getLogger(__name__)
@@ -133,25 +134,27 @@ ROUTES = [
     # The web console (cliproxy/console/): its page here, or the operator's reference page.
     Route("/management.html", routes_ops.management_html, methods=["GET"]),
     *console.ROUTES,
-    Route("/v1/chat/completions", routes_llm.chat_completions, methods=["POST"]),
-    Route("/v1/completions", routes_llm.completions, methods=["POST"]),
-    Route("/v1/responses", routes_llm.responses, methods=["POST"]),
+    Route("/v1/chat/completions", Endpoint(routes_llm.chat_completions), methods=["POST"]),
+    Route("/v1/completions", Endpoint(routes_llm.completions), methods=["POST"]),
+    Route("/v1/responses", Endpoint(routes_llm.responses), methods=["POST"]),
     # The Responses API over a WebSocket (GET with Upgrade; a plain GET stays a 405), under
     # the Codex backend's path too: server/responses_ws.py.
     WebSocketRoute("/v1/responses", responses_ws.responses_socket),
     WebSocketRoute("/backend-api/codex/responses", responses_ws.responses_socket),
     # AI Studio Build relays: browser pages that become `aistudio` credentials.
     WebSocketRoute("/v1/ws", aistudio_ws.relay_socket),
-    Route("/v1/messages", routes_llm.messages, methods=["POST"]),
-    Route("/v1/messages/count_tokens", routes_llm.messages_count_tokens, methods=["POST"]),
+    Route("/v1/messages", Endpoint(routes_llm.messages), methods=["POST"]),
+    Route(
+        "/v1/messages/count_tokens", Endpoint(routes_llm.messages_count_tokens), methods=["POST"]
+    ),
     Route("/v1/models", routes_models.list_models, methods=["GET"]),
     Route("/v1beta/models", routes_models.list_models, methods=["GET"]),
-    Route("/v1/interactions", routes_llm.interactions, methods=["POST"]),
-    Route("/v1beta/interactions", routes_llm.interactions, methods=["POST"]),
+    Route("/v1/interactions", Endpoint(routes_llm.interactions), methods=["POST"]),
+    Route("/v1beta/interactions", Endpoint(routes_llm.interactions), methods=["POST"]),
     Route("/v1/models/{target:path}", get_model_or_refuse_method, methods=["GET"]),
     Route("/v1beta/models/{target:path}", get_model_or_refuse_method, methods=["GET"]),
-    Route("/v1/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
-    Route("/v1beta/models/{target:path}", routes_llm.gemini_post, methods=["POST"]),
+    Route("/v1/models/{target:path}", Endpoint(routes_llm.gemini_post), methods=["POST"]),
+    Route("/v1beta/models/{target:path}", Endpoint(routes_llm.gemini_post), methods=["POST"]),
     # Browser logins finish here without a key (the single-use OAuth state is the capability).
     *login_callback_routes(),
     # Amp's control plane, proxied to its upstream while the config turns Amp on.
@@ -206,11 +209,9 @@ def build_app(config: Config, config_path: Path | None = None) -> Starlette:
     management = management_routes(lambda: state, config_path)
     # GET /metrics checks its own readers, with the management API's guard (lockouts shared).
     metrics = routes_metrics.metrics_route(lambda: state, management[0].management.guard)
-    app = Starlette(
-        routes=[*ROUTES, metrics, *management],
-        lifespan=lifespan,
-        exception_handlers={404: not_found, 405: method_not_allowed},
-    )
+    app = Starlette(lifespan=lifespan, exception_handlers={404: not_found, 405: method_not_allowed})
+    # The same routes, the plain generation paths found by a dict lookup (server/router.py).
+    app.router = ExactFirstRouter([*ROUTES, metrics, *management], lifespan=lifespan)
     app.state.cliproxy = state
     app.state.request_logs = request_logs
     # Logins started here (and, with a state store, those of the other instances).

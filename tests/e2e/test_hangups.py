@@ -106,3 +106,37 @@ def test_early_hang_ups_close_every_upstream_call(
         path, body = _call("chat", model, False)
         reply = httpx.post(proxy.base_url + path, json=body, timeout=10)
         assert reply.status_code == 200, reply.text
+
+
+async def _hang_up_mid_stream(base_url: str, path: str, body: dict[str, Any]) -> bytes:
+    """Read the stream's first bytes, then close the connection."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=5.0) as c,
+        c.stream("POST", path, json=body) as reply,
+    ):
+        assert reply.status_code == 200
+        async for first in reply.aiter_raw():
+            return first
+    return b""
+
+
+def test_hang_ups_mid_stream_close_every_upstream_call(
+    proxy: ProxyServer, sims: dict[str, Simulator]
+) -> None:
+    # The stream's response leaves the disconnect to CancelOnHangUp (respond.py RelayResponse):
+    # a client leaving after the first event still closes the upstream that keeps it open.
+    calls = [
+        (model, *_call(protocol, model, True)) for protocol in PROTOCOLS for model in UPSTREAMS
+    ]
+    for model, _, _ in calls:
+        sims[model].queue(Reply.text("a b c d e f", chunk_size=2, cut_after=1, hang=True))
+
+    async def everyone() -> list[bytes]:
+        return await asyncio.gather(
+            *(_hang_up_mid_stream(proxy.base_url, path, body) for _, path, body in calls)
+        )
+
+    assert all(asyncio.run(everyone()))  # each client had its first bytes
+    assert _wait_for(lambda: sum(s.open_connections for s in sims.values()) == 0, 3.0), {
+        model: sim.open_connections for model, sim in sims.items()
+    }

@@ -96,3 +96,21 @@ def test_nested_deeper_than_counts_containers_of_parsed_values() -> None:
     wide = [[{"x": i}] for i in range(10_000)]
     assert not nested_deeper_than(wide, 3)
     assert nested_deeper_than(wide, 2)
+
+
+@pytest.mark.parametrize("padding", [0, 70_000], ids=["small", "past the counted size"])
+def test_the_size_shortcuts_never_let_a_deep_document_through(padding: int) -> None:
+    # Small documents skip the walk when their size or bracket count rules depth out; one
+    # level past the limit is still refused, as bytes or text, small or padded past the
+    # size up to which brackets are counted.
+    deep = '{"pad":"' + "x" * padding + '","v":' + arrays(MAX_JSON_DEPTH + 1) + "}"
+    for raw in (deep, deep.encode()):
+        with pytest.raises(ProxyError):
+            loads_limited(raw, "request body", limit=MAX_JSON_DEPTH + 1)
+
+
+def test_brackets_inside_strings_past_the_count_still_pass() -> None:
+    # More opening brackets than the limit, all inside a string: the count cannot rule the
+    # depth out, so the parsed value is walked, and it is shallow.
+    raw = orjson.dumps({"text": "{[" * MAX_JSON_DEPTH})
+    assert loads_limited(raw, "request body") == {"text": "{[" * MAX_JSON_DEPTH}

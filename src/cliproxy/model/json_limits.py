@@ -95,9 +95,27 @@ def loads_limited(
         if _opened_deeper_than(raw, error.pos, limit):
             raise too_deep(where, kind, limit) from None
         raise
-    if nested_deeper_than(value, limit):
+    if not _shallow_by_size(raw, limit) and nested_deeper_than(value, limit):
         raise too_deep(where, kind, limit)
     return value
+
+
+# Up to this size, counting the opening brackets is cheaper than walking the parsed value.
+_COUNTED_UP_TO = 64 * 1024
+
+
+def _shallow_by_size(raw: bytes | str, limit: int) -> bool:
+    """Whether valid JSON text this size cannot nest more than ``limit`` levels: each level
+    takes an opening and a closing bracket, and no document nests deeper than it has opening
+    brackets. Most stream events are a few hundred bytes, so this spares the walk per event."""
+    size = len(raw)
+    if size <= 2 * limit:
+        return True
+    if size > _COUNTED_UP_TO:
+        return False
+    if isinstance(raw, str):
+        return raw.count("{") + raw.count("[") <= limit
+    return raw.count(b"{") + raw.count(b"[") <= limit
 
 
 def loads_upstream(raw: bytes | str, where: str) -> Any:

@@ -25,6 +25,8 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         self._buffer += chunk
+        if b"\r" not in self._buffer:
+            return self._feed_lf()
         events: list[SSEEvent] = []
         while True:
             cut = _line_end(self._buffer)
@@ -34,6 +36,32 @@ class SSEParser:
             line = self._buffer[:end].decode("utf-8", errors="replace")
             self._buffer = self._buffer[end + skip :]
             event = self._take_line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def feed_event(self, raw: bytes) -> list[SSEEvent]:
+        """``feed`` for bytes that hold whole events (the pass-through relay splits them first).
+        The usual one, a single ``data: `` line, is read without going line by line."""
+        if (
+            raw.startswith(b"data: ")
+            and raw.endswith(b"\n\n")
+            and raw.count(b"\n") == 2
+            and b"\r" not in raw
+            and not self._buffer
+            and not self._data
+            and self._event is None
+        ):
+            return [SSEEvent(None, raw[6:-2].decode("utf-8", errors="replace"))]
+        return self.feed(raw)
+
+    def _feed_lf(self) -> list[SSEEvent]:
+        """The common case, lines ending in LF only: split them in one C call rather than
+        looking for each line's end in turn (this runs for every relayed event)."""
+        *lines, self._buffer = self._buffer.split(b"\n")
+        events: list[SSEEvent] = []
+        for line in lines:
+            event = self._take_line(line.decode("utf-8", errors="replace"))
             if event is not None:
                 events.append(event)
         return events

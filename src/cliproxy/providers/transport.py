@@ -26,6 +26,7 @@ from aiohttp_socks import ProxyTimeoutError as SocksTimeoutError
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import UpstreamReply, UpstreamRequest
 from cliproxy.providers.exchanges import opened
+from cliproxy.providers.read_timer import install as lazy_read_timer
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,12 @@ class UpstreamClient:
         async with self._lock:
             session = self._sessions.get(proxy)
             if session is None or session.closed:
-                connector: aiohttp.BaseConnector
+                connector: aiohttp.TCPConnector
                 if proxy is not None and _scheme(proxy) in _SOCKS_SCHEMES:
                     connector = _socks_connector(proxy)
                 else:
                     connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
+                lazy_read_timer(connector)
                 timeout = aiohttp.ClientTimeout(
                     total=None, connect=30, sock_connect=30, sock_read=self.read_timeout
                 )

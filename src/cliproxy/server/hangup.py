@@ -17,7 +17,13 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cliproxy.server.listener import CONNECTION, HeaderDeadlineProtocol
+
 log = logging.getLogger(__name__)
+
+# Set in the scope of a request this layer watches: a stream's response need not listen for
+# the disconnect itself (respond.py RelayResponse), the watcher cancels the route on it.
+WATCHED = "cliproxy.hangup_watched"
 
 
 class CancelOnHangUp:
@@ -29,42 +35,49 @@ class CancelOnHangUp:
         if scope["type"] != "http" or not self.applies(scope):
             await self.app(scope, receive, send)
             return
+        scope[WATCHED] = True
         await _Watched(scope, receive, send).run(self.app)
 
 
 class _Watched:
-    """One request: the route runs as a task; a watcher reads the connection after the body."""
+    """One request: the route runs in the server's own task for it (a task of its own per
+    request cost more than the rest of this layer); a watcher reads the connection after the
+    body and cancels that task when the client goes away."""
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.scope = scope
         self.receive = receive
         self.send = send
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[object] | None = None
         self.watcher: asyncio.Task[None] | None = None
-        # What the watcher heard after the body; later receive() calls of the route (Starlette
-        # listening for a disconnect while streaming) get the same message.
+        self.connection: HeaderDeadlineProtocol | None = None
+        # What the watcher heard after the body; later receive() calls of the route get the
+        # same message.
         self.after_body: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self.body_done = False
         self.response_done = False
+        self.running = False
         self.hung_up = False
 
     async def run(self, app: ASGIApp) -> None:
-        async def route() -> None:
-            await app(self.scope, self._receive, self._send)
-
-        self.task = asyncio.create_task(route())
+        self.task = task = asyncio.current_task()
+        self.running = True
         try:
-            await asyncio.shield(self.task)
+            await app(self.scope, self._receive, self._send)
         except asyncio.CancelledError:
-            if self.hung_up and not _cancelling():
+            # Ours when the watcher cancelled for a hang-up and nobody else asked the task to
+            # stop (a server shutdown does; its cancellation goes on up).
+            if self.hung_up and task is not None and task.uncancel() == 0:
                 log.info(
                     "client hung up before the answer on %s; upstream call cancelled",
                     self.scope["path"],
                 )
                 return
-            self.task.cancel()  # the server itself is cancelling us (shutdown)
             raise
         finally:
+            self.running = False
+            if self.connection is not None and self.connection.on_lost == self._connection_lost:
+                self.connection.on_lost = None
             if self.watcher is not None:
                 self.watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -80,8 +93,19 @@ class _Watched:
             self._hang_up()
         elif not message.get("more_body", False):
             self.body_done = True
-            self.watcher = asyncio.create_task(self._watch())
+            connection = self.scope.get(CONNECTION)
+            if isinstance(connection, HeaderDeadlineProtocol):
+                # cliproxy's own server protocol calls back when the connection goes.
+                self.connection = connection
+                connection.on_lost = self._connection_lost
+            else:
+                self.watcher = asyncio.create_task(self._watch())
         return message
+
+    def _connection_lost(self) -> None:
+        if not self.after_body.done():
+            self.after_body.set_result({"type": "http.disconnect"})
+        self._hang_up()
 
     async def _send(self, message: Message) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
@@ -96,13 +120,7 @@ class _Watched:
             self._hang_up()
 
     def _hang_up(self) -> None:
-        if self.response_done or self.task is None or self.task.done():
+        if self.response_done or self.task is None or not self.running or self.hung_up:
             return
         self.hung_up = True
         self.task.cancel()
-
-
-def _cancelling() -> bool:
-    """True when the task running us was itself asked to stop (not just our route task)."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -26,12 +26,20 @@ from cliproxy.config.schema import Config
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.server.access_log import redact_socket_lines
 
+# The scope key under which the connection serving a request is found (for on_lost).
+CONNECTION = "cliproxy.connection"
+
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, closing connections whose headers do not arrive in time.
-    ``header_timeout`` is set on a subclass made per server (see ``protocol_class``)."""
+    ``header_timeout`` is set on a subclass made per server (see ``protocol_class``).
+
+    It also says when the connection goes: ``on_lost``, if set, is called from
+    ``connection_lost``; each request's scope names its connection under ``CONNECTION``. That
+    lets CancelOnHangUp notice a hang-up without a task per request reading the connection."""
 
     header_timeout: float = 10.0
+    on_lost: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._header_timer: asyncio.TimerHandle | None = None
@@ -40,6 +48,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[CONNECTION] = self  # type: ignore[literal-required]
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:
@@ -49,6 +58,9 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
         super().connection_lost(exc)
+        on_lost, self.on_lost = self.on_lost, None
+        if on_lost is not None:
+            on_lost()
 
     def _arm_header_timer(self) -> None:
         self._disarm_header_timer()
@@ -88,32 +100,85 @@ class BodyDeadline:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        timeout = self.timeout_getter()
-        loop = asyncio.get_running_loop()
-        deadline: float | None = None
-        body_done = False
+        await self.app(scope, _BodyClock(receive, self.timeout_getter()).receive, send)
 
-        async def receive_in_time() -> Message:
-            nonlocal deadline, body_done
-            if body_done:
-                return await receive()
-            if deadline is None:
-                deadline = loop.time() + timeout
+
+class _BodyClock:
+    """One request's body deadline: one timer from the first read until the body is in, which
+    cancels the route only while it waits in ``receive`` (an ``asyncio.timeout`` around each
+    read cost a timer and a context per read, several per cent of a small call's CPU)."""
+
+    __slots__ = (
+        "body_done",
+        "deadline",
+        "expired",
+        "fired",
+        "inner",
+        "receiving",
+        "task",
+        "timeout",
+        "timer",
+    )
+
+    def __init__(self, inner: Receive, timeout: float) -> None:
+        self.inner = inner
+        self.timeout = timeout
+        self.deadline: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[Any] | None = None
+        self.body_done = False
+        self.receiving = False
+        self.expired = False  # the deadline passed
+        self.fired = False  # and cancelled a read waiting for the body
+
+    async def receive(self) -> Message:
+        if self.body_done:
+            return await self.inner()
+        if self.deadline is None:
+            loop = asyncio.get_running_loop()
+            self.deadline = loop.time() + self.timeout
+            self.task = asyncio.current_task()
+            self.timer = loop.call_at(self.deadline, self._expire)
+        if self.expired:
+            message = await self._late_read(self.deadline)
+        else:
+            self.receiving = True
             try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise ProxyError(
-                    ErrorKind.TIMEOUT,
-                    f"the request body did not arrive within {timeout:g} s "
-                    "(body-read-timeout-seconds)",
-                    status=408,
-                ) from None
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_done = True
-            return message
+                message = await self.inner()
+            except asyncio.CancelledError:
+                if self.fired and self.task is not None and self.task.uncancel() == 0:
+                    raise self._too_late() from None
+                raise
+            finally:
+                self.receiving = False
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            self.body_done = True
+            if self.timer is not None:
+                self.timer.cancel()
+        return message
 
-        await self.app(scope, receive_in_time, send)
+    def _expire(self) -> None:
+        self.expired = True
+        if self.receiving and self.task is not None:
+            self.fired = True
+            self.task.cancel()
+
+    async def _late_read(self, deadline: float) -> Message:
+        """A read after the deadline passed between reads: answered if the bytes are already
+        here, refused if it would have to wait (as a timeout around the read would)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await self.inner()
+        except TimeoutError:
+            raise self._too_late() from None
+
+    def _too_late(self) -> ProxyError:
+        return ProxyError(
+            ErrorKind.TIMEOUT,
+            f"the request body did not arrive within {self.timeout:g} s "
+            "(body-read-timeout-seconds)",
+            status=408,
+        )
 
 
 def server_config(app: ASGIApp, config: Config, **overrides: Any) -> uvicorn.Config:

@@ -31,11 +31,25 @@ def stream_renamer(key: str, upstream_model: str, client_model: str) -> Rename |
     pattern = re.compile(
         rb'([{,][ \t]*"' + re.escape(key.encode()) + rb'"[ \t]*:[ \t]*)' + re.escape(needle)
     )
-    # A template, not a callable (faster); backslashes from JSON escapes are doubled for re.
-    template = rb"\g<1>" + orjson.dumps(client_model).replace(b"\\", b"\\\\")
+    replacement = orjson.dumps(client_model)
+
+    def renamed(match: re.Match[bytes]) -> bytes:
+        # A callable, not a template: re expands a template in Python code at every match,
+        # which cost twice this per Chat chunk (each one names the model).
+        return match[1] + replacement
+
+    # The compact spelling most upstreams write, replaced without re when it is the only
+    # mention and sits where a key does (after "{" or ","): what the pattern would match.
+    compact = b'"' + key.encode() + b'":' + needle
+    compact_renamed = b'"' + key.encode() + b'":' + replacement
 
     def rename(raw: bytes) -> bytes:
         # Most events (text deltas in Responses and Anthropic streams) never name the model.
-        return pattern.sub(template, raw) if needle in raw else raw
+        if needle not in raw:
+            return raw
+        at = raw.find(compact)
+        if at > 0 and raw[at - 1] in b"{," and raw.count(needle) == 1:
+            return raw[:at] + compact_renamed + raw[at + len(compact) :]
+        return pattern.sub(renamed, raw)
 
     return rename
