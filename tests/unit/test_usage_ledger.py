@@ -119,7 +119,7 @@ def test_the_request_path_row_is_make_rows_row(changes: dict[str, object]) -> No
     ledger = Ledger("sqlite+aiosqlite:///unused", resolver=_resolve, clock=lambda: now)
     event = _request(**changes)
     ledger.on_request(event)
-    (row,) = ledger._pending
+    (row,) = ledger._rows_of(ledger._pending)
     info = _resolve("") if event.credential_id else CredentialInfo("", "", False)
     expected = make_row(
         ts=now - event.latency,

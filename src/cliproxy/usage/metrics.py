@@ -2,8 +2,9 @@
 
 Each application has its own CollectorRegistry (never prometheus-client's global one), so
 several apps in one process (tests, an embedding program) keep separate counts. The hooks run
-inline on the event loop: each one is a dict lookup for the pre-bound label children and a few
-increments. Label values are bounded: ``model`` is the name the client asked for when the
+inline on the event loop: a request's outcome is kept and counted with the others in one batch
+(each a dict lookup for the pre-bound label children and a few increments), before any scrape
+and at least once a second. Label values are bounded: ``model`` is the name the client asked for when the
 registry lists it, else ``other``, so a flood of odd model names cannot grow the label set;
 protocol, provider and status come from small fixed or configured sets.
 
@@ -21,6 +22,7 @@ answering worker's view.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
@@ -42,6 +44,12 @@ FIRST_TOKEN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60)
 # Distinct requested names remembered per registry (known and unknown alike); past it a name
 # is looked up each time, which costs a dict lookup in the registry.
 _LABEL_CACHE_SIZE = 4096
+
+# Requests are counted in batches (Metrics.on_request): within this many seconds of the first
+# one kept, or once this many wait. A worker whose /metrics another worker answers (workers:
+# N) shows its requests there within that time.
+CATCH_UP_AFTER = 1.0
+CATCH_UP_AT = 256
 
 CredentialCounts = Mapping[tuple[str, str], int]  # (provider, state) -> credentials
 ACTIVE_STREAMS = "cliproxy_active_streams"
@@ -133,6 +141,8 @@ class Metrics:
         self._refresh_children: dict[tuple[str, str], Any] = {}
         self._labels: dict[str, str] = {}
         self._labels_of: object = None  # the registry the cached labels were read from
+        self._pending: list[RequestOutcome] = []  # requests not counted yet (catch_up)
+        self._catch_up_armed = False
 
     @property
     def active_streams(self) -> int:
@@ -148,6 +158,33 @@ class Metrics:
     # ----- observer hooks (inline, on the event loop) -------------------------------------------
 
     def on_request(self, event: RequestOutcome) -> None:
+        """Kept, and counted with the others in one go (``catch_up``): a scrape first, else
+        after ``CATCH_UP_AFTER`` seconds or ``CATCH_UP_AT`` events. A loop over a batch of
+        events costs about half of counting each in place between two requests' work."""
+        pending = self._pending
+        pending.append(event)
+        if len(pending) >= CATCH_UP_AT:
+            self.catch_up()
+        elif not self._catch_up_armed:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # called outside the server (a test, an embedding program)
+                self.catch_up()
+                return
+            self._catch_up_armed = True
+            loop.call_later(CATCH_UP_AFTER, self._timed_catch_up)
+
+    def _timed_catch_up(self) -> None:
+        self._catch_up_armed = False
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        """Count the requests kept since the last time."""
+        pending, self._pending = self._pending, []
+        for event in pending:
+            self._count(event)
+
+    def _count(self, event: RequestOutcome) -> None:
         model = self.model_label(event.requested_model)
         provider = event.provider or NONE
         key = (event.client_protocol, model, provider, event.status)
@@ -218,6 +255,7 @@ class Metrics:
     def exposition(self, credentials: CredentialCounts | None = None) -> bytes:
         """The text exposition format; ``credentials`` are this scrape's credential counts."""
         self._credentials = credentials or {}
+        self.catch_up()
         if not self.shared:
             return generate_latest(self.registry)
         from prometheus_client import multiprocess
