@@ -15,7 +15,9 @@ import types
 
 import httpx
 
+from tests.e2e.conftest import matrix_config
 from tests.proxy_server import ProxyServer
+from tests.simulators import AnthropicSim, GeminiSim, OpenAIChatSim, ResponsesSim
 
 REQUESTS = [
     # (path, body): pass-through, translated, streamed and not, and the fallback-free demo.
@@ -69,8 +71,18 @@ def _ours(thing: object) -> str | None:
     return kind.__qualname__ if kind.__module__.startswith("cliproxy.") else None
 
 
-def test_requests_leave_no_cycles(matrix_proxy: ProxyServer) -> None:
-    with httpx.Client(base_url=matrix_proxy.base_url, timeout=30) as client:
+def test_requests_leave_no_cycles(
+    _openai_chat_sim_server: OpenAIChatSim,
+    _responses_sim_server: ResponsesSim,
+    _anthropic_sim_server: AnthropicSim,
+    _gemini_sim_server: GeminiSim,
+) -> None:
+    # A server of its own: the shared one may still be ending other tests' requests and
+    # connections while this one counts.
+    config = matrix_config(
+        _openai_chat_sim_server, _responses_sim_server, _anthropic_sim_server, _gemini_sim_server
+    )
+    with ProxyServer(config) as proxy, httpx.Client(base_url=proxy.base_url, timeout=30) as client:
         for path, body in REQUESTS:  # first use: imports, caches, connection pools
             assert client.post(path, json=body).status_code == 200, path
         gc.collect()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -93,7 +94,8 @@ class _Watched:
             self._hang_up()
         elif not message.get("more_body", False):
             self.body_done = True
-            connection = self.scope.get(CONNECTION)
+            named = self.scope.get(CONNECTION)
+            connection = named() if isinstance(named, weakref.ref) else None
             if isinstance(connection, HeaderDeadlineProtocol):
                 # cliproxy's own server protocol calls back when the connection goes.
                 self.connection = connection

@@ -15,6 +15,7 @@ clients exhaust the process's file descriptors. So:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     ``header_timeout`` is set on a subclass made per server (see ``protocol_class``).
 
     It also says when the connection goes: ``on_lost``, if set, is called from
-    ``connection_lost``; each request's scope names its connection under ``CONNECTION``. That
+    ``connection_lost``; each request's scope names its connection under ``CONNECTION`` (a weak reference). That
     lets CancelOnHangUp notice a hang-up without a task per request reading the connection."""
 
     header_timeout: float = 10.0
@@ -48,7 +49,9 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope[CONNECTION] = self  # type: ignore[literal-required]
+        # A weak reference: the protocol holds the scope, so the scope holding the protocol
+        # would be a reference cycle per connection (freed only by the garbage collector).
+        self.scope[CONNECTION] = weakref.ref(self)  # type: ignore[literal-required]
         self._arm_header_timer()
 
     def on_headers_complete(self) -> None:

@@ -194,6 +194,7 @@ class Ledger:
         self._writing = asyncio.Lock()
         # A SQLite ledger's request rows go in through a plain connection (usage/sqlite_writer.py).
         self._rows: SqliteRowWriter | None = None
+        self._in_flight: asyncio.Future[None] | None = None  # that writer's batch in a thread
         self._pruned_at = 0.0
         self._repair = True
         self._deferred = False  # open, but the file is created with the first record
@@ -275,6 +276,9 @@ class Ledger:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._writer = self._reopener = None
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is not None:
+            await asyncio.wait([in_flight])  # a batch its cancelled writer left in a thread
         if self.available:
             await self._write_pending()
         self.available = False
@@ -409,7 +413,12 @@ class Ledger:
                 try:
                     # Made into rows, priced (and, on SQLite, written) beside the event loop.
                     if writer is not None:
-                        await asyncio.to_thread(self._write_rows, writer, batch)
+                        # Shielded: a cancelled writer task leaves the thread to finish (it
+                        # cannot be stopped), and close() waits for it before closing.
+                        self._in_flight = asyncio.ensure_future(
+                            asyncio.to_thread(self._write_rows, writer, batch)
+                        )
+                        await asyncio.shield(self._in_flight)
                     else:
                         rows = await asyncio.to_thread(self._priced_rows, batch)
                         await self.store.insert(rows, counted=False)

@@ -17,6 +17,7 @@ busy timeout for the CLI or another process writing the file).
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ class SqliteRowWriter:
         self.path = path
         self.columns = tuple(columns)
         self._connection: sqlite3.Connection | None = None
+        # A connection must never be closed, or used twice at once, while a thread writes on it
+        # (sqlite3 would crash the process): an abandoned write (its task cancelled) finishes
+        # before anyone else touches the connection.
+        self._busy = threading.Lock()
         row = f"({', '.join('?' for _ in self.columns)})"
         head = f"INSERT OR IGNORE INTO {table} ({', '.join(self.columns)}) VALUES "
         # The statement for a full chunk, kept: sqlite3's statement cache finds it by its text.
@@ -45,6 +50,10 @@ class SqliteRowWriter:
         Raises what sqlite3 raises (the ledger logs it and counts the rows as dropped)."""
         if not rows:
             return
+        with self._busy:
+            self._write(rows)
+
+    def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
         connection = self._connection or self._connect()
         columns = self.columns
         connection.execute("BEGIN IMMEDIATE")  # the write lock now, waiting out another writer
@@ -60,9 +69,10 @@ class SqliteRowWriter:
             raise
 
     def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+        with self._busy:
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                connection.close()
 
     def _statement(self, rows: int) -> str:
         statement = self._statement_of.get(rows)
