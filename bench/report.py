@@ -99,7 +99,7 @@ def render_results(
         for case in cases:
             key = f"{mode}|{case}"
             direct = results.get("direct", {}).get(key, {})
-            for target in ("direct", "cliproxy", "cliproxy-bare", "litellm"):
+            for target in ("direct", "cliproxy", "cliproxy-bare", "cliproxy-redis", "litellm"):
                 row = results.get(target, {}).get(key)
                 if row is None:
                     continue
@@ -187,6 +187,18 @@ def _targets(results: Results, chunks: int) -> list[str]:
             "%",
             at_most=False,
         )
+    shared = results.get("cliproxy-redis", {})
+    on, off = (
+        shared.get("pass-through|json c=64", {}).get("rps"),
+        proxy.get("pass-through|json c=64", {}).get("rps"),
+    )
+    add(
+        "pass-through c=64 with the pool state in Redis ≥ 85% of local state",
+        on / off * 100 if on and off else None,
+        85.0,
+        "%",
+        at_most=False,
+    )
     soak = proxy.get("pass-through|soak", {})
     per_request = soak.get("bytes_per_request")
     if per_request is None:

@@ -75,6 +75,10 @@ CLIENT_MODEL = {"pass-through": "bench-openai", "translated": "bench-claude"}
 # "cliproxy-bare" is cliproxy with the usage ledger and the metrics turned off: it runs only
 # this case, to show what recording every request costs at full load.
 BARE_CASE = "json c=64"
+# "cliproxy-redis" is cliproxy with its pool state in Redis (state-store), run beside cliproxy
+# in the same case: what sharing the state costs. Skipped when no Redis answers.
+REDIS_URL = os.environ.get("CLIPROXY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_PREFIX = f"cliproxy-bench-{os.getpid()}:"
 SOAK_REQUESTS = 100_000  # the memory soak: RSS before and after this many requests
 
 
@@ -270,21 +274,40 @@ def run_load(
     return result
 
 
-def run_paired(
-    first: Target, second: Target, mode: str, case: Case, upstream_port: int, duration: float
-) -> tuple[dict[str, object], dict[str, object]]:
-    """The same case on two targets, alternating three times, each target's median run: a
+def run_alternating(
+    targets: list[Target], mode: str, case: Case, upstream_port: int, duration: float
+) -> list[dict[str, object]]:
+    """The same case on several targets, alternating three times, each target's median run: a
     shared machine drifts by more than the difference being measured."""
-    runs: tuple[list[dict[str, object]], list[dict[str, object]]] = ([], [])
+    runs: list[list[dict[str, object]]] = [[] for _ in targets]
     for _ in range(3):
-        for index, target in enumerate((first, second)):
+        for index, target in enumerate(targets):
             runs[index].append(run_load(target, mode, case, upstream_port, duration))
 
     def median(results: list[dict[str, object]]) -> dict[str, object]:
         ranked = sorted(results, key=lambda r: float(r.get("rps") or 0.0))  # type: ignore[arg-type]
         return {**ranked[1], "runs_rps": [r.get("rps") for r in results]}
 
-    return median(runs[0]), median(runs[1])
+    return [median(each) for each in runs]
+
+
+def redis_problem(url: str) -> str | None:
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except Exception as exc:  # the package missing, nothing listening, refused
+        return f"no Redis at {url} ({exc})"
+    return None
+
+
+def forget_redis_keys(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    doomed = list(client.scan_iter(match=REDIS_PREFIX + "*", count=500))
+    if doomed:
+        client.delete(*doomed)
 
 
 def memory_soak(target: Target, upstream_port: int) -> dict[str, object]:
@@ -327,11 +350,15 @@ def install_litellm(venv: Path) -> str | None:
     return None if binary.exists() else "litellm installed without its CLI"
 
 
-def cliproxy_config(upstream: int, port: int, recording: bool = True) -> str:
+def cliproxy_config(
+    upstream: int, port: int, recording: bool = True, redis_url: str = "", auth: str = ""
+) -> str:
     switches = "" if recording else "usage-statistics-enabled: false\nmetrics-enabled: false\n"
+    if redis_url:
+        switches += f'state-store: {{redis-url: "{redis_url}", key-prefix: "{REDIS_PREFIX}"}}\n'
     return f"""host: 127.0.0.1
 port: {port}
-auth-dir: {BUILD / ("auth" if recording else "auth-bare")}
+auth-dir: {BUILD / (auth or ("auth" if recording else "auth-bare"))}
 demo: false
 {switches}api-keys: [sk-bench]  # both proxies check the client's key, as LiteLLM's master_key does
 openai-compatibility:
@@ -435,6 +462,21 @@ def main() -> int:
             bare.write_text(cliproxy_config(upstream_port, bare_port, recording=False))
             cmd = [cliproxy_bin, "serve", "--config", str(bare)]
             targets.append(Target("cliproxy-bare", bare_port, start(cmd, "bare.log", PROXY_CORE)))
+            problem = redis_problem(REDIS_URL)
+            if problem is None:
+                shared_port = free_port()
+                shared = BUILD / "cliproxy-redis-config" / "config.yaml"
+                shared.parent.mkdir(exist_ok=True)
+                shared.write_text(
+                    cliproxy_config(
+                        upstream_port, shared_port, redis_url=REDIS_URL, auth="auth-redis"
+                    )
+                )
+                cmd = [cliproxy_bin, "serve", "--config", str(shared)]
+                process = start(cmd, "redis.log", PROXY_CORE)
+                targets.append(Target("cliproxy-redis", shared_port, process))
+            else:
+                notes.append(f"cliproxy with a Redis state store was not run: {problem}")
         if "litellm" in wanted and litellm_problem is None:
             port = free_port()
             config = BUILD / "litellm.yaml"
@@ -460,14 +502,15 @@ def main() -> int:
             for case in CASES:
                 if args.cases and case.name not in args.cases.split(","):
                     continue
-                bare = next((t for t in live if t.name == "cliproxy-bare"), None)
+                besides = [t for t in live if t.name in ("cliproxy-bare", "cliproxy-redis")]
                 for target in live:
-                    if target.name == "cliproxy-bare":
+                    if target in besides:
                         continue  # run beside cliproxy below, or not at all
                     settle(live)
-                    if target.name == "cliproxy" and bare is not None and case.name == BARE_CASE:
-                        paired = run_paired(target, bare, mode, case, upstream_port, args.duration)
-                        for each, result in zip((target, bare), paired, strict=True):
+                    if target.name == "cliproxy" and besides and case.name == BARE_CASE:
+                        group = [target, *besides]
+                        results = run_alternating(group, mode, case, upstream_port, args.duration)
+                        for each, result in zip(group, results, strict=True):
                             each.results[(mode, case.name)] = result
                             print(f"{mode:13} {case.name:18} {each.name:9} {result}", flush=True)
                         continue
@@ -487,6 +530,8 @@ def main() -> int:
         for target in targets:
             stop(target.process)
         stop(upstream)
+        if any(t.name == "cliproxy-redis" for t in targets):
+            forget_redis_keys(REDIS_URL)
 
     raw = {t.name: {f"{m}|{c}": r for (m, c), r in t.results.items()} for t in targets}
     (BUILD / "results.json").write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2))
