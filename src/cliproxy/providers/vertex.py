@@ -15,6 +15,7 @@ speak their own vendors' bodies at ``publishers/<vendor>`` and are not routed, a
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 
 import orjson
@@ -79,11 +80,13 @@ class _VertexBase(Provider):
             url, api_headers(credential, ctx, self.auth(credential)), orjson.dumps(body)
         )
 
+    @abstractmethod
     def model_url(self, credential: Credential, model: str) -> str:
-        raise NotImplementedError
+        """The model's URL (before ``:method``) for this kind of Vertex credential."""
 
+    @abstractmethod
     def auth(self, credential: Credential) -> dict[str, str]:
-        raise NotImplementedError
+        """The credential's auth header (an API key, or a minted service-account token)."""
 
 
 class VertexApiKeyProvider(_VertexBase):
