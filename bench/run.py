@@ -282,6 +282,7 @@ def run_alternating(
     runs: list[list[dict[str, object]]] = [[] for _ in targets]
     for _ in range(3):
         for index, target in enumerate(targets):
+            settle(targets)  # the one before may still be finishing its work, on this core
             runs[index].append(run_load(target, mode, case, upstream_port, duration))
 
     def median(results: list[dict[str, object]]) -> dict[str, object]:

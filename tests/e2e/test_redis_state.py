@@ -21,7 +21,8 @@ import redis
 
 from cliproxy.routing.cooldown import MemoryCooldownBook
 from cliproxy.routing.pool_state import PoolState
-from cliproxy.routing.redis_state import RedisCooldownBook, redis_pool_state
+from cliproxy.routing.redis_link import RedisLink
+from cliproxy.routing.redis_state import RedisCooldownBook, RedisCounters, redis_pool_state
 from tests.e2e.redis_servers import (  # noqa: F401 (pytest fixtures)
     REDIS_URL,
     OwnRedis,
@@ -252,3 +253,36 @@ def _book(state: PoolState) -> RedisCooldownBook:
     assert isinstance(state.cooldowns, RedisCooldownBook)
     assert isinstance(state.cooldowns.mirror, MemoryCooldownBook)
     return state.cooldowns
+
+
+async def test_a_burst_of_rotations_is_one_write_and_every_position_is_counted(
+    prefix: str,
+) -> None:
+    """Under load every request advances a rotation counter: while one write to Redis waits,
+    later advances join it, so the writes keep up (one per key per round trip) and no position
+    is lost; the other instance hears the total."""
+    first = redis_pool_state(REDIS_URL, prefix, time.time)
+    second = redis_pool_state(REDIS_URL, prefix, time.time)
+    client = redis.asyncio.Redis.from_url(REDIS_URL, decode_responses=True)
+    await first.start()
+    await second.start()
+    try:
+        link, heard = first.link, second.counters
+        assert isinstance(link, RedisLink) and isinstance(heard, RedisCounters)
+        positions = [first.counters.advance("openai:gpt") for _ in range(500)]
+        assert positions == list(range(500))
+        assert len(link._pending) == 1  # 500 advances, one queued write
+        deadline = time.monotonic() + 5
+        key = f"{prefix}counter:openai:gpt"
+        while time.monotonic() < deadline and await client.get(key) != "500":
+            await asyncio.sleep(0.02)
+        assert await client.get(key) == "500"
+        # The other instance took the shared value from the event: it continues after 500.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and heard._values.get("openai:gpt", 0) < 500:
+            await asyncio.sleep(0.02)
+        assert second.counters.advance("openai:gpt") == 500
+    finally:
+        await first.close()
+        await second.close()
+        await client.aclose()

@@ -113,13 +113,18 @@ class SharedTotals:
         self._forget_before(kind, period)
         shares = self.shares.setdefault(at, {})
         shares[self.link.origin] = shares.get(self.link.origin, 0.0) + amount
-        self.link.submit(lambda client: self._push(client, at, self.link.origin))
+        self.link.submit(
+            lambda client: self._push(client, at, self.link.origin),
+            coalesce=("share", at, self.link.origin),
+        )
 
     def raise_to(self, kind: str, name: str, period: int, total: float) -> None:
         """At least ``total`` (the ledger's count at start) for the whole gateway."""
         at = (kind, name, period)
         self.seen(at, FLOOR, total)
-        self.link.submit(lambda client: self._push(client, at, FLOOR))
+        self.link.submit(
+            lambda client: self._push(client, at, FLOOR), coalesce=("share", at, FLOOR)
+        )
 
     async def _push(self, client: Redis, at: Period, field: str) -> None:
         # The value as it is when the write runs: writes queued behind it send nothing new.
@@ -179,6 +184,8 @@ class SharedRunning:
         self.clock = clock
         # name -> instance -> (running there, when we last heard of it)
         self.others: dict[str, dict[str, tuple[int, float]]] = {}
+        # name -> requests running here, as last published
+        self._here: dict[str, int] = {}
 
     def elsewhere(self, name: str) -> int:
         fresh_since = self.clock() - RUNNING_TTL
@@ -186,9 +193,12 @@ class SharedRunning:
         return sum(count for count, heard in found.values() if heard > fresh_since)
 
     def publish(self, name: str, count: int) -> None:
-        self.link.submit(lambda client: self._write(client, name, count))
+        self._here[name] = count
+        self.link.submit(lambda client: self._write(client, name), coalesce=("running", name))
 
-    async def _write(self, client: Redis, name: str, count: int) -> None:
+    async def _write(self, client: Redis, name: str, count: int | None = None) -> None:
+        if count is None:  # the latest: a queued write sends it, not the one of its time
+            count = self._here.get(name, 0)
         key = self.link.key("running", orjson.dumps([name, self.link.origin]).decode())
         async with client.pipeline(transaction=True) as pipe:
             if count > 0:

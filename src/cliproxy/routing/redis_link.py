@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,7 +82,10 @@ class RedisLink:
         self.retry_seconds = retry_seconds
         self.max_retry_seconds = max_retry_seconds
         # The oldest writes go first past the bound: the resync pushes the mirror anyway.
-        self._pending: deque[Operation] = deque(maxlen=max_pending)
+        self.max_pending = max_pending
+        self._pending: deque[tuple[Hashable | None, Operation]] = deque()
+        # The coalescing keys of the writes waiting in _pending (see submit).
+        self._queued: set[Hashable] = set()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -118,9 +121,23 @@ class RedisLink:
 
     # --- writes ------------------------------------------------------------------------
 
-    def submit(self, operation: Operation) -> None:
-        """Queue a write; never blocks and never raises, whatever state Redis is in."""
-        self._pending.append(operation)
+    def submit(self, operation: Operation, coalesce: Hashable | None = None) -> None:
+        """Queue a write; never blocks and never raises, whatever state Redis is in.
+
+        A write made on every request (a rotation counter, a rate-limit share) names what it
+        writes in ``coalesce`` and reads the value when it runs, not when it was queued: while
+        one such write waits, another with the same key adds nothing, so a busy instance sends
+        one write per key per round trip instead of one per request. (One per request, in
+        order, fell behind at a few thousand requests a second and worked off its backlog for
+        seconds after the load ended.)"""
+        if coalesce is not None:
+            if coalesce in self._queued:
+                return
+            self._queued.add(coalesce)
+        if len(self._pending) >= self.max_pending:
+            dropped, _ = self._pending.popleft()
+            self._queued.discard(dropped)
+        self._pending.append((coalesce, operation))
         loop = self._loop
         if loop is None:
             return  # not started yet: start() runs what queued up
@@ -136,7 +153,11 @@ class RedisLink:
 
     async def _run_pending(self, client: Redis) -> None:
         while self._pending:
-            operation = self._pending.popleft()
+            entry = self._pending.popleft()
+            coalesce, operation = entry
+            # From here on a new write of the same key queues anew: this one may have read
+            # its value already.
+            self._queued.discard(coalesce)
             try:
                 await operation(client)
             except ResponseError as exc:
@@ -145,7 +166,9 @@ class RedisLink:
                 log.warning("state store refused a write and it was dropped: %s", exc)
             except BaseException:
                 # The connection went (or the link is stopping): the write waits for the next.
-                self._pending.appendleft(operation)
+                self._pending.appendleft(entry)
+                if coalesce is not None:
+                    self._queued.add(coalesce)
                 raise
 
     async def _drain(self, client: Redis) -> None:

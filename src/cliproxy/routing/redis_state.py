@@ -42,10 +42,10 @@ redis.call('PUBLISH', ARGV[6], ARGV[7])
 return {ARGV[3], ARGV[5]}
 """
 
-# INCR and tell the others the new value, in one step. ARGV[2] is the event with a 0 for the
-# value, which the script fills in.
+# INCRBY and tell the others the new value, in one step. ARGV[2] is the event with a 0 for the
+# value, which the script fills in; ARGV[3] the positions handed out since the last write.
 COUNT_SCRIPT = """
-local value = redis.call('INCR', KEYS[1])
+local value = redis.call('INCRBY', KEYS[1], ARGV[3])
 local event = cjson.decode(ARGV[2])
 event['v'] = value
 redis.call('PUBLISH', ARGV[1], cjson.encode(event))
@@ -204,21 +204,32 @@ class RedisCounters:
         self.link = link
         # The number of positions handed out so far, as far as this instance knows.
         self._values: dict[str, int] = {}
+        # Positions handed out here that Redis has not counted yet: one write adds them all.
+        self._unsent: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def advance(self, key: str) -> int:
         with self._lock:
             position = self._values.get(key, 0)
             self._values[key] = position + 1
-
-        async def write(client: Redis) -> None:
-            event = self.link.event("count", k=key, v=0)
-            counter = self.link.key("counter", key)
-            value = await client.eval(COUNT_SCRIPT, 1, counter, self.link.channel, event)
-            self.seen(key, int(value))
-
-        self.link.submit(write)
+            self._unsent[key] = self._unsent.get(key, 0) + 1
+        self.link.submit(lambda client: self._write(client, key), coalesce=("counter", key))
         return position
+
+    async def _write(self, client: Redis, key: str) -> None:
+        with self._lock:
+            count = self._unsent.pop(key, 0)
+        if not count:
+            return
+        event = self.link.event("count", k=key, v=0)
+        counter = self.link.key("counter", key)
+        try:
+            value = await client.eval(COUNT_SCRIPT, 1, counter, self.link.channel, event, count)
+        except BaseException:
+            with self._lock:  # counted again when the write is retried
+                self._unsent[key] = self._unsent.get(key, 0) + count
+            raise
+        self.seen(key, int(value))
 
     def seen(self, key: str, value: int) -> None:
         """Another instance (or Redis) counted ``value`` positions: never go back."""
