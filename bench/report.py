@@ -99,7 +99,7 @@ def render_results(
         for case in cases:
             key = f"{mode}|{case}"
             direct = results.get("direct", {}).get(key, {})
-            for target in ("direct", "cliproxy", "cliproxy-bare", "cliproxy-redis", "litellm"):
+            for target in TARGET_ORDER:
                 row = results.get(target, {}).get(key)
                 if row is None:
                     continue
@@ -131,6 +131,61 @@ def render_results(
     if notes:
         out += ["", "## Notes", ""] + [f"- {note}" for note in notes]
     return "\n".join(out) + "\n"
+
+
+TARGET_ORDER = ("direct", "cliproxy", "cliproxy-bare", "cliproxy-redis", "cliproxy-2w", "litellm")
+
+
+def _scale_targets(results: Results) -> list[str]:
+    """Issue 21's targets for one worker, two workers and the burst (this 2-core machine)."""
+    proxy, direct = results.get("cliproxy", {}), results.get("direct", {})
+    litellm, two = results.get("litellm", {}), results.get("cliproxy-2w", {})
+    rows: list[str] = []
+
+    def add(label: str, value: float | None, limit: float, unit: str, at_most: bool) -> None:
+        if value is None:
+            rows.append(f"| {label} | not measured | - |")
+            return
+        met = value <= limit if at_most else value >= limit
+        rows.append(f"| {label} | {value:.2f} {unit} | {'yes' if met else 'NO'} |")
+
+    c64 = "pass-through|json c=64"
+    one = results.get("cliproxy-bare", {}).get(c64, {}).get("rps")
+    add("one worker, pass-through c=64 (ledger off) ≥ 4,000 req/s", one, 4000, "req/s", False)
+    theirs = litellm.get(c64, {}).get("rps")
+    add(
+        "one worker, pass-through c=64 (ledger off) ≥ 50x LiteLLM",
+        one / theirs if one and theirs else None,
+        50,
+        "x",
+        False,
+    )
+    c1 = "pass-through|json c=1"
+    for stat, limit in (("p50_ms", 0.3), ("p99_ms", 1.0)):
+        add(
+            f"one worker, pass-through c=1 added {stat[:3]} ≤ {limit:g} ms",
+            _diff(proxy.get(c1, {}).get(stat), direct.get(c1, {}).get(stat)),
+            limit,
+            "ms",
+            True,
+        )
+    burst = "pass-through|1000 idle streams"
+    add(
+        "1,000-stream burst added TTFB p50 ≤ 50 ms",
+        _diff(proxy.get(burst, {}).get("ttfb_p50_ms"), direct.get(burst, {}).get("ttfb_p50_ms")),
+        50,
+        "ms",
+        True,
+    )
+    mine, both = proxy.get(c64, {}).get("rps"), two.get(c64, {}).get("rps")
+    add(
+        "two workers (both cores, tools on core 1 too) ≥ 1.8x one worker, pass-through c=64",
+        both / mine if both and mine else None,
+        1.8,
+        "x",
+        False,
+    )
+    return rows
 
 
 def _targets(results: Results, chunks: int) -> list[str]:
@@ -218,6 +273,7 @@ def _targets(results: Results, chunks: int) -> list[str]:
             f"| {'yes' if translated <= 1.5 * passthrough else 'NO'} (≤ 1.5x) |"
         )
     rows += _paced_targets(proxy, direct)
+    rows += _scale_targets(results)
     for mode in ("pass-through", "translated"):
         idle = proxy.get(f"{mode}|1000 idle streams", {})
         rss, ok, errors = idle.get("peak_rss_mb"), idle.get("requests"), idle.get("errors")

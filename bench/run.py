@@ -78,6 +78,10 @@ BARE_CASE = "json c=64"
 # "cliproxy-redis" is cliproxy with its pool state in Redis (state-store), run beside cliproxy
 # in the same case: what sharing the state costs. Skipped when no Redis answers.
 REDIS_URL = os.environ.get("CLIPROXY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+# "cliproxy-2w" is cliproxy with `workers: 2`, free to use both cores (the load generator and
+# the upstream simulator still run on core 1), run beside cliproxy in the same case.
+TWO_WORKERS_CORES = "0,1"
+BESIDE_CLIPROXY = ("cliproxy-bare", "cliproxy-redis", "cliproxy-2w")
 REDIS_PREFIX = f"cliproxy-bench-{os.getpid()}:"
 SOAK_REQUESTS = 100_000  # the memory soak: RSS before and after this many requests
 
@@ -352,9 +356,16 @@ def install_litellm(venv: Path) -> str | None:
 
 
 def cliproxy_config(
-    upstream: int, port: int, recording: bool = True, redis_url: str = "", auth: str = ""
+    upstream: int,
+    port: int,
+    recording: bool = True,
+    redis_url: str = "",
+    auth: str = "",
+    workers: int = 1,
 ) -> str:
     switches = "" if recording else "usage-statistics-enabled: false\nmetrics-enabled: false\n"
+    if workers > 1:
+        switches += f"workers: {workers}\n"
     if redis_url:
         switches += f'state-store: {{redis-url: "{redis_url}", key-prefix: "{REDIS_PREFIX}"}}\n'
     return f"""host: 127.0.0.1
@@ -478,6 +489,13 @@ def main() -> int:
                 targets.append(Target("cliproxy-redis", shared_port, process))
             else:
                 notes.append(f"cliproxy with a Redis state store was not run: {problem}")
+            two_port = free_port()
+            two = BUILD / "cliproxy-2w-config" / "config.yaml"
+            two.parent.mkdir(exist_ok=True)
+            two.write_text(cliproxy_config(upstream_port, two_port, auth="auth-2w", workers=2))
+            cmd = [cliproxy_bin, "serve", "--config", str(two)]
+            process = start(cmd, "two-workers.log", TWO_WORKERS_CORES)
+            targets.append(Target("cliproxy-2w", two_port, process))
         if "litellm" in wanted and litellm_problem is None:
             port = free_port()
             config = BUILD / "litellm.yaml"
@@ -503,7 +521,7 @@ def main() -> int:
             for case in CASES:
                 if args.cases and case.name not in args.cases.split(","):
                     continue
-                besides = [t for t in live if t.name in ("cliproxy-bare", "cliproxy-redis")]
+                besides = [t for t in live if t.name in BESIDE_CLIPROXY]
                 for target in live:
                     if target in besides:
                         continue  # run beside cliproxy below, or not at all
