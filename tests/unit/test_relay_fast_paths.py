@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given, settings
+import orjson
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from cliproxy.protocols.openai_chat_stream import ChatStreamDecoder
 from cliproxy.protocols.sse import SSEParser
-from cliproxy.server.relay import _split_events
+from cliproxy.server.relay import StreamOutcome, _split_events, _vet
 from cliproxy.server.reply_model import stream_renamer
 
 _EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
@@ -57,3 +59,68 @@ def test_the_compact_rename_matches_the_pattern(before: bytes, spacing: bytes, t
     raw = b"data: " + before + b'"model":' + spacing + b'"up"' + tail + b"\n\n"
     pattern = re.compile(rb'([{,][ \t]*"model"[ \t]*:[ \t]*)"up"')
     assert rename(raw) == pattern.sub(lambda m: m[1] + b'"client"', raw)
+
+
+def _chat_chunk(delta: dict[str, object], finish: str | None, extra: dict[str, object]) -> bytes:
+    chunk = {"id": "c1", "model": "m", "choices": [{"index": 0, "delta": delta}], **extra}
+    if finish is not None:
+        chunk["choices"][0]["finish_reason"] = finish  # type: ignore[index]
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+chat_events = st.lists(
+    st.one_of(
+        st.builds(
+            _chat_chunk,
+            delta=st.dictionaries(
+                st.sampled_from(
+                    ["content", "content", "role", "reasoning_content", "refusal", "tool_calls"]
+                ),
+                st.one_of(
+                    st.none(),
+                    st.text(min_size=1, max_size=5),
+                    st.just(""),
+                    st.just([{"index": 0, "id": "t", "function": {"name": "f"}}]),
+                ),
+                max_size=3,
+            ),
+            finish=st.sampled_from([None, None, None, "stop", "length"]),
+            extra=st.sampled_from([{}, {}, {"usage": {"prompt_tokens": 3}}, {"error": {"x": 1}}]),
+        ),
+        st.sampled_from([b"data: [DONE]\n\n", b"data: {nope\n\n", b"data: [1]\n\n"]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(events=chat_events)
+@example(
+    events=[_chat_chunk({"content": "a"}, None, {}), _chat_chunk({"content": "b"}, "length", {})]
+)
+@example(
+    events=[_chat_chunk({"content": "a"}, None, {}), _chat_chunk({}, None, {"usage": {"a": 1}})]
+)
+def test_chat_chunks_the_decoder_passes_change_nothing_feed_would(events: list[bytes]) -> None:
+    # Relayed with the shortcut (decoder.passes) and without: the same bytes go out, the
+    # outcome and the decoder's final events are the same.
+    def relay(shortcut: bool) -> str:  # repr: errors compare by identity
+        decoder, outcome = ChatStreamDecoder(), StreamOutcome()
+        if not shortcut:
+            decoder.passes = lambda raw: False  # type: ignore[method-assign]
+        sent = _vet(events, SSEParser(), decoder, outcome)
+        return repr((sent, outcome.error, outcome.end, outcome.usage, decoder.close()))
+
+    assert relay(True) == relay(False)
+
+
+def test_a_plain_text_chunk_passes_once_the_text_block_is_open() -> None:
+    decoder = ChatStreamDecoder()
+    first = _chat_chunk({"role": "assistant", "content": "Hel"}, None, {})
+    more = _chat_chunk({"content": "lo"}, None, {})
+    assert not decoder.passes(first)  # starts the message and the block: feed must see it
+    decoder.feed(SSEParser().feed_event(first)[0])
+    assert decoder.passes(more)
+    assert not decoder.passes(_chat_chunk({"content": "!"}, "stop", {}))
+    assert not decoder.passes(_chat_chunk({"reasoning_content": "hm"}, None, {}))
+    assert not decoder.passes(_chat_chunk({"content": "x"}, None, {"usage": {"total_tokens": 1}}))

@@ -34,6 +34,15 @@ class StreamDecoder(ABC):
     @abstractmethod
     def close(self) -> list[StreamEvent]: ...
 
+    def passes(self, raw: bytes) -> bool:
+        """Whether one whole SSE event, as the upstream sent it, may be relayed without
+        ``feed``: it carries only more of what the stream is already doing (text into the
+        open text block) and nothing the relay watches (a start, an end, usage, an error, a
+        new block). The pass-through relay asks first, for every event; True means the event
+        was read and the decoder's state is as ``feed`` would have left it. The default never
+        says so."""
+        return False
+
 
 class StreamEncoder(ABC):
     """Turns canonical events into this protocol's SSE bytes for one client stream.

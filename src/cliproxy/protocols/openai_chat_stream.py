@@ -101,6 +101,45 @@ class ChatStreamDecoder(StreamDecoder):
                     self._choice(choice, out)
         return out
 
+    def passes(self, raw: bytes) -> bool:
+        # The chunk of nearly every token: one data line, one choice whose delta is more
+        # content for the text block already open, no finish, usage or error. Anything else,
+        # or anything odd about it, goes through feed (which also words the errors).
+        if (
+            self._open_kind != "text"
+            or self.finished
+            or self._failed
+            or not raw.startswith(b"data: {")
+            or not raw.endswith(b"\n\n")
+            or raw.count(b"\n") != 2
+            or b"\r" in raw
+        ):
+            return False
+        try:
+            chunk = loads_upstream(raw[6:-2], "upstream stream chunk")
+        except (orjson.JSONDecodeError, ProxyError):
+            return False
+        if not isinstance(chunk, dict) or chunk.get("error") or chunk.get("usage"):
+            return False
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or len(choices) != 1:
+            return False
+        choice = choices[0]
+        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+            return False
+        if choice.get("finish_reason"):
+            return False
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return False
+        for key, value in delta.items():
+            if key == "content":
+                if value is not None and not isinstance(value, str):
+                    return False
+            elif key != "role" and value:
+                return False  # reasoning, a refusal, tool calls, audio...
+        return True
+
     def close(self) -> list[StreamEvent]:
         if self.finished or self._failed:
             return []

@@ -40,6 +40,11 @@ class SSEParser:
                 events.append(event)
         return events
 
+    @property
+    def idle(self) -> bool:
+        """Between events: nothing buffered, no event half read."""
+        return not self._buffer and not self._data and self._event is None
+
     def feed_event(self, raw: bytes) -> list[SSEEvent]:
         """``feed`` for bytes that hold whole events (the pass-through relay splits them first).
         The usual one, a single ``data: `` line, is read without going line by line."""

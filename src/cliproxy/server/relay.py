@@ -140,15 +140,18 @@ def _vet(
     """The raw events that decode cleanly, up to the first one that signals an error (those
     ``hidden`` picks out are read but left out)."""
     good: list[bytes] = []
+    passes = decoder.passes if unwrap is None else None
     for raw in raw_events:
-        events = parser.feed_event(raw)
-        if unwrap is not None:
-            events = [unwrap(sse) for sse in events]
-        for sse in events:
-            for event in decoder.feed(sse):
-                outcome.see(event)
-        if outcome.error is not None:
-            break
+        if passes is None or not parser.idle or not passes(raw):
+            events = parser.feed_event(raw)
+            if unwrap is not None:
+                events = [unwrap(sse) for sse in events]
+            for sse in events:
+                for event in decoder.feed(sse):
+                    outcome.see(event)
+            if outcome.error is not None:
+                break
+        # else: more text for the open block, which nothing here watches (decoder.passes)
         if hidden is not None and hidden(raw):
             continue
         good.append(raw if unwrap is None else b"".join(_reframe(sse) for sse in events))
