@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -313,3 +315,22 @@ async def test_every_query_reads_the_same_on_both_backends(backend_url: str) -> 
     await reopened.open()  # pruning at start, on either backend
     assert "old" not in {row["model"] for row in await reopened.fetch()}
     await reopened.close()
+
+
+def test_a_ledger_made_with_its_first_record_loads_alembic_at_open(tmp_path: Path) -> None:
+    """The file waits for the first record, the migration machinery does not: imported then,
+    in the middle of serving, it held up the event loop for a tenth of a second or more."""
+    script = f"""
+import asyncio, sys
+from cliproxy.usage.ledger import Ledger
+async def main():
+    ledger = Ledger("sqlite+aiosqlite:///{tmp_path / "usage.sqlite"}")
+    assert "alembic" not in sys.modules
+    await ledger.open()
+    assert "alembic" in sys.modules, "alembic is imported only with the first record"
+    await ledger.close()
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not (tmp_path / "usage.sqlite").exists()

@@ -213,6 +213,7 @@ class Ledger:
         so an idle proxy leaves none behind."""
         self._repair = repair
         if self.store.path is not None and not self.store.path.exists():
+            self.store.prepare()  # at start, not in the middle of the first requests
             self._deferred = True
             self.available = True
             self._kick()

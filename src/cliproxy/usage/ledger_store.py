@@ -159,6 +159,13 @@ class LedgerStore:
             return str(self.path)
         return make_url(self.url).render_as_string(hide_password=True)
 
+    @staticmethod
+    def prepare() -> None:
+        """Import what opening needs (Alembic: a tenth of a second, a second on a slow host)
+        now, for a ledger that opens later: done on the first record, the import would stall
+        the event loop while it serves."""
+        import cliproxy.usage.ledger_migrations  # noqa: F401
+
     async def open(self, *, repair: bool = True) -> None:
         """Connect and bring the schema up to date. A damaged SQLite file is moved aside and
         replaced (``repair``); any other error (a locked file, a server that does not answer)
