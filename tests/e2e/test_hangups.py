@@ -62,11 +62,14 @@ def proxy(sims: dict[str, Simulator]) -> Iterator[ProxyServer]:
 
 
 async def _hang_up(base_url: str, path: str, body: dict[str, Any]) -> None:
-    """Send the request and give up on it after a moment, closing the connection."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(5.0, read=0.5)) as c:
-        with pytest.raises(httpx.ReadTimeout):
-            async with c.stream("POST", path, json=body) as reply:
-                await reply.aread()
+    """Send the request and wait for a reply that never comes; the caller cancels this, which
+    closes the connection."""
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(60.0)) as c,
+        c.stream("POST", path, json=body) as reply,
+    ):
+        await reply.aread()
+    raise AssertionError(f"{path} was answered; its upstream was told to hang")
 
 
 def _wait_for(condition: Any, seconds: float) -> bool:
@@ -91,12 +94,25 @@ def test_early_hang_ups_close_every_upstream_call(
     for model, _, _ in calls:
         sims[model].queue(Reply.text("never sent", hang=True))
 
-    async def everyone() -> None:
-        await asyncio.gather(*(_hang_up(proxy.base_url, path, body) for _, path, body in calls))
+    async def everyone() -> bool:
+        # Each client hangs up once every call reached its upstream (a fixed client timeout
+        # raced the proxy on a slow host and left replies queued for the next test).
+        clients = [
+            asyncio.create_task(_hang_up(proxy.base_url, path, body)) for _, path, body in calls
+        ]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(sim.pending for sim in sims.values()):
+            await asyncio.sleep(0.05)
+        reached = all(sim.pending == 0 for sim in sims.values())
+        for client in clients:
+            client.cancel()
+        ended = await asyncio.gather(*clients, return_exceptions=True)
+        answered = [e for e in ended if not isinstance(e, asyncio.CancelledError)]
+        assert not answered, answered  # every client was still waiting
+        return reached
 
-    asyncio.run(everyone())
     # Every call reached its upstream, and every upstream connection is gone within 3 s.
-    assert all(sim.pending == 0 for sim in sims.values())
+    assert asyncio.run(everyone())
     assert _wait_for(lambda: sum(s.open_connections for s in sims.values()) == 0, 3.0), {
         model: sim.open_connections for model, sim in sims.items()
     }
