@@ -138,6 +138,15 @@ class Filters:
 ANY = Filters()
 
 
+def _quiet_alembic() -> None:
+    """Before Alembic is imported: its import announces each of its plugins at INFO, and each
+    migration context speaks too; our own lines say what changed (unless someone set its
+    level)."""
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)
+
+
 class LedgerStore:
     """The ledger's table at ``url`` (a SQLAlchemy async URL)."""
 
@@ -164,6 +173,7 @@ class LedgerStore:
         """Import what opening needs (Alembic: a tenth of a second, a second on a slow host)
         now, for a ledger that opens later: done on the first record, the import would stall
         the event loop while it serves."""
+        _quiet_alembic()
         import cliproxy.usage.ledger_migrations  # noqa: F401
 
     async def open(self, *, repair: bool = True) -> None:
@@ -201,6 +211,7 @@ class LedgerStore:
                     raise DatabaseError("PRAGMA quick_check", None, ValueError(str(checked)))
         # Alembic is imported here, when a ledger opens: a tenth of a second that the other
         # importers of this module (the CLI's commands, an embedding program) need not pay.
+        _quiet_alembic()
         from cliproxy.usage.ledger_migrations import migrate
 
         await migrate(engine, self.where)
