@@ -11,6 +11,7 @@ reaches a credential's own vendor or base URL, /management.html is never downloa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ async def request_logs(request: Request) -> Response:
         raise ApiError(400, None, f"limit: must be a whole number from 1 to {REQUEST_LOGS_MOST}")
     limit = int(raw) if raw else REQUEST_LOGS_LIMIT
     config = _state(request).runtime.config
+    await _written(request)
     files = log_files(log_dir(config), LOG_FILE)
 
     def read() -> list[dict[str, Any]]:
@@ -153,6 +155,7 @@ async def request_log_entry(request: Request) -> Response:
     request_id = request.path_params["id"].strip().lower()
     if not REQUEST_ID.fullmatch(request_id):
         raise ApiError(400, None, "invalid request ID")
+    await _written(request)
     path = find_by_id(log_dir(_state(request).runtime.config), request_id)
     found = None
     if path is not None:
@@ -163,6 +166,16 @@ async def request_log_entry(request: Request) -> Response:
     if found is None:
         raise ApiError(404, None, "log file not found for the given request ID")
     return json_response(found)
+
+
+async def _written(request: Request) -> None:
+    """Let the request logs handed to the writer reach their files first: a request that was
+    just answered is listed (its file is written in a thread after the reply went out)."""
+    writer = getattr(request.app.state, "request_logs", None)
+    if writer is not None:
+        # Bounded: under steady traffic the writer is never idle; list what is there by then.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(writer.flush(), 2.0)
 
 
 def _download(path: Path) -> Response:
