@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,20 @@ def render_results(
     return "\n".join(out) + "\n"
 
 
+def _row_adder(rows: list[str]) -> Callable[..., None]:
+    """add(label, value, limit, unit, at_most=True): one target row, met or not (or not
+    measured when the value is None), appended to ``rows``."""
+
+    def add(label: str, value: float | None, limit: float, unit: str, at_most: bool = True) -> None:
+        if value is None:
+            rows.append(f"| {label} | not measured | - |")
+            return
+        met = value <= limit if at_most else value >= limit
+        rows.append(f"| {label} | {value:.2f} {unit} | {'yes' if met else 'NO'} |")
+
+    return add
+
+
 TARGET_ORDER = ("direct", "cliproxy", "cliproxy-bare", "cliproxy-redis", "cliproxy-2w", "litellm")
 
 
@@ -141,13 +156,7 @@ def _scale_targets(results: Results) -> list[str]:
     proxy, direct = results.get("cliproxy", {}), results.get("direct", {})
     litellm, two = results.get("litellm", {}), results.get("cliproxy-2w", {})
     rows: list[str] = []
-
-    def add(label: str, value: float | None, limit: float, unit: str, at_most: bool) -> None:
-        if value is None:
-            rows.append(f"| {label} | not measured | - |")
-            return
-        met = value <= limit if at_most else value >= limit
-        rows.append(f"| {label} | {value:.2f} {unit} | {'yes' if met else 'NO'} |")
+    add = _row_adder(rows)
 
     c64 = "pass-through|json c=64"
     one = results.get("cliproxy-bare", {}).get(c64, {}).get("rps")
@@ -193,13 +202,7 @@ def _targets(results: Results, chunks: int) -> list[str]:
     direct = results.get("direct", {})
     litellm = results.get("litellm", {})
     rows: list[str] = []
-
-    def add(label: str, value: float | None, limit: float, unit: str, at_most: bool = True) -> None:
-        if value is None:
-            rows.append(f"| {label} | not measured | - |")
-            return
-        met = value <= limit if at_most else value >= limit
-        rows.append(f"| {label} | {value:.2f} {unit} | {'yes' if met else 'NO'} |")
+    add = _row_adder(rows)
 
     c1 = "pass-through|json c=1"
     add(
