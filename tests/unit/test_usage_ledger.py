@@ -145,6 +145,11 @@ def test_the_request_path_row_is_make_rows_row(changes: dict[str, object]) -> No
         latency_ms=round(event.latency * 1000, 3),
         ttft_ms=round(event.first_token * 1000, 3) if event.first_token is not None else None,
     )
+    # A request's row is priced as it is made; make_row leaves pricing to the writer.
+    tokens = Tokens(event.input_tokens, event.output_tokens, event.cached_tokens)
+    cost = ledger.prices.cost(event.requested_model, event.upstream_model, event.provider, tokens)
+    assert row["cost_usd"] == pytest.approx(cost, rel=1e-9)
+    expected["cost_usd"] = row["cost_usd"]
     assert row == expected
     assert list(row) == list(expected)
 

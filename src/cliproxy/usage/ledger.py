@@ -102,21 +102,6 @@ def dedup_key(row: Mapping[str, Any]) -> str:
     return f"{round(row['ts'] * 1_000_000):016x}{digest}"
 
 
-def _int_dedup_key(row: Mapping[str, Any]) -> str:
-    """``dedup_key`` for a row whose token counts are ints (the request path's), in one
-    formatting step; the same text, so the same key."""
-    ts = row["ts"]
-    failed = "1" if row["failed"] else "0"
-    text = (
-        f"{row['kind']}\x1f{row['api_key']}\x1f{row['model']}\x1f{ts:.6f}\x1f{row['source']}"
-        f"\x1f{row['auth_index']}\x1f{failed}\x1f{row['input_tokens']:d}"
-        f"\x1f{row['output_tokens']:d}\x1f{row['reasoning_tokens']:d}"
-        f"\x1f{row['cached_tokens']:d}\x1f{row['total_tokens']:d}"
-    )
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return f"{round(ts * 1_000_000):016x}{digest}"
-
-
 def make_row(**fields: Any) -> dict[str, Any]:
     """A complete row from the given fields (the rest take their empty values)."""
     row: dict[str, Any] = {
@@ -311,49 +296,77 @@ class Ledger:
         self._add((event, self.clock()))
 
     def _rows_of(self, ended: list[Ended]) -> list[dict[str, Any]]:
+        """The rows of a batch, priced, as mappings (for the database driver's insert)."""
+        return [dict(zip(COLUMNS, values, strict=True)) for values in self._values_of(ended)]
+
+    def _values_of(self, ended: list[Ended]) -> list[tuple[Any, ...]]:
+        """The rows of a batch, priced, each a tuple in COLUMNS order: what the SQLite writer
+        binds, with no mapping built and taken apart again for each row."""
         rows = []
         for event, at in ended:
             if isinstance(event, RequestOutcome):
-                rows.append(self._request_row(event, at))
+                rows.append(self._request_values(event, at))
             else:
-                rows.append(self._attempt_row(event, at))
+                row = self._attempt_row(event, at)
+                self._price_all([row])
+                rows.append(tuple(row[name] for name in COLUMNS))
         return rows
 
-    def _request_row(self, event: RequestOutcome, at: float) -> dict[str, Any]:
+    def _request_values(self, event: RequestOutcome, at: float) -> tuple[Any, ...]:
+        """A request's row, priced, in COLUMNS order. Written out rather than through
+        make_row, whose generic path (defaults, update, the general dedup) costs about three
+        times as much; the same row (a test compares them)."""
         info = self.resolver(event.credential_id) if event.credential_id else NO_CREDENTIAL
+        ts = round(at - event.latency, 6)
+        failed = event.ending != "completed"
+        api_key = event.client_key_name or event.client_key
+        model, upstream_model, provider = (
+            event.requested_model,
+            event.upstream_model,
+            event.provider,
+        )
+        input_tokens, output_tokens = event.input_tokens, event.output_tokens
+        cached_tokens, reasoning_tokens = event.cached_tokens, event.reasoning_tokens
+        total_tokens = input_tokens + output_tokens
         error_kind = event.error_kind
         first_token = event.first_token
-        # Written out rather than through make_row, whose generic path (defaults, update, the
-        # general dedup) costs about three times as much; the same row (a test compares them).
-        row = {
-            "ts": round(at - event.latency, 6),
-            "kind": REQUEST,
-            "failed": event.ending != "completed",
-            "api_key": event.client_key_name or event.client_key,
-            "auth_index": info.auth_index,
-            "source": info.source,
-            "provider": event.provider,
-            "model": event.requested_model,
-            "upstream_model": event.upstream_model,
-            "client_protocol": event.client_protocol,
-            "upstream_protocol": event.upstream_protocol,
-            "status": event.status,
-            "error_kind": error_kind.value if error_kind is not None else None,
-            "stream": event.stream,
-            "input_tokens": event.input_tokens,
-            "output_tokens": event.output_tokens,
-            "cached_tokens": event.cached_tokens,
-            "reasoning_tokens": event.reasoning_tokens,
-            "total_tokens": event.input_tokens + event.output_tokens,
-            "latency_ms": round(event.latency * 1000, 3),
-            "ttft_ms": round(first_token * 1000, 3)
-            if event.stream and first_token is not None
-            else None,
-            "cost_usd": None,
-            "subscription": info.subscription,
-        }
-        row["dedup"] = _int_dedup_key(row)
-        return row
+        # dedup_key's text for int token counts, in one formatting step: the same key.
+        text = (
+            f"{REQUEST}\x1f{api_key}\x1f{model}\x1f{ts:.6f}\x1f{info.source}"
+            f"\x1f{info.auth_index}\x1f{'1' if failed else '0'}\x1f{input_tokens:d}"
+            f"\x1f{output_tokens:d}\x1f{reasoning_tokens:d}"
+            f"\x1f{cached_tokens:d}\x1f{total_tokens:d}"
+        )
+        dedup = f"{round(ts * 1_000_000):016x}{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+        cost = self.prices.cost(
+            model, upstream_model, provider, Tokens(input_tokens, output_tokens, cached_tokens)
+        )
+        return (  # COLUMNS order (a test checks it)
+            ts,
+            REQUEST,
+            failed,
+            api_key,
+            info.auth_index,
+            info.source,
+            provider,
+            model,
+            upstream_model,
+            event.client_protocol,
+            event.upstream_protocol,
+            event.status,
+            error_kind.value if error_kind is not None else None,
+            event.stream,
+            input_tokens,
+            output_tokens,
+            cached_tokens,
+            reasoning_tokens,
+            total_tokens,
+            round(event.latency * 1000, 3),
+            round(first_token * 1000, 3) if event.stream and first_token is not None else None,
+            cost,
+            info.subscription,
+            dedup,
+        )
 
     def _attempt_row(self, event: AttemptOutcome, at: float) -> dict[str, Any]:
         info = self.resolver(event.credential_id)
@@ -421,7 +434,7 @@ class Ledger:
                         )
                         await asyncio.shield(self._in_flight)
                     else:
-                        rows = await asyncio.to_thread(self._priced_rows, batch)
+                        rows = await asyncio.to_thread(self._rows_of, batch)
                         await self.store.insert(rows, counted=False)
                 except Exception as error:
                     if writer is not None:
@@ -432,13 +445,8 @@ class Ledger:
             if not self._deferred and self.clock() - self._pruned_at >= PRUNE_EVERY:
                 await self._prune()
 
-    def _priced_rows(self, ended: list[Ended]) -> list[dict[str, Any]]:
-        rows = self._rows_of(ended)
-        self._price_all(rows)
-        return rows
-
     def _write_rows(self, writer: SqliteRowWriter, ended: list[Ended]) -> None:
-        writer.write(self._priced_rows(ended))
+        writer.write(self._values_of(ended))
 
     def _write_failed(self, rows: int, error: Exception) -> None:
         self.write_failures += 1

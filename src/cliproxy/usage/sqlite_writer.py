@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ CHUNK = 400
 
 
 class SqliteRowWriter:
-    """Inserts complete ledger rows into ``table``'s ``columns`` of the file at ``path``."""
+    """Inserts complete ledger rows, each a tuple of the values of ``columns`` in their order,
+    into ``table`` of the file at ``path``."""
 
     def __init__(self, path: Path, table: str, columns: Sequence[str]) -> None:
         self.path = path
@@ -45,7 +46,7 @@ class SqliteRowWriter:
         self._statement_of = {CHUNK: head + ", ".join(row for _ in range(CHUNK))}
         self._head, self._row = head, row
 
-    def write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def write(self, rows: Sequence[Sequence[Any]]) -> None:
         """Insert ``rows`` in one transaction; a row whose dedup key is stored is skipped.
         Raises what sqlite3 raises (the ledger logs it and counts the rows as dropped)."""
         if not rows:
@@ -53,14 +54,13 @@ class SqliteRowWriter:
         with self._busy:
             self._write(rows)
 
-    def _write(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def _write(self, rows: Sequence[Sequence[Any]]) -> None:
         connection = self._connection or self._connect()
-        columns = self.columns
         connection.execute("BEGIN IMMEDIATE")  # the write lock now, waiting out another writer
         try:
             for start in range(0, len(rows), CHUNK):
                 chunk = rows[start : start + CHUNK]
-                values = [row[name] for row in chunk for name in columns]
+                values = [value for row in chunk for value in row]
                 connection.execute(self._statement(len(chunk)), values)
             connection.execute("COMMIT")
         except BaseException:
