@@ -25,6 +25,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import machine_description, render_results
+from side_by_side import run_side_by_side
 from upstream import PACED_GAP
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,6 +76,8 @@ CLIENT_MODEL = {"pass-through": "bench-openai", "translated": "bench-claude"}
 # "cliproxy-bare" is cliproxy with the usage ledger and the metrics turned off: it runs only
 # this case, to show what recording every request costs at full load.
 BARE_CASE = "json c=64"
+SIDE_BY_SIDE = "ledger side by side"  # BARE_CASE on cliproxy and cliproxy-bare at once
+SIDE_BY_SIDE_ROUNDS = 9  # its rounds still spread by a few percent: their median decides
 # "cliproxy-redis" is cliproxy with its pool state in Redis (state-store), run beside cliproxy
 # in the same case: what sharing the state costs. Skipped when no Redis answers.
 REDIS_URL = os.environ.get("CLIPROXY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -223,9 +226,9 @@ def _cpu_numbers(cpu: float, result: dict[str, object], case: Case) -> dict[str,
     return numbers
 
 
-def run_load(
+def loadgen_command(
     target: Target, mode: str, case: Case, upstream_port: int, duration: float
-) -> dict[str, object]:
+) -> list[str]:
     path, model, body = MODES[mode]
     anthropic_reply = target.name == "direct" and mode == "translated"
     if target.name != "direct":
@@ -255,6 +258,21 @@ def run_load(
     ]  # fmt: skip
     if case.once:
         cmd.append("--once")
+    return cmd
+
+
+def loadgen_result(out: bytes, err: bytes) -> dict[str, object]:
+    try:
+        result: dict[str, object] = orjson.loads(out.strip().splitlines()[-1])
+    except (orjson.JSONDecodeError, IndexError):
+        result = {"requests": 0, "errors": -1, "first_error": err.decode()[-300:]}
+    return result
+
+
+def run_load(
+    target: Target, mode: str, case: Case, upstream_port: int, duration: float
+) -> dict[str, object]:
+    cmd = loadgen_command(target, mode, case, upstream_port, duration)
     watched = target.process.pid if target.process is not None else None
     cpu_before = tree_cpu_seconds(watched) if watched is not None else 0.0
     loadgen = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -268,10 +286,7 @@ def run_load(
         time.sleep(0.1)
     out, err = loadgen.communicate()
     cpu = tree_cpu_seconds(watched) - cpu_before if watched is not None else None
-    try:
-        result: dict[str, object] = orjson.loads(out.strip().splitlines()[-1])
-    except (orjson.JSONDecodeError, IndexError):
-        result = {"requests": 0, "errors": -1, "first_error": err.decode()[-300:]}
+    result = loadgen_result(out, err)
     result["peak_rss_mb"] = round(peak / 1024, 1) if peak else None
     if cpu is not None:
         result.update(_cpu_numbers(cpu, result, case))
@@ -296,6 +311,32 @@ def run_alternating(
         return {**ranked[len(ranked) // 2], "runs_rps": [r.get("rps") for r in results]}
 
     return [median(each) for each in runs]
+
+
+def ledger_side_by_side(
+    on: Target,
+    off: Target,
+    mode: str,
+    case: Case,
+    upstream_port: int,
+    duration: float,
+    live: list[Target],
+) -> dict[str, object]:
+    """cliproxy with its ledger and metrics on, and with them off, loaded at the same time on
+    the proxy core (bench/side_by_side.py): what recording costs, undisturbed by the host."""
+    assert on.process is not None and off.process is not None
+    commands = (
+        loadgen_command(on, mode, case, upstream_port, duration),
+        loadgen_command(off, mode, case, upstream_port, duration),
+    )
+    return run_side_by_side(
+        (on.process.pid, off.process.pid),
+        commands,
+        SIDE_BY_SIDE_ROUNDS,
+        duration,
+        lambda: settle(live),
+        tree_cpu_seconds,
+    )
 
 
 def redis_problem(url: str) -> str | None:
@@ -435,6 +476,9 @@ def main() -> int:
     parser.add_argument("--cases", default="", help="only these cases (comma-separated names)")
     parser.add_argument("--skip-soak", action="store_true", help="no 100k-request memory soak")
     args = parser.parse_args()
+    # This driver polls every target's memory ten times a second: on the tools' core, not on
+    # the core whose time the proxy under test is measured by.
+    os.sched_setaffinity(0, {int(TOOLS_CORE)})
     BUILD.mkdir(parents=True, exist_ok=True)
     (BUILD / "auth").mkdir(exist_ok=True)
     # Each run starts with an empty usage ledger, so runs compare alike.
@@ -534,6 +578,13 @@ def main() -> int:
                         for each, result in zip(group, results, strict=True):
                             each.results[(mode, case.name)] = result
                             print(f"{mode:13} {case.name:18} {each.name:9} {result}", flush=True)
+                        bare = next((t for t in besides if t.name == "cliproxy-bare"), None)
+                        if bare is not None:
+                            result = ledger_side_by_side(
+                                target, bare, mode, case, upstream_port, args.duration, live
+                            )
+                            target.results[(mode, SIDE_BY_SIDE)] = result
+                            print(f"{mode:13} {SIDE_BY_SIDE:18} {result}", flush=True)
                         continue
                     if target.name != "direct" or "direct" in wanted:
                         result = run_load(target, mode, case, upstream_port, args.duration)
