@@ -10,6 +10,7 @@ import time
 import httpx
 import pytest
 
+from tests.e2e.waiting import wait_until
 from tests.proxy_server import ProxyServer
 
 LIMITS = """
@@ -102,7 +103,13 @@ def test_access_log_redacts_keys_in_the_query(caplog: pytest.LogCaptureFixture) 
         assert reply.status_code == 200, reply.text
         wrong = httpx.get(proxy.base_url + "/v1beta/models?key=wrong-key-in-full-123")
         assert wrong.status_code == 401
-    lines = [r.getMessage() for r in caplog.records if r.name == "cliproxy.access"]
+
+        def access_lines() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "cliproxy.access"]
+
+        # The access line is written once the reply has gone out, so it may trail the reply.
+        wait_until(lambda: any(" 401 " in line for line in access_lines()), 5.0)
+    lines = access_lines()
     assert any(
         "generateContent?key=<redacted>&alt=json" in line and " 200 " in line for line in lines
     )
