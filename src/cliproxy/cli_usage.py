@@ -20,8 +20,12 @@ HoursOption = Annotated[
     float, typer.Option("--hours", min=0.01, help="How far back to look (default: 24 h).")
 ]
 DatabaseOption = Annotated[
-    Path | None,
-    typer.Option("--database", help="The ledger file (default: the config's usage-database)."),
+    str | None,
+    typer.Option(
+        "--database",
+        help="The ledger: a SQLite file or a postgresql:// URL (default: the config's "
+        "usage-database).",
+    ),
 ]
 
 
@@ -34,7 +38,9 @@ def usage(
     console = Console(highlight=False)
     cfg = _load_config(None, config, console)
     if database is not None:
-        cfg = cfg.model_copy(update={"usage_database": str(database.expanduser())})
+        # A URL as usage-database takes it; anything else names a file.
+        where = database if "://" in database else str(Path(database).expanduser())
+        cfg = cfg.model_copy(update={"usage_database": where})
     ledger = Ledger(cfg.usage_database_url)
     path = ledger.store.path
     if path is not None and not path.exists():

@@ -91,7 +91,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def test_two_instances_write_one_ledger_and_each_shows_all(
-    database: str, anthropic_sim: AnthropicSim
+    database: str, anthropic_sim: AnthropicSim, tmp_path: Path
 ) -> None:
     config = _config(database, anthropic_sim)
     with ProxyServer(config) as first, ProxyServer(config) as second:
@@ -112,6 +112,14 @@ def test_two_instances_write_one_ledger_and_each_shows_all(
         ).json()
         ids = [r["id"] for r in requests["requests"]]
         assert requests["total"] == 5 and len(set(ids)) == 5
+    # `cliproxy usage --database` reads the same ledger, a file or a URL, whatever the config.
+    bare = tmp_path / "config.yaml"
+    bare.write_text("port: 8399\n")
+    printed = CliRunner().invoke(
+        cli_app, ["usage", "--config", str(bare), "--database", database], env={"COLUMNS": "200"}
+    )
+    assert printed.exit_code == 0, printed.output
+    assert "sonnet" in printed.output and " 5 " in printed.output, printed.output
 
 
 @contextlib.contextmanager
