@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from side_by_side import median
+
 ROOT = Path(__file__).resolve().parent.parent
 Results = dict[str, dict[str, dict[str, Any]]]  # target -> "mode|case" -> loadgen numbers
 
@@ -154,9 +156,7 @@ def paired_percent(on: dict[str, Any], off: dict[str, Any]) -> float | None:
     between rounds moves both alike), else the ratio of the two medians."""
     runs_on, runs_off = on.get("runs_rps") or [], off.get("runs_rps") or []
     if runs_on and len(runs_on) == len(runs_off) and all(runs_on) and all(runs_off):
-        ratios = sorted(a / b * 100 for a, b in zip(runs_on, runs_off, strict=True))
-        middle = len(ratios) // 2
-        return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
+        return median([a / b * 100 for a, b in zip(runs_on, runs_off, strict=True)])
     rate_on, rate_off = on.get("rps"), off.get("rps")
     return rate_on / rate_off * 100 if rate_on and rate_off else None
 

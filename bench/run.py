@@ -336,6 +336,7 @@ def ledger_side_by_side(
         duration,
         lambda: settle(live),
         tree_cpu_seconds,
+        loadgen_result,
     )
 
 

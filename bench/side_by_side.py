@@ -17,8 +17,6 @@ import subprocess
 import time
 from collections.abc import Callable
 
-import orjson
-
 
 def median(values: list[float]) -> float:
     ranked = sorted(values)
@@ -33,6 +31,7 @@ def run_side_by_side(
     duration: float,
     settle: Callable[[], None],
     cpu_seconds: Callable[[int], float],
+    parse: Callable[[bytes, bytes], dict[str, object]],
 ) -> dict[str, object]:
     """``rounds`` runs of the two load generators ``commands`` at once, against the proxies
     ``pids``; the first's throughput as a percentage of the second's in each round, their
@@ -56,7 +55,7 @@ def run_side_by_side(
             except subprocess.TimeoutExpired:
                 load.kill()
                 outputs.append(load.communicate())
-        results = [_result(out) for out, _ in outputs]
+        results = [parse(out, err) for out, err in outputs]
         spent = [cpu_seconds(pid) - start for pid, start in zip(pids, before, strict=True)]
         errors += sum(int(result.get("errors") or 0) for result in results)  # type: ignore[call-overload]
         rps = [float(result.get("rps") or 0.0) for result in results]  # type: ignore[arg-type]
@@ -79,11 +78,3 @@ def run_side_by_side(
     if all(cpu_per_request):
         summary["cpu_us_per_request"] = [round(median(side), 1) for side in cpu_per_request]
     return summary
-
-
-def _result(out: bytes) -> dict[str, object]:
-    try:
-        result: dict[str, object] = orjson.loads(out.strip().splitlines()[-1])
-    except (orjson.JSONDecodeError, IndexError):
-        result = {"errors": -1}
-    return result
