@@ -182,3 +182,26 @@ def test_cli_refuses_what_it_cannot_migrate(tmp_path: Path) -> None:
     assert path.read_text() == "request-retry: -1\n"
     other = runner.invoke(app, ["config", "migrate", "--to", "v7", str(path)])
     assert other.exit_code == 2 and "only v8" in other.output
+
+
+@pytest.mark.parametrize(
+    "value", ["!!str 1", "=", "<<", "[=, !!str 2]", "{inner: !!str 3}"], ids=repr
+)
+def test_tagged_scalars_under_an_unknown_key_migrate(value: str) -> None:
+    """An unknown key may hold a scalar YAML tags explicitly (``!!str 1``) or implicitly
+    (``=``, ``<<``). Both reads of the file hold the same tag and text there; the check that
+    the migrated config reads the same must not take them for a difference (the management
+    API refused every v8 write with a 500 once such a value was in the file)."""
+    text = f"request-retry: 2\nnotes-of-mine:\n  kept: {value}\n"
+    migrated = migrate_text(text, "config.yaml").text
+    assert "config-version: 8" in migrated
+    assert f"kept: {value}" in migrated
+
+
+def test_a_changed_tagged_scalar_is_still_a_difference() -> None:
+    from cliproxy.config.v8_migrate import differences
+
+    before = parse_config_text("mine: !!str 1\n", "a.yaml").model_dump()
+    after = parse_config_text("mine: !!str 2\n", "b.yaml").model_dump()
+    assert differences(before, after) == ["mine"]
+    assert differences(before, parse_config_text("mine: !!str 1\n", "c.yaml").model_dump()) == []

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
 from ruamel.yaml.error import CommentMark
 from ruamel.yaml.tokens import CommentToken
 
@@ -442,7 +442,20 @@ def differences(before: Any, after: Any, path: str = "") -> list[str]:
             where = f"{path}.{key}" if path else str(key)
             found += differences(before.get(key), after.get(key), where)
         return found
-    return [] if before == after else [path or "(the whole config)"]
+    return [] if _comparable(before) == _comparable(after) else [path or "(the whole config)"]
+
+
+def _comparable(value: Any) -> Any:
+    """``value`` with the tagged scalars an unknown key may hold (``!!str 1``, ``=``, ``<<``)
+    as their tag and text: ruamel's TaggedScalar compares by identity, so two reads of the
+    same file would otherwise differ there."""
+    if isinstance(value, TaggedScalar):
+        return (str(value.tag), value.value)
+    if isinstance(value, list):
+        return [_comparable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _comparable(item) for key, item in value.items()}
+    return value
 
 
 __all__ = [
