@@ -7,7 +7,6 @@ Used by the request, response and stream halves of the protocol so that the wire
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 import orjson
@@ -20,6 +19,7 @@ from cliproxy.model import (
     Usage,
     loads_limited,
 )
+from cliproxy.model.ids import random_hex
 from cliproxy.protocols.fields import expect_object
 from cliproxy.protocols.signatures import carried_part, foreign, wrap_part
 
@@ -47,14 +47,14 @@ def message_id(raw: str | None) -> str:
     if raw and raw.startswith("msg_"):
         return raw
     cleaned = _ID_UNSAFE.sub("_", raw or "")
-    return "msg_" + (cleaned or uuid.uuid4().hex[:24])
+    return "msg_" + (cleaned or random_hex(24))
 
 
 def tool_use_id(raw: str | None) -> str:
     """Anthropic only accepts ``[A-Za-z0-9_-]+`` tool ids; ids from other vendors are made safe
     (the same mapping is applied to tool_result ids, so calls and results still match)."""
     cleaned = _ID_UNSAFE.sub("_", raw or "")
-    return cleaned or "toolu_" + uuid.uuid4().hex[:24]
+    return cleaned or "toolu_" + random_hex(24)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import mimetypes
 import re
-import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -34,6 +33,7 @@ from cliproxy.model import (
     invalid,
     loads_limited,
 )
+from cliproxy.model.ids import random_hex
 from cliproxy.protocols.fields import expect_object, expect_str
 from cliproxy.protocols.signatures import carried_part
 
@@ -71,7 +71,7 @@ class CallIds:
         if self._deterministic:
             self._count += 1
             return f"call_{name}_{self._count - 1}"
-        return f"call_{name}_{uuid.uuid4().hex[:12]}"
+        return f"call_{name}_{random_hex(12)}"
 
     def for_call(self, name: str, given: Any) -> str:
         call_id = given if isinstance(given, str) and given else self._new(name)

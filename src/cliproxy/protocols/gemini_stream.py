@@ -7,7 +7,6 @@ finishReason as failed and retries, so the encoder always ends with one.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +36,7 @@ from cliproxy.model import (
     loads_limited,
     loads_upstream,
 )
+from cliproxy.model.ids import random_hex
 from cliproxy.protocols.base import StreamDecoder, StreamEncoder
 from cliproxy.protocols.gemini_errors import error_from_object, render_error
 from cliproxy.protocols.gemini_parts import (
@@ -56,7 +56,7 @@ from cliproxy.protocols.sse import SSEEvent, frame
 
 
 def new_response_id() -> str:
-    return uuid.uuid4().hex[:22]
+    return random_hex(22)
 
 
 class GeminiStreamDecoder(StreamDecoder):

@@ -7,10 +7,10 @@ the legacy completions module; kept apart so the stream module need not import t
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
 from cliproxy.model import ErrorKind, FinishReason, ProxyError, Usage, kind_for_status
+from cliproxy.model.ids import random_alnum
 from cliproxy.protocols.base import JSON
 
 _FINISH_FROM_WIRE = {
@@ -81,7 +81,7 @@ _RETRY_IN = re.compile(r"try again in (\d+(?:\.\d+)?)\s*(ms|s)\b", re.IGNORECASE
 
 
 def new_id(prefix: str = "chatcmpl-") -> str:
-    return prefix + secrets.token_urlsafe(18).replace("-", "").replace("_", "")[:24]
+    return prefix + random_alnum(24)
 
 
 def wire_id(raw: str, prefix: str = "chatcmpl-") -> str:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from typing import Any
 
 from cliproxy.model import ErrorKind, FinishReason, ProxyError, ReasoningPart, Usage
+from cliproxy.model.ids import random_hex
 from cliproxy.protocols.openai_chat_wire import ERROR_TYPES
 from cliproxy.protocols.openai_responses_request import NAME
 from cliproxy.protocols.signatures import carried_part
@@ -20,7 +20,7 @@ JSON = dict[str, Any]
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{random_hex(32)}"
 
 
 def response_id(canonical_id: str) -> str:

@@ -7,6 +7,8 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 
+from cliproxy.model.ids import random_uuid4
+
 
 def client_header(headers: Mapping[str, str], *names: str) -> str | None:
     """The first of ``names`` the client sent with a non-blank value (names are lower-case)."""
@@ -86,7 +88,7 @@ def conversation_id(salt: str, key: str | None) -> str:
     protocols/conversation.py) and ``salt`` (the account, so two accounts never share one);
     a fresh one when the request shows no conversation."""
     if key is None:
-        return str(uuid.uuid4())
+        return str(random_uuid4())
     digest = hashlib.blake2b(f"{salt}\n{key}".encode(), digest_size=16).digest()
     return str(uuid.UUID(bytes=digest, version=4))
 

@@ -13,8 +13,9 @@ it, as for the IDE).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
+
+from cliproxy.model.ids import random_uuid4
 
 # Models the Antigravity registry listed in 2026-12 (CLIProxyAPI's, @a7e3596).
 MODELS: tuple[str, ...] = (
@@ -98,7 +99,7 @@ def envelope(model: str, project: str, request: dict[str, Any]) -> dict[str, Any
         "userAgent": "antigravity",
         "requestType": request_type(model, request),
         "project": project,
-        "requestId": f"agent-{uuid.uuid4()}",
+        "requestId": f"agent-{random_uuid4()}",
         "request": request,
     }
 

@@ -8,13 +8,13 @@ wants the account id beside the token, and reports the plan's usage windows in h
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from cliproxy.model.ids import random_uuid4
 from cliproxy.protocols.conversation import conversation_key
 from cliproxy.protocols.openai_responses import PROTOCOL as OPENAI_RESPONSES
 from cliproxy.providers.accounts_common import (
@@ -229,7 +229,7 @@ class CodexProvider(VendorReads, Provider):
             "version": profile.version,
             "session-id": session,
             "thread-id": session,
-            "x-client-request-id": str(uuid.uuid4()),
+            "x-client-request-id": str(random_uuid4()),
         }
         if profile.beta_features:
             headers["x-codex-beta-features"] = profile.beta_features

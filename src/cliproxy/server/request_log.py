@@ -15,13 +15,13 @@ or a stream that ended in an error): CLIProxyAPI's error logs.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cliproxy.config.schema import Config
+from cliproxy.model.ids import random_hex
 from cliproxy.providers.exchanges import EXCHANGES, REQUEST_ID, Exchange
 from cliproxy.server.access import MANAGEMENT_PREFIXES
 from cliproxy.server.outcomes import TRACK, RequestTrack, Tried
@@ -85,7 +85,7 @@ class RequestRecord:
     )
 
     def __init__(self, scope: Scope, config: Config) -> None:
-        self.request_id = os.urandom(4).hex()
+        self.request_id = random_hex(8)
         self.started = time.time()
         self.config = config  # the snapshot this request ran under
         self.method: str = scope["method"]
