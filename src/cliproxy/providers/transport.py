@@ -1,4 +1,5 @@
-"""HTTP to upstreams: one pooled aiohttp session per effective proxy, built lazily.
+"""HTTP to upstreams: the lean client for direct http(s) calls (lean_http.py), and one pooled
+aiohttp session per effective proxy, built lazily, for calls through a proxy.
 
 Sessions are keyed by proxy URL so that credentials behind different proxies never share
 connections. ``direct`` / ``none`` on a credential bypass the global proxy.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import replace
 from urllib.parse import unquote, urlsplit
 
@@ -26,10 +28,14 @@ from aiohttp_socks import ProxyTimeoutError as SocksTimeoutError
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import UpstreamReply, UpstreamRequest
 from cliproxy.providers.exchanges import opened
+from cliproxy.providers.lean_http import LeanPool, eligible
 from cliproxy.providers.read_timer import install as lazy_read_timer
 
 log = logging.getLogger(__name__)
 
+# CLIPROXY_UPSTREAM_CLIENT=aiohttp sends every upstream call through aiohttp, should the lean
+# client ever disagree with an upstream (docs/benchmark.md).
+LEAN_SWITCH = "CLIPROXY_UPSTREAM_CLIENT"
 _BYPASS = {"direct", "none"}
 _HTTP_SCHEMES = {"http", "https"}
 _SOCKS_SCHEMES = {"socks5", "socks5h"}
@@ -42,6 +48,9 @@ class UpstreamClient:
         self.read_timeout = read_timeout
         self._sessions: dict[str | None, aiohttp.ClientSession] = {}
         self._lock = asyncio.Lock()
+        # Direct http(s) calls, nearly all of them, go through the lean client (lean_http.py);
+        # proxied ones through aiohttp.
+        self._lean = LeanPool(read_timeout) if os.environ.get(LEAN_SWITCH) != "aiohttp" else None
 
     def effective_proxy(self, proxy_url: str | None) -> str | None:
         # The entry's own setting wins, "direct"/"none" included; the global one fills in.
@@ -135,6 +144,8 @@ class UpstreamClient:
         if request.in_process is not None:
             return await request.in_process(request)
         proxy = self.effective_proxy(proxy_url)
+        if proxy is None and self._lean is not None and eligible(request.method, request.url):
+            return await self._send_lean(request)
         http_proxy = _http_proxy(proxy)
         session = self._sessions.get(proxy)
         if session is None or session.closed:
@@ -166,7 +177,28 @@ class UpstreamClient:
                 f"cannot reach upstream {_host(request.url)}: {exc.__class__.__name__}",
             ) from exc
 
+    async def _send_lean(self, request: UpstreamRequest) -> UpstreamReply:
+        body = request.body if request.body or request.method != "GET" else None
+        try:
+            assert self._lean is not None
+            return await self._lean.send(request.method, request.url, request.headers, body)
+        except TimeoutError as exc:
+            raise ProxyError(
+                ErrorKind.TIMEOUT, f"upstream did not answer in time: {_host(request.url)}"
+            ) from exc
+        except ValueError as exc:
+            raise ProxyError(
+                ErrorKind.SERVER, f"cannot send to {_host(request.url)}: {exc}"
+            ) from exc
+        except (OSError, aiohttp.ClientError) as exc:
+            raise ProxyError(
+                ErrorKind.UPSTREAM,
+                f"cannot reach upstream {_host(request.url)}: {exc.__class__.__name__}",
+            ) from exc
+
     async def close(self) -> None:
+        if self._lean is not None:
+            await self._lean.close()
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
