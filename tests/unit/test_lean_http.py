@@ -488,3 +488,57 @@ async def test_connections_leave_no_reference_cycles(serve, pool: LeanPool) -> N
 
 def _lean(thing: object) -> bool:
     return type(thing).__module__ == "cliproxy.providers.lean_http"
+
+
+async def test_redirects_are_followed_as_aiohttp_does_and_keep_credentials_home(
+    serve, pool: LeanPool
+) -> None:
+    async def elsewhere_echo(upstream: Upstream, reader, writer) -> None:
+        request = await upstream.read_request(reader)
+        body = request.split(b"\r\n", 1)[0] + b" " + request.rsplit(b"\r\n\r\n", 1)[1]
+        writer.write(JSON_HEAD % len(body) + body)
+        await writer.drain()
+
+    other = await serve(elsewhere_echo)
+
+    async def redirecting(upstream: Upstream, reader, writer) -> None:
+        while True:
+            request = await upstream.read_request(reader)
+            line = request.split(b"\r\n", 1)[0]
+            if b"/307" in line:
+                writer.write(b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /landed\r\n")
+            elif b"/302" in line:
+                writer.write(b"HTTP/1.1 302 Found\r\nlocation: /landed\r\n")
+            elif b"/away" in line:
+                location = f"http://127.0.0.1:{other.port}/there".encode()
+                writer.write(b"HTTP/1.1 308 Permanent Redirect\r\nlocation: %s\r\n" % location)
+            elif b"/loop" in line:
+                writer.write(b"HTTP/1.1 302 Found\r\nlocation: /loop\r\n")
+            else:
+                body = line + b" " + request.rsplit(b"\r\n\r\n", 1)[1]
+                writer.write(JSON_HEAD % len(body) + body)
+                await writer.drain()
+                continue
+            writer.write(b"content-length: 0\r\n\r\n")
+            await writer.drain()
+
+    upstream = await serve(redirecting)
+    base = f"http://127.0.0.1:{upstream.port}"
+    keys = {"authorization": "Bearer secret", "x-api-key": "secret", "x-note": "kept"}
+
+    reply = await pool.send("POST", base + "/307", keys, b"payload")
+    assert await reply.read() == b"POST /landed HTTP/1.1 payload"  # method and body kept
+    reply.release()
+    reply = await pool.send("POST", base + "/302", keys, b"payload")
+    assert await reply.read() == b"GET /landed HTTP/1.1 "  # a POST after 302 goes on as GET
+    reply.release()
+    assert b"authorization: Bearer secret" in upstream.requests[-1]  # same origin: kept
+
+    reply = await pool.send("POST", base + "/away", keys, b"payload")
+    assert await reply.read() == b"POST /there HTTP/1.1 payload"
+    reply.release()
+    landed = other.requests[-1].lower()
+    assert b"secret" not in landed and b"x-note: kept" in landed
+
+    with pytest.raises(aiohttp.TooManyRedirects):
+        await pool.send("GET", base + "/loop", {}, None)

@@ -17,6 +17,8 @@ the wire where a caller could tell the difference:
   unanswered on a reused connection is retried once only for idempotent methods;
 - connect: DNS answers cached for 300 s, Happy Eyeballs (aiohappyeyeballs, as aiohttp),
   30 s to connect; the read timeout runs from the last bytes received, armed once per stall;
+- redirects are followed as aiohttp follows them, except that a redirect to another origin
+  drops every credential header, not only ``Authorization``;
 - failures raise what aiohttp's would for the callers' ``except`` clauses: ``OSError`` before a
   reply, ``aiohttp.ClientPayloadError`` for a body cut short, ``TimeoutError`` for a stall.
 """
@@ -49,6 +51,11 @@ HAPPY_EYEBALLS_DELAY = 0.25  # aiohttp's default
 HIGH_WATER = 256 * 1024  # unread body bytes at which reading from the upstream pauses
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 LEAN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10  # aiohttp's max_redirects
+CREDENTIALS = frozenset(
+    {"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization"}
+)
 _DEFAULT_HEADERS = (
     ("accept", "Accept: */*"),
     ("accept-encoding", "Accept-Encoding: gzip, deflate"),
@@ -497,6 +504,32 @@ class LeanPool:
         return None
 
     async def send(
+        self, method: str, url: str, headers: dict[str, str], body: bytes | None
+    ) -> LeanReply:
+        """Send and return once the reply's head is in, following redirects as aiohttp does
+        (up to 10; 303, and 301/302 after a POST, go on as a GET without the body)."""
+        reply = await self._send_once(method, url, headers, body)
+        for _ in range(MAX_REDIRECTS):
+            if reply.status not in REDIRECTS or "location" not in reply.headers:
+                return reply
+            following = URL(url).join(URL(reply.headers["location"]))
+            if following.scheme not in ("http", "https"):
+                return reply  # nowhere this client goes: the caller sees the redirect
+            reply.release()
+            if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
+                method, body = "GET", None
+            if following.origin() != URL(url).origin():
+                # Credentials stay with the host they were meant for (aiohttp drops only
+                # Authorization; the vendors' key headers go too).
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIALS}
+            url = str(following)
+            reply = await self._send_once(method, url, headers, body)
+        if reply.status in REDIRECTS and "location" in reply.headers:
+            reply.release()
+            raise aiohttp.TooManyRedirects(_info(), (), message="too many redirects")
+        return reply
+
+    async def _send_once(
         self, method: str, url: str, headers: dict[str, str], body: bytes | None
     ) -> LeanReply:
         target = target_of(url)
