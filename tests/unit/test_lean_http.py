@@ -542,3 +542,24 @@ async def test_redirects_are_followed_as_aiohttp_does_and_keep_credentials_home(
 
     with pytest.raises(aiohttp.TooManyRedirects):
         await pool.send("GET", base + "/loop", {}, None)
+
+
+async def test_a_reply_nobody_asked_for_closes_the_connection(serve, pool: LeanPool) -> None:
+    hung_up = 0
+
+    async def two_replies(upstream: Upstream, reader, writer) -> None:
+        nonlocal hung_up
+        await upstream.read_request(reader)
+        writer.write(JSON_HEAD % 2 + b"{}" + JSON_HEAD % 5 + b"extra")  # one too many
+        await writer.drain()
+        if not await reader.read(1):
+            hung_up += 1
+
+    upstream = await serve(two_replies)
+    for _ in range(2):
+        reply = await pool.send("POST", upstream.url, {}, b"{}")
+        assert await reply.read() == b"{}"  # the first reply, untouched by the second
+        reply.release()
+    await asyncio.sleep(0.1)
+    assert upstream.connections == 2  # never reused after the stray reply
+    assert hung_up == 2  # and closed, not left open

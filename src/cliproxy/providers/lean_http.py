@@ -225,6 +225,11 @@ class Connection(asyncio.Protocol):
         self._names, self._values = [], []
         if 100 <= status < 200:
             return  # an interim reply (100 Continue, 103 Early Hints): the real one follows
+        if self.reply is not None:
+            # A second reply to one request (bytes pipelined behind the first one's end):
+            # nothing to give it to, and the connection cannot be trusted with another.
+            self._close()
+            return
         headers: CIMultiDict[str] = CIMultiDict(
             (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
             for name, value in zip(names, values, strict=True)
@@ -237,13 +242,14 @@ class Connection(asyncio.Protocol):
             self._head.set_result(reply)
 
     def on_body(self, body: bytes) -> None:
-        if self.reply is not None:
-            self.reply.feed(body)
+        reply = self.reply
+        if reply is not None and not reply.finished:
+            reply.feed(body)
 
     def on_message_complete(self) -> None:
         reply = self.reply
-        if reply is None:
-            return  # the end of an interim reply
+        if reply is None or reply.finished:
+            return  # the end of an interim reply, or of one that came unasked
         reply.finish()
         self._cancel_timer()
 
