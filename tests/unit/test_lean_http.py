@@ -1,6 +1,7 @@
-"""The lean upstream client (providers/lean_http.py) against upstreams that misbehave on the
-wire: raw asyncio servers on 127.0.0.1 that close, cut, stall, compress, pipeline garbage and
-answer over TLS, since a simulator speaking proper HTTP would never show these faults."""
+"""The lean upstream client (providers/lean_http.py, lean_pool.py) against upstreams that
+misbehave on the wire: raw asyncio servers on 127.0.0.1 that close, cut, stall, compress,
+pipeline garbage and answer over TLS, since a simulator speaking proper HTTP would never show
+these faults."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import aiohttp
 import pytest
 import trustme
 
-from cliproxy.providers import lean_http
-from cliproxy.providers.lean_http import LeanPool, Target, request_head
+from cliproxy.providers import lean_pool
+from cliproxy.providers.lean_http import Target, request_head
+from cliproxy.providers.lean_pool import LeanPool
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 JSON_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
@@ -367,7 +369,7 @@ async def test_a_body_released_unread_closes_its_connection(serve, pool: LeanPoo
 async def test_idle_connections_are_closed_after_the_keepalive_time(
     serve, pool: LeanPool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(lean_http, "KEEPALIVE_SECONDS", 0.1)
+    monkeypatch.setattr(lean_pool, "KEEPALIVE_SECONDS", 0.1)
     upstream = await serve(keep_alive_json)
     replies = await asyncio.gather(*(pool.send("POST", upstream.url, {}, b"{}") for _ in range(5)))
     for reply in replies:
@@ -388,18 +390,18 @@ async def test_https_upstreams_are_verified_against_the_trust_store(
     upstream = await serve(keep_alive_json, tls=server_context)
     pool = LeanPool(5.0)
     try:
-        lean_http._tls_context.cache_clear()
+        lean_pool._tls_context.cache_clear()
         with pytest.raises(ssl.SSLCertVerificationError):  # not (yet) trusted
             await pool.send("POST", upstream.url, {}, b"{}")
         ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
         monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
-        lean_http._tls_context.cache_clear()
+        lean_pool._tls_context.cache_clear()
         reply = await pool.send("POST", upstream.url, {}, b"{}")
         assert await reply.read() == b'{"ok": 1}'
         reply.release()
     finally:
         await pool.close()
-        lean_http._tls_context.cache_clear()
+        lean_pool._tls_context.cache_clear()
 
 
 async def test_a_request_given_up_before_its_reply_closes_its_connection(
@@ -487,7 +489,7 @@ async def test_connections_leave_no_reference_cycles(serve, pool: LeanPool) -> N
 
 
 def _lean(thing: object) -> bool:
-    return type(thing).__module__ == "cliproxy.providers.lean_http"
+    return type(thing).__module__.startswith("cliproxy.providers.lean_")
 
 
 async def test_redirects_are_followed_as_aiohttp_does_and_keep_credentials_home(

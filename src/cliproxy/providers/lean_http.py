@@ -1,24 +1,19 @@
-"""A lean HTTP/1.1 client for the common upstream call: http or https, no proxy.
+"""A lean HTTP/1.1 client for the common upstream call (http or https, no proxy): one
+connection's protocol and the reply it delivers; the pool that sends through them is
+lean_pool.py.
 
 Why not aiohttp here: at an LLM's pace (one small chunk every few milliseconds per stream) the
 proxy's CPU goes per chunk, and aiohttp's response parser, stream reader, flow control and timer
-per read were about a quarter of what relaying one chunk costs (docs/benchmark.md). This client
-is an asyncio protocol around httptools' C parser: a body chunk is parsed, decompressed if need
-be and handed to the one waiting reader, nothing more. aiohttp stays for everything else
-(proxies, the management API's api-call, OAuth), and this client follows aiohttp's behaviour on
-the wire where a caller could tell the difference:
+per read were about a quarter of what relaying one chunk costs (docs/benchmark.md). This is an
+asyncio protocol around httptools' C parser: a body chunk is parsed, decompressed if need be
+and handed to the one waiting reader, nothing more. Where a caller could tell, it behaves as
+aiohttp did:
 
 - the request head: ``Host`` first, then the caller's headers as given, then aiohttp's defaults
   for those missing (``Accept: */*``, ``Accept-Encoding: gzip, deflate``, aiohttp's
   ``User-Agent``), then ``Content-Length``; the URL is requoted by yarl, as aiohttp does;
 - gzip and deflate replies are decompressed, their headers kept as sent;
-- keep-alive connections are pooled per scheme, host and port and dropped after 15 s idle (aiohttp's
-  default); a connection the server closed while idle is never reused, and a request found
-  unanswered on a reused connection is retried once only for idempotent methods;
-- connect: DNS answers cached for 300 s, Happy Eyeballs (aiohappyeyeballs, as aiohttp),
-  30 s to connect; the read timeout runs from the last bytes received, armed once per stall;
-- redirects are followed as aiohttp follows them, except that a redirect to another origin
-  drops every credential header, not only ``Authorization``;
+- the read timeout runs from the last bytes received, armed once per stall;
 - failures raise what aiohttp's would for the callers' ``except`` clauses: ``OSError`` before a
   reply, ``aiohttp.ClientPayloadError`` for a body cut short, ``TimeoutError`` for a stall.
 """
@@ -27,41 +22,31 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import ipaddress
-import socket
-import ssl
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from functools import lru_cache
-from time import monotonic
-from typing import Any
+from typing import Any, Protocol
 
-import aiohappyeyeballs
 import aiohttp
 import httptools
 from aiohttp.http import SERVER_SOFTWARE
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-KEEPALIVE_SECONDS = 15.0  # aiohttp's keepalive_timeout default
-CONNECT_SECONDS = 30.0
-DNS_CACHE_SECONDS = 300.0
-HAPPY_EYEBALLS_DELAY = 0.25  # aiohttp's default
 HIGH_WATER = 256 * 1024  # unread body bytes at which reading from the upstream pauses
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
-LEAN_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-REDIRECTS = frozenset({301, 302, 303, 307, 308})
-MAX_REDIRECTS = 10  # aiohttp's max_redirects
-CREDENTIALS = frozenset(
-    {"authorization", "x-api-key", "x-goog-api-key", "cookie", "proxy-authorization"}
-)
 _DEFAULT_HEADERS = (
     ("accept", "Accept: */*"),
     ("accept-encoding", "Accept-Encoding: gzip, deflate"),
     ("user-agent", f"User-Agent: {SERVER_SOFTWARE}"),
 )
 _FRAMING = frozenset({"host", "content-length", "transfer-encoding"})
+
+
+class Pool(Protocol):
+    """Where a connection goes back when its reply is done (lean_pool.LeanPool)."""
+
+    def put(self, connection: Connection) -> None: ...
 
 
 class UpstreamClosed(ConnectionResetError):
@@ -88,10 +73,6 @@ def target_of(url: str) -> Target:
     return Target(url)
 
 
-def eligible(method: str, url: str) -> bool:
-    return method in LEAN_METHODS and (url.startswith("http://") or url.startswith("https://"))
-
-
 def request_head(method: str, target: Target, headers: dict[str, str], body: bytes | None) -> bytes:
     given = {name.lower() for name in headers}
     lines = [f"{method} {target.path} HTTP/1.1"]
@@ -108,14 +89,6 @@ def request_head(method: str, target: Target, headers: dict[str, str], body: byt
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
     return "\r\n".join(lines).encode() + b"\r\n\r\n"
-
-
-@lru_cache(maxsize=1)
-def _tls_context() -> ssl.SSLContext:
-    # As aiohttp's verified default: the system's trust store, HTTP/1.1 offered by ALPN.
-    context = ssl.create_default_context()
-    context.set_alpn_protocols(["http/1.1"])
-    return context
 
 
 def _decompressor(encoding: str) -> Any:
@@ -146,7 +119,7 @@ class _Deflate:
 class Connection(asyncio.Protocol):
     """One keep-alive connection to one upstream; one exchange at a time."""
 
-    def __init__(self, pool: LeanPool, key: tuple[bool, str, int], read_timeout: float) -> None:
+    def __init__(self, pool: Pool, key: tuple[bool, str, int], read_timeout: float) -> None:
         self.pool = pool
         self.key = key
         self.read_timeout = read_timeout
@@ -182,7 +155,9 @@ class Connection(asyncio.Protocol):
             if self._parser is not None:
                 self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail(aiohttp.ClientResponseError(_info(), (), message="upstream upgraded"))
+            self._fail(
+                aiohttp.ClientResponseError(blank_request_info(), (), message="upstream upgraded")
+            )
         except httptools.HttpParserError as exc:
             self._fail(_invalid(exc))
 
@@ -338,12 +313,15 @@ class Connection(asyncio.Protocol):
         self._fail(TimeoutError("the upstream sent nothing for the read timeout"))
 
 
-def _info() -> aiohttp.RequestInfo:
+def blank_request_info() -> aiohttp.RequestInfo:
+    """aiohttp's response errors name the request they answer; these name none."""
     return aiohttp.RequestInfo(URL(), "POST", CIMultiDictProxy(CIMultiDict()), URL())
 
 
 def _invalid(exc: BaseException) -> aiohttp.ClientResponseError:
-    return aiohttp.ClientResponseError(_info(), (), message=f"invalid HTTP reply: {exc}")
+    return aiohttp.ClientResponseError(
+        blank_request_info(), (), message=f"invalid HTTP reply: {exc}"
+    )
 
 
 class LeanReply:
@@ -448,167 +426,3 @@ class LeanReply:
 
     def close(self) -> None:
         self.release()
-
-
-def _literal_address(host: str, port: int) -> list[Any] | None:
-    """The address info of an IP literal (no resolver call), or None for a name."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    if address.version == 6:
-        return [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))]
-    return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
-
-
-class LeanPool:
-    """Keep-alive connections by (tls, host, port), newest last, and the DNS answers."""
-
-    def __init__(self, read_timeout: float) -> None:
-        self.read_timeout = read_timeout
-        self._idle: dict[tuple[bool, str, int], deque[Connection]] = {}
-        self._dns: dict[tuple[str, int], tuple[float, list[Any]]] = {}
-        self._resolving: dict[tuple[str, int], asyncio.Future[list[Any]]] = {}
-        self._sweep: asyncio.TimerHandle | None = None
-        self._closed = False
-
-    def put(self, connection: Connection) -> None:
-        if self._closed:
-            connection._close()
-            return
-        connection.idle_since = monotonic()
-        self._idle.setdefault(connection.key, deque()).append(connection)
-        if self._sweep is None:
-            self._sweep = connection.loop.call_later(KEEPALIVE_SECONDS, self._swept)
-
-    def _swept(self) -> None:
-        """Close what stayed idle too long (after a burst, most of its connections)."""
-        self._sweep = None
-        limit = monotonic() - KEEPALIVE_SECONDS
-        loop = None
-        for key, idle in list(self._idle.items()):
-            while idle and (idle[0].closed or idle[0].idle_since < limit):
-                idle.popleft()._close()
-            if idle:
-                loop = idle[0].loop
-            else:
-                del self._idle[key]
-        if loop is not None:
-            self._sweep = loop.call_later(KEEPALIVE_SECONDS, self._swept)
-
-    def _take(self, key: tuple[bool, str, int]) -> Connection | None:
-        idle = self._idle.get(key)
-        limit = monotonic() - KEEPALIVE_SECONDS
-        while idle:
-            connection = idle.pop()
-            if connection.closed:
-                continue
-            if connection.idle_since < limit:
-                connection._close()
-                continue
-            return connection
-        return None
-
-    async def send(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> LeanReply:
-        """Send and return once the reply's head is in, following redirects as aiohttp does
-        (up to 10; 303, and 301/302 after a POST, go on as a GET without the body)."""
-        reply = await self._send_once(method, url, headers, body)
-        for _ in range(MAX_REDIRECTS):
-            if reply.status not in REDIRECTS or "location" not in reply.headers:
-                return reply
-            following = URL(url).join(URL(reply.headers["location"]))
-            if following.scheme not in ("http", "https"):
-                return reply  # nowhere this client goes: the caller sees the redirect
-            reply.release()
-            if reply.status == 303 or (reply.status in (301, 302) and method == "POST"):
-                method, body = "GET", None
-            if following.origin() != URL(url).origin():
-                # Credentials stay with the host they were meant for (aiohttp drops only
-                # Authorization; the vendors' key headers go too).
-                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIALS}
-            url = str(following)
-            reply = await self._send_once(method, url, headers, body)
-        if reply.status in REDIRECTS and "location" in reply.headers:
-            reply.release()
-            raise aiohttp.TooManyRedirects(_info(), (), message="too many redirects")
-        return reply
-
-    async def _send_once(
-        self, method: str, url: str, headers: dict[str, str], body: bytes | None
-    ) -> LeanReply:
-        target = target_of(url)
-        head = request_head(method, target, headers, body)
-        connection = self._take(target.key)
-        if connection is not None:
-            try:
-                return await connection.exchange(head, body)
-            except ConnectionError:
-                # A reused connection the upstream closed as the request went out: the
-                # request may or may not have been read, so only an idempotent one goes again.
-                if connection._received_any or method not in IDEMPOTENT:
-                    raise
-        connection = await self._connect(target)
-        return await connection.exchange(head, body)
-
-    async def _connect(self, target: Target) -> Connection:
-        loop = asyncio.get_running_loop()
-        connection = Connection(self, target.key, self.read_timeout)
-        async with asyncio.timeout(CONNECT_SECONDS):
-            addresses = await self._resolve(target.host, target.port)
-            sock = await aiohappyeyeballs.start_connection(
-                addresses, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY, loop=loop
-            )
-            try:
-                await loop.create_connection(
-                    lambda: connection,
-                    sock=sock,
-                    ssl=_tls_context() if target.tls else None,
-                    server_hostname=target.host if target.tls else None,
-                )
-            except BaseException:
-                sock.close()
-                raise
-        return connection
-
-    async def _resolve(self, host: str, port: int) -> list[Any]:
-        key = (host, port)
-        cached = self._dns.get(key)
-        if cached is not None and monotonic() - cached[0] < DNS_CACHE_SECONDS:
-            return cached[1]
-        literal = _literal_address(host, port)
-        if literal is not None:
-            self._dns[key] = (monotonic(), literal)
-            return literal
-        # A burst of new connections to one host asks the resolver once, not once each.
-        lookup = self._resolving.get(key)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._lookup(host, port))
-            self._resolving[key] = lookup
-            lookup.add_done_callback(lambda done: self._looked_up(key, done))
-        return await asyncio.shield(lookup)
-
-    async def _lookup(self, host: str, port: int) -> list[Any]:
-        addresses = await asyncio.get_running_loop().getaddrinfo(
-            host, port, type=socket.SOCK_STREAM
-        )
-        if not addresses:
-            raise OSError(f"no address for {host}")
-        self._dns[(host, port)] = (monotonic(), addresses)
-        return addresses
-
-    def _looked_up(self, key: tuple[str, int], lookup: asyncio.Future[list[Any]]) -> None:
-        self._resolving.pop(key, None)
-        if not lookup.cancelled():
-            lookup.exception()  # retrieved, even when every caller gave up waiting
-
-    async def close(self) -> None:
-        self._closed = True
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
-        for idle in self._idle.values():
-            for connection in idle:
-                connection._close()
-        self._idle.clear()

@@ -1,4 +1,4 @@
-"""HTTP to upstreams: the lean client for direct http(s) calls (lean_http.py), and one pooled
+"""HTTP to upstreams: the lean client for direct http(s) calls (lean_pool.py), and one pooled
 aiohttp session per effective proxy, built lazily, for calls through a proxy.
 
 Sessions are keyed by proxy URL so that credentials behind different proxies never share
@@ -28,7 +28,7 @@ from aiohttp_socks import ProxyTimeoutError as SocksTimeoutError
 from cliproxy.model import ErrorKind, ProxyError
 from cliproxy.providers.base import UpstreamReply, UpstreamRequest
 from cliproxy.providers.exchanges import opened
-from cliproxy.providers.lean_http import LeanPool, eligible
+from cliproxy.providers.lean_pool import LeanPool, eligible
 from cliproxy.providers.read_timer import install as lazy_read_timer
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class UpstreamClient:
         self.read_timeout = read_timeout
         self._sessions: dict[str | None, aiohttp.ClientSession] = {}
         self._lock = asyncio.Lock()
-        # Direct http(s) calls, nearly all of them, go through the lean client (lean_http.py);
+        # Direct http(s) calls, nearly all of them, go through the lean client (lean_pool.py);
         # proxied ones through aiohttp.
         self._lean = LeanPool(read_timeout) if os.environ.get(LEAN_SWITCH) != "aiohttp" else None
 
