@@ -135,7 +135,7 @@ class Connection(asyncio.Protocol):
         self._head: asyncio.Future[LeanReply] | None = None
         self._names: list[bytes] = []
         self._values: list[bytes] = []
-        self._received_any = False
+        self.received_any = False
         self._last_read = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
@@ -146,10 +146,10 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
 
     def data_received(self, data: bytes) -> None:
-        self._received_any = True
+        self.received_any = True
         self._last_read = self.loop.time()
         if self._head is None and (self.reply is None or self.reply.finished):
-            self._close()  # bytes nobody asked for: this connection cannot be trusted again
+            self.close()  # bytes nobody asked for: this connection cannot be trusted again
             return
         try:
             if self._parser is not None:
@@ -203,7 +203,7 @@ class Connection(asyncio.Protocol):
         if self.reply is not None:
             # A second reply to one request (bytes pipelined behind the first one's end):
             # nothing to give it to, and the connection cannot be trusted with another.
-            self._close()
+            self.close()
             return
         headers: CIMultiDict[str] = CIMultiDict(
             (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
@@ -233,14 +233,14 @@ class Connection(asyncio.Protocol):
     async def exchange(self, head: bytes, body: bytes | None) -> LeanReply:
         assert self.transport is not None
         self._head = self.loop.create_future()
-        self._received_any = False
+        self.received_any = False
         self._last_read = self.loop.time()
         self._arm_timer()
         self.transport.write(head + body if body else head)
         try:
             return await self._head
         except asyncio.CancelledError:
-            self._close()  # the reply still on its way would arrive for nobody
+            self.close()  # the reply still on its way would arrive for nobody
             raise
         finally:
             self._head = None
@@ -264,7 +264,7 @@ class Connection(asyncio.Protocol):
             self.reused = True
             self.pool.put(self)
         else:
-            self._close()
+            self.close()
 
     def pause(self) -> None:
         if not self._paused and self.transport is not None:
@@ -281,9 +281,9 @@ class Connection(asyncio.Protocol):
             self._head.set_exception(exc)
         elif self.reply is not None and not self.reply.finished:
             self.reply.fail(exc)
-        self._close()
+        self.close()
 
-    def _close(self) -> None:
+    def close(self) -> None:
         self.closed = True
         self._cancel_timer()
         if self.transport is not None:

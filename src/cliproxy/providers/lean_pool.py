@@ -83,7 +83,7 @@ class LeanPool:
 
     def put(self, connection: Connection) -> None:
         if self._closed:
-            connection._close()
+            connection.close()
             return
         connection.idle_since = monotonic()
         self._idle.setdefault(connection.key, deque()).append(connection)
@@ -97,7 +97,7 @@ class LeanPool:
         loop = None
         for key, idle in list(self._idle.items()):
             while idle and (idle[0].closed or idle[0].idle_since < limit):
-                idle.popleft()._close()
+                idle.popleft().close()
             if idle:
                 loop = idle[0].loop
             else:
@@ -113,7 +113,7 @@ class LeanPool:
             if connection.closed:
                 continue
             if connection.idle_since < limit:
-                connection._close()
+                connection.close()
                 continue
             return connection
         return None
@@ -156,7 +156,7 @@ class LeanPool:
             except ConnectionError:
                 # A reused connection the upstream closed as the request went out: the
                 # request may or may not have been read, so only an idempotent one goes again.
-                if connection._received_any or method not in IDEMPOTENT:
+                if connection.received_any or method not in IDEMPOTENT:
                     raise
         connection = await self._connect(target)
         return await connection.exchange(head, body)
@@ -219,5 +219,5 @@ class LeanPool:
             self._sweep = None
         for idle in self._idle.values():
             for connection in idle:
-                connection._close()
+                connection.close()
         self._idle.clear()
