@@ -126,7 +126,6 @@ class Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.closed = False
-        self.reused = False
         self.idle_since = 0.0
         self.reply: LeanReply | None = None
         # The parser calls back into this protocol: a cycle, dropped when the connection is
@@ -181,12 +180,6 @@ class Connection(asyncio.Protocol):
                 )
         self.reply = None  # its reader keeps what it needs; this connection is done
         self.transport = None
-
-    def pause_writing(self) -> None:  # a large request body: the transport buffers it
-        pass
-
-    def resume_writing(self) -> None:
-        pass
 
     # httptools callbacks
 
@@ -251,9 +244,7 @@ class Connection(asyncio.Protocol):
             return
         self.reply = None
         self._cancel_timer()
-        if self._paused and self.transport is not None:
-            self._paused = False
-            self.transport.resume_reading()
+        self.resume()
         if (
             reply.finished
             and reply.error is None
@@ -261,7 +252,6 @@ class Connection(asyncio.Protocol):
             and not self.closed
             and reply.keep_alive
         ):
-            self.reused = True
             self.pool.put(self)
         else:
             self.close()
@@ -423,6 +413,3 @@ class LeanReply:
         if not self._released:
             self._released = True
             self._connection.done_with(self)
-
-    def close(self) -> None:
-        self.release()
