@@ -144,24 +144,19 @@ class UpstreamClient:
         if request.in_process is not None:
             return await request.in_process(request)
         proxy = self.effective_proxy(proxy_url)
+        body = request.body if request.body or request.method != "GET" else None
         if proxy is None and self._lean is not None and eligible(request.method, request.url):
-            return await self._send_lean(request)
+            return await _send_lean(self._lean, request, body)
         http_proxy = _http_proxy(proxy)
         session = self._sessions.get(proxy)
         if session is None or session.closed:
             session = await self._session(proxy)
         try:
             return await session.request(
-                request.method,
-                request.url,
-                data=request.body if request.body or request.method != "GET" else None,
-                headers=request.headers,
-                proxy=http_proxy,
+                request.method, request.url, data=body, headers=request.headers, proxy=http_proxy
             )
         except (TimeoutError, SocksTimeoutError) as exc:
-            raise ProxyError(
-                ErrorKind.TIMEOUT, f"upstream did not answer in time: {_host(request.url)}"
-            ) from exc
+            raise _timed_out(request.url) from exc
         except (SocksConnectionError, SocksError) as exc:
             # aiohttp_socks errors are not aiohttp.ClientError. Their text names the proxy's
             # host and port (never its credentials), which helps whoever reads the log.
@@ -172,29 +167,7 @@ class UpstreamClient:
                 f"{exc.__class__.__name__}",
             ) from exc
         except aiohttp.ClientError as exc:
-            raise ProxyError(
-                ErrorKind.UPSTREAM,
-                f"cannot reach upstream {_host(request.url)}: {exc.__class__.__name__}",
-            ) from exc
-
-    async def _send_lean(self, request: UpstreamRequest) -> UpstreamReply:
-        body = request.body if request.body or request.method != "GET" else None
-        try:
-            assert self._lean is not None
-            return await self._lean.send(request.method, request.url, request.headers, body)
-        except TimeoutError as exc:
-            raise ProxyError(
-                ErrorKind.TIMEOUT, f"upstream did not answer in time: {_host(request.url)}"
-            ) from exc
-        except ValueError as exc:
-            raise ProxyError(
-                ErrorKind.SERVER, f"cannot send to {_host(request.url)}: {exc}"
-            ) from exc
-        except (OSError, aiohttp.ClientError) as exc:
-            raise ProxyError(
-                ErrorKind.UPSTREAM,
-                f"cannot reach upstream {_host(request.url)}: {exc.__class__.__name__}",
-            ) from exc
+            raise _unreachable(request.url, exc) from exc
 
     async def close(self) -> None:
         if self._lean is not None:
@@ -202,6 +175,27 @@ class UpstreamClient:
         for session in self._sessions.values():
             await session.close()
         self._sessions.clear()
+
+
+async def _send_lean(pool: LeanPool, request: UpstreamRequest, body: bytes | None) -> UpstreamReply:
+    try:
+        return await pool.send(request.method, request.url, request.headers, body)
+    except TimeoutError as exc:
+        raise _timed_out(request.url) from exc
+    except ValueError as exc:  # a header that would break the request head
+        raise ProxyError(ErrorKind.SERVER, f"cannot send to {_host(request.url)}: {exc}") from exc
+    except (OSError, aiohttp.ClientError) as exc:
+        raise _unreachable(request.url, exc) from exc
+
+
+def _timed_out(url: str) -> ProxyError:
+    return ProxyError(ErrorKind.TIMEOUT, f"upstream did not answer in time: {_host(url)}")
+
+
+def _unreachable(url: str, exc: BaseException) -> ProxyError:
+    return ProxyError(
+        ErrorKind.UPSTREAM, f"cannot reach upstream {_host(url)}: {exc.__class__.__name__}"
+    )
 
 
 def _scheme(proxy: str) -> str:
